@@ -1,0 +1,1 @@
+"""ezctl: the kubeasz-like command line of kubeasz.network."""

@@ -1,0 +1,13 @@
+"""Shared pytest set-up: make `ansible_collections.kubeasz.network` importable from the work tree."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, ".cache", "collections")
+
+if os.path.isdir(COLLECTIONS) and COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
