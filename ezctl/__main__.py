@@ -1,0 +1,7 @@
+"""``python -m ezctl``."""
+
+import sys
+
+from ezctl.cli import main
+
+sys.exit(main())

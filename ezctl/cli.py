@@ -1,0 +1,305 @@
+"""ezctl: kubeasz's command line, for the flannel network step and the namespace lab.
+
+Base directory (holds ``playbooks/`` and ``clusters/``): ``--base``, else ``$KUBEASZ_BASE``,
+else the current directory when it holds ``playbooks/``.
+
+    ezctl new <cluster>                 copy clusters/example to clusters/<cluster>
+    ezctl list                          list clusters (the current one is marked)
+    ezctl checkout <cluster>            make <cluster> the current one
+    ezctl setup <cluster> 06|network [-- ansible-playbook args]
+    ezctl lab up|down|status <cluster>  build / remove / show the namespace lab
+    ezctl lab exec <cluster> <node>[/<pod>] -- CMD...
+    ezctl lab pod add|del <cluster> <node> <pod>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ezctl import lab as labmod
+
+CLUSTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+CURRENT_FILE = ".current"  # in <base>/clusters/ (git-ignored with the clusters)
+# kubeasz steps this collection provides: step → playbook
+STEPS = {"06": "playbooks/06.network.yml", "network": "playbooks/06.network.yml"}
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``ezctl: error: ...``, exit code 1."""
+
+
+def default_runner(argv: list[str], cwd: str) -> int:
+    """Run argv (no shell) in cwd and return its exit code."""
+    try:
+        return subprocess.call(argv, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise CliError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+
+
+def ansible_playbook() -> str:
+    """ansible-playbook next to this Python (the venv's), else the one on PATH."""
+    local = Path(sys.executable).parent / "ansible-playbook"
+    if local.exists():
+        return str(local)
+    return shutil.which("ansible-playbook") or "ansible-playbook"
+
+
+# --------------------------------------------------------------------------- base, clusters
+def find_base(option: str | None) -> Path:
+    if option:
+        base = Path(option)
+    elif os.environ.get("KUBEASZ_BASE"):
+        base = Path(os.environ["KUBEASZ_BASE"])
+    elif Path("playbooks").is_dir():
+        base = Path.cwd()
+    else:
+        raise CliError("no base directory: pass --base DIR, set KUBEASZ_BASE, or run ezctl "
+                       "from the directory that holds playbooks/")
+    if not base.is_dir():
+        raise CliError(f"base directory {base} does not exist")
+    return base.resolve()
+
+
+def check_name(name: str) -> str:
+    if not CLUSTER_RE.match(name or ""):
+        raise CliError(f"invalid cluster name {name!r}: use lower-case letters, digits, '-' "
+                       "and '_' (at most 32 characters)")
+    return name
+
+
+def cluster_dir(base: Path, name: str, must_exist: bool = True) -> Path:
+    path = base / "clusters" / check_name(name)
+    if must_exist and not path.is_dir():
+        raise CliError(f"cluster {name} not found in {base / 'clusters'}: "
+                       f"create it with `ezctl new {name}` or `ezctl lab up {name}`")
+    return path
+
+
+def list_clusters(base: Path) -> list[str]:
+    cdir = base / "clusters"
+    if not cdir.is_dir():
+        return []
+    return sorted(p.name for p in cdir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def current_cluster(base: Path) -> str | None:
+    try:
+        name = (base / "clusters" / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return name or None
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_new(args, base: Path, runner) -> int:
+    example = base / "clusters" / "example"
+    target = cluster_dir(base, args.cluster, must_exist=False)
+    if args.cluster == "example":
+        raise CliError("'example' is the template cluster; choose another name")
+    if target.exists():
+        raise CliError(f"cluster {args.cluster} already exists: {target}")
+    if not example.is_dir():
+        raise CliError(f"template {example} not found")
+    shutil.copytree(example, target)
+    for path in target.rglob("*"):  # kubeasz's placeholder
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            if "_cluster_name_" in text:
+                path.write_text(text.replace("_cluster_name_", args.cluster), encoding="utf-8")
+    print(f"cluster {args.cluster} created in {target}: edit hosts and config.yml, then "
+          f"`ezctl setup {args.cluster} network`")
+    return 0
+
+
+def cmd_list(args, base: Path, runner) -> int:
+    current = current_cluster(base)
+    names = list_clusters(base)
+    if not names:
+        print(f"no clusters in {base / 'clusters'}")
+    for name in names:
+        print(f"{name} (current)" if name == current else name)
+    return 0
+
+
+def cmd_checkout(args, base: Path, runner) -> int:
+    cluster_dir(base, args.cluster)
+    (base / "clusters" / CURRENT_FILE).write_text(args.cluster + "\n", encoding="utf-8")
+    print(f"current cluster: {args.cluster}")
+    return 0
+
+
+def setup_argv(base: Path, cluster: str, step: str, extra=()) -> list[str]:
+    """The exact ansible-playbook argv of ``ezctl setup`` (run with cwd = base)."""
+    if step not in STEPS:
+        raise CliError(f"unknown step {step!r}: kubeasz.network provides step 06 (network) "
+                       f"only; choose one of {', '.join(STEPS)}")
+    cdir = cluster_dir(base, cluster)
+    for needed in (cdir / "hosts", cdir / "config.yml", base / STEPS[step]):
+        if not needed.is_file():
+            raise CliError(f"{needed} not found")
+    return [ansible_playbook(), "-i", f"clusters/{cluster}/hosts",
+            "-e", f"@clusters/{cluster}/config.yml", STEPS[step], *extra]
+
+
+def _rest(items) -> list[str]:
+    items = list(items or [])
+    return items[1:] if items[:1] == ["--"] else items
+
+
+def cmd_setup(args, base: Path, runner) -> int:
+    argv = setup_argv(base, args.cluster, args.step, _rest(args.extra))
+    print("+ " + " ".join(argv), flush=True)
+    return runner(argv, str(base))
+
+
+# --------------------------------------------------------------------------- lab
+def _lab(args) -> labmod.Lab:
+    return labmod.Lab(check_name(args.cluster), root=args.lab_root)
+
+
+def cmd_lab_up(args, base: Path, runner) -> int:
+    lab = _lab(args)
+    state = lab.up(nodes=args.nodes, segments=args.segments)
+    cdir = lab.write_cluster(base, args.cluster)
+    for node in state["nodes"]:
+        print(f"{node['name']}\t{node['ip']}/24\tsegment {node['segment']}")
+    print(f"lab {args.cluster} is up in {lab.dir}; inventory: {cdir / 'hosts'}")
+    return 0
+
+
+def cmd_lab_down(args, base, runner) -> int:
+    lab = _lab(args)
+    lab.down()
+    print(f"lab {args.cluster} removed")
+    return 0
+
+
+def cmd_lab_status(args, base, runner) -> int:
+    status = _lab(args).status()
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return 0 if status["up"] else 3
+    if not status["nodes"]:
+        print(f"lab {args.cluster}: down")
+        return 3
+    print(f"lab {args.cluster}: {'up' if status['up'] else 'BROKEN (run ezctl lab down)'} "
+          f"({status['dir']}, {status['segments']} segment(s))")
+    for node in status["nodes"]:
+        pods = status["pods"].get(node["name"], {})
+        pod_text = " ".join(f"{p}={v.get('ip')}" for p, v in sorted(pods.items()))
+        print(f"  {node['name']:<8} {node.get('ip', '?'):<14} "
+              f"seg{node.get('segment', '?')} {'ok' if node['present'] else 'MISSING'} "
+              f"{pod_text}".rstrip())
+    return 0 if status["up"] else 3
+
+
+def cmd_lab_exec(args, base, runner) -> int:
+    argv = _rest(args.command)
+    if not argv:
+        raise CliError("no command given: ezctl lab exec CLUSTER NODE -- CMD...")
+    return _lab(args).exec(args.target, argv, check=False, capture=False,
+                           timeout=None).returncode
+
+
+def cmd_pod_add(args, base, runner) -> int:
+    print(_lab(args).pod_add(args.node, args.pod))
+    return 0
+
+
+def cmd_pod_del(args, base, runner) -> int:
+    _lab(args).pod_del(args.node, args.pod)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ezctl", description="kubeasz.network: flannel networking for kubeasz clusters, "
+        "and a lab of namespace nodes to try it on.")
+    parser.add_argument("--base", help="base directory (default: $KUBEASZ_BASE, or the "
+                        "current directory when it holds playbooks/)")
+    # --base and --lab-root are accepted before or after the sub-command
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--base", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    labopt = argparse.ArgumentParser(add_help=False, parents=[common])
+    labopt.add_argument("--lab-root", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("new", parents=[common], help="create a cluster folder from clusters/example")
+    p.add_argument("cluster")
+    p.set_defaults(func=cmd_new, needs_base=True)
+    p = sub.add_parser("list", parents=[common], help="list clusters")
+    p.set_defaults(func=cmd_list, needs_base=True)
+    p = sub.add_parser("checkout", parents=[common], help="make a cluster the current one")
+    p.add_argument("cluster")
+    p.set_defaults(func=cmd_checkout, needs_base=True)
+    p = sub.add_parser("setup", parents=[common], help="run a kubeasz step (06 / network)",
+                       description="Runs ansible-playbook -i clusters/C/hosts "
+                       "-e @clusters/C/config.yml playbooks/06.network.yml in the base dir; "
+                       "arguments after -- go to ansible-playbook.")
+    p.add_argument("cluster")
+    p.add_argument("step", help="06 or network")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="-- extra ansible-playbook args")
+    p.set_defaults(func=cmd_setup, needs_base=True)
+
+    lab = sub.add_parser("lab", parents=[common], help="namespace lab: up, down, status, exec, pod")
+    lab.add_argument("--lab-root", default=os.environ.get("KUBEASZ_LAB_ROOT",
+                                                         labmod.DEFAULT_ROOT),
+                     help="where labs live (default: $KUBEASZ_LAB_ROOT or %(default)s)")
+    lsub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
+    p = lsub.add_parser("up", parents=[labopt], help="build the lab and write clusters/<cluster>/")
+    p.add_argument("cluster")
+    p.add_argument("--nodes", type=int, default=4, help="number of nodes (default 4)")
+    p.add_argument("--segments", type=int, choices=(1, 2), default=1,
+                   help="2 puts the last node on a second, routed segment")
+    p.set_defaults(func=cmd_lab_up, needs_base=True)
+    p = lsub.add_parser("down", parents=[labopt], help="remove the lab (keeps clusters/<cluster>/)")
+    p.add_argument("cluster")
+    p.set_defaults(func=cmd_lab_down, needs_base=False)
+    p = lsub.add_parser("status", parents=[labopt], help="show nodes and pods (exit 3 when not up)")
+    p.add_argument("cluster")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_lab_status, needs_base=False)
+    p = lsub.add_parser("exec", parents=[labopt], help="run a command in a node or node/pod")
+    p.add_argument("cluster")
+    p.add_argument("target", metavar="NODE[/POD]")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD...")
+    p.set_defaults(func=cmd_lab_exec, needs_base=False)
+    pod = lsub.add_parser("pod", parents=[labopt], help="add or delete a pod (real CNI plugins)")
+    psub = pod.add_subparsers(dest="pod_command", metavar="POD_COMMAND", required=True)
+    for name, func, text in (("add", cmd_pod_add, "create a pod and print its IP"),
+                             ("del", cmd_pod_del, "delete a pod (CNI DEL)")):
+        p = psub.add_parser(name, parents=[labopt], help=text)
+        p.add_argument("cluster")
+        p.add_argument("node")
+        p.add_argument("pod")
+        p.set_defaults(func=func, needs_base=False)
+    return parser
+
+
+def main(argv=None, runner=None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        base = find_base(args.base) if args.needs_base else None
+        return args.func(args, base, runner or default_runner)
+    except (CliError, labmod.LabError) as exc:
+        print(f"ezctl: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,534 @@
+"""The lab: cluster nodes made of Linux namespaces on one machine (no VMs).
+
+Layout of a lab called ``NAME`` (``D = <root>/NAME``, root ``/run/kubeasz-lab``)::
+
+    D/                 private bind mount of itself (namespace files can be bound here)
+    D/fabric.net       network namespace of the switch/router: bridges seg1 (198.18.0.1/24)
+                       and seg2 (198.18.1.1/24), ip_forward=1 (inside the fabric only)
+    D/<node>.net|mnt|uts
+                       the namespaces of node ``<node>`` (node1..nodeN); inside its mount
+                       namespace /sys is the node's sysfs and /run/flannel, /etc/cni/net.d,
+                       /var/lib/cni, /run/netns are private tmpfs mounts
+    D/lab.json         saved state (nodes, IPs, segments, pods)
+
+Node ``i`` has ``eth0`` with 198.18.0.(10+i)/24 (or 198.18.1.(10+i)/24 for the last node when
+the lab has two segments), default route via the fabric's ``.1``. Pods are network namespaces
+made with ``ip netns add`` inside a node and wired with the real CNI plugins, following the
+node's ``/etc/cni/net.d/10-flannel.conflist``.
+
+Nothing ever happens in the host's own network namespace. ``down()`` removes all of it, also
+after a half-failed ``up()``: it works from /proc/mounts and the files under ``D``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_ROOT = "/run/kubeasz-lab"
+FABRIC = "fabric"
+NODE_IFACE = "eth0"
+NODE_MOUNTS = ("/run/flannel", "/etc/cni/net.d", "/var/lib/cni", "/run/netns")
+CNI_PATH = "/usr/lib/cni"
+CNI_CONFLIST = "/etc/cni/net.d/10-flannel.conflist"
+# plugins that need iptables; skipped (with a warning in the pod record) when they fail
+OPTIONAL_PLUGINS = ("portmap",)
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+POD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_NODES = 200
+
+
+class LabError(RuntimeError):
+    """A lab operation failed; the message says what and how to go on."""
+
+
+class LabCommandError(LabError):
+    """A command inside the lab exited non-zero (``check=True``)."""
+
+    def __init__(self, argv, returncode, stdout, stderr):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        err = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
+        super().__init__(f"command {' '.join(map(str, argv))!r} failed with exit code "
+                         f"{returncode}: {err.strip()}")
+
+
+def _tool(name: str) -> str:
+    """Absolute path of a host tool (nsenter, unshare, ip ...)."""
+    for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"):
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which(name)
+    if not found:
+        raise LabError(f"{name} not found: install util-linux / iproute2")
+    return found
+
+
+def _run(argv, input=None, check=True, text=True, capture=True, env=None, timeout=120):
+    """Run argv (a list, never a shell); raise LabCommandError on failure when check."""
+    proc = subprocess.run(
+        [str(a) for a in argv], input=input, text=text, env=env, timeout=timeout,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise LabCommandError(argv, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def mounts() -> list[str]:
+    """Mount points of the caller's mount namespace, in mount order (from /proc/mounts)."""
+    result = []
+    with open("/proc/mounts", encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) >= 2:
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+                result.append(point)
+    return result
+
+
+def node_names(count: int) -> list[str]:
+    return [f"node{i}" for i in range(1, count + 1)]
+
+
+def node_address(index: int, count: int, segments: int) -> tuple[int, str]:
+    """(segment, ip) of node ``index`` (1-based) in a lab of ``count`` nodes."""
+    segment = 2 if segments == 2 and index == count else 1
+    return segment, f"198.18.{segment - 1}.{10 + index}"
+
+
+class Lab:
+    """A lab of namespace nodes called ``name`` under ``root``."""
+
+    def __init__(self, name: str, root: str = DEFAULT_ROOT):
+        if not NAME_RE.match(name or ""):
+            raise LabError(f"invalid lab name {name!r}: use lower-case letters, digits, '-' "
+                           "and '_' (at most 32 characters)")
+        self.name = name
+        self.root = Path(root)
+        self.dir = self.root / name
+        self.state_file = self.dir / "lab.json"
+
+    # ----------------------------------------------------------------- paths, state
+    def ns_path(self, node: str, kind: str) -> Path:
+        return self.dir / f"{node}.{kind}"
+
+    def _is_mounted(self, path) -> bool:
+        return str(path) in mounts()
+
+    def _mounts_under(self) -> list[str]:
+        prefix = str(self.dir) + "/"
+        return [m for m in mounts() if m == str(self.dir) or m.startswith(prefix)]
+
+    def node_exists(self, node: str) -> bool:
+        here = set(mounts())
+        return all(str(self.ns_path(node, k)) in here for k in ("net", "mnt", "uts"))
+
+    def load_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise LabError(f"{self.state_file} is corrupt ({exc}): run ezctl lab down") from exc
+
+    def _save_state(self, state: dict) -> None:
+        tmp = self.state_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, self.state_file)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Serialise state changes (pod_add from several processes)."""
+        with open(self.dir / ".lock", "a+", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # ----------------------------------------------------------------- entering
+    def nsenter_argv(self, node: str) -> list[str]:
+        """argv prefix that runs a command inside ``node`` (net, mount and UTS namespaces)."""
+        if node == FABRIC:
+            return [_tool("nsenter"), f"--net={self.dir / 'fabric.net'}", "--"]
+        if not all(self.ns_path(node, k).exists() for k in ("net", "mnt", "uts")):
+            raise LabError(f"lab node {node} not found under {self.dir}: run ezctl lab up")
+        return [_tool("nsenter"), f"--net={self.ns_path(node, 'net')}",
+                f"--mount={self.ns_path(node, 'mnt')}", f"--uts={self.ns_path(node, 'uts')}",
+                "--"]
+
+    def exec(self, node: str, argv, input=None, check=True, text=True, capture=True,
+             timeout=120):
+        """Run ``argv`` inside ``node`` (or ``node/pod``) → CompletedProcess.
+
+        Inside a node the working directory is ``/``: use absolute paths. Output is text
+        unless ``text=False``; ``capture=False`` lets it go to our stdout/stderr.
+        """
+        node, _, pod = node.partition("/")
+        prefix = self.nsenter_argv(node)
+        if pod:
+            prefix += [_tool("ip"), "netns", "exec", pod]
+        if isinstance(input, bytes):
+            text = False
+        return _run(prefix + list(argv), input=input, check=check, text=text, capture=capture,
+                    timeout=timeout)
+
+    def _fabric(self, *argv, check=True):
+        return _run([_tool("nsenter"), f"--net={self.dir / 'fabric.net'}", "--", *argv],
+                    check=check)
+
+    # ----------------------------------------------------------------- up
+    def up(self, nodes: int = 4, segments: int = 1) -> dict:
+        """Build the lab (idempotent) and return its state."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (it creates namespaces and mounts)")
+        if not 1 <= int(nodes) <= MAX_NODES:
+            raise LabError(f"nodes must be between 1 and {MAX_NODES}, got {nodes}")
+        if segments not in (1, 2):
+            raise LabError(f"segments must be 1 or 2, got {segments}")
+        if segments == 2 and nodes < 2:
+            raise LabError("two segments need at least two nodes")
+        old = self.load_state() if self.state_file.exists() else {}
+        if old and (len(old.get("nodes", [])) != nodes or old.get("segments") != segments):
+            raise LabError(f"lab {self.name} exists with {len(old.get('nodes', []))} nodes and "
+                           f"{old.get('segments')} segment(s): run ezctl lab down {self.name} "
+                           "first")
+        self._mount_dir()
+        self._make_fabric(segments)
+        state = {"name": self.name, "dir": str(self.dir), "segments": segments, "nodes": [],
+                 "pods": old.get("pods", {})}
+        for index, node in enumerate(node_names(nodes), start=1):
+            segment, ip = node_address(index, nodes, segments)
+            self._make_node(node)
+            self._wire_node(node, segment, ip)
+            state["nodes"].append({"name": node, "ip": ip, "prefixlen": 24, "segment": segment,
+                                   "iface": NODE_IFACE, "gateway": f"198.18.{segment - 1}.1"})
+            state["pods"].setdefault(node, {})
+        with self._locked():
+            state["pods"] = self.load_state().get("pods", state["pods"])
+            self._save_state(state)
+        return state
+
+    def _mount_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self._is_mounted(self.dir):
+            _run([_tool("mount"), "--bind", self.dir, self.dir])
+        _run([_tool("mount"), "--make-private", self.dir])
+
+    def _new_ns_files(self, base: str, kinds) -> bool:
+        """Prepare empty files for namespaces; False when all are already bound."""
+        here = set(mounts())
+        paths = [self.ns_path(base, k) for k in kinds]
+        if all(str(p) in here for p in paths):
+            return False
+        for path in paths:  # half-made: start over for this node
+            while str(path) in set(mounts()):
+                _run([_tool("umount"), path])
+            path.unlink(missing_ok=True)
+            path.touch()
+        return True
+
+    def _make_fabric(self, segments: int) -> None:
+        if self._new_ns_files(FABRIC, ("net",)):
+            _run([_tool("unshare"), f"--net={self.ns_path(FABRIC, 'net')}", "true"])
+        ip = _tool("ip")
+        self._fabric(ip, "link", "set", "lo", "up")
+        self._fabric(_tool("sysctl"), "-q", "-w", "net.ipv4.ip_forward=1")
+        for seg in range(1, segments + 1):
+            bridge = f"seg{seg}"
+            if self._fabric(ip, "link", "show", bridge, check=False).returncode != 0:
+                self._fabric(ip, "link", "add", bridge, "type", "bridge")
+            self._fabric(ip, "addr", "replace", f"198.18.{seg - 1}.1/24", "dev", bridge)
+            self._fabric(ip, "link", "set", bridge, "up")
+
+    def _make_node(self, node: str) -> None:
+        if not self._new_ns_files(node, ("net", "mnt", "uts")):
+            return
+        for path in NODE_MOUNTS:  # mount points must exist on the (shared) filesystem
+            os.makedirs(path, exist_ok=True)
+        root = shlex.quote(str(self.root))
+        script = "\n".join([
+            "set -e",
+            f"hostname {node}",
+            # the node must not hold copies of any lab's namespace files (they would keep
+            # other nodes' and other labs' namespaces alive after their down)
+            "mounts=$(cat /proc/self/mounts)",
+            "printf '%s\\n' \"$mounts\" | while read -r _ m _; do case \"$m\" in",
+            f"  {root}/*/*) ;;",
+            f"  {root}/*) umount -l \"$m\" 2>/dev/null || true ;;",
+            "esac; done",
+            "mount -t sysfs sysfs /sys",
+            *[f"mount -t tmpfs -o mode=0755 tmpfs {p}" for p in NODE_MOUNTS],
+            "ip link set lo up",
+        ])
+        _run([_tool("unshare"), f"--net={self.ns_path(node, 'net')}",
+              f"--mount={self.ns_path(node, 'mnt')}", f"--uts={self.ns_path(node, 'uts')}",
+              "--propagation", "private", "/bin/sh", "-c", script])
+
+    def _wire_node(self, node: str, segment: int, ip_addr: str) -> None:
+        ip = _tool("ip")
+        if self._fabric(ip, "link", "show", node, check=False).returncode != 0:
+            self._fabric(ip, "link", "add", node, "type", "veth", "peer", "name", NODE_IFACE,
+                         "netns", self.ns_path(node, "net"))
+        self._fabric(ip, "link", "set", node, "master", f"seg{segment}")
+        self._fabric(ip, "link", "set", node, "up")
+        self.exec(node, [ip, "addr", "replace", f"{ip_addr}/24", "dev", NODE_IFACE])
+        self.exec(node, [ip, "link", "set", NODE_IFACE, "up"])
+        self.exec(node, [ip, "route", "replace", "default", "via", f"198.18.{segment - 1}.1",
+                         "dev", NODE_IFACE])
+
+    # ----------------------------------------------------------------- down
+    def down(self) -> None:
+        """Remove pods, processes, namespaces, mounts and files of the lab."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (it removes namespaces and mounts)")
+        nodes = sorted(p.name[:-4] for p in self.dir.glob("*.mnt")) if self.dir.is_dir() else []
+        inodes = self._ns_inodes(nodes)
+        for node in nodes:
+            if self.node_exists(node):
+                self._delete_pods(node)
+        self._kill_processes(inodes)
+        for _ in range(10):  # lab dir may be stacked when a mount was repeated
+            left = self._mounts_under()
+            if not left:
+                break
+            for point in sorted(left, key=lambda p: (-p.count("/"), p)):
+                if _run([_tool("umount"), point], check=False).returncode != 0:
+                    _run([_tool("umount"), "-l", point], check=False)
+        if self._mounts_under():
+            raise LabError(f"could not unmount everything under {self.dir}: "
+                           f"{self._mounts_under()}")
+        if self.dir.is_dir():
+            shutil.rmtree(self.dir)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
+    def _ns_inodes(self, nodes) -> set[tuple[int, int]]:
+        """(dev, inode) of every namespace the lab holds, pods included."""
+        found = set()
+        here = set(mounts())
+        for path in self.dir.glob("*.*") if self.dir.is_dir() else []:
+            if str(path) in here and path.suffix in (".net", ".mnt", ".uts"):
+                st = path.stat()
+                found.add((st.st_dev, st.st_ino))
+        for node in nodes:
+            if not self.node_exists(node):
+                continue
+            proc = self.exec(node, ["/bin/sh", "-c", "for f in /run/netns/*; do "
+                                    "[ -e \"$f\" ] && stat -L -c '%d %i' \"$f\"; done; true"],
+                             check=False)
+            for line in proc.stdout.splitlines():
+                with contextlib.suppress(ValueError):
+                    dev, ino = line.split()
+                    found.add((int(dev), int(ino)))
+        return found
+
+    def _delete_pods(self, node: str) -> None:
+        proc = self.exec(node, [_tool("ip"), "netns", "list"], check=False)
+        for line in proc.stdout.splitlines():
+            pod = line.split()[0] if line.split() else ""
+            if pod:
+                self.exec(node, [_tool("ip"), "netns", "delete", pod], check=False)
+
+    @staticmethod
+    def _kill_processes(inodes) -> None:
+        """Stop every process living in one of the lab's namespaces."""
+        def victims():
+            pids = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                if int(pid) == os.getpid():
+                    continue
+                for kind in ("net", "mnt", "uts"):
+                    try:
+                        st = os.stat(f"/proc/{pid}/ns/{kind}")
+                    except OSError:
+                        continue
+                    if (st.st_dev, st.st_ino) in inodes:
+                        pids.append(int(pid))
+                        break
+            return pids
+        for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            pids = victims()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and victims():
+                time.sleep(0.05)
+
+    # ----------------------------------------------------------------- status
+    def status(self) -> dict:
+        state = self.load_state() if self.dir.is_dir() else {}
+        here = set(mounts())
+        names = [n["name"] for n in state.get("nodes", [])]
+        if self.dir.is_dir():
+            names += sorted({p.name[:-4] for p in self.dir.glob("*.mnt")} - set(names))
+        nodes = []
+        by_name = {n["name"]: n for n in state.get("nodes", [])}
+        for name in names:
+            info = dict(by_name.get(name, {"name": name}))
+            info["present"] = all(str(self.ns_path(name, k)) in here
+                                  for k in ("net", "mnt", "uts"))
+            nodes.append(info)
+        return {
+            "name": self.name, "dir": str(self.dir),
+            "up": bool(nodes) and all(n["present"] for n in nodes)
+            and str(self.ns_path(FABRIC, "net")) in here,
+            "segments": state.get("segments"), "nodes": nodes, "pods": state.get("pods", {}),
+        }
+
+    # ----------------------------------------------------------------- pods
+    def _conflist(self, node: str) -> dict:
+        proc = self.exec(node, ["/bin/cat", CNI_CONFLIST], check=False)
+        if proc.returncode != 0:
+            raise LabError(f"{node}: {CNI_CONFLIST} is missing (the flannel role writes it): "
+                           "run ezctl setup <cluster> network first")
+        try:
+            conf = json.loads(proc.stdout)
+            plugins = conf["plugins"]
+            assert isinstance(plugins, list) and plugins
+        except (ValueError, KeyError, AssertionError) as exc:
+            raise LabError(f"{node}: {CNI_CONFLIST} is not a CNI conflist: {exc}") from exc
+        return conf
+
+    def _cni(self, node, plugin, conf, command, pod, prev=None):
+        ptype = plugin.get("type", "")
+        if not re.match(r"^[A-Za-z0-9_-]+$", ptype):
+            raise LabError(f"{node}: bad CNI plugin type {ptype!r}")
+        binary = os.path.join(CNI_PATH, ptype)
+        if not os.access(binary, os.X_OK):
+            raise LabError(f"{node}: CNI plugin {ptype!r} not found in {CNI_PATH}")
+        netconf = dict(plugin, name=conf.get("name", "cbr0"),
+                       cniVersion=conf.get("cniVersion", "0.3.1"))
+        if prev is not None:
+            netconf["prevResult"] = prev
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command,
+               "CNI_CONTAINERID": f"{self.name}-{node}-{pod}", "CNI_NETNS": f"/run/netns/{pod}",
+               "CNI_IFNAME": "eth0", "CNI_PATH": CNI_PATH}
+        argv = self.nsenter_argv(node) + [_tool("env"), "-i"] + \
+            [f"{k}={v}" for k, v in env.items()] + [binary]
+        proc = _run(argv, input=json.dumps(netconf), check=False)
+        if proc.returncode != 0:
+            raise LabError(f"{node}/{pod}: CNI {command} of plugin {ptype!r} failed: "
+                           f"{(proc.stdout or '').strip()} {(proc.stderr or '').strip()}")
+        if command == "ADD":
+            try:
+                return json.loads(proc.stdout)
+            except ValueError as exc:
+                raise LabError(f"{node}/{pod}: CNI plugin {ptype!r} returned no result") from exc
+        return None
+
+    def pod_add(self, node: str, pod: str) -> str:
+        """Create pod ``pod`` on ``node`` with the node's CNI conflist; return its IP."""
+        if not POD_RE.match(pod or ""):
+            raise LabError(f"invalid pod name {pod!r}")
+        conf = self._conflist(node)
+        ip = _tool("ip")
+        listed = self.exec(node, [ip, "netns", "list"]).stdout.split()
+        if pod in listed:
+            raise LabError(f"pod {pod} already exists on {node}")
+        self.exec(node, [ip, "netns", "add", pod])
+        try:
+            self.exec(f"{node}/{pod}", [ip, "link", "set", "lo", "up"])
+            result, skipped = None, []
+            for plugin in conf["plugins"]:
+                try:
+                    result = self._cni(node, plugin, conf, "ADD", pod, result)
+                except LabError:
+                    if plugin.get("type") not in OPTIONAL_PLUGINS:
+                        raise
+                    skipped.append(plugin.get("type"))
+            pod_ip = next(iter(result.get("ips", [])), {}).get("address", "").split("/")[0]
+            if not pod_ip:
+                raise LabError(f"{node}/{pod}: CNI result holds no IP address: {result}")
+        except BaseException:
+            with contextlib.suppress(LabError, OSError):
+                self._cni_del(node, pod, conf, None)
+            self.exec(node, [ip, "netns", "delete", pod], check=False)
+            raise
+        with self._locked():
+            state = self.load_state()
+            state.setdefault("pods", {}).setdefault(node, {})[pod] = {
+                "ip": pod_ip, "result": result, "skipped": skipped}
+            self._save_state(state)
+        return pod_ip
+
+    def _cni_del(self, node, pod, conf, result):
+        prev = result if str(conf.get("cniVersion", "0.3.1")) >= "0.4.0" else None
+        errors = []
+        for plugin in reversed(conf["plugins"]):
+            try:
+                self._cni(node, plugin, conf, "DEL", pod, prev)
+            except LabError as exc:
+                if plugin.get("type") not in OPTIONAL_PLUGINS:
+                    errors.append(str(exc))
+        if errors:
+            raise LabError("; ".join(errors))
+
+    def pod_del(self, node: str, pod: str) -> None:
+        """CNI DEL for ``pod`` on ``node`` (releasing its IP) and delete its namespace."""
+        ip = _tool("ip")
+        if pod not in self.exec(node, [ip, "netns", "list"]).stdout.split():
+            raise LabError(f"pod {pod} not found on {node}")
+        result = self.load_state().get("pods", {}).get(node, {}).get(pod, {}).get("result")
+        try:
+            self._cni_del(node, pod, self._conflist(node), result)
+        finally:
+            self.exec(node, [ip, "netns", "delete", pod], check=False)
+            with self._locked():
+                state = self.load_state()
+                state.get("pods", {}).get(node, {}).pop(pod, None)
+                self._save_state(state)
+
+    # ----------------------------------------------------------------- cluster folder
+    def write_cluster(self, base_dir, cluster: str | None = None,
+                      overwrite_config: bool = False) -> Path:
+        """Write ``<base>/clusters/<cluster>/hosts`` (and config.yml when missing)."""
+        cluster = cluster or self.name
+        state = self.load_state()
+        if not state.get("nodes"):
+            raise LabError(f"lab {self.name} is not up: run ezctl lab up {self.name}")
+        base = Path(base_dir).resolve()
+        cdir = base / "clusters" / cluster
+        cdir.mkdir(parents=True, exist_ok=True)
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+        def line(n):
+            return (f"{n['name']} ansible_connection=kubeasz.network.netns "
+                    f"ansible_host={n['name']} kubeasz_lab_dir={self.dir} "
+                    f"kubeasz_node_ip={n['ip']} ansible_python_interpreter={python}")
+        first = state["nodes"][0]
+        hosts = [
+            f"# written by `ezctl lab up {cluster}`: nodes of lab {self.name} ({self.dir})",
+            "[etcd]", line(first), "", "[kube_master]", line(first), "", "[kube_node]",
+            *[line(n) for n in state["nodes"]], "", "[all:vars]",
+            'CLUSTER_NETWORK="flannel"', 'CLUSTER_CIDR="172.20.0.0/16"',
+            'SERVICE_CIDR="10.68.0.0/16"', f'base_dir="{base}"', f'cluster_dir="{cdir}"',
+            'bin_dir="/opt/kube/bin"', "",
+        ]
+        (cdir / "hosts").write_text("\n".join(hosts), encoding="utf-8")
+        config = cdir / "config.yml"
+        if overwrite_config or not config.exists():
+            config.write_text(
+                f"# lab cluster {cluster}: Ansible is flannel's control plane (no flanneld)\n"
+                "FLANNEL_DATAPLANE: ansible\nFLANNEL_BACKEND: vxlan\nDIRECT_ROUTING: false\n"
+                "NODE_CIDR_LEN: 24\nFLANNEL_SUBNET_STORE: file\n", encoding="utf-8")
+        return cdir

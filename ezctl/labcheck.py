@@ -1,0 +1,116 @@
+"""What a lab node's flannel tables hold and what FLANNEL.md says they should hold.
+
+Shared by the kernel tests, the molecule verifiers and the demo, so that all three check the
+same thing: routes, neighbours and FDB entries per peer, and pod-to-pod reachability.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+# run(node, argv) -> stdout; raises on failure. Lab.exec and testinfra hosts both fit.
+NodeRunner = Callable[[str, list], str]
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One node as flannel sees it: its lease (from subnet.env) and its flannel tables."""
+
+    name: str
+    public_ip: str
+    segment: int
+    subnet: ipaddress.IPv4Network
+    network: ipaddress.IPv4Network
+    mtu: int
+    vtep_mac: str | None
+    routes: frozenset
+    neighbours: frozenset
+    fdb: frozenset
+
+
+def parse_subnet_env(text: str) -> dict:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def _json(run: NodeRunner, node: str, argv: list) -> list:
+    out = run(node, argv)
+    return json.loads(out) if out.strip() else []
+
+
+def read_node(run: NodeRunner, node: str, public_ip: str, segment: int, vni: int = 1) -> NodeView:
+    env = parse_subnet_env(run(node, ["cat", "/run/flannel/subnet.env"]))
+    network = ipaddress.ip_network(env["FLANNEL_NETWORK"])
+    subnet = ipaddress.ip_interface(env["FLANNEL_SUBNET"]).network
+    device = f"flannel.{vni}"
+    links = {link["ifname"]: link for link in _json(run, node, ["ip", "-json", "link", "show"])}
+    routes = set()
+    for route in _json(run, node, ["ip", "-json", "route", "show"]):
+        if route["dst"] == "default" or "/" not in route["dst"]:
+            continue
+        dst = ipaddress.ip_network(route["dst"])
+        if dst.subnet_of(network) and dst != subnet:
+            routes.add((route["dst"], route.get("gateway"), route["dev"], "onlink" in route.get("flags", [])))
+    neighbours, fdb = set(), set()
+    if device in links:
+        for entry in _json(run, node, ["ip", "-json", "neigh", "show", "dev", device]):
+            if "PERMANENT" in entry.get("state", []):
+                neighbours.add((entry["dst"], entry.get("lladdr")))
+        for entry in _json(run, node, ["bridge", "-json", "fdb", "show", "dev", device]):
+            if entry.get("dst"):
+                fdb.add((entry["mac"], entry["dst"]))
+    return NodeView(
+        name=node, public_ip=public_ip, segment=segment, subnet=subnet, network=network,
+        mtu=int(env["FLANNEL_MTU"]), vtep_mac=links.get(device, {}).get("address"),
+        routes=frozenset(routes), neighbours=frozenset(neighbours), fdb=frozenset(fdb),
+    )
+
+
+def is_direct(node: NodeView, peer: NodeView, backend: str, direct_routing: bool) -> bool:
+    """host-gw always routes directly; vxlan only with DirectRouting and a peer on our segment."""
+    return backend == "host-gw" or (direct_routing and node.segment == peer.segment)
+
+
+def expected_tables(node: NodeView, peers: Iterable[NodeView], backend: str, direct_routing: bool,
+                    iface: str = "eth0", vni: int = 1) -> tuple[frozenset, frozenset, frozenset]:
+    """FLANNEL.md's routes, neighbours and FDB entries on `node` for the given backend."""
+    device = f"flannel.{vni}"
+    routes, neighbours, fdb = set(), set(), set()
+    for peer in peers:
+        if peer.name == node.name:
+            continue
+        if is_direct(node, peer, backend, direct_routing):
+            routes.add((str(peer.subnet), peer.public_ip, iface, False))
+            continue
+        vtep_ip = str(peer.subnet.network_address)
+        routes.add((str(peer.subnet), vtep_ip, device, True))
+        neighbours.add((vtep_ip, peer.vtep_mac))
+        fdb.add((peer.vtep_mac, peer.public_ip))
+    return frozenset(routes), frozenset(neighbours), frozenset(fdb)
+
+
+def table_mismatches(views: list[NodeView], backend: str, direct_routing: bool) -> list[str]:
+    """Every difference between the nodes' tables and FLANNEL.md's, as readable lines."""
+    problems = []
+    for node in views:
+        want = expected_tables(node, views, backend, direct_routing)
+        have = (node.routes, node.neighbours, node.fdb)
+        for label, w, h in zip(("route", "neighbour", "fdb"), want, have):
+            problems += [f"{node.name}: missing {label} {entry}" for entry in sorted(w - h, key=str)]
+            problems += [f"{node.name}: unexpected {label} {entry}" for entry in sorted(h - w, key=str)]
+    return problems
+
+
+def ping_matrix(ping: Callable[[str, str], bool], pods: dict[str, str]) -> dict[tuple[str, str], bool]:
+    """All-pairs reachability: ping(src_pod, dst_ip) for every ordered pair of distinct pods."""
+    return {(src, dst): ping(src, ip) for src in pods for dst, ip in pods.items() if src != dst}
+
+
+def format_matrix(matrix: dict[tuple[str, str], bool], pods: list[str]) -> str:
+    width = max(len(p) for p in pods) + 2
+    lines = ["from \\ to".ljust(width) + "".join(p.ljust(width) for p in pods)]
+    for src in pods:
+        cells = ["-" if src == dst else ("ok" if matrix[(src, dst)] else "FAIL") for dst in pods]
+        lines.append(src.ljust(width) + "".join(c.ljust(width) for c in cells))
+    return "\n".join(lines)

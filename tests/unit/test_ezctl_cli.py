@@ -1,0 +1,164 @@
+"""ezctl command line without root: clusters, checkout, setup command construction, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ezctl import cli
+
+
+class FakeRunner:
+    def __init__(self, rc=0):
+        self.calls = []
+        self.rc = rc
+
+    def __call__(self, argv, cwd):
+        self.calls.append((list(argv), cwd))
+        return self.rc
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "06.network.yml").write_text("---\n")
+    example = tmp_path / "clusters" / "example"
+    example.mkdir(parents=True)
+    (example / "hosts").write_text("[all:vars]\ncluster_dir=\"{{ base_dir }}/clusters/_cluster_name_\"\n")
+    (example / "config.yml").write_text("FLANNEL_BACKEND: vxlan\n")
+    return tmp_path
+
+
+def run(base, *argv, runner=None):
+    return cli.main(["--base", str(base), *argv], runner=runner or FakeRunner())
+
+
+def test_new_copies_example_and_refuses_existing(base, capsys):
+    assert run(base, "new", "k1") == 0
+    hosts = (base / "clusters" / "k1" / "hosts").read_text()
+    assert "clusters/k1" in hosts and "_cluster_name_" not in hosts
+    assert (base / "clusters" / "k1" / "config.yml").read_text() == "FLANNEL_BACKEND: vxlan\n"
+    assert run(base, "new", "k1") == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["Bad", "../x", "a b", "", "x" * 40])
+def test_new_rejects_bad_names(base, name, capsys):
+    assert run(base, "new", name) == 1
+    assert "invalid cluster name" in capsys.readouterr().err
+
+
+def test_new_without_example(tmp_path, capsys):
+    (tmp_path / "playbooks").mkdir()
+    assert cli.main(["--base", str(tmp_path), "new", "k1"], runner=FakeRunner()) == 1
+    assert "template" in capsys.readouterr().err
+
+
+def test_list_and_checkout(base, capsys):
+    run(base, "new", "k1")
+    run(base, "new", "k2")
+    capsys.readouterr()
+    assert run(base, "checkout", "k2") == 0
+    assert run(base, "list") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "k2 (current)" in out and "k1" in out and "example" in out
+    assert run(base, "checkout", "nope") == 1
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("step", ["06", "network"])
+def test_setup_runs_exact_command(base, step, capsys):
+    run(base, "new", "k1")
+    capsys.readouterr()
+    runner = FakeRunner()
+    assert run(base, "setup", "k1", step, runner=runner) == 0
+    (argv, cwd), = runner.calls
+    assert cwd == str(base.resolve())
+    assert Path(argv[0]).name == "ansible-playbook"
+    assert argv[1:] == ["-i", "clusters/k1/hosts", "-e", "@clusters/k1/config.yml",
+                        "playbooks/06.network.yml"]
+    assert capsys.readouterr().out.startswith("+ ")
+
+
+def test_setup_extra_args_and_exit_code(base):
+    run(base, "new", "k1")
+    runner = FakeRunner(rc=2)
+    assert run(base, "setup", "k1", "06", "--", "--check", "--diff", "-l", "node1",
+               runner=runner) == 2
+    assert runner.calls[0][0][-4:] == ["--check", "--diff", "-l", "node1"]
+
+
+def test_setup_prefers_ansible_playbook_next_to_python(base, monkeypatch, tmp_path):
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    (bindir / "ansible-playbook").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(cli.sys, "executable", str(bindir / "python"))
+    run(base, "new", "k1")
+    runner = FakeRunner()
+    run(base, "setup", "k1", "06", runner=runner)
+    assert runner.calls[0][0][0] == str(bindir / "ansible-playbook")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("setup", "nope", "06"), "cluster nope not found"),
+    (("setup", "k1", "07"), "unknown step"),
+    (("setup", "k1", "all"), "unknown step"),
+])
+def test_setup_errors(base, args, message, capsys):
+    run(base, "new", "k1")
+    runner = FakeRunner()
+    assert run(base, *args, runner=runner) == 1
+    assert message in capsys.readouterr().err
+    assert runner.calls == []
+
+
+def test_setup_missing_playbook(base, capsys):
+    run(base, "new", "k1")
+    (base / "playbooks" / "06.network.yml").unlink()
+    assert run(base, "setup", "k1", "06") == 1
+    assert "06.network.yml not found" in capsys.readouterr().err
+
+
+def test_base_from_env_and_cwd(base, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("KUBEASZ_BASE", raising=False)
+    monkeypatch.chdir(base)
+    assert cli.main(["list"], runner=FakeRunner()) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["list"], runner=FakeRunner()) == 1
+    assert "no base directory" in capsys.readouterr().err
+    monkeypatch.setenv("KUBEASZ_BASE", str(base))
+    assert cli.main(["list"], runner=FakeRunner()) == 0
+    assert "example" in capsys.readouterr().out
+
+
+def test_base_option_after_subcommand(base, capsys):
+    assert cli.main(["list", "--base", str(base)], runner=FakeRunner()) == 0
+    assert "example" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["setup", "--help"], ["lab", "--help"],
+                                  ["lab", "up", "--help"], ["lab", "pod", "add", "--help"],
+                                  ["lab", "exec", "--help"]])
+def test_help_everywhere(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 0
+    assert "usage: ezctl" in capsys.readouterr().out
+
+
+def test_lab_exec_without_command(capsys):
+    assert cli.main(["lab", "exec", "k1", "node1"]) == 1
+    assert "no command" in capsys.readouterr().err
+
+
+def test_lab_status_of_missing_lab(tmp_path, capsys):
+    assert cli.main(["lab", "status", "k1", "--lab-root", str(tmp_path)]) == 3
+    assert "down" in capsys.readouterr().out
+
+
+def test_lab_bad_name(capsys):
+    assert cli.main(["lab", "status", "Bad/Name"]) == 1
+    assert "invalid cluster name" in capsys.readouterr().err
