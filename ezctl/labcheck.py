@@ -114,3 +114,40 @@ def format_matrix(matrix: dict[tuple[str, str], bool], pods: list[str]) -> str:
         cells = ["-" if src == dst else ("ok" if matrix[(src, dst)] else "FAIL") for dst in pods]
         lines.append(src.ljust(width) + "".join(c.ljust(width) for c in cells))
     return "\n".join(lines)
+
+
+def read_lab(lab, vni: int = 1) -> list[NodeView]:
+    """NodeView of every node of a Lab."""
+    def run(node, argv):
+        return lab.exec(node, argv).stdout
+    return [read_node(run, n["name"], n["ip"], n["segment"], vni) for n in lab.status()["nodes"]]
+
+
+def vxlan_details(ip_link_json: str) -> dict:
+    """The flannel-relevant attributes of a VXLAN device from `ip -d -json link show`."""
+    link = json.loads(ip_link_json)[0]
+    data = link["linkinfo"]["info_data"]
+    return {"id": data["id"], "local": data.get("local"), "link": link.get("link"),
+            "port": data.get("port"), "learning": data.get("learning"), "ttl": data.get("ttl", 0)}
+
+
+def ping(lab, target: str, ip: str) -> bool:
+    """One ping from a node or node/pod; True when answered."""
+    return lab.exec(target, ["ping", "-c", "1", "-W", "2", ip], check=False).returncode == 0
+
+
+def traceroute(lab, target: str, ip: str) -> list:
+    """The hop addresses of a traceroute from a node or node/pod (None for a silent hop)."""
+    out = lab.exec(target, ["traceroute", "-n", "-q", "1", "-w", "1", "-m", "6", ip]).stdout
+    hops = []
+    for line in out.splitlines()[1:]:
+        fields = line.split()
+        hops.append(None if len(fields) < 2 or fields[1] == "*" else fields[1])
+    return hops
+
+
+def expected_hops(src: NodeView, dst: NodeView, dst_ip: str, backend: str, direct_routing: bool) -> list:
+    """Own cni0, then the peer node (from flannel.N when its way back is vxlan), then the pod."""
+    back_direct = is_direct(dst, src, backend, direct_routing)
+    peer = dst.public_ip if back_direct else str(dst.subnet.network_address)
+    return [str(src.subnet.network_address + 1), peer, dst_ip]
