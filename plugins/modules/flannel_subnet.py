@@ -1,0 +1,321 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: flannel_subnet
+short_description: Lease a flannel subnet for a node and write /run/flannel/subnet.env
+version_added: 0.1.0
+author:
+  - kubeasz.network developers (@kubeasz)
+description:
+  - Takes a subnet lease for the node the way C(flanneld) does and writes C(subnet.env) exactly
+    as C(flanneld) writes it, so that Ansible can be flannel's control plane (C(ansible) dataplane).
+  - With O(store=file) the leases live in one JSON file on the controller (O(lease_file)); the
+    action plugin of the same name runs there, holds an exclusive lock on the file while it
+    allocates (safe with many forks), and runs the module on the node.
+  - "Allocation follows flannel: the lease already holding the node's public IP is kept if it is
+    still within C(SubnetMin)..C(SubnetMax) and of C(SubnetLen) (its backend data is updated);
+    else the subnet of an existing C(subnet.env) if it is free; else the lowest free subnet
+    (flanneld picks at random among the first free ones; lowest-first is reproducible)."
+  - The node's external interface, public IP and MTU are detected like flanneld
+    (O(iface), else O(iface_regex), else the default route's device).
+  - Leases of other nodes are validated like user input; a corrupt one is skipped with a warning
+    (and its subnet is never handed out again until the operator fixes or removes it).
+options:
+  state:
+    description:
+      - V(present) takes (or keeps) the lease and writes O(subnet_file).
+      - V(absent) releases the node's lease and removes O(subnet_file) (and O(cni_conf_file)).
+      - V(query) changes nothing and returns the node's facts, its lease (if any) and all peers;
+        call it once every node holds its lease to get the complete peer list.
+    type: str
+    choices: [present, absent, query]
+    default: present
+  network:
+    description:
+      - The content of flannel's C(net-conf.json) as a dictionary (C(Network), C(SubnetLen),
+        C(SubnetMin), C(SubnetMax), C(Backend) ...), validated with flannel's rules.
+      - Required unless O(state=absent).
+    type: dict
+  iface:
+    description:
+      - Name of the external interface (flanneld C(--iface)). Default is the default route's device.
+    type: str
+  iface_regex:
+    description:
+      - Regular expression; the first interface with an IPv4 address whose name matches is the
+        external interface (flanneld C(--iface-regex)). Ignored when O(iface) is set.
+    type: str
+  public_ip:
+    description:
+      - IP address other nodes reach this node on (flanneld C(--public-ip)); default is the first
+        IPv4 address of the external interface. The C(host-gw) backend refuses a public IP that
+        is not an address of the external interface (NAT).
+    type: str
+  ip_masq:
+    description:
+      - Value of C(FLANNEL_IPMASQ) in O(subnet_file).
+    type: bool
+    default: true
+  store:
+    description:
+      - Where leases are kept. V(file) is a JSON file on the controller (O(lease_file)).
+    type: str
+    choices: [file]
+    default: file
+  lease_file:
+    description:
+      - Path on the controller of the lease store for O(store=file), for example
+        C({{ cluster_dir }}/flannel-leases.json). Its directory is created if missing; a sidecar
+        C(<lease_file>.lock) serialises concurrent runs.
+      - Required when O(store=file).
+    type: path
+  subnet_file:
+    description:
+      - Path of C(subnet.env) on the node.
+    type: path
+    default: /run/flannel/subnet.env
+  cni_conf_file:
+    description:
+      - When set, also write the CNI config list that flannel's CNI plugin would hand to the
+        standard C(bridge) and C(host-local) plugins for this C(subnet.env) (bridge C(cni0), MTU
+        C(FLANNEL_MTU)), for example C(/etc/cni/net.d/10-flannel.conflist), so that no flannel
+        binary is needed on the node. Removed by O(state=absent).
+    type: path
+  subnet:
+    description:
+      - Internal, set by the action plugin after allocation (the leased subnet, for example
+        V(172.20.1.0/24)). Do not set it in a task.
+    type: str
+notes:
+  - Supports check mode (the lease file, O(subnet_file) and O(cni_conf_file) are left untouched)
+    and C(--diff) (the node's lease entry and the files' text before and after).
+  - In check mode on a fresh store every node is shown the same first free subnet, because no
+    lease is saved between them.
+  - C(changed) is true only when the lease file, O(subnet_file) or O(cni_conf_file) changed.
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+'''
+
+EXAMPLES = r'''
+- name: Take a subnet lease and write subnet.env
+  kubeasz.network.flannel_subnet:
+    network:
+      Network: 172.20.0.0/16
+      SubnetLen: 24
+      Backend:
+        Type: vxlan
+    lease_file: "{{ cluster_dir }}/flannel-leases.json"
+  register: flannel
+
+- name: After every node holds its lease, fetch the complete peer list
+  kubeasz.network.flannel_subnet:
+    state: query
+    network: "{{ flannel_net_conf }}"
+    lease_file: "{{ cluster_dir }}/flannel-leases.json"
+  register: flannel_peers
+
+- name: Give the subnet back
+  kubeasz.network.flannel_subnet:
+    state: absent
+    lease_file: "{{ cluster_dir }}/flannel-leases.json"
+'''
+
+RETURN = r'''
+lease:
+  description: This node's lease as a peer dictionary; null when it holds none (query, absent).
+  returned: always
+  type: dict
+  sample: {"subnet": "172.20.1.0/24", "public_ip": "198.18.0.11", "backend_type": "vxlan",
+           "vni": 1, "vtep_mac": "0e:2b:5c:11:aa:01"}
+peers:
+  description: The valid leases of all other nodes, sorted by subnet, in the same shape.
+  returned: always
+  type: list
+  elements: dict
+iface:
+  description: Name of the external interface.
+  returned: unless O(state=absent) with O(public_ip) set
+  type: str
+  sample: eth0
+public_ip:
+  description: The node's public IP (the lease's PublicIP).
+  returned: unless state=absent with public_ip set
+  type: str
+  sample: 198.18.0.11
+mtu:
+  description: C(FLANNEL_MTU). For vxlan the backend MTU (or the interface MTU) minus 50; for host-gw the interface MTU.
+  returned: when network is given
+  type: int
+  sample: 1450
+vtep_mac:
+  description: MAC address of the C(flannel.<VNI>) device, as stored in the lease (vxlan only).
+  returned: when the backend is vxlan
+  type: str
+subnet_env:
+  description: The content of subnet.env as a dictionary (after the change; for query the current file).
+  returned: always
+  type: dict
+  sample: {"FLANNEL_NETWORK": "172.20.0.0/16", "FLANNEL_SUBNET": "172.20.1.1/24",
+           "FLANNEL_MTU": "1450", "FLANNEL_IPMASQ": "true"}
+previous_subnet:
+  description: The subnet named by the subnet.env found on the node before the run, if any.
+  returned: unless state=absent with public_ip set
+  type: str
+  sample: 172.20.1.0/24
+'''
+
+import ipaddress
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
+    DataplaneError, VXLAN_OVERHEAD, external_interface, vtep_mac)
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
+    Lease, LeaseError, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text,
+    subnet_of_env, write_atomic)
+from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
+    NetConfError, delegate_conflist, dumps, parse_net_conf)
+
+ARGUMENT_SPEC = dict(
+    state=dict(type='str', choices=['present', 'absent', 'query'], default='present'),
+    network=dict(type='dict'),
+    iface=dict(type='str'),
+    iface_regex=dict(type='str'),
+    public_ip=dict(type='str'),
+    ip_masq=dict(type='bool', default=True),
+    store=dict(type='str', choices=['file'], default='file'),
+    lease_file=dict(type='path'),
+    subnet_file=dict(type='path', default='/run/flannel/subnet.env'),
+    cni_conf_file=dict(type='path'),
+    subnet=dict(type='str'),
+)
+# The module's own checks; the action plugin adds ACTION_REQUIRED_IF (query needs the network
+# there to filter peers, while the module's query also serves state=absent without one).
+REQUIRED_IF = [('state', 'present', ['network']), ('store', 'file', ['lease_file'])]
+ACTION_REQUIRED_IF = REQUIRED_IF + [('state', 'query', ['network'])]
+
+
+def flannel_mtu(backend, iface_mtu):
+    """FLANNEL_MTU: vxlan (Backend.MTU or interface MTU) - 50; host-gw the interface MTU."""
+    if backend.type == 'vxlan':
+        return (getattr(backend, 'mtu', None) or iface_mtu) - VXLAN_OVERHEAD
+    return iface_mtu
+
+
+def iface_addresses(observed, name):
+    for link in observed.get('addr') or []:
+        if link.get('ifname') == name:
+            return [a.get('local') for a in link.get('addr_info') or [] if a.get('family') == 'inet']
+    return []
+
+
+def node_facts(module, netconf):
+    """Observe once; the external interface, public IP, MTU, VTEP MAC and current subnet.env."""
+    params = module.params
+
+    def runner(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=False)
+
+    observed = observe(runner, ['link', 'addr', 'route'])
+    ext = external_interface(observed, params['iface'], params['iface_regex'], params['public_ip'])
+    text = read_text(params['subnet_file'])
+    env = parse_subnet_env(text) if text is not None else {}
+    previous = subnet_of_env(env) if env else None
+    facts = dict(iface=ext.name, public_ip=ext.ip, subnet_env=env,
+                 previous_subnet=str(previous) if previous else None)
+    if netconf is not None:
+        backend = netconf.backend
+        if backend.type == 'host-gw' and ext.ip not in iface_addresses(observed, ext.name):
+            raise DataplaneError('public_ip %s is not an address of %s: the host-gw backend does not '
+                                 'support NAT (a public IP differing from the interface IP)' % (ext.ip, ext.name))
+        facts.update(mtu=flannel_mtu(backend, ext.mtu), backend_type=backend.type,
+                     vni=backend.vni if backend.type == 'vxlan' else None,
+                     vtep_mac=vtep_mac(ext.ip, backend.vni) if backend.type == 'vxlan' else None)
+    return facts, text
+
+
+def file_diff(path, before, after):
+    return dict(before=before or '', after=after or '', before_header=path, after_header=path)
+
+
+def put(module, path, text):
+    """Write ``text`` to ``path`` (atomic, 0644, only if different); (changed, diff)."""
+    before = read_text(path)
+    if module.check_mode:
+        changed = needs_write(path, text, mode=0o644)
+    else:
+        changed = write_atomic(path, text, mode=0o644, dir_mode=0o755)
+    return changed, file_diff(path, before, text)
+
+
+def write_env(module, netconf, facts):
+    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet``."""
+    params = module.params
+    subnet = ipaddress.IPv4Network(params['subnet'])
+    if not subnet.subnet_of(netconf.network) or subnet.prefixlen != netconf.subnet_len:
+        raise LeaseError('subnet %s is not a /%d inside network %s' % (subnet, netconf.subnet_len, netconf.network))
+    lease = Lease.make(subnet, facts['public_ip'], facts['backend_type'], facts['vni'], facts['vtep_mac'])
+    env = subnet_env_text(netconf, lease, facts['mtu'], params['ip_masq'])
+    changed, diff = put(module, params['subnet_file'], env)
+    diffs = [diff]
+    if params['cni_conf_file']:
+        cni_changed, diff = put(module, params['cni_conf_file'], dumps(delegate_conflist(parse_subnet_env(env))))
+        changed = changed or cni_changed
+        diffs.append(diff)
+    facts.update(subnet_env=parse_subnet_env(env), lease=lease.as_peer())
+    return changed, diffs
+
+
+def remove(module):
+    """state=absent: remove subnet.env (and the CNI conflist); (changed, diffs)."""
+    changed, diffs = False, []
+    for path in (module.params['subnet_file'], module.params['cni_conf_file']):
+        before = read_text(path) if path else None
+        if before is None:
+            continue
+        if not module.check_mode:
+            remove_file(path)
+        changed = True
+        diffs.append(file_diff(path, before, ''))
+    return changed, diffs
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    params = module.params
+    try:
+        netconf = parse_net_conf(params['network']) if params['network'] is not None else None
+        if params['state'] == 'absent':
+            changed, diffs = remove(module)
+            module.exit_json(changed=changed, subnet_env={}, diff=diffs)
+        facts, dummy = node_facts(module, netconf)
+        if params['state'] == 'query':
+            module.exit_json(changed=False, **facts)
+        if params['subnet'] is None:   # node-side stores (etcd, kube) will allocate here
+            module.fail_json(msg='subnet is set by the kubeasz.network.flannel_subnet action plugin '
+                                 'after allocation (store=%s); run the module through it' % params['store'])
+        changed, diffs = write_env(module, netconf, facts)
+    except NetConfError as exc:
+        module.fail_json(msg='network: %s' % exc)
+    except (DataplaneError, IprouteError, LeaseError, ValueError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=changed, diff=diffs, **facts)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,333 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Unit tests for plugins/module_utils/leases.py (no root needed)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ipaddress
+import json
+import multiprocessing
+import os
+import random
+import stat
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.kubeasz.network.plugins.module_utils import leases as L
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
+    FileStore, Lease, LeaseError, allocate, parse_subnet_env, subnet_env_text, write_atomic)
+
+MAC = '0e:2b:5c:11:aa:01'
+
+
+def net_conf(network='172.20.0.0/16', subnet_len=24, subnet_min=None, subnet_max=None, backend='vxlan'):
+    """A NetConf stand-in with flannel's defaults (allocation only needs these attributes)."""
+    net = ipaddress.IPv4Network(network)
+    size = 1 << (32 - subnet_len)
+    smin = ipaddress.IPv4Network(subnet_min or (int(net.network_address) + size, subnet_len))
+    smax = ipaddress.IPv4Network(subnet_max or (int(net.broadcast_address) + 1 - size, subnet_len))
+    return SimpleNamespace(network=net, subnet_len=subnet_len, subnet_min=smin, subnet_max=smax,
+                           backend=SimpleNamespace(type=backend, vni=1, mtu=0))
+
+
+def lease(subnet, ip, backend='vxlan', vni=1, mac=MAC):
+    if backend != 'vxlan':
+        vni = mac = None
+    return Lease.make(subnet, ip, backend, vni, mac)
+
+
+def node(i):
+    return '198.18.0.%d' % (10 + i)
+
+
+# ------------------------------------------------------------------ lease format
+
+def test_to_store_vxlan_is_flannels_json_exactly():
+    key, value = lease('172.20.1.0/24', '198.18.0.11').to_store()
+    assert key == '172.20.1.0-24'
+    assert value == ('{"PublicIP":"198.18.0.11","PublicIPv6":null,"BackendType":"vxlan",'
+                     '"BackendData":{"VNI":1,"VtepMAC":"0e:2b:5c:11:aa:01"}}')
+
+
+def test_to_store_host_gw_omits_backend_data():
+    key, value = lease('172.20.2.0/24', '198.18.0.12', 'host-gw').to_store()
+    assert value == '{"PublicIP":"198.18.0.12","PublicIPv6":null,"BackendType":"host-gw"}'
+
+
+@pytest.mark.parametrize('backend', ['vxlan', 'host-gw'])
+def test_store_round_trip(backend):
+    original = lease('172.20.7.0/24', '198.18.0.17', backend)
+    key, value = original.to_store()
+    assert Lease.from_store(key, value) == original
+    assert Lease.from_store(key, json.loads(value)) == original
+    assert Lease.from_store(key, value).to_store() == (key, value)
+
+
+def test_from_store_accepts_flanneld_value_with_upper_case_mac():
+    value = '{"PublicIP":"192.168.2.22","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0E:2B:5C:11:AA:01"}}'
+    got = Lease.from_store('172.20.3.0-24', value)
+    assert got.vtep_mac == MAC and str(got.public_ip) == '192.168.2.22'
+
+
+def test_as_peer_shape():
+    assert lease('172.20.2.0/24', '198.18.0.12').as_peer() == {
+        'subnet': '172.20.2.0/24', 'public_ip': '198.18.0.12', 'backend_type': 'vxlan',
+        'vni': 1, 'vtep_mac': MAC}
+    assert lease('172.20.2.0/24', '198.18.0.12', 'host-gw').as_peer()['vtep_mac'] is None
+    assert Lease.from_peer(lease('172.20.2.0/24', '198.18.0.12').as_peer()) == lease('172.20.2.0/24', '198.18.0.12')
+
+
+GOOD = {'PublicIP': '198.18.0.11', 'PublicIPv6': None, 'BackendType': 'vxlan',
+        'BackendData': {'VNI': 1, 'VtepMAC': MAC}}
+
+
+@pytest.mark.parametrize('key,value', [
+    ('172.20.1.0-24', '{"PublicIP": '),                                  # bad JSON
+    ('172.20.1.0-24', '[]'),                                             # not an object
+    ('172.20.1.0-24', dict(GOOD, PublicIP='198.18.0.300')),              # bad IP
+    ('172.20.1.0-24', dict(GOOD, PublicIP='0.0.0.0')),
+    ('172.20.1.0-24', dict(GOOD, PublicIP=None)),
+    ('172.20.1.0-24', dict(GOOD, BackendData={'VNI': 1, 'VtepMAC': 'zz:2b:5c:11:aa:01'})),  # bad MAC
+    ('172.20.1.0-24', dict(GOOD, BackendData={'VNI': 1, 'VtepMAC': '01:00:5e:00:00:01'})),  # multicast
+    ('172.20.1.0-24', dict(GOOD, BackendData={'VNI': 1, 'VtepMAC': '0e:2b:5c:11:aa:01; reboot'})),
+    ('172.20.1.0-24', dict(GOOD, BackendData={'VNI': 'x', 'VtepMAC': MAC})),
+    ('172.20.1.0-24', dict(GOOD, BackendData=None)),                     # vxlan without data
+    ('172.20.1.0-24', dict(GOOD, BackendType='udp')),
+    ('172.20.1.5-24', GOOD),                                             # subnet does not match key
+    ('172.20.1.0-33', GOOD),
+    ('172.20.1.0/24', GOOD),
+    ('172.020.1.0-24', GOOD),
+    ('x', GOOD),
+])
+def test_corrupt_leases_are_rejected(key, value):
+    with pytest.raises(LeaseError):
+        Lease.from_store(key, value)
+
+
+def test_parse_leases_skips_corrupt_with_warning_and_reserves_their_subnet():
+    entries = {'172.20.1.0-24': '{"oops', '172.20.2.0-24': GOOD, 'junk': {}}
+    valid, warnings, reserved = L.parse_leases(entries)
+    assert [str(x.subnet) for x in valid] == ['172.20.2.0/24']
+    assert len(warnings) == 2 and all('corrupt' in w for w in warnings)
+    assert reserved == [ipaddress.IPv4Network('172.20.1.0/24')]
+
+
+# ------------------------------------------------------------------ allocation
+
+def test_allocate_lowest_free_from_subnet_min():
+    nc = net_conf()
+    got = allocate(nc, [], node(1), 'vxlan', 1, MAC)
+    assert str(got.subnet) == '172.20.1.0/24'   # SubnetMin: the first subnet is never used
+    taken = [lease('172.20.1.0/24', node(2)), lease('172.20.3.0/24', node(3))]
+    assert str(allocate(nc, taken, node(1), 'vxlan', 1, MAC).subnet) == '172.20.2.0/24'
+
+
+def test_allocate_reuses_the_lease_of_our_public_ip_and_updates_backend_data():
+    nc = net_conf()
+    mine = lease('172.20.9.0/24', node(1), 'host-gw')
+    got = allocate(nc, [lease('172.20.1.0/24', node(2)), mine], node(1), 'vxlan', 1, MAC,
+                   preferred='172.20.5.0/24')
+    assert got == lease('172.20.9.0/24', node(1))
+
+
+def test_allocate_drops_our_lease_when_incompatible():
+    nc = net_conf(subnet_max='172.20.8.0/24')
+    mine = lease('172.20.9.0/24', node(1))     # above SubnetMax now
+    assert str(allocate(nc, [mine], node(1), 'vxlan', 1, MAC).subnet) == '172.20.1.0/24'
+    nc26 = net_conf(subnet_len=26)
+    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], node(1), 'vxlan', 1, MAC).subnet.prefixlen == 26
+
+
+def test_allocate_prefers_subnet_env_subnet_when_free_and_valid():
+    nc = net_conf()
+    assert str(allocate(nc, [], node(1), 'vxlan', 1, MAC, preferred='172.20.42.0/24').subnet) == '172.20.42.0/24'
+    others = [lease('172.20.42.0/24', node(2))]
+    assert str(allocate(nc, others, node(1), 'vxlan', 1, MAC, preferred='172.20.42.0/24').subnet) == '172.20.1.0/24'
+    for bad in ('172.20.0.0/24', '10.0.0.0/24', '172.20.4.0/25'):     # below SubnetMin, outside, wrong len
+        assert str(allocate(nc, [], node(1), 'vxlan', 1, MAC, preferred=bad).subnet) == '172.20.1.0/24'
+
+
+def test_allocate_honours_subnet_min_and_max():
+    nc = net_conf(subnet_min='172.20.10.0/24', subnet_max='172.20.11.0/24')
+    a = allocate(nc, [], node(1), 'vxlan', 1, MAC)
+    b = allocate(nc, [a], node(2), 'vxlan', 1, MAC)
+    assert [str(a.subnet), str(b.subnet)] == ['172.20.10.0/24', '172.20.11.0/24']
+    with pytest.raises(LeaseError) as err:
+        allocate(nc, [a, b], node(3), 'vxlan', 1, MAC)
+    assert str(err.value) == ('out of subnets: network 172.20.0.0/16 has 2 subnets of /24 between '
+                              '172.20.10.0/24 and 172.20.11.0/24 and all are leased')
+
+
+def test_out_of_subnets_names_network_and_count():
+    nc = net_conf('10.1.0.0/28', subnet_len=30)   # 4 subnets, SubnetMin is the second: 3 usable
+    held = []
+    for i in range(3):
+        held.append(allocate(nc, held, node(i), 'host-gw'))
+    assert sorted(str(x.subnet) for x in held) == ['10.1.0.12/30', '10.1.0.4/30', '10.1.0.8/30']
+    with pytest.raises(LeaseError, match=r'out of subnets: network 10\.1\.0\.0/28 has 3 subnets of /30'):
+        allocate(nc, held, node(9), 'host-gw')
+
+
+def test_allocate_skips_overlapping_leases_of_another_length_and_reserved():
+    nc = net_conf()
+    stale = [lease('172.20.0.0/23', node(2))]          # from an older SubnetLen: covers .0 and .1
+    got = allocate(nc, stale, node(1), 'vxlan', 1, MAC, reserved=[ipaddress.IPv4Network('172.20.2.0/24')])
+    assert str(got.subnet) == '172.20.3.0/24'
+
+
+def test_never_one_subnet_for_two_nodes_and_stable_under_reordering():
+    nc = net_conf('172.20.0.0/20')
+    held = []
+    for i in range(15):
+        held.append(allocate(nc, held, node(i), 'vxlan', 1, MAC))
+    assert len({x.subnet for x in held}) == 15
+    for seed in range(5):
+        shuffled = list(held)
+        random.Random(seed).shuffle(shuffled)
+        for i in range(15):
+            assert allocate(nc, shuffled, node(i), 'vxlan', 1, MAC) == held[i]
+    with pytest.raises(LeaseError, match='out of subnets'):
+        allocate(nc, held, node(99), 'vxlan', 1, MAC)
+
+
+def test_allocate_is_fast_on_a_huge_range():
+    nc = net_conf('10.0.0.0/8', subnet_len=30)        # 4 million candidates
+    held = [lease(ipaddress.IPv4Network((int(ipaddress.IPv4Address('10.0.0.4')) + 4 * i, 30)), '198.18.%d.%d' % (i // 200, i % 200 + 1))
+            for i in range(2000)]
+    got = allocate(nc, held, '198.19.0.1', 'vxlan', 1, MAC)
+    assert got.subnet.network_address == ipaddress.IPv4Address('10.0.0.4') + 4 * 2000
+
+
+def test_allocate_validates_its_inputs():
+    with pytest.raises(LeaseError):
+        allocate(net_conf(), [], 'not-an-ip', 'vxlan', 1, MAC)
+    with pytest.raises(LeaseError):
+        allocate(net_conf(), [], node(1), 'vxlan', 1, 'bad')
+    with pytest.raises(LeaseError):
+        allocate(net_conf(), [], node(1), 'udp')
+
+
+# ------------------------------------------------------------------ subnet.env
+
+def test_subnet_env_text_matches_flannel_md_example():
+    text = subnet_env_text(net_conf(), lease('172.20.1.0/24', node(1)), 1450, True)
+    assert text == ('FLANNEL_NETWORK=172.20.0.0/16\nFLANNEL_SUBNET=172.20.1.1/24\n'
+                    'FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n')
+    assert parse_subnet_env(text) == {'FLANNEL_NETWORK': '172.20.0.0/16', 'FLANNEL_SUBNET': '172.20.1.1/24',
+                                      'FLANNEL_MTU': '1450', 'FLANNEL_IPMASQ': 'true'}
+    assert str(L.subnet_of_env(parse_subnet_env(text))) == '172.20.1.0/24'
+
+
+def test_subnet_env_ipmasq_false_and_parse_tolerates_noise():
+    text = subnet_env_text(net_conf('10.244.0.0/16'), lease('10.244.3.0/24', node(1), 'host-gw'), 1500, False)
+    assert text.endswith('FLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n')
+    assert parse_subnet_env('# c\n\nFLANNEL_SUBNET="10.0.0.1/24"\r\nbogus\n') == {'FLANNEL_SUBNET': '10.0.0.1/24'}
+    assert L.subnet_of_env({'FLANNEL_SUBNET': 'garbage'}) is None
+
+
+# ------------------------------------------------------------------ files
+
+def test_write_atomic_mode_dirs_and_compare_before_write(tmp_path):
+    path = tmp_path / 'run' / 'flannel' / 'subnet.env'
+    old = os.umask(0o077)
+    try:
+        assert write_atomic(str(path), 'A=1\n') is True
+    finally:
+        os.umask(old)
+    assert path.read_text() == 'A=1\n'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755
+    inode = path.stat().st_ino
+    assert write_atomic(str(path), 'A=1\n') is False
+    assert path.stat().st_ino == inode                # not rewritten
+    assert write_atomic(str(path), 'A=2\n') is True
+    assert path.read_text() == 'A=2\n' and path.stat().st_ino != inode    # renamed into place
+    os.chmod(str(path), 0o600)
+    assert write_atomic(str(path), 'A=2\n') is True and stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ['subnet.env']   # no temp files left
+
+
+def test_remove_file(tmp_path):
+    path = tmp_path / 'x'
+    path.write_text('1')
+    assert L.remove_file(str(path)) is True
+    assert L.remove_file(str(path)) is False
+
+
+# ------------------------------------------------------------------ the file store
+
+def test_file_store_acquire_release_and_format(tmp_path):
+    nc = net_conf()
+    store = FileStore(str(tmp_path / 'cluster' / 'flannel-leases.json'))
+    with store.locked():
+        got, changed, warnings, before, after = store.acquire(nc, node(1), 'vxlan', 1, MAC, config={'Network': '172.20.0.0/16'})
+    assert changed and not warnings and str(got.subnet) == '172.20.1.0/24'
+    doc = json.loads(open(store.path).read())
+    assert doc == {'config': {'Network': '172.20.0.0/16'}, 'leases': {'172.20.1.0-24': GOOD}}
+    with store.locked():
+        again = store.acquire(nc, node(1), 'vxlan', 1, MAC, config={'Network': '172.20.0.0/16'})
+    assert again[0] == got and again[1] is False
+    with store.locked():
+        assert store.release(node(2)) == ([], False)
+        assert store.release(node(1)) == ([got], True)
+    assert json.loads(open(store.path).read())['leases'] == {}
+
+
+def test_file_store_check_mode_writes_nothing(tmp_path):
+    store = FileStore(str(tmp_path / 'leases.json'))
+    with store.locked():
+        got, changed = store.acquire(net_conf(), node(1), 'host-gw', check_mode=True)[:2]
+    assert changed and str(got.subnet) == '172.20.1.0/24'
+    assert not os.path.exists(store.path)
+
+
+def test_file_store_moves_our_incompatible_lease_and_keeps_corrupt_ones(tmp_path):
+    store = FileStore(str(tmp_path / 'leases.json'))
+    with open(store.path, 'w') as handle:
+        json.dump({'leases': {'172.20.1.0-24': 'garbage', '172.20.9.0-25': dict(GOOD)}}, handle)
+    with store.locked():
+        got, changed, warnings = store.acquire(net_conf(), node(1), 'vxlan', 1, MAC)[:3]
+    assert str(got.subnet) == '172.20.2.0/24'      # .1 is held by a corrupt entry: not reused
+    assert len(warnings) == 1 and '172.20.1.0-24' in warnings[0]
+    assert sorted(json.loads(open(store.path).read())['leases']) == ['172.20.1.0-24', '172.20.2.0-24']
+
+
+def test_file_store_refuses_a_broken_file(tmp_path):
+    store = FileStore(str(tmp_path / 'leases.json'))
+    with open(store.path, 'w') as handle:
+        handle.write('{not json')
+    with pytest.raises(LeaseError, match='not JSON'):
+        store.load()
+
+
+def test_split_peers():
+    mine = lease('172.20.1.0/24', node(1))
+    peer = lease('172.20.2.0/24', node(2))
+    outside = lease('10.9.0.0/24', node(3))
+    own, peers, warnings = L.split_peers([mine, peer, outside], node(1), ipaddress.IPv4Network('172.20.0.0/16'))
+    assert own == mine and peers == [peer] and 'outside network' in warnings[0]
+
+
+def _acquire_in_child(args):
+    path, index = args
+    store = FileStore(path)
+    with store.locked():
+        got = store.acquire(net_conf(), node(index), 'vxlan', 1, MAC)[0]
+    return index, str(got.subnet)
+
+
+def test_file_store_twenty_concurrent_processes(tmp_path):
+    path = str(tmp_path / 'leases.json')
+    ctx = multiprocessing.get_context('fork')
+    jobs = [(path, i) for i in range(20)]
+    with ctx.Pool(20) as pool:
+        first = dict(pool.map(_acquire_in_child, jobs))
+    assert len(set(first.values())) == 20
+    assert set(first.values()) == set('172.20.%d.0/24' % i for i in range(1, 21))
+    with ctx.Pool(20) as pool:
+        second = dict(pool.map(_acquire_in_child, list(reversed(jobs))))
+    assert second == first
+    assert len(json.loads(open(path).read())['leases']) == 20
