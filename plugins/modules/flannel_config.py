@@ -1,0 +1,197 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: flannel_config
+short_description: Validate a kubeasz flannel config and render net-conf.json
+version_added: 0.1.0
+description:
+  - Checks the kubeasz cluster keys (from C(clusters/<name>/hosts) and C(config.yml)) that
+    describe flannel pod networking, with flannel's own net-conf.json rules.
+  - Reports B(every) problem at once; each problem names the key and says what to write instead.
+  - On success returns the canonical C(net-conf.json) and C(cni-conf.json) texts for the
+    C(kube-flannel-cfg) ConfigMap, their checksum for the DaemonSet pod template, and the
+    settings that are not part of net-conf.json.
+  - This is an action plugin. It runs on the controller only and never connects to the host,
+    so it is safe to run before anything else touches a node.
+  - C(net-conf.json) always holds C(Network) and C(EnableNFTables); C(SubnetLen), C(SubnetMin)
+    and C(SubnetMax) only when they differ from what flannel would derive itself; C(Backend.Type)
+    always, for vxlan also C(VNI) and C(DirectRouting), C(Port) and C(MTU) when not 0,
+    C(GBP) and C(Learning) when true.
+author:
+  - kubeasz.network developers (@kubeasz)
+options:
+  config:
+    description:
+      - The cluster keys. Unknown keys are ignored; missing optional keys take the defaults below.
+      - C(CLUSTER_NETWORK) must be C(flannel).
+      - C(CLUSTER_CIDR) (required) IPv4 pod network in CIDR form, no host bits, /28 or larger.
+      - C(SERVICE_CIDR) optional IPv4 CIDR that must not overlap C(CLUSTER_CIDR).
+      - C(NODE_CIDR_LEN) prefix length of each node's pod subnet (flannel C(SubnetLen)),
+        between the C(CLUSTER_CIDR) prefix + 2 and 30; default as flannel (24, or prefix + 2 for
+        networks smaller than /22).
+      - C(FLANNEL_SUBNET_MIN), C(FLANNEL_SUBNET_MAX) optional first and last node subnet
+        (an address on a C(NODE_CIDR_LEN) boundary inside C(CLUSTER_CIDR)).
+      - C(FLANNEL_BACKEND) C(vxlan) (default) or C(host-gw).
+      - C(DIRECT_ROUTING) boolean (a real YAML boolean), vxlan only.
+      - C(FLANNEL_VNI) 1..16777215 (default 1); C(FLANNEL_PORT) 0..65535 (0 = kernel default 8472);
+        C(FLANNEL_MTU) 0 (interface MTU) or 118..9216; C(FLANNEL_GBP), C(FLANNEL_LEARNING) booleans.
+      - C(FLANNEL_IFACE) a Linux interface name (1..15 characters, no C(/), C(:) or whitespace) or
+        C(FLANNEL_IFACE_REGEX) a regular expression; not both.
+      - C(FLANNEL_DATAPLANE) C(flanneld) (default) or C(ansible).
+      - C(FLANNEL_NAMESPACE) C(kube-flannel) (default) or C(kube-system).
+      - C(FLANNEL_SUBNET_STORE) C(file), C(etcd) or C(kube); empty means C(kube) with the flanneld
+        dataplane and C(file) with the ansible dataplane; flanneld accepts only C(kube).
+      - C(PROXY_MODE) C(iptables), C(ipvs) (default) or C(nftables) (sets C(EnableNFTables)).
+      - C(FLANNEL_IPMASQ), C(FLANNEL_ROUTE_GUARD) booleans, default true.
+    type: dict
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads nothing from and writes nothing to any host.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+  platform:
+    support: full
+    platforms: all
+    description: Runs on the controller.
+notes:
+  - Use it with C(run_once) and C(delegate_to=localhost) as the first task of a play with
+    C(gather_facts=false), so that a bad config fails before any host is touched.
+seealso:
+  - name: flannel net-conf.json
+    description: flannel's configuration reference.
+    link: https://github.com/flannel-io/flannel/blob/master/Documentation/configuration.md
+'''
+
+EXAMPLES = r'''
+- name: Validate the flannel config
+  kubeasz.network.flannel_config:
+    config:
+      CLUSTER_NETWORK: "{{ CLUSTER_NETWORK }}"
+      CLUSTER_CIDR: "{{ CLUSTER_CIDR }}"
+      NODE_CIDR_LEN: "{{ NODE_CIDR_LEN }}"
+      FLANNEL_BACKEND: "{{ FLANNEL_BACKEND }}"
+      DIRECT_ROUTING: "{{ DIRECT_ROUTING }}"
+  run_once: true
+  delegate_to: localhost
+  register: flannel_config
+
+- name: Show net-conf.json
+  ansible.builtin.debug:
+    msg: "{{ flannel_config.net_conf_json }}"
+'''
+
+RETURN = r'''
+net_conf:
+  description: The canonical net-conf.json as a dictionary.
+  returned: success
+  type: dict
+  sample: {"Network": "172.20.0.0/16", "EnableNFTables": false,
+           "Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": false}}
+net_conf_json:
+  description: net-conf.json text (2-space indented JSON, trailing newline) for the ConfigMap.
+  returned: success
+  type: str
+cni_conf_json:
+  description: cni-conf.json text (flannel's 10-flannel.conflist) for the ConfigMap.
+  returned: success
+  type: str
+checksum:
+  description: sha256 of net_conf_json and cni_conf_json, for the DaemonSet pod template annotation.
+  returned: success
+  type: str
+  sample: 5f0c6e1c0f7b4d0e9a2d3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80
+cluster:
+  description: The validated settings, including those net-conf.json does not hold.
+  returned: success
+  type: dict
+  contains:
+    dataplane:
+      description: C(flanneld) or C(ansible).
+      type: str
+      returned: success
+    namespace:
+      description: Namespace of the flannel objects.
+      type: str
+      returned: success
+    store:
+      description: Where leases live (C(kube), C(file) or C(etcd)).
+      type: str
+      returned: success
+    iface:
+      description: Interface flannel uses, empty for the default route interface.
+      type: str
+      returned: success
+    iface_regex:
+      description: Regular expression selecting the interface, or empty.
+      type: str
+      returned: success
+    ip_masq:
+      description: Whether flannel masquerades traffic leaving the cluster network.
+      type: bool
+      returned: success
+    route_guard:
+      description: Whether the route guard re-applies routes after a link comes back.
+      type: bool
+      returned: success
+    proxy_mode:
+      description: kube-proxy mode.
+      type: str
+      returned: success
+    service_cidr:
+      description: Service network, empty when not given.
+      type: str
+      returned: success
+    network:
+      description: Pod network.
+      type: str
+      returned: success
+    subnet_len:
+      description: Prefix length of node subnets.
+      type: int
+      returned: success
+    subnet_min:
+      description: First node subnet a lease may take.
+      type: str
+      returned: success
+    subnet_max:
+      description: Last node subnet a lease may take.
+      type: str
+      returned: success
+    enable_nftables:
+      description: Whether flannel uses nftables.
+      type: bool
+      returned: success
+    backend:
+      description: Backend settings (type, vni, port, mtu, gbp, learning, direct_routing).
+      type: dict
+      returned: success
+problems:
+  description: Every problem found, each naming its key.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["NODE_CIDR_LEN: 31 is too long for flannel (at most 30); write a value between 18 and 30 for CLUSTER_CIDR 172.20.0.0/16"]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def main():
+    module = AnsibleModule(argument_spec={'config': {'type': 'dict', 'required': True}},
+                           supports_check_mode=True)
+    module.fail_json(msg='kubeasz.network.flannel_config is an action plugin that runs on the '
+                         'controller; it cannot run as a module on a host')
+
+
+if __name__ == '__main__':
+    main()

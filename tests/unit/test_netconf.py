@@ -1,0 +1,353 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""flannel's net-conf.json rules and the kubeasz config keys (plugins/module_utils/netconf.py)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ipaddress
+import json
+
+import pytest
+
+from ansible_collections.kubeasz.network.plugins.module_utils import netconf as nc
+from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
+    Backend, ConfigError, NetConfError, checksum, cni_conf, delegate_conflist, dumps,
+    from_cluster_config, load_cluster_config, parse_net_conf, render, to_net_conf)
+
+BASE = {
+    'CLUSTER_NETWORK': 'flannel', 'CLUSTER_CIDR': '172.20.0.0/16', 'SERVICE_CIDR': '10.68.0.0/16',
+    'PROXY_MODE': 'ipvs', 'NODE_CIDR_LEN': 24, 'FLANNEL_BACKEND': 'vxlan', 'DIRECT_ROUTING': False,
+}
+
+
+def cfg(**kw):
+    out = dict(BASE)
+    out.update(kw)
+    return out
+
+
+def net(text):
+    return ipaddress.IPv4Network(text)
+
+
+# ------------------------------------------------------------------ flannel's rules
+
+def test_minimal_vxlan_defaults():
+    n = parse_net_conf({'Network': '10.1.0.0/16', 'Backend': {'Type': 'vxlan'}})
+    assert n.network == net('10.1.0.0/16')
+    assert n.subnet_len == 24
+    assert n.subnet_min == net('10.1.1.0/24')
+    assert n.subnet_max == net('10.1.255.0/24')
+    assert n.backend == Backend(type='vxlan', vni=1, port=0, mtu=0)
+    assert n.enable_nftables is False
+
+
+def test_keys_are_case_insensitive_and_unknown_ignored():
+    n = parse_net_conf({'network': '10.1.0.0/16', 'SUBNETLEN': 26, 'whatever': 1,
+                        'backend': {'type': 'VXLAN', 'vni': 4, 'directrouting': True, 'x': 'y'}})
+    assert n.subnet_len == 26
+    assert n.backend.type == 'vxlan'
+    assert n.backend.vni == 4
+    assert n.backend.direct_routing is True
+
+
+def test_later_duplicate_key_wins_like_go():
+    n = parse_net_conf({'Network': '10.1.0.0/16', 'network': '10.2.0.0/16', 'Backend': {'Type': 'host-gw'}})
+    assert n.network == net('10.2.0.0/16')
+
+
+def test_host_bits_are_masked():
+    n = parse_net_conf({'Network': '10.1.2.3/16', 'Backend': {'Type': 'vxlan'}})
+    assert n.network == net('10.1.0.0/16')
+
+
+@pytest.mark.parametrize('prefix, expected', [(8, 24), (16, 24), (22, 24), (23, 25), (26, 28), (28, 30)])
+def test_default_subnet_len(prefix, expected):
+    n = parse_net_conf({'Network': '10.0.0.0/%d' % prefix, 'Backend': {'Type': 'vxlan'}})
+    assert n.subnet_len == expected
+
+
+def test_network_too_small():
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/29', 'Backend': {'Type': 'vxlan'}})
+    assert exc.value.problems == ['Network is too small. Minimum useful network prefix is /28']
+
+
+@pytest.mark.parametrize('sl, text', [(31, 'less than /31'), (17, 'at least four subnets')])
+def test_explicit_subnet_len_checks(sl, text):
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/16', 'SubnetLen': sl, 'Backend': {'Type': 'vxlan'}})
+    assert text in str(exc.value)
+
+
+def test_subnet_len_prefix_plus_two_is_allowed():
+    assert parse_net_conf({'Network': '10.0.0.0/16', 'SubnetLen': 18, 'Backend': {'Type': 'vxlan'}}).subnet_len == 18
+
+
+def test_explicit_subnet_min_max():
+    n = parse_net_conf({'Network': '10.0.0.0/16', 'SubnetMin': '10.0.10.0', 'SubnetMax': '10.0.20.0',
+                        'Backend': {'Type': 'vxlan'}})
+    assert n.subnet_min == net('10.0.10.0/24')
+    assert n.subnet_max == net('10.0.20.0/24')
+
+
+@pytest.mark.parametrize('key, value, text', [
+    ('SubnetMin', '10.1.0.0', 'SubnetMin is not in the range of the Network'),
+    ('SubnetMax', '10.1.0.0', 'SubnetMax is not in the range of the Network'),
+    ('SubnetMin', '10.0.1.5', 'SubnetMin is not on a SubnetLen boundary: 10.0.1.5'),
+    ('SubnetMax', '10.0.9.128', 'SubnetMax is not on a SubnetLen boundary: 10.0.9.128'),
+])
+def test_subnet_bound_checks(key, value, text):
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/16', key: value, 'Backend': {'Type': 'vxlan'}})
+    assert text in exc.value.problems
+
+
+def test_backend_type_lower_cased_and_unknown_rejected():
+    assert parse_net_conf({'Network': '10.0.0.0/16', 'Backend': {'Type': 'Host-GW'}}).backend.type == 'host-gw'
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/16', 'Backend': {'Type': 'bogus'}})
+    assert "'bogus' is unknown" in str(exc.value)
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/16', 'Backend': {'Type': 'wireguard'}})
+    assert 'not deployed' in str(exc.value)
+
+
+def test_missing_backend_is_reported():
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/16'})
+    assert 'udp' in str(exc.value)
+
+
+def test_net_conf_reports_all_problems_at_once():
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': 'nope', 'EnableNFTables': 'yes',
+                        'Backend': {'Type': 'vxlan', 'VNI': 0, 'Port': 70000, 'MTU': 50, 'GBP': 'no'}})
+    text = '\n'.join(exc.value.problems)
+    for word in ('Network', 'EnableNFTables', 'VNI', 'Port', 'MTU', 'GBP'):
+        assert word in text
+    assert len(exc.value.problems) >= 6
+
+
+def test_ipv6_rejected():
+    with pytest.raises(NetConfError):
+        parse_net_conf({'Network': '10.0.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00::/48',
+                        'Backend': {'Type': 'vxlan'}})
+
+
+def test_round_trip_is_identity():
+    for data in ({'Network': '10.0.0.0/16', 'SubnetLen': 26, 'SubnetMin': '10.0.0.64', 'Backend': {'Type': 'vxlan', 'MTU': 1500}},
+                 {'Network': '10.0.0.0/24', 'Backend': {'Type': 'host-gw'}, 'EnableNFTables': True}):
+        n = parse_net_conf(data)
+        assert parse_net_conf(to_net_conf(n)) == n
+
+
+# ------------------------------------------------------------------ canonical net-conf.json
+
+def test_exact_net_conf_vxlan():
+    assert dumps(to_net_conf(from_cluster_config(cfg()))) == (
+        '{\n'
+        '  "Network": "172.20.0.0/16",\n'
+        '  "EnableNFTables": false,\n'
+        '  "Backend": {\n'
+        '    "Type": "vxlan",\n'
+        '    "VNI": 1,\n'
+        '    "DirectRouting": false\n'
+        '  }\n'
+        '}\n')
+
+
+def test_exact_net_conf_vxlan_direct_routing():
+    assert json.dumps(to_net_conf(from_cluster_config(cfg(DIRECT_ROUTING=True)))) == (
+        '{"Network": "172.20.0.0/16", "EnableNFTables": false, '
+        '"Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": true}}')
+
+
+def test_exact_net_conf_host_gw():
+    assert json.dumps(to_net_conf(from_cluster_config(cfg(FLANNEL_BACKEND='host-gw')))) == (
+        '{"Network": "172.20.0.0/16", "EnableNFTables": false, "Backend": {"Type": "host-gw"}}')
+
+
+def test_exact_net_conf_non_defaults():
+    c = cfg(NODE_CIDR_LEN=26, FLANNEL_SUBNET_MIN='172.20.1.0', FLANNEL_SUBNET_MAX='172.20.9.192',
+            FLANNEL_VNI=7, FLANNEL_PORT=4789, FLANNEL_MTU=9000, FLANNEL_GBP=True, PROXY_MODE='nftables')
+    assert json.dumps(to_net_conf(from_cluster_config(c))) == (
+        '{"Network": "172.20.0.0/16", "SubnetLen": 26, "SubnetMin": "172.20.1.0", '
+        '"SubnetMax": "172.20.9.192", "EnableNFTables": true, "Backend": {"Type": "vxlan", '
+        '"VNI": 7, "Port": 4789, "MTU": 9000, "GBP": true, "DirectRouting": false}}')
+
+
+def test_cluster_settings_and_store_default():
+    cc = load_cluster_config(cfg(FLANNEL_IFACE='eth1', FLANNEL_NAMESPACE='kube-system'))
+    assert (cc.dataplane, cc.namespace, cc.store, cc.iface, cc.ip_masq, cc.route_guard) == \
+        ('flanneld', 'kube-system', 'kube', 'eth1', True, True)
+    assert load_cluster_config(cfg(FLANNEL_DATAPLANE='ansible')).store == 'file'
+    assert load_cluster_config(cfg(FLANNEL_DATAPLANE='ansible', FLANNEL_SUBNET_STORE='etcd')).store == 'etcd'
+
+
+def test_digit_strings_from_ini_are_accepted_for_integers():
+    assert from_cluster_config(cfg(NODE_CIDR_LEN='25')).subnet_len == 25
+
+
+def test_unset_node_cidr_len_follows_flannel():
+    c = cfg(CLUSTER_CIDR='10.0.0.0/24')
+    del c['NODE_CIDR_LEN']
+    assert from_cluster_config(c).subnet_len == 26
+
+
+def test_host_gw_ignores_direct_routing_with_warning():
+    cc = load_cluster_config(cfg(FLANNEL_BACKEND='host-gw', DIRECT_ROUTING=True))
+    assert cc.net_conf.backend == Backend(type='host-gw')
+    assert any('DIRECT_ROUTING' in w for w in cc.warnings)
+
+
+# ------------------------------------------------------------------ CNI documents
+
+def test_cni_conf():
+    assert cni_conf() == {
+        'name': 'cbr0', 'cniVersion': '0.3.1',
+        'plugins': [{'type': 'flannel', 'delegate': {'hairpinMode': True, 'isDefaultGateway': True}},
+                    {'type': 'portmap', 'capabilities': {'portMappings': True}}]}
+
+
+def test_delegate_conflist_from_subnet_env_strings():
+    env = {'FLANNEL_NETWORK': '172.20.0.0/16', 'FLANNEL_SUBNET': '172.20.1.1/24',
+           'FLANNEL_MTU': '1450', 'FLANNEL_IPMASQ': 'true'}
+    assert delegate_conflist(env) == {
+        'cniVersion': '0.3.1', 'name': 'cbr0',
+        'plugins': [
+            {'type': 'bridge', 'name': 'cbr0', 'bridge': 'cni0', 'mtu': 1450, 'hairpinMode': True,
+             'isGateway': True, 'isDefaultGateway': True, 'ipMasq': False,
+             'ipam': {'type': 'host-local',
+                      'ranges': [[{'subnet': '172.20.1.0/24', 'gateway': '172.20.1.1'}]],
+                      'routes': [{'dst': '172.20.0.0/16'}]}},
+            {'type': 'portmap', 'capabilities': {'portMappings': True}}]}
+
+
+def test_delegate_conflist_ipmasq_false_masquerades_in_bridge():
+    out = delegate_conflist({'FLANNEL_NETWORK': '10.0.0.0/16', 'FLANNEL_SUBNET': '10.0.5.1/26',
+                             'FLANNEL_MTU': 1500, 'FLANNEL_IPMASQ': False})
+    bridge = out['plugins'][0]
+    assert bridge['ipMasq'] is True
+    assert bridge['mtu'] == 1500
+    assert bridge['ipam']['ranges'] == [[{'subnet': '10.0.5.0/26', 'gateway': '10.0.5.1'}]]
+
+
+def test_delegate_conflist_rejects_bad_mtu():
+    with pytest.raises(ValueError):
+        delegate_conflist({'FLANNEL_NETWORK': '10.0.0.0/16', 'FLANNEL_SUBNET': '10.0.5.1/24',
+                           'FLANNEL_MTU': 'x', 'FLANNEL_IPMASQ': 'true'})
+
+
+def test_checksum_changes_with_config():
+    a = render(cfg())
+    b = render(cfg(DIRECT_ROUTING=True))
+    assert a['checksum'] == checksum(a['net_conf_json'], a['cni_conf_json'])
+    assert len(a['checksum']) == 64
+    assert a['checksum'] != b['checksum']
+    assert render(cfg())['checksum'] == a['checksum']
+    assert json.loads(a['cni_conf_json']) == cni_conf()
+
+
+# ------------------------------------------------------------------ bad kubeasz configs
+
+BAD = [
+    ('CLUSTER_NETWORK', {'CLUSTER_NETWORK': 'calico'}),
+    ('CLUSTER_NETWORK', {'CLUSTER_NETWORK': None}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': None}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '172.20.0.0'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '172.20.0.0/33'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': 'fd00::/48'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '172.20.0.0/16,fd00::/48'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '172.20.1.0/16'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '10.0.0.0/29', 'NODE_CIDR_LEN': None}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '10.0.0.0/30', 'NODE_CIDR_LEN': 30}),
+    ('NODE_CIDR_LEN', {'NODE_CIDR_LEN': 31}),
+    ('NODE_CIDR_LEN', {'NODE_CIDR_LEN': 17}),
+    ('NODE_CIDR_LEN', {'NODE_CIDR_LEN': 'big'}),
+    ('NODE_CIDR_LEN', {'NODE_CIDR_LEN': True}),
+    ('FLANNEL_SUBNET_MIN', {'FLANNEL_SUBNET_MIN': '172.21.0.0'}),
+    ('FLANNEL_SUBNET_MIN', {'FLANNEL_SUBNET_MIN': '172.20.1.7'}),
+    ('FLANNEL_SUBNET_MIN', {'FLANNEL_SUBNET_MIN': 'first'}),
+    ('FLANNEL_SUBNET_MIN', {'FLANNEL_SUBNET_MIN': '172.20.9.0', 'FLANNEL_SUBNET_MAX': '172.20.2.0'}),
+    ('FLANNEL_SUBNET_MAX', {'FLANNEL_SUBNET_MAX': '172.20.3.0/25'}),
+    ('FLANNEL_BACKEND', {'FLANNEL_BACKEND': 'wireguard'}),
+    ('FLANNEL_BACKEND', {'FLANNEL_BACKEND': 3}),
+    ('DIRECT_ROUTING', {'DIRECT_ROUTING': 'yes'}),
+    ('DIRECT_ROUTING', {'DIRECT_ROUTING': 'false'}),
+    ('DIRECT_ROUTING', {'DIRECT_ROUTING': 1}),
+    ('FLANNEL_VNI', {'FLANNEL_VNI': 0}),
+    ('FLANNEL_VNI', {'FLANNEL_VNI': 16777216}),
+    ('FLANNEL_PORT', {'FLANNEL_PORT': 65536}),
+    ('FLANNEL_PORT', {'FLANNEL_PORT': -1}),
+    ('FLANNEL_MTU', {'FLANNEL_MTU': 100}),
+    ('FLANNEL_MTU', {'FLANNEL_MTU': 65000}),
+    ('FLANNEL_GBP', {'FLANNEL_GBP': 'on'}),
+    ('FLANNEL_IFACE', {'FLANNEL_IFACE': 'a-very-long-interface-name'}),
+    ('FLANNEL_IFACE', {'FLANNEL_IFACE': 'eth/0'}),
+    ('FLANNEL_IFACE', {'FLANNEL_IFACE': 'eth 0'}),
+    ('FLANNEL_IFACE', {'FLANNEL_IFACE': '..'}),
+    ('FLANNEL_IFACE', {'FLANNEL_IFACE': 'eth0', 'FLANNEL_IFACE_REGEX': '^eth'}),
+    ('FLANNEL_IFACE_REGEX', {'FLANNEL_IFACE_REGEX': '(eth'}),
+    ('FLANNEL_DATAPLANE', {'FLANNEL_DATAPLANE': 'cilium'}),
+    ('FLANNEL_NAMESPACE', {'FLANNEL_NAMESPACE': 'default'}),
+    ('FLANNEL_SUBNET_STORE', {'FLANNEL_SUBNET_STORE': 'consul'}),
+    ('FLANNEL_SUBNET_STORE', {'FLANNEL_SUBNET_STORE': 'file'}),
+    ('FLANNEL_SUBNET_STORE', {'FLANNEL_SUBNET_STORE': 'etcd', 'FLANNEL_DATAPLANE': 'flanneld'}),
+    ('PROXY_MODE', {'PROXY_MODE': 'userspace'}),
+    ('FLANNEL_IPMASQ', {'FLANNEL_IPMASQ': 'true'}),
+    ('FLANNEL_ROUTE_GUARD', {'FLANNEL_ROUTE_GUARD': 'no'}),
+    ('SERVICE_CIDR', {'SERVICE_CIDR': '172.20.128.0/20'}),
+    ('SERVICE_CIDR', {'SERVICE_CIDR': '10.68.0.0/99'}),
+    ('SERVICE_CIDR', {'SERVICE_CIDR': 'fd00:10::/108'}),
+]
+
+
+@pytest.mark.parametrize('key, override', BAD, ids=['%s-%d' % (k, i) for i, (k, dummy) in enumerate(BAD)])
+def test_bad_config_names_the_key(key, override):
+    with pytest.raises(ConfigError) as exc:
+        load_cluster_config(cfg(**override))
+    assert any(p.startswith(key + ':') for p in exc.value.problems), exc.value.problems
+    assert str(exc.value).startswith('config.yml has %d problem(s):\n- ' % len(exc.value.problems))
+    assert 'write' in str(exc.value)
+
+
+def test_node_cidr_len_message_says_what_to_write():
+    with pytest.raises(ConfigError) as exc:
+        load_cluster_config(cfg(NODE_CIDR_LEN=31))
+    assert exc.value.problems == [
+        'NODE_CIDR_LEN: 31 is too long for flannel (at most 30); write a value between 18 and 30 '
+        'for CLUSTER_CIDR 172.20.0.0/16']
+
+
+def test_direct_routing_string_hint():
+    with pytest.raises(ConfigError) as exc:
+        load_cluster_config(cfg(DIRECT_ROUTING='yes'))
+    assert 'write DIRECT_ROUTING: true' in str(exc.value)
+
+
+def test_all_problems_reported_at_once():
+    bad = cfg(CLUSTER_NETWORK='calico', NODE_CIDR_LEN=31, DIRECT_ROUTING='yes', FLANNEL_VNI=0,
+              FLANNEL_IFACE='a/b', FLANNEL_DATAPLANE='x', PROXY_MODE='kernel', SERVICE_CIDR='172.20.0.0/24',
+              FLANNEL_SUBNET_MIN='10.0.0.0')
+    with pytest.raises(ConfigError) as exc:
+        load_cluster_config(bad)
+    keys = set(p.split(':')[0] for p in exc.value.problems)
+    assert keys == {'CLUSTER_NETWORK', 'NODE_CIDR_LEN', 'DIRECT_ROUTING', 'FLANNEL_VNI', 'FLANNEL_IFACE',
+                    'FLANNEL_DATAPLANE', 'PROXY_MODE', 'SERVICE_CIDR', 'FLANNEL_SUBNET_MIN'}
+    assert str(exc.value).startswith('config.yml has 9 problem(s):')
+
+
+def test_not_a_mapping():
+    with pytest.raises(ConfigError):
+        load_cluster_config(None)
+
+
+def test_ifname_rules():
+    assert nc.ifname_problem('eth0') is None
+    assert nc.ifname_problem('x' * 15) is None
+    assert nc.ifname_problem('x' * 16)
+    assert nc.ifname_problem('.')
+    assert nc.ifname_problem('')
