@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bad configs through the real playbooks/06.network.yml: every one fails on the controller.
 
 The inventory's hosts point at a closed loopback port (ssh to 127.0.0.1:1), so touching a host

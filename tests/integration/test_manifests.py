@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """kube-flannel manifests rendered by the real playbook (``--tags manifest``, no host touched).
 
 Each manifest is validated with kubernetes-validate (strict) against Kubernetes 1.30.0 and the

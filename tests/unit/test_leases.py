@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests for plugins/module_utils/leases.py (no root needed)."""
 
 from __future__ import absolute_import, division, print_function
