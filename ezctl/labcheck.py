@@ -127,8 +127,9 @@ def vxlan_details(ip_link_json: str) -> dict:
     """The flannel-relevant attributes of a VXLAN device from `ip -d -json link show`."""
     link = json.loads(ip_link_json)[0]
     data = link["linkinfo"]["info_data"]
-    return {"id": data["id"], "local": data.get("local"), "link": link.get("link"),
-            "port": data.get("port"), "learning": data.get("learning"), "ttl": data.get("ttl", 0)}
+    return {"id": data["id"], "local": data.get("local"), "link": data.get("link"),
+            "port": data.get("port"), "learning": data.get("learning"), "ttl": data.get("ttl", 0),
+            "mtu": link["mtu"], "mac": link["address"]}
 
 
 def ping(lab, target: str, ip: str) -> bool:
