@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: direct_route
+short_description: Program flannel's routes to the other nodes' pod subnets
+version_added: 0.1.0
+author:
+  - kubeasz.network developers (@kubeasz)
+description:
+  - Programs, in the main table, the routes flanneld would program for the peers' subnets, each
+    with C(proto 159).
+  - O(backend=vxlan) gives C(<peer subnet> via <peer subnet .0> dev flannel.<VNI> onlink) per vxlan
+    peer and, with O(direct_routing), C(<peer subnet> via <peer IP>) for peers on the same L2
+    segment (the kernel's route lookup for the peer IP returns exactly one route without a gateway).
+  - O(backend=host-gw) gives C(<peer subnet> via <peer IP> dev <iface>) for every peer. A peer that
+    is not on-link fails the task, naming the peer and the reason, and nothing is changed.
+  - Stale flannel-owned routes are removed. A route is owned when its destination lies inside
+    O(network), is not O(subnet), and its device is C(flannel.*) or its protocol is 159. No other
+    route is ever touched.
+  - Reads with one C(ip -json route) call (plus one C(ip -json -batch) of route lookups when needed)
+    and writes with one C(ip -batch -) process, whatever the number of peers.
+options:
+  state:
+    description: V(present) programs the routes; V(absent) removes every owned route.
+    type: str
+    choices: [present, absent]
+    default: present
+  backend:
+    description: flannel backend type.
+    type: str
+    choices: [vxlan, host-gw]
+    default: vxlan
+  direct_routing:
+    description: flannel's C(DirectRouting) for the vxlan backend.
+    type: bool
+    default: false
+  vni:
+    description: VXLAN network identifier; vxlan routes use C(flannel.<VNI>).
+    type: int
+    default: 1
+  network:
+    description: The cluster network (CLUSTER_CIDR); defines which routes are owned.
+    type: str
+    required: true
+  subnet:
+    description: This node's lease subnet (never treated as owned). Required with O(state=present).
+    type: str
+  iface:
+    description:
+      - External interface for host-gw routes. Default is the interface of the default route.
+    type: str
+  peers:
+    description:
+      - The other nodes' leases, as returned by M(kubeasz.network.flannel_subnet) in its C(peers).
+      - Peers of another backend type are ignored (as flanneld does) and returned in
+        RV(ignored_peers). Every peer is validated before anything changes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      subnet:
+        description: The peer's lease subnet, for example V(172.20.2.0/24).
+        type: str
+        required: true
+      public_ip:
+        description: The peer's node IP.
+        type: str
+        required: true
+      backend_type:
+        description: The peer lease's backend type.
+        type: str
+        default: vxlan
+      vni:
+        description: The peer's VNI (informational).
+        type: int
+      vtep_mac:
+        description: The peer's VTEP MAC; required for vxlan peers.
+        type: str
+notes:
+  - Supports check mode and diff mode; RV(plan) lists the commands that were (or would be) run.
+  - With O(backend=vxlan) and vxlan peers, C(flannel.<VNI>) must exist (M(kubeasz.network.vxlan_link));
+    in check mode a missing device is only a warning, so that a check run of both modules works.
+requirements:
+  - iproute2 with JSON output (C(ip -json)).
+'''
+
+EXAMPLES = r'''
+- name: vxlan routes (DirectRouting for peers on this L2 segment)
+  kubeasz.network.direct_route:
+    backend: vxlan
+    direct_routing: true
+    network: 172.20.0.0/16
+    subnet: 172.20.1.0/24
+    peers: "{{ subnet.peers }}"
+
+- name: host-gw routes
+  kubeasz.network.direct_route:
+    backend: host-gw
+    iface: eth0
+    network: 172.20.0.0/16
+    subnet: 172.20.1.0/24
+    peers:
+      - subnet: 172.20.2.0/24
+        public_ip: 198.18.0.12
+        backend_type: host-gw
+
+- name: Remove every flannel-owned route
+  kubeasz.network.direct_route:
+    state: absent
+    network: 172.20.0.0/16
+    subnet: 172.20.1.0/24
+'''
+
+RETURN = r'''
+routes:
+  description: The desired routes in C(ip route) syntax.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159
+    - 172.20.3.0/24 via 198.18.0.13 proto 159
+direct_peers:
+  description: Peers routed directly through their node IP (host-gw, or DirectRouting).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+vxlan_peers:
+  description: Peers routed over C(flannel.<VNI>).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+ignored_peers:
+  description: Peers skipped because their backend type differs from O(backend).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+plan:
+  description: The C(ip) batch commands that were run (or would run in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - ip route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159
+diff:
+  description: Owned routes before and desired routes after, in C(ip route) syntax.
+  returned: always
+  type: dict
+  contains:
+    before:
+      description: Owned routes before the run.
+      type: str
+      returned: always
+    after:
+      description: Desired routes.
+      type: str
+      returned: always
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
+    DataplaneError, direct_route)
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError
+
+PEER_SPEC = dict(
+    subnet=dict(type='str', required=True),
+    public_ip=dict(type='str', required=True),
+    backend_type=dict(type='str', default='vxlan'),
+    vni=dict(type='int'),
+    vtep_mac=dict(type='str'),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
+            direct_routing=dict(type='bool', default=False),
+            vni=dict(type='int', default=1),
+            network=dict(type='str', required=True),
+            subnet=dict(type='str'),
+            iface=dict(type='str'),
+            peers=dict(type='list', elements='dict', default=[], options=PEER_SPEC),
+        ),
+        required_if=[('state', 'present', ('subnet',))],
+        supports_check_mode=True,
+    )
+
+    def run(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=False)
+
+    try:
+        result = direct_route(run, module.params, check_mode=module.check_mode)
+    except (DataplaneError, IprouteError) as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

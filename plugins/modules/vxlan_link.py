@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: vxlan_link
+short_description: Program flannel's VXLAN device and its per-peer neighbour and FDB entries
+version_added: 0.1.0
+author:
+  - kubeasz.network developers (@kubeasz)
+description:
+  - Creates or repairs the device C(flannel.<VNI>) exactly as flanneld's vxlan backend does
+    (vxlan id VNI, C(dev) the external interface, C(local) the node IP, C(nolearning) unless
+    O(learning), C(gbp) if O(gbp), ttl 0), with the lease's VTEP MAC, the lease network address
+    as C(/32) and the backend MTU, and sets it up.
+  - The device is deleted and recreated only when its type, VNI, underlying device, local
+    address, UDP port or GBP differ; MTU, MAC, learning and addresses are fixed in place.
+  - For each vxlan peer (peers that are direct with O(direct_routing) are excluded) programs
+    C(ip neigh replace <peer subnet .0> lladdr <VtepMAC> dev flannel.<VNI> nud permanent) and
+    C(bridge fdb replace <VtepMAC> dev flannel.<VNI> dst <peer IP> self permanent); stale
+    permanent IPv4 neighbour and FDB entries on C(flannel.<VNI>) are removed, nothing else.
+  - Reads kernel state with one C(ip -json) call per table and writes with one C(ip -batch -)
+    and one C(bridge -batch -) process, whatever the number of peers.
+  - Routes are programmed by M(kubeasz.network.direct_route).
+options:
+  state:
+    description: V(present) programs the device and entries; V(absent) deletes C(flannel.<VNI>).
+    type: str
+    choices: [present, absent]
+    default: present
+  vni:
+    description: VXLAN network identifier; the device is C(flannel.<VNI>).
+    type: int
+    default: 1
+  port:
+    description: UDP destination port; V(0) means the Linux kernel default 8472.
+    type: int
+    default: 0
+  gbp:
+    description: Enable VXLAN Group Based Policy.
+    type: bool
+    default: false
+  learning:
+    description: Enable source address learning (flannel's C(Learning)); off gives C(nolearning).
+    type: bool
+    default: false
+  mtu:
+    description: Device MTU. Default is the external interface MTU minus 50.
+    type: int
+  iface:
+    description: External (underlay) interface, the device's C(dev). Required with O(state=present).
+    type: str
+  local_ip:
+    description: Local VTEP address (the node's public IP). Default is the first IPv4 address of O(iface).
+    type: str
+  address:
+    description:
+      - The lease subnet's network address (for example V(172.20.1.0)), set on the device as C(/32).
+        A CIDR is accepted and reduced to its network address. Required with O(state=present).
+    type: str
+  network:
+    description:
+      - The cluster network (CLUSTER_CIDR). Other addresses inside it on the device are removed and
+        every peer subnet must lie inside it.
+    type: str
+  mac:
+    description:
+      - VTEP MAC address. Default is a stable locally administered unicast MAC derived from
+        O(local_ip) and O(vni) (the same value the lease advertises as C(VtepMAC)).
+    type: str
+  direct_routing:
+    description:
+      - flannel's C(DirectRouting). A peer whose node IP the kernel routes with exactly one route
+        without a gateway is direct and gets no neighbour or FDB entry.
+    type: bool
+    default: false
+  peers:
+    description:
+      - The other nodes' leases, as returned by M(kubeasz.network.flannel_subnet) in its C(peers).
+      - Peers whose O(peers[].backend_type) is not V(vxlan) are ignored (as flanneld does) and
+        returned in RV(ignored_peers). Every peer is validated before anything changes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      subnet:
+        description: The peer's lease subnet, for example V(172.20.2.0/24).
+        type: str
+        required: true
+      public_ip:
+        description: The peer's node IP (VTEP address).
+        type: str
+        required: true
+      backend_type:
+        description: The peer lease's backend type.
+        type: str
+        default: vxlan
+      vni:
+        description: The peer's VNI (informational).
+        type: int
+      vtep_mac:
+        description: The peer's VTEP MAC; required for vxlan peers.
+        type: str
+notes:
+  - Supports check mode and diff mode; RV(plan) lists the commands that were (or would be) run.
+requirements:
+  - iproute2 with JSON output (C(ip -json), C(bridge -json)).
+'''
+
+EXAMPLES = r'''
+- name: Program flannel.1 from this node's lease and the peers' leases
+  kubeasz.network.vxlan_link:
+    vni: 1
+    iface: eth0
+    address: 172.20.1.0
+    network: 172.20.0.0/16
+    direct_routing: false
+    peers:
+      - subnet: 172.20.2.0/24
+        public_ip: 198.18.0.12
+        backend_type: vxlan
+        vni: 1
+        vtep_mac: 0e:2b:11:22:33:44
+
+- name: Use the lease returned by flannel_subnet
+  kubeasz.network.vxlan_link:
+    iface: "{{ subnet.iface }}"
+    local_ip: "{{ subnet.public_ip }}"
+    address: "{{ subnet.lease.subnet }}"
+    network: "{{ CLUSTER_CIDR }}"
+    mtu: "{{ subnet.mtu }}"
+    peers: "{{ subnet.peers }}"
+
+- name: Remove the device after a switch to host-gw
+  kubeasz.network.vxlan_link:
+    vni: 1
+    state: absent
+'''
+
+RETURN = r'''
+device:
+  description: Name of the VXLAN device.
+  returned: always
+  type: str
+  sample: flannel.1
+vtep_mac:
+  description: The device's VTEP MAC (the value to advertise in the lease); null when absent.
+  returned: always
+  type: str
+  sample: 0e:2b:8c:51:77:10
+direct_peers:
+  description: Peers reached by a direct route (DirectRouting); they get no neighbour or FDB entry.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+vxlan_peers:
+  description: Peers reached over the VXLAN device (one neighbour and one FDB entry each).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - subnet: 172.20.2.0/24
+      public_ip: 198.18.0.12
+      backend_type: vxlan
+      vni: 1
+      vtep_mac: 0e:2b:11:22:33:44
+ignored_peers:
+  description: Peers skipped because their backend type is not vxlan.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+plan:
+  description: The C(ip)/C(bridge) batch commands that were run (or would run in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - ip neigh replace 172.20.2.0 lladdr 0e:2b:11:22:33:44 dev flannel.1 nud permanent
+    - bridge fdb replace 0e:2b:11:22:33:44 dev flannel.1 dst 198.18.0.12 self permanent
+diff:
+  description: Device, address, neighbour and FDB state before and after, in C(ip) syntax.
+  returned: always
+  type: dict
+  contains:
+    before:
+      description: State before the run.
+      type: str
+      returned: always
+    after:
+      description: Desired state.
+      type: str
+      returned: always
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
+    DataplaneError, vxlan_link)
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError
+
+PEER_SPEC = dict(
+    subnet=dict(type='str', required=True),
+    public_ip=dict(type='str', required=True),
+    backend_type=dict(type='str', default='vxlan'),
+    vni=dict(type='int'),
+    vtep_mac=dict(type='str'),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            vni=dict(type='int', default=1),
+            port=dict(type='int', default=0),
+            gbp=dict(type='bool', default=False),
+            learning=dict(type='bool', default=False),
+            mtu=dict(type='int'),
+            iface=dict(type='str'),
+            local_ip=dict(type='str'),
+            address=dict(type='str'),
+            network=dict(type='str'),
+            mac=dict(type='str'),
+            direct_routing=dict(type='bool', default=False),
+            peers=dict(type='list', elements='dict', default=[], options=PEER_SPEC),
+        ),
+        required_if=[('state', 'present', ('iface', 'address'))],
+        supports_check_mode=True,
+    )
+
+    def run(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=False)
+
+    try:
+        result = vxlan_link(run, module.params, check_mode=module.check_mode)
+    except (DataplaneError, IprouteError) as exc:
+        module.fail_json(msg=str(exc))
+    if not module._diff:
+        result.pop('diff')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
