@@ -253,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_setup, needs_base=True)
 
     lab = sub.add_parser("lab", parents=[common], help="namespace lab: up, down, status, exec, pod")
-    lab.add_argument("--lab-root", default=os.environ.get("KUBEASZ_LAB_ROOT",
-                                                         labmod.DEFAULT_ROOT),
+    lab.add_argument("--lab-root",
+                     default=os.environ.get("KUBEASZ_LAB_ROOT", labmod.DEFAULT_ROOT),
                      help="where labs live (default: $KUBEASZ_LAB_ROOT or %(default)s)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
     p = lsub.add_parser("up", parents=[labopt], help="build the lab and write clusters/<cluster>/")

@@ -101,9 +101,10 @@ def main() -> int:
     ok = show_reachability(lab, pods) and ok
 
     banner(f"done in {time.monotonic() - start:.0f} s; the lab stays up")
+    pod_ip = pods["node1/pod-node1"]
     print(f"""  ezctl lab status {CLUSTER}
   ezctl lab exec {CLUSTER} node1 -- ip route           # a node
-  ezctl lab exec {CLUSTER} node2/pod-node2 -- ping -c1 {pods[f'node1/pod-node1']}   # a pod
+  ezctl lab exec {CLUSTER} node2/pod-node2 -- ping -c1 {pod_ip}   # a pod
   ezctl setup {CLUSTER} 06                              # after editing clusters/{CLUSTER}/config.yml
   ezctl lab down {CLUSTER}                              # removes every namespace, mount and pod""")
     return 0 if ok else 1

@@ -83,7 +83,7 @@ def _run(argv, input=None, check=True, text=True, capture=True, env=None, timeou
         [str(a) for a in argv], input=input, text=text, env=env, timeout=timeout,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.PIPE if capture else None,
-        stdin=None if input is not None else subprocess.DEVNULL,
+        stdin=None if input is not None else subprocess.DEVNULL, check=False,
     )
     if check and proc.returncode != 0:
         raise LabCommandError(argv, proc.returncode, proc.stdout, proc.stderr)
@@ -180,7 +180,7 @@ class Lab:
         Inside a node the working directory is ``/``: use absolute paths. Output is text
         unless ``text=False``; ``capture=False`` lets it go to our stdout/stderr.
         """
-        node, _, pod = node.partition("/")
+        node, _sep, pod = node.partition("/")
         prefix = self.nsenter_argv(node)
         if pod:
             prefix += [_tool("ip"), "netns", "exec", pod]
@@ -304,7 +304,7 @@ class Lab:
             if self.node_exists(node):
                 self._delete_pods(node)
         self._kill_processes(inodes)
-        for _ in range(10):  # lab dir may be stacked when a mount was repeated
+        for _attempt in range(10):  # lab dir may be stacked when a mount was repeated
             left = self._mounts_under()
             if not left:
                 break

@@ -39,8 +39,8 @@ def split_target(spec: str, root: str | None = None) -> tuple[Lab, str]:
     root = root or os.environ.get("KUBEASZ_LAB_ROOT", DEFAULT_ROOT)
     spec = spec.strip()
     if spec.startswith("/"):
-        lab_dir, _, node = spec.rstrip("/").rpartition("/")
-        parent, _, name = lab_dir.rpartition("/")
+        lab_dir, _sep, node = spec.rstrip("/").rpartition("/")
+        parent, _sep, name = lab_dir.rpartition("/")
         return Lab(name, root=parent or "/"), node
     parts = [p for p in spec.split("/") if p]
     if len(parts) not in (2, 3):
@@ -64,7 +64,7 @@ if _tbase is not None:
 
         def run(self, command: str, *args: str, **kwargs: Any) -> _tbase.CommandResult:
             cmd = self.get_command(command, *args)
-            node, _, pod = self.target.partition("/")
+            node, _sep, pod = self.target.partition("/")
             argv = self.lab.nsenter_argv(node)
             if pod:
                 argv += [_tool("ip"), "netns", "exec", pod]

@@ -154,8 +154,8 @@ def test_pod_add_del(lab2):
     ip2 = lab2.pod_add("node1", "db")
     assert ip1.startswith("172.20.1.") and ip2.startswith("172.20.1.") and ip1 != ip2
     assert host_netns() == []  # pods live in the node's private /run/netns
-    assert "ttl=64" in lab2.exec("node1/web", ["ping", "-c", "1", "-W", "2",
-                                                "172.20.1.1"]).stdout
+    gateway_ping = lab2.exec("node1/web", ["ping", "-c", "1", "-W", "2", "172.20.1.1"])
+    assert "ttl=64" in gateway_ping.stdout
     assert lab2.exec("node1/web", ["ping", "-c", "1", "-W", "2", ip2]).returncode == 0
     assert "default via 172.20.1.1" in lab2.exec("node1/web", ["ip", "route"]).stdout
     assert lab2.load_state()["pods"]["node1"]["web"]["ip"] == ip1
@@ -190,8 +190,8 @@ def test_down_removes_everything(make_lab):
              input=json.dumps(CONFLIST))
     lab.pod_add("node1", "p1")
     sleepers = [subprocess.Popen(lab.nsenter_argv("node2") + ["sleep", "600"]),
-                subprocess.Popen(lab.nsenter_argv("node1") + ["ip", "netns", "exec", "p1",
-                                                               "sleep", "600"])]
+                subprocess.Popen(lab.nsenter_argv("node1")
+                                 + ["ip", "netns", "exec", "p1", "sleep", "600"])]
     time.sleep(0.2)
     lab.down()
     for proc in sleepers:

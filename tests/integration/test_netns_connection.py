@@ -50,7 +50,7 @@ def adhoc(env, pattern, module, args="", extra_env=None, check=True, inventory=N
     proc = subprocess.run(
         [ANSIBLE, "-i", inventory or env["hosts"], pattern, "-m", module, "-a", args],
         cwd=env["tmp"], env=dict(env["env"], **(extra_env or {})), capture_output=True,
-        text=True, timeout=120)
+        text=True, timeout=120, check=False)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return parse_minimal(proc.stdout), proc
@@ -77,29 +77,29 @@ def parse_minimal(text):
 
 @pytest.mark.parametrize("pipelining", ["True", "False"])
 def test_command_hostname(env, pipelining):
-    res, _ = adhoc(env, "all", "ansible.builtin.command", "hostname",
-                   extra_env={"ANSIBLE_PIPELINING": pipelining})
+    res, _proc = adhoc(env, "all", "ansible.builtin.command", "hostname",
+                       extra_env={"ANSIBLE_PIPELINING": pipelining})
     assert {h: r["stdout"] for h, r in res.items()} == {"node1": "node1", "node2": "node2"}
 
 
 def test_node_network_is_seen(env):
-    res, _ = adhoc(env, "node2", "ansible.builtin.command", "ip -br addr show eth0")
+    res, _proc = adhoc(env, "node2", "ansible.builtin.command", "ip -br addr show eth0")
     assert "198.18.0.12/24" in res["node2"]["stdout"]
 
 
 def test_copy_slurp_fetch_in_private_tmpfs(env):
     lab = env["lab"]
-    res, _ = adhoc(env, "node1", "ansible.builtin.copy",
-                   "content='FLANNEL_MTU=1450\n' dest=/run/flannel/probe.env mode=0644")
+    res, _proc = adhoc(env, "node1", "ansible.builtin.copy",
+                       "content='FLANNEL_MTU=1450\n' dest=/run/flannel/probe.env mode=0644")
     assert res["node1"]["changed"] is True
-    res, _ = adhoc(env, "node1", "ansible.builtin.copy",
-                   "content='FLANNEL_MTU=1450\n' dest=/run/flannel/probe.env mode=0644")
+    res, _proc = adhoc(env, "node1", "ansible.builtin.copy",
+                       "content='FLANNEL_MTU=1450\n' dest=/run/flannel/probe.env mode=0644")
     assert res["node1"]["changed"] is False
     assert lab.exec("node1", ["cat", "/run/flannel/probe.env"]).stdout == "FLANNEL_MTU=1450\n"
     assert lab.exec("node2", ["test", "-e", "/run/flannel/probe.env"],
                     check=False).returncode == 1
     assert not os.path.exists("/run/flannel/probe.env")  # not on the host
-    res, _ = adhoc(env, "node1", "ansible.builtin.slurp", "src=/run/flannel/probe.env")
+    res, _proc = adhoc(env, "node1", "ansible.builtin.slurp", "src=/run/flannel/probe.env")
     assert base64.b64decode(res["node1"]["content"]) == b"FLANNEL_MTU=1450\n"
     dest = env["tmp"] / "fetched"
     adhoc(env, "node1", "ansible.builtin.fetch",
@@ -122,7 +122,7 @@ def test_missing_node_is_a_clear_error(env):
     inv = env["tmp"] / "bad-hosts"
     inv.write_text(f"node9 ansible_connection=kubeasz.network.netns "
                    f"kubeasz_lab_dir={env['lab'].dir}\n")
-    _, proc = adhoc(env, "node9", "ansible.builtin.command", "true", check=False,
-                    inventory=str(inv))
+    _res, proc = adhoc(env, "node9", "ansible.builtin.command", "true", check=False,
+                       inventory=str(inv))
     assert proc.returncode != 0
     assert f"lab node node9 not found under {env['lab'].dir}: run ezctl lab up" in proc.stdout

@@ -15,7 +15,6 @@ from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import D
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, parse_net_conf
 
 
-
 def test_flannel_mtu_rules():
     assert module.flannel_mtu(Backend(type='vxlan'), 1500) == 1450
     assert module.flannel_mtu(Backend(type='vxlan', mtu=9000), 1500) == 8950
@@ -65,5 +64,3 @@ def test_node_facts_host_gw_mtu_and_nat_refusal(tmp_path):
         module.node_facts(FakeModule(tmp_path, public_ip='203.0.113.5'), conf({'Type': 'host-gw'}))
     facts, dummy = module.node_facts(FakeModule(tmp_path, public_ip='203.0.113.5'), conf({'Type': 'vxlan'}))
     assert facts['public_ip'] == '203.0.113.5'        # vxlan works behind NAT
-
-

@@ -33,5 +33,5 @@ def pods(lab):
     ips = {f"{node}/pod-{node}": lab.pod_add(node, f"pod-{node}") for node in nodes}
     yield ips
     for target in ips:
-        node, _, pod = target.partition("/")
+        node, _sep, pod = target.partition("/")
         lab.pod_del(node, pod)
