@@ -28,6 +28,8 @@ class NodeView:
     routes: frozenset
     neighbours: frozenset
     fdb: frozenset
+    devices: frozenset = frozenset()  # every flannel.<n> link on the node
+    vni: int = 1
 
 
 def parse_subnet_env(text: str) -> dict:
@@ -53,17 +55,19 @@ def read_node(run: NodeRunner, node: str, public_ip: str, segment: int, vni: int
         if dst.subnet_of(network) and dst != subnet:
             routes.add((route["dst"], route.get("gateway"), route["dev"], "onlink" in route.get("flags", [])))
     neighbours, fdb = set(), set()
-    if device in links:
-        for entry in _json(run, node, ["ip", "-json", "neigh", "show", "dev", device]):
+    devices = frozenset(name for name in links if name.startswith("flannel."))
+    for dev in sorted(devices):  # a stale flannel.<n> shows its entries as unexpected ones
+        for entry in _json(run, node, ["ip", "-json", "neigh", "show", "dev", dev]):
             if "PERMANENT" in entry.get("state", []):
                 neighbours.add((entry["dst"], entry.get("lladdr")))
-        for entry in _json(run, node, ["bridge", "-json", "fdb", "show", "dev", device]):
+        for entry in _json(run, node, ["bridge", "-json", "fdb", "show", "dev", dev]):
             if entry.get("dst"):
                 fdb.add((entry["mac"], entry["dst"]))
     return NodeView(
         name=node, public_ip=public_ip, segment=segment, subnet=subnet, network=network,
         mtu=int(env["FLANNEL_MTU"]), vtep_mac=links.get(device, {}).get("address"),
         routes=frozenset(routes), neighbours=frozenset(neighbours), fdb=frozenset(fdb),
+        devices=devices, vni=vni,
     )
 
 
@@ -94,9 +98,10 @@ def table_mismatches(views: list[NodeView], backend: str, direct_routing: bool) 
     """Every difference between the nodes' tables and FLANNEL.md's, as readable lines."""
     problems = []
     for node in views:
-        want = expected_tables(node, views, backend, direct_routing)
-        have = (node.routes, node.neighbours, node.fdb)
-        for label, w, h in zip(("route", "neighbour", "fdb"), want, have):
+        want = expected_tables(node, views, backend, direct_routing, vni=node.vni)
+        want += (frozenset([f"flannel.{node.vni}"] if backend == "vxlan" else []),)
+        have = (node.routes, node.neighbours, node.fdb, node.devices)
+        for label, w, h in zip(("route", "neighbour", "fdb", "device"), want, have):
             problems += [f"{node.name}: missing {label} {entry}" for entry in sorted(w - h, key=str)]
             problems += [f"{node.name}: unexpected {label} {entry}" for entry in sorted(h - w, key=str)]
     return problems

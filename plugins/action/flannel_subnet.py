@@ -1,8 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller side of kubeasz.network.flannel_subnet (store=file).
+"""Controller side of kubeasz.network.flannel_subnet.
 
+store=etcd|kube: the module talks to the store from the node; this plugin only copies the TLS
+files named by etcd_ca/etcd_cert/etcd_key/kube_ca/kube_cert/kube_key from the controller to the
+task's temporary directory on the node (removed after the task) and runs the module.
+
+store=file:
 present: module(state=query) on the node -> allocate under the lease file's lock on the
          controller -> save (not in check mode) -> module(state=present, subnet=...).
 absent:  module(state=query) unless public_ip is given -> release -> module(state=absent).
@@ -12,25 +17,17 @@ query:   module(state=query) -> own lease and peers from the store; nothing chan
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
+import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    FileStore, LeaseError, parse_leases, split_peers)
+    FileStore, LeaseError, own_entries, parse_leases, split_peers, store_diff)
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
-from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import ARGUMENT_SPEC, ACTION_REQUIRED_IF
+from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (
+    ARGUMENT_SPEC, ACTION_REQUIRED_IF, TLS_FILES)
 
 MODULE = 'kubeasz.network.flannel_subnet'
-
-
-def own_entries(doc, public_ip):
-    """The store entries of ``public_ip`` (and the config) as text, for --diff."""
-    mine = dict((key, value) for key, value in sorted(doc['leases'].items())
-                if isinstance(value, dict) and value.get('PublicIP') == str(public_ip))
-    if not mine:
-        return ''
-    return json.dumps({'config': doc.get('config'), 'leases': mine}, indent=2, sort_keys=True) + '\n'
 
 
 def diffs_of(res):
@@ -39,8 +36,7 @@ def diffs_of(res):
 
 
 def lease_diff(path, before, after, public_ip):
-    return dict(before=own_entries(before, public_ip), after=own_entries(after, public_ip),
-                before_header='%s (%s)' % (path, public_ip), after_header='%s (%s)' % (path, public_ip))
+    return store_diff(path, before, after, public_ip)
 
 
 class ActionModule(ActionBase):
@@ -55,6 +51,9 @@ class ActionModule(ActionBase):
         self._task_vars = task_vars
         try:
             netconf = self._netconf(args)
+            if args['store'] != 'file':
+                result.update(self._on_node(args))
+                return result
             result.update(getattr(self, '_' + args['state'])(args, netconf))
         except (LeaseError, OSError) as exc:
             raise AnsibleActionFail(str(exc))
@@ -86,7 +85,32 @@ class ActionModule(ActionBase):
         keep = ('iface', 'public_ip', 'mtu', 'vtep_mac', 'subnet_env', 'previous_subnet')
         return dict((k, res[k]) for k in keep if k in res)
 
+    def _copy_tls(self, option, path):
+        """Copy a TLS file from the controller into the task's temporary directory on the node."""
+        local = os.path.expanduser(path)
+        if not os.path.isfile(local):
+            raise AnsibleActionFail('%s: %s is not a file on the controller' % (option, path))
+        if self._connection._shell.tmpdir is None:
+            self._make_tmp_path()
+        remote = self._connection._shell.join_path(self._connection._shell.tmpdir, option.replace('_', '-') + '.pem')
+        self._transfer_file(local, remote)
+        self._fixup_perms2((self._connection._shell.tmpdir, remote), execute=False)
+        return remote
+
     # ------------------------------------------------------------ states
+
+    def _on_node(self, args):
+        """store=etcd|kube: the module does the work on the node."""
+        module_args = dict(args)
+        for option in TLS_FILES:
+            if not option.startswith(args['store'] + '_'):
+                module_args.pop(option, None)   # the other store's files stay on the controller
+            elif args.get(option):
+                module_args[option] = self._copy_tls(option, args[option])
+        try:
+            return self._module(module_args)
+        except _ModuleFailed as exc:
+            return exc.result
 
     def _present(self, args, netconf):
         try:

@@ -9,7 +9,10 @@
 * ``allocate()``: flannel's acquire rules as a pure function (deterministic: lowest free subnet).
 * ``subnet_env_text()`` / ``parse_subnet_env()``: /run/flannel/subnet.env.
 * ``write_atomic()``: compare, then temp file + fsync + rename.
-* ``FileStore``: leases in one JSON file, guarded by ``flock`` on a sidecar lock file.
+* ``LeaseStore``: what ``flannel_subnet`` needs of a store (``acquire``, ``release``, ``leases``);
+  ``FileStore`` (one JSON file, guarded by ``flock`` on a sidecar lock file) is one, the etcd
+  store (``etcd.py``) and the Kubernetes store (``kubestore.py``) are the others.
+* ``own_entries()`` / ``store_diff()``: a node's entries of a store document, for ``--diff``.
 
 Standard library only: imported on the managed node and on the controller.
 """
@@ -21,8 +24,10 @@ import contextlib
 import errno
 import fcntl
 import ipaddress
+import itertools
 import json
 import os
+import random
 import re
 import tempfile
 from dataclasses import dataclass
@@ -216,37 +221,42 @@ def subnet_count(netconf):
     return (int(netconf.subnet_max.network_address) - int(netconf.subnet_min.network_address)) // size + 1
 
 
-def _lowest_free(netconf, taken):
-    """Lowest subnet of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``."""
+def _free_subnets(netconf, taken):
+    """Free subnets of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``, lowest first."""
     size = 1 << (32 - netconf.subnet_len)
     cand = int(netconf.subnet_min.network_address)
     last = int(netconf.subnet_max.network_address)
     spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in taken)
-    for start, end in spans:
-        if end < cand:
+    index = 0
+    while cand <= last:
+        while index < len(spans) and spans[index][1] < cand:
+            index += 1
+        if index < len(spans) and spans[index][0] <= cand + size - 1:
+            cand = (spans[index][1] + size) // size * size   # first boundary after the taken span
             continue
-        if start > cand + size - 1:
-            break
-        cand = (end + size) // size * size   # first boundary after ``end``
-        if cand > last:
-            break
-    if cand > last:
-        return None
-    return ipaddress.IPv4Network((cand, netconf.subnet_len))
+        yield ipaddress.IPv4Network((cand, netconf.subnet_len))
+        cand += size
+
+
+def _lowest_free(netconf, taken):
+    """Lowest subnet of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``."""
+    return next(_free_subnets(netconf, taken), None)
 
 
 def _overlaps(subnet, taken):
     return any(subnet.overlaps(other) for other in taken)
 
 
-def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, preferred=None, reserved=()):
+def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, preferred=None, reserved=(),
+             spread=1):
     """Pick this node's lease following flanneld's acquire rules.
 
     1. a lease already holding ``public_ip`` and compatible with the config is kept (backend
        data updated); several such leases (a damaged store): the lowest subnet wins;
     2. else ``preferred`` (the subnet of an existing subnet.env) if compatible and free;
     3. else the lowest free compatible subnet (flanneld picks at random among the first 100
-       free ones; lowest-first makes runs reproducible).
+       free ones; lowest-first makes runs reproducible); with ``spread`` > 1 one at random among
+       the first ``spread`` free ones (a store retrying after a lost race spreads the racers).
 
     ``leases``: valid leases of the store; ``reserved``: subnets that are taken by entries
     that could not be parsed. Leases of ``public_ip`` that are not kept are free for reuse
@@ -268,7 +278,8 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
         preferred = _subnet(preferred, 'preferred subnet')
         if compatible(netconf, preferred) and not _overlaps(preferred, others):
             return lease_of(preferred)
-    subnet = _lowest_free(netconf, others)
+    free = list(itertools.islice(_free_subnets(netconf, others), max(1, int(spread))))
+    subnet = random.choice(free) if free else None
     if subnet is None:
         raise LeaseError(
             'out of subnets: network %s has %d subnets of /%d between %s and %s and all are leased'
@@ -385,9 +396,75 @@ def remove_file(path):
         raise
 
 
+# ---------------------------------------------------------------- the store interface
+
+class LeaseStore(object):
+    """What kubeasz.network.flannel_subnet needs of a lease store.
+
+    A store document is ``{"config": <net-conf dict or None>, "leases": {key: value}}`` where a
+    value is flannel's lease object (decoded) or, when it is not valid JSON, the raw text; it
+    is what ``acquire()`` returns as ``before``/``after`` (``after`` holds every lease of the
+    store, so that peers can be read from it) and what ``own_entries()`` shows in ``--diff``.
+    """
+
+    label = 'lease store'
+
+    @contextlib.contextmanager
+    def locked(self, shared=False, create=True):
+        """Serialise load-modify-save; stores with their own atomic writes need no lock."""
+        yield self
+
+    def leases(self):
+        """(valid leases sorted by subnet, warnings)."""
+        raise NotImplementedError
+
+    def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
+                preferred=None, config=None, check_mode=False):
+        """Allocate or keep the node's lease -> (lease, changed, warnings, before, after)."""
+        raise NotImplementedError
+
+    def release(self, public_ip, check_mode=False):
+        """Remove the node's leases -> (released leases, changed)."""
+        raise NotImplementedError
+
+
+def decoded(value):
+    """A store value as an object when it is JSON text, else unchanged."""
+    if isinstance(value, (bytes, str)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def own_entries(doc, public_ip):
+    """The store entries of ``public_ip`` (and the config) as text, for --diff."""
+    mine = {}
+    for key, value in sorted((doc.get('leases') or {}).items()):
+        value = decoded(value)
+        if isinstance(value, dict) and value.get('PublicIP') == str(public_ip):
+            mine[key] = value
+    if not mine:
+        return ''
+    return json.dumps({'config': doc.get('config'), 'leases': mine}, indent=2, sort_keys=True) + '\n'
+
+
+def store_diff(label, before, after, public_ip):
+    """--diff entry of the node's lease in a store."""
+    header = '%s (%s)' % (label, public_ip)
+    return dict(before=own_entries(before, public_ip), after=own_entries(after, public_ip),
+                before_header=header, after_header=header)
+
+
+def leases_of(doc):
+    """Valid leases of a store document (corrupt ones are left out)."""
+    return parse_leases(doc.get('leases') or {})[0]
+
+
 # ---------------------------------------------------------------- the file store
 
-class FileStore:
+class FileStore(LeaseStore):
     """Leases in one JSON file on the controller: ``{"config": {...}, "leases": {key: value}}``.
 
     ``config`` is the net-conf.json the leases were made for (flannel's ``<prefix>/config``);
@@ -399,6 +476,7 @@ class FileStore:
     def __init__(self, path):
         self.path = os.path.abspath(os.path.expanduser(path))
         self.lock_path = self.path + '.lock'
+        self.label = self.path
 
     @contextlib.contextmanager
     def locked(self, shared=False, create=True):

@@ -202,13 +202,11 @@ def main():
         return module.run_command(argv, data=data, binary_data=False)
 
     try:
-        result = direct_route(run, module.params, check_mode=module.check_mode)
+        result = direct_route(run, module.params, check_mode=module.check_mode, diff=module._diff)
     except (DataplaneError, IprouteError) as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop('warnings', []):
         module.warn(warning)
-    if not module._diff:
-        result.pop('diff')
     module.exit_json(**result)
 
 

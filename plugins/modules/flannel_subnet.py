@@ -66,9 +66,79 @@ options:
   store:
     description:
       - Where leases are kept. V(file) is a JSON file on the controller (O(lease_file)).
+      - V(etcd) is flannel's own etcd layout (v3 API) under O(etcd_prefix) - the config at
+        C(<prefix>/config), one key C(<prefix>/subnets/<a.b.c.d>-<len>) per lease holding flannel's
+        lease JSON - so that flanneld and this module can share it. A new lease is created by a
+        transaction that succeeds only if the key is absent (a race lost to another node is retried)
+        and is bound to an etcd lease of O(etcd_lease_ttl) seconds that every run renews.
+      - V(kube) is flannel's Kubernetes subnet manager - the node's C(spec.podCIDR) (assigned by
+        kube-controller-manager) is the lease, and flannel's C(flannel.alpha.coreos.com/) node
+        annotations are written for it; C(public-ip-overwrite) wins over the detected public IP.
+      - With V(etcd) and V(kube) the module itself talks to the store from the node; the action
+        plugin only copies the TLS files named below from the controller for the run.
     type: str
-    choices: [file]
+    choices: [file, etcd, kube]
     default: file
+  etcd_endpoints:
+    description:
+      - etcd client URLs for O(store=etcd), tried in order, for example
+        V(https://192.168.1.1:2379). A comma-separated string is accepted too.
+      - Required when O(store=etcd).
+    type: list
+    elements: str
+  etcd_prefix:
+    description:
+      - Key prefix of flannel's data in etcd (flanneld C(--etcd-prefix)).
+    type: str
+    default: /coreos.com/network
+  etcd_lease_ttl:
+    description:
+      - Seconds a lease lives in etcd unless renewed (flanneld uses 24 hours); every run renews it.
+        No flanneld renews leases in the C(ansible) dataplane, so run the play at least that often,
+        or set V(0) for leases that never expire (C(state=absent) releases them).
+    type: int
+    default: 86400
+  etcd_ca:
+    description:
+      - CA certificate that signed the etcd servers' certificates, a path on the controller
+        (kubeasz keeps it as C({{ cluster_dir }}/ssl/ca.pem)). Copied to the node's temporary
+        directory for the run only.
+    type: path
+  etcd_cert:
+    description:
+      - Client certificate for etcd, a path on the controller (kubeasz C({{ cluster_dir }}/ssl/etcd.pem)).
+    type: path
+  etcd_key:
+    description:
+      - Private key of O(etcd_cert), a path on the controller (kubeasz C({{ cluster_dir }}/ssl/etcd-key.pem)).
+        Its content is never logged; the copy on the node is removed after the run.
+    type: path
+  kube_api:
+    description:
+      - URL of the Kubernetes API server for O(store=kube), for example V(https://192.168.1.1:6443).
+      - Required when O(store=kube).
+    type: str
+  kube_token:
+    description:
+      - Bearer token for the API server (a ServiceAccount token allowed to get, list and patch nodes).
+        Never logged.
+    type: str
+  kube_ca:
+    description:
+      - CA certificate of the API server, a path on the controller (kubeasz C({{ cluster_dir }}/ssl/ca.pem)).
+    type: path
+  kube_cert:
+    description:
+      - Client certificate for the API server, a path on the controller (instead of O(kube_token)).
+    type: path
+  kube_key:
+    description:
+      - Private key of O(kube_cert), a path on the controller; never logged, removed from the node after the run.
+    type: path
+  node_name:
+    description:
+      - Name of the node's Node object for O(store=kube); default is the node's host name.
+    type: str
   lease_file:
     description:
       - Path on the controller of the lease store for O(store=file), for example
@@ -98,7 +168,10 @@ notes:
     and C(--diff) (the node's lease entry and the files' text before and after).
   - In check mode on a fresh store every node is shown the same first free subnet, because no
     lease is saved between them.
-  - C(changed) is true only when the lease file, O(subnet_file) or O(cni_conf_file) changed.
+  - C(changed) is true only when the lease store, O(subnet_file) or O(cni_conf_file) changed; renewing the
+    etcd lease of an unchanged lease is not a change.
+  - With O(store=etcd) or O(store=kube) a store that cannot be reached fails the task naming the endpoint,
+    before O(subnet_file) is touched.
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -128,6 +201,27 @@ EXAMPLES = r'''
     network: "{{ flannel_net_conf }}"
     lease_file: "{{ cluster_dir }}/flannel-leases.json"
   register: flannel_peers
+
+- name: Take the lease in flannel's etcd layout (kubeasz's etcd cluster, TLS files from the cluster folder)
+  kubeasz.network.flannel_subnet:
+    network: "{{ flannel_net_conf }}"
+    store: etcd
+    etcd_endpoints:
+      - https://192.168.1.1:2379
+      - https://192.168.1.2:2379
+    etcd_ca: "{{ cluster_dir }}/ssl/ca.pem"
+    etcd_cert: "{{ cluster_dir }}/ssl/etcd.pem"
+    etcd_key: "{{ cluster_dir }}/ssl/etcd-key.pem"
+
+- name: Use the node's podCIDR as the lease and write flannel's node annotations
+  kubeasz.network.flannel_subnet:
+    network: "{{ flannel_net_conf }}"
+    store: kube
+    kube_api: https://192.168.1.1:6443
+    kube_ca: "{{ cluster_dir }}/ssl/ca.pem"
+    kube_cert: "{{ cluster_dir }}/ssl/admin.pem"
+    kube_key: "{{ cluster_dir }}/ssl/admin-key.pem"
+    node_name: "{{ inventory_hostname }}"
 
 - name: Give the subnet back
   kubeasz.network.flannel_subnet:
@@ -180,14 +274,18 @@ previous_subnet:
 '''
 
 import ipaddress
+import json
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
     DataplaneError, VXLAN_OVERHEAD, external_interface, vtep_mac)
+from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe
+from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    Lease, LeaseError, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text,
-    subnet_of_env, write_atomic)
+    Lease, LeaseError, leases_of, needs_write, parse_subnet_env, read_text, remove_file, split_peers,
+    store_diff, subnet_env_text, subnet_of_env, write_atomic)
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
     NetConfError, delegate_conflist, dumps, parse_net_conf)
 
@@ -198,7 +296,19 @@ ARGUMENT_SPEC = dict(
     iface_regex=dict(type='str'),
     public_ip=dict(type='str'),
     ip_masq=dict(type='bool', default=True),
-    store=dict(type='str', choices=['file'], default='file'),
+    store=dict(type='str', choices=['file', 'etcd', 'kube'], default='file'),
+    etcd_endpoints=dict(type='list', elements='str'),
+    etcd_prefix=dict(type='str', default='/coreos.com/network'),
+    etcd_lease_ttl=dict(type='int', default=86400),
+    etcd_ca=dict(type='path'),
+    etcd_cert=dict(type='path'),
+    etcd_key=dict(type='path', no_log=False),
+    kube_api=dict(type='str'),
+    kube_token=dict(type='str', no_log=True),
+    kube_ca=dict(type='path'),
+    kube_cert=dict(type='path'),
+    kube_key=dict(type='path', no_log=False),
+    node_name=dict(type='str'),
     lease_file=dict(type='path'),
     subnet_file=dict(type='path', default='/run/flannel/subnet.env'),
     cni_conf_file=dict(type='path'),
@@ -206,7 +316,10 @@ ARGUMENT_SPEC = dict(
 )
 # The module's own checks; the action plugin adds ACTION_REQUIRED_IF (query needs the network
 # there to filter peers, while the module's query also serves state=absent without one).
-REQUIRED_IF = [('state', 'present', ['network']), ('store', 'file', ['lease_file'])]
+REQUIRED_IF = [('state', 'present', ['network']), ('store', 'file', ['lease_file']),
+               ('store', 'etcd', ['etcd_endpoints']), ('store', 'kube', ['kube_api'])]
+# TLS files named on the controller; the action plugin copies them to the node for the run.
+TLS_FILES = ('etcd_ca', 'etcd_cert', 'etcd_key', 'kube_ca', 'kube_cert', 'kube_key')
 ACTION_REQUIRED_IF = REQUIRED_IF + [('state', 'query', ['network'])]
 
 
@@ -295,18 +408,79 @@ def remove(module):
     return changed, diffs
 
 
+# ------------------------------------------------------------ stores the node talks to (etcd, kube)
+
+def open_store(params):
+    """The EtcdStore or KubeStore that the parameters describe."""
+    if params['store'] == 'etcd':
+        client = EtcdClient(params['etcd_endpoints'], params['etcd_ca'], params['etcd_cert'], params['etcd_key'])
+        return EtcdStore(client, params['etcd_prefix'], params['etcd_lease_ttl'])
+    client = KubeClient(params['kube_api'], params['kube_token'], params['kube_ca'], params['kube_cert'],
+                        params['kube_key'])
+    return KubeStore(client, params['node_name'] or socket.gethostname())
+
+
+def as_peers(leases):
+    return [lease.as_peer() for lease in leases]
+
+
+def release_on_node(module, store, netconf):
+    """state=absent: give the lease back, remove subnet.env (and the CNI conflist)."""
+    params = module.params
+    public_ip = params['public_ip'] or node_facts(module, None)[0]['public_ip']
+    gone, store_changed = store.release(public_ip, check_mode=module.check_mode)
+    changed, diffs = remove(module)
+    leases, warnings = store.leases()
+    dummy, peers, more = split_peers([lease for lease in leases if lease not in gone], public_ip,
+                                     netconf.network if netconf else None)
+    before = {'config': None, 'leases': dict((lease.key, json.loads(lease.to_store()[1])) for lease in gone)}
+    return dict(changed=store_changed or changed, subnet_env={}, public_ip=str(public_ip),
+                lease=gone[0].as_peer() if gone else None, peers=as_peers(peers), warnings=warnings + more,
+                diff=[store_diff(store.label, before, {}, public_ip)] + diffs)
+
+
+def on_node(module, netconf):
+    """store=etcd|kube: the module reads and writes the store itself. Returns the result."""
+    params = module.params
+    store = open_store(params)
+    if params['state'] == 'absent':
+        return release_on_node(module, store, netconf)
+    if params['store'] == 'kube' and not params['public_ip']:
+        params['public_ip'] = store.public_ip_overwrite()
+    facts, dummy = node_facts(module, netconf)
+    network = netconf.network if netconf else None
+    if params['state'] == 'query':
+        leases, warnings = store.leases()
+        own, peers, more = split_peers(leases, facts['public_ip'], network)
+        return dict(facts, changed=False, lease=own.as_peer() if own else None, peers=as_peers(peers),
+                    warnings=warnings + more)
+    lease, store_changed, warnings, before, after = store.acquire(
+        netconf, facts['public_ip'], facts['backend_type'], facts['vni'], facts['vtep_mac'],
+        preferred=facts['previous_subnet'], config=params['network'], check_mode=module.check_mode)
+    params['subnet'] = str(lease.subnet)
+    changed, diffs = write_env(module, netconf, facts)
+    dummy, peers, more = split_peers(leases_of(after), lease.public_ip, network)
+    return dict(facts, changed=store_changed or changed, peers=as_peers(peers), warnings=warnings + more,
+                diff=[store_diff(store.label, before, after, lease.public_ip)] + diffs)
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     params = module.params
     try:
         netconf = parse_net_conf(params['network']) if params['network'] is not None else None
+        if params['store'] != 'file' and params['subnet'] is None:
+            result = on_node(module, netconf)
+            for warning in result.pop('warnings'):
+                module.warn(warning)
+            module.exit_json(**result)
         if params['state'] == 'absent':
             changed, diffs = remove(module)
             module.exit_json(changed=changed, subnet_env={}, diff=diffs)
         facts, dummy = node_facts(module, netconf)
         if params['state'] == 'query':
             module.exit_json(changed=False, **facts)
-        if params['subnet'] is None:   # node-side stores (etcd, kube) will allocate here
+        if params['subnet'] is None:
             module.fail_json(msg='subnet is set by the kubeasz.network.flannel_subnet action plugin '
                                  'after allocation (store=%s); run the module through it' % params['store'])
         changed, diffs = write_env(module, netconf, facts)

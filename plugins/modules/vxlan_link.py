@@ -27,11 +27,18 @@ description:
   - Reads kernel state with one C(ip -json) call per table and writes with one C(ip -batch -)
     and one C(bridge -batch -) process, whatever the number of peers.
   - Routes are programmed by M(kubeasz.network.direct_route).
+  - Every other VXLAN device named C(flannel.<n>) is flannel's and stale (left by an old VNI or a
+    backend switch) and is deleted in every state, with its neighbour and FDB entries and the
+    routes through it. No other device is touched.
 options:
   state:
-    description: V(present) programs the device and entries; V(absent) deletes C(flannel.<VNI>).
+    description:
+      - V(present) programs C(flannel.<VNI>) and its entries and deletes every other C(flannel.<n>).
+      - V(absent) deletes C(flannel.<VNI>) and every other C(flannel.<n>) (a switch to host-gw).
+      - V(prune) deletes every C(flannel.<n>) but C(flannel.<VNI>), which it leaves as it is (for
+        nodes where flanneld manages C(flannel.<VNI>)).
     type: str
-    choices: [present, absent]
+    choices: [present, absent, prune]
     default: present
   vni:
     description: VXLAN network identifier; the device is C(flannel.<VNI>).
@@ -140,6 +147,11 @@ EXAMPLES = r'''
   kubeasz.network.vxlan_link:
     vni: 1
     state: absent
+
+- name: flanneld manages flannel.2; remove the flannel.1 it left after a VNI change
+  kubeasz.network.vxlan_link:
+    vni: 2
+    state: prune
 '''
 
 RETURN = r'''
@@ -153,6 +165,12 @@ vtep_mac:
   returned: always
   type: str
   sample: 0e:2b:8c:51:77:10
+removed:
+  description: Stale C(flannel.<n>) devices deleted (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [flannel.1]
 direct_peers:
   description: Peers reached by a direct route (DirectRouting); they get no neighbour or FDB entry.
   returned: always
@@ -217,7 +235,7 @@ PEER_SPEC = dict(
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            state=dict(type='str', choices=['present', 'absent', 'prune'], default='present'),
             vni=dict(type='int', default=1),
             port=dict(type='int', default=0),
             gbp=dict(type='bool', default=False),
@@ -239,11 +257,9 @@ def main():
         return module.run_command(argv, data=data, binary_data=False)
 
     try:
-        result = vxlan_link(run, module.params, check_mode=module.check_mode)
+        result = vxlan_link(run, module.params, check_mode=module.check_mode, diff=module._diff)
     except (DataplaneError, IprouteError) as exc:
         module.fail_json(msg=str(exc))
-    if not module._diff:
-        result.pop('diff')
     module.exit_json(**result)
 
 

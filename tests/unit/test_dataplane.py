@@ -353,8 +353,8 @@ class FakeKernel:
     def __call__(self, argv, data=None):
         self.calls.append(list(argv))
         for table, table_argv in iproute.TABLE_ARGV.items():
-            if list(argv) == table_argv:
-                return 0, json.dumps(self.obs.get(table, [])), ''
+            if list(argv[:len(table_argv)]) == table_argv:
+                return 0, json.dumps(self.rows(table, list(argv[len(table_argv):]))), ''
         if argv[:4] == ['ip', '-force', '-json', '-batch']:
             with open(argv[4]) as handle:
                 lines = handle.read().splitlines()
@@ -363,6 +363,15 @@ class FakeKernel:
             return 0, out, ''
         self.writes.append((argv[0], data))
         return 0, '', ''
+
+    def rows(self, table, where):
+        """The fixture's table, filtered as the kernel filters `type vxlan` and `dev X`."""
+        rows = self.obs.get(table, [])
+        if where[:2] == ['type', 'vxlan']:
+            rows = [r for r in rows if (r.get('linkinfo') or {}).get('info_kind') == 'vxlan']
+        if where[:1] == ['dev']:
+            rows = [r for r in rows if where[1] in (r.get('dev'), r.get('ifname'))]
+        return rows
 
 
 def link_params(**kw):
@@ -384,7 +393,7 @@ def test_vxlan_link_entry_point_processes_and_result():
     assert [p['public_ip'] for p in result['direct_peers']] == ['198.18.0.12']
     assert [p['public_ip'] for p in result['vxlan_peers']] == ['198.18.1.13']
     assert [w[0] for w in kernel.writes] == ['ip', 'bridge']
-    assert len(kernel.calls) == 4 + 1 + 2
+    assert len(kernel.calls) == 2 + 1 + 2  # link+addr (no device yet: no neigh/fdb), route get, 2 batches
     assert 'neigh 172.20.3.0 lladdr %s dev flannel.1 nud permanent' % MAC3 in result['diff']['after']
     assert result['diff']['before'] == ''
 
@@ -505,3 +514,40 @@ def test_inputs_not_mutated():
 def test_classify_accepts_peer_dicts():
     direct, vxlan = dp.classify_peers([peer(2)], LOOKUPS, True)
     assert direct == [peer(2)] and vxlan == []
+
+
+# ------------------------------------------------- stale flannel.<n> devices
+
+def test_vni_change_removes_the_old_device():
+    kernel = FakeKernel(observed([flannel(vni=1)]))
+    result = dp.vxlan_link(kernel, link_params(vni=2), check_mode=True)
+    assert result['plan'][:2] == ['ip link del flannel.1', 'ip link add flannel.2 address %s mtu 1450 type vxlan '
+                                  'id 2 dev eth0 local 198.18.0.11 dstport 8472 ttl 0 nolearning'
+                                  % dp.vtep_mac('198.18.0.11', 2)]
+    assert result['removed'] == ['flannel.1']
+    assert 'link flannel.1 type vxlan id 1' in result['diff']['before']
+
+
+def test_absent_removes_every_flannel_device_but_nothing_else():
+    other = flannel(vni=7)
+    other['ifname'] = 'vxlan7'  # not flannel's
+    kernel = FakeKernel(observed([flannel(vni=1), flannel(vni=3), other]))
+    result = dp.vxlan_link(kernel, dict(state='absent', vni=1))
+    assert result['plan'] == ['ip link del flannel.1', 'ip link del flannel.3']
+    assert result['removed'] == ['flannel.1', 'flannel.3'] and result['diff']['after'] == ''
+    kernel = FakeKernel(observed([flannel(vni=3)]))
+    assert dp.vxlan_link(kernel, dict(state='absent', vni=1))['plan'] == ['ip link del flannel.3']
+
+
+def test_prune_keeps_the_current_device():
+    kernel = FakeKernel(observed([flannel(vni=1), flannel(vni=2)]))
+    result = dp.vxlan_link(kernel, dict(state='prune', vni=2))
+    assert result['plan'] == ['ip link del flannel.1'] and result['removed'] == ['flannel.1']
+    assert 'flannel.2' in result['diff']['after'] and 'flannel.1' not in result['diff']['after']
+    kernel = FakeKernel(observed([flannel(vni=2)]))
+    assert not dp.vxlan_link(kernel, dict(state='prune', vni=2))['changed']
+
+
+def test_unknown_state_is_refused():
+    with pytest.raises(dp.DataplaneError, match='state'):
+        dp.vxlan_link(FakeKernel(observed()), dict(state='gone', vni=1))

@@ -1,0 +1,412 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Route guard: put flannel's routes back when the kernel dropped them.
+
+A NIC restart (link down/up) deletes every route through that link, and re-creating
+``flannel.<VNI>`` deletes the vxlan routes; flanneld never re-adds them. The guard keeps the
+node's desired routes (a JSON state file the role writes from ``direct_route``'s result), watches
+``ip monitor link route`` and, on a link coming up or a flannel route disappearing, observes the
+route table once and re-adds the missing routes with the same plan code as the modules
+(``dataplane.plan_routes`` + ``iproute.apply``), debounced, plus a periodic resync.
+
+It only fills holes: a destination that has any route in the main table is left alone (the role,
+flanneld or the operator owns it), and it never deletes. While the role changes the routes it
+writes a hold file and the guard waits (a hold older than ``HOLD_MAX`` seconds is ignored).
+
+Standard library only (runs on the node, with or without Ansible).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ipaddress
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from collections import namedtuple
+
+from ansible_collections.kubeasz.network.plugins.module_utils import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
+    ROUTE_PROTOCOL, Route, plan_routes)
+
+STATE_FILE = '/run/flannel/routes.json'
+HOLD_FILE = '/run/flannel/route-guard.hold'
+HOLD_MAX = 600.0
+INTERVAL = 10.0
+DEBOUNCE = 0.1
+RETRY = 0.5
+MONITOR_ARGV = ['ip', '-4', '-json', 'monitor', 'link', 'route']
+PROG = 'flannel-route-guard'
+
+GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes'])
+
+_IFNAME = re.compile(r'^[^\s/:]{1,15}$')
+_LINK_EVENT = re.compile(r'^(Deleted )?\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>')
+_ROUTE_TYPES = ('unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable',
+                'prohibit', 'throw', 'nat', 'anycast')
+
+
+class RouteGuardError(Exception):
+    """A state file or route entry the guard cannot use; the message names it."""
+
+
+# ------------------------------------------------------------------ state file (pure)
+
+def _net(value, what):
+    try:
+        return ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError as exc:
+        raise RouteGuardError('%s: %r is not an IPv4 network (%s)' % (what, value, exc))
+
+
+def _gateway(value, what):
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        raise RouteGuardError('%s: %r is not an IPv4 address' % (what, value))
+
+
+def parse_route_line(line):
+    """``direct_route``'s route text ("DST [via GW] [dev DEV] [onlink] [proto 159]") -> Route."""
+    words = str(line).split()
+    if not words:
+        raise RouteGuardError('empty route line')
+    entry = {'dst': words[0], 'onlink': False}
+    rest = iter(words[1:])
+    for word in rest:
+        if word in ('via', 'dev', 'proto'):
+            value = next(rest, None)
+            if value is None:
+                raise RouteGuardError('route %r: %s needs a value' % (line, word))
+            entry[{'via': 'gateway'}.get(word, word)] = value
+        elif word == 'onlink':
+            entry['onlink'] = True
+        else:
+            raise RouteGuardError('route %r: unexpected word %r' % (line, word))
+    if entry.pop('proto', str(ROUTE_PROTOCOL)) != str(ROUTE_PROTOCOL):
+        raise RouteGuardError('route %r: not a flannel route (proto %d)' % (line, ROUTE_PROTOCOL))
+    return route_entry(entry)
+
+
+def route_entry(entry):
+    """A route as a dict {dst, gateway, dev, onlink} or as a route line -> validated Route."""
+    if isinstance(entry, str):
+        return parse_route_line(entry)
+    if not isinstance(entry, dict):
+        raise RouteGuardError('route %r: must be a route line or a dict' % (entry,))
+    dst = str(_net(entry.get('dst'), 'route dst'))
+    gateway = entry.get('gateway')
+    gateway = _gateway(gateway, 'route %s gateway' % dst) if gateway else None
+    dev = entry.get('dev') or None
+    if dev is not None and (not _IFNAME.match(str(dev)) or dev in ('.', '..')):
+        raise RouteGuardError('route %s dev: %r is not an interface name' % (dst, dev))
+    onlink = bool(entry.get('onlink'))
+    if gateway is None and dev is None:
+        raise RouteGuardError('route %s: needs a gateway or a device' % dst)
+    if onlink and (gateway is None or dev is None):
+        raise RouteGuardError('route %s: onlink needs a gateway and a device' % dst)
+    return Route(dst, gateway, dev, onlink)
+
+
+def load_state(text):
+    """The state file's JSON text -> GuardState; RouteGuardError names what is wrong.
+
+    ``{"version": 1, "network": "172.20.0.0/16", "subnet": "172.20.1.0/24",
+    "backend": "vxlan", "routes": ["172.20.2.0/24 via 198.18.0.12 proto 159", ...]}``
+    (routes may also be dicts {dst, gateway, dev, onlink}).
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise RouteGuardError('not JSON: %s' % exc)
+    if not isinstance(doc, dict):
+        raise RouteGuardError('must be a JSON object')
+    network = _net(doc.get('network'), 'network')
+    subnet = _net(doc['subnet'], 'subnet') if doc.get('subnet') else None
+    routes = doc.get('routes')
+    routes = [] if routes is None else routes
+    if not isinstance(routes, list):
+        raise RouteGuardError('routes: must be a list')
+    result = []
+    for index, raw in enumerate(routes):
+        try:
+            route = route_entry(raw)
+        except RouteGuardError as exc:
+            raise RouteGuardError('routes[%d]: %s' % (index, exc))
+        net = ipaddress.IPv4Network(route.dst)
+        if not net.subnet_of(network) or (subnet is not None and net.overlaps(subnet)):
+            raise RouteGuardError('routes[%d]: %s is not a peer subnet inside %s'
+                                  % (index, route.dst, network))
+        result.append(route)
+    return GuardState(network, subnet, str(doc.get('backend') or ''), result)
+
+
+# ------------------------------------------------------------------ events (pure)
+
+def _in_network(dst, state):
+    try:
+        net = ipaddress.IPv4Network(dst if '/' in dst else dst + '/32', strict=False)
+    except ValueError:
+        return False
+    return net.subnet_of(state.network) and not (state.subnet is not None and net == state.subnet)
+
+
+def classify_event(line, state):
+    """Why an ``ip monitor`` line calls for a resync, or None.
+
+    Triggers: a link that is up (a NIC back, flannel.N re-created), a route inside the
+    cluster network deleted, a connected route appearing (a gateway became reachable).
+    A JSON line (newer iproute2) triggers on any link event or route deletion.
+    """
+    line = (line or '').rstrip()
+    if not line or line[0] in ' \t':
+        return None
+    if line[0] in '[{':
+        return _classify_json(line, state)
+    match = _LINK_EVENT.match(line)
+    if match:
+        deleted, name, flags = match.groups()
+        flags = flags.split(',')
+        return None if deleted or 'UP' not in flags or 'LOWER_UP' not in flags else 'link %s up' % name
+    deleted = line.startswith('Deleted ')
+    words = line.split()[1 if deleted else 0:]
+    if words and words[0] in _ROUTE_TYPES:
+        if words[0] != 'unicast':
+            return None
+        words = words[1:]
+    if not words or state is None:
+        return None
+    if deleted and _in_network(words[0], state):
+        return 'route %s deleted' % words[0]
+    if not deleted and 'via' not in words and 'kernel' in words and 'link' in words:
+        return 'route %s added' % words[0]
+    return None
+
+
+def _classify_json(line, state):
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    for item in doc if isinstance(doc, list) else [doc]:
+        if not isinstance(item, dict):
+            continue
+        if item.get('ifname') and 'UP' in (item.get('flags') or []):
+            return 'link %s up' % item['ifname']
+        if item.get('deleted') and state is not None and _in_network(str(item.get('dst', '')), state):
+            return 'route %s deleted' % item.get('dst')
+    return None
+
+
+# ------------------------------------------------------------------ plan (pure)
+
+def _up_links(observed):
+    return set(link.get('ifname') for link in observed.get('link') or []
+               if 'UP' in (link.get('flags') or []) and 'NO-CARRIER' not in (link.get('flags') or []))
+
+
+def _connected(observed, gateway, dev, up):
+    """A route without a gateway covering ``gateway`` (on ``dev`` when given) on an up link."""
+    ip = ipaddress.IPv4Address(gateway)
+    for route in observed.get('route') or []:
+        dst = route.get('dst')
+        if route.get('gateway') or not dst or dst == 'default' or route.get('dev') not in up:
+            continue
+        if dev is not None and route.get('dev') != dev:
+            continue
+        try:
+            if ip in ipaddress.IPv4Network(dst if '/' in dst else dst + '/32', strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def applicable(route, observed):
+    """Whether the kernel would accept the route now (needs the 'link' and 'route' tables)."""
+    up = _up_links(observed)
+    if route.dev is not None and route.dev not in up:
+        return False
+    if route.onlink or route.gateway is None:
+        return True
+    return _connected(observed, route.gateway, route.dev, up)
+
+
+def _dst(route):
+    dst = route.get('dst', '')
+    return dst if '/' in dst else dst + '/32'
+
+
+def missing_routes(observed, state):
+    """Desired routes whose destination has no route at all in the main table."""
+    present = set(_dst(r) for r in observed.get('route') or [])
+    return [r for r in state.routes if r.dst not in present]
+
+
+def plan_missing(observed, state):
+    """(ops, waiting): ops re-add the missing routes the kernel accepts now, with
+    ``dataplane.plan_routes``; waiting lists the missing ones it would refuse (link down,
+    gateway not reachable). Never deletes, never replaces an existing route."""
+    missing = missing_routes(observed, state)
+    ready = [r for r in missing if applicable(r, observed)]
+    waiting = [r for r in missing if r not in ready]
+    targets = set('route replace ' + dst for dst in (r.dst for r in ready))
+    ops = [op for op in plan_routes(observed, ready, state.network, state.subnet)
+           if op.tool == 'ip' and ' '.join(op.line.split()[:3]) in targets]
+    return ops, waiting
+
+
+def hold_active(mtime, now, hold_max=HOLD_MAX):
+    """A hold file written ``now - mtime`` seconds ago holds the guard (None: no file)."""
+    return mtime is not None and -5.0 <= now - mtime <= hold_max
+
+
+# ------------------------------------------------------------------ the guard (impure)
+
+def log(message, stream=None):
+    stream = stream or sys.stderr
+    now = time.time()
+    stamp = time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(now)) + '.%03d' % int(now % 1 * 1000)
+    stream.write('%s %s[%d]: %s\n' % (stamp, PROG, os.getpid(), message))
+    stream.flush()
+
+
+class Guard(object):
+    """Keeps the state, resyncs on demand; ``serve()`` is the event loop."""
+
+    def __init__(self, state_file=STATE_FILE, hold_file=HOLD_FILE, run=None, logger=log,
+                 interval=INTERVAL, debounce=DEBOUNCE, clock=time.monotonic):
+        self.state_file = state_file
+        self.hold_file = hold_file
+        self.run = run or iproute.subprocess_runner()
+        self.log = logger
+        self.interval = interval
+        self.debounce = debounce
+        self.clock = clock
+        self.state = None
+        self._stamp = None
+        self._held = False
+        self.stopping = False
+
+    def reload(self, force=False):
+        """Read the state file when it changed; a broken file keeps nothing to guard."""
+        try:
+            st = os.stat(self.state_file)
+            stamp = (st.st_ino, st.st_mtime, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp and not force:
+            return False
+        self._stamp = stamp
+        if stamp is None:
+            self.state = None
+            self.log('no state file %s: nothing to guard until the role writes it' % self.state_file)
+            return True
+        try:
+            with open(self.state_file) as handle:
+                self.state = load_state(handle.read())
+        except (OSError, RouteGuardError) as exc:
+            self.state = None
+            self.log('state file %s unusable, guarding nothing: %s' % (self.state_file, exc))
+            return True
+        self.log('guarding %d routes in %s (subnet %s, backend %s)' % (
+            len(self.state.routes), self.state.network, self.state.subnet, self.state.backend or '?'))
+        return True
+
+    def held(self):
+        try:
+            mtime = os.stat(self.hold_file).st_mtime
+        except OSError:
+            mtime = None
+        held = hold_active(mtime, time.time())
+        if held != self._held:
+            self.log('held while the role changes routes (%s)' % self.hold_file if held else 'hold released')
+            self._held = held
+        return held
+
+    def resync(self, reason):
+        """Observe once and re-add missing routes; returns the routes still waiting."""
+        self.reload()
+        if self.state is None or not self.state.routes or self.held():
+            return []
+        start = self.clock()
+        try:
+            observed = iproute.observe(self.run, ['link', 'route'])
+            ops, waiting = plan_missing(observed, self.state)
+            if ops:
+                iproute.apply(self.run, ops)
+        except (iproute.IprouteError, OSError, ValueError) as exc:
+            self.log('%s: could not re-add routes: %s' % (reason, exc))
+            return list(self.state.routes)
+        if ops:
+            self.log('%s: re-added %d route(s) in %.0f ms: %s' % (
+                reason, len(ops), (self.clock() - start) * 1000,
+                '; '.join(op.line[len('route replace '):] for op in ops)))
+        return waiting
+
+    # --------------------------------------------------------------- event loop
+    def _start_monitor(self):
+        try:
+            proc = subprocess.Popen(MONITOR_ARGV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.log('cannot start %s: %s' % (' '.join(MONITOR_ARGV), exc))
+            return None
+        return proc
+
+    def serve(self):
+        """Run until SIGTERM/SIGINT: monitor events, debounce, resync, periodic safety net."""
+        self.reload(force=True)
+        monitor, buf = self._start_monitor(), b''
+        due, reasons = self.clock(), ['start']
+        periodic = self.clock() + self.interval
+        restart_at = None
+        try:
+            while not self.stopping:
+                now = self.clock()
+                if monitor is None and restart_at is not None and now >= restart_at:
+                    monitor, buf, restart_at = self._start_monitor(), b'', None
+                    due, reasons = now, reasons + ['monitor restarted']
+                if now >= periodic:
+                    periodic = now + self.interval
+                    if due is None:
+                        due, reasons = now, ['periodic resync']
+                if due is not None and now >= due:
+                    if self.reload():
+                        reasons.append('state file changed')
+                    waiting = self.resync(', '.join(dict.fromkeys(reasons)))
+                    due, reasons = (now + RETRY, ['retry']) if waiting else (None, [])
+                elif self.reload():
+                    due, reasons = now, reasons + ['state file changed']
+                wake = min(x for x in (due, periodic, restart_at, now + 1.0) if x is not None)
+                fds = [monitor.stdout] if monitor is not None else []
+                try:
+                    ready = select.select(fds, [], [], max(0.0, wake - self.clock()))[0]
+                except (OSError, ValueError, select.error):
+                    ready = []
+                if not ready:
+                    continue
+                chunk = os.read(monitor.stdout.fileno(), 65536)
+                if not chunk:
+                    self.log('%s exited (rc %s): restarting it' % (' '.join(MONITOR_ARGV), monitor.wait()))
+                    monitor, restart_at = None, self.clock() + 1.0
+                    continue
+                buf += chunk
+                lines = buf.split(b'\n')
+                buf = lines.pop()
+                for raw in lines:
+                    reason = classify_event(raw.decode('utf-8', 'replace'), self.state)
+                    if reason:
+                        reasons.append(reason)
+                        if due is None:
+                            due = self.clock() + self.debounce
+        finally:
+            if monitor is not None:
+                monitor.terminate()
+                monitor.wait()
+        self.log('stopped')

@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``flannel-route-guard`` command: serve (the event loop of ``routeguard.Guard``), and for
+nodes without systemd ensure/status/stop of a background guard with a pid file, plus ``once``.
+
+Standard library only (runs on the node, with or without Ansible).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import (
+    HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, STATE_FILE, Guard, RouteGuardError)
+
+PID_FILE = '/run/flannel/route-guard.pid'
+LOG_FILE = '/run/flannel/route-guard.log'
+
+
+def out(text, stream=None):
+    """One line of command output."""
+    stream = stream or sys.stdout
+    stream.write(text + '\n')
+    stream.flush()
+
+
+def read_pid(pid_file):
+    try:
+        with open(pid_file) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def is_guard(pid):
+    """pid is a running guard in our network namespace (not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            cmdline = handle.read()
+        same_net = os.stat('/proc/%d/ns/net' % pid).st_ino == os.stat('/proc/self/ns/net').st_ino
+    except OSError:
+        return False
+    return same_net and PROG.encode() in cmdline and b'serve' in cmdline
+
+
+def stop(pid_file, timeout=5.0):
+    """Stop the guard of pid_file; True when one was running."""
+    pid = read_pid(pid_file)
+    if not is_guard(pid):
+        _unlink(pid_file)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while is_guard(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_guard(pid):
+        os.kill(pid, signal.SIGKILL)
+    _unlink(pid_file)
+    return True
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def daemonize(argv, pid_file, log_file):
+    """Start ``argv`` detached (new session, stdio to log_file); wait for its pid file."""
+    _unlink(pid_file)
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        proc = subprocess.Popen(argv + ['--pid-file', pid_file], stdin=subprocess.DEVNULL,
+                                stdout=log_fd, stderr=log_fd, close_fds=True, cwd='/',
+                                start_new_session=True)
+    finally:
+        os.close(log_fd)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if read_pid(pid_file) == proc.pid:
+            return proc.pid
+        time.sleep(0.02)
+    raise RouteGuardError('the guard did not start (rc %s): see %s' % (proc.poll(), log_file))
+
+
+def _serve(args):
+    guard = Guard(args.state, args.hold, interval=args.interval, debounce=args.debounce)
+
+    def on_signal(signum, frame):
+        guard.stopping = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if args.pid_file:
+        with open(args.pid_file + '.tmp', 'w') as handle:
+            handle.write('%d\n' % os.getpid())
+        os.rename(args.pid_file + '.tmp', args.pid_file)
+    guard.log('watching %s (resync every %gs)' % (' '.join(MONITOR_ARGV), args.interval))
+    try:
+        guard.serve()
+    finally:
+        if args.pid_file and read_pid(args.pid_file) == os.getpid():
+            _unlink(args.pid_file)
+    return 0
+
+
+def _ensure(args, script):
+    """Start the guard as a background process unless it runs; --restart restarts it."""
+    running = is_guard(read_pid(args.pid_file))
+    if running and not args.restart:
+        out('running %d' % read_pid(args.pid_file))
+        return 0
+    if running:
+        stop(args.pid_file)
+    argv = [sys.executable, script, 'serve', '--state', args.state, '--hold', args.hold,
+            '--interval', str(args.interval), '--debounce', str(args.debounce)]
+    pid = daemonize(argv, args.pid_file, args.log_file)
+    out('%s %d' % ('restarted' if running else 'started', pid))
+    return 0
+
+
+def _once(args):
+    guard = Guard(args.state, args.hold, logger=out)
+    waiting = guard.resync('once')
+    if waiting:
+        out('waiting (not accepted by the kernel now): %s' % ', '.join(r.dst for r in waiting))
+    return 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog=PROG, description='Re-add flannel routes the kernel dropped.')
+    sub = p.add_subparsers(dest='command')
+    sub.required = True
+    for name in ('serve', 'ensure', 'once', 'status', 'stop'):
+        s = sub.add_parser(name)
+        s.add_argument('--state', default=STATE_FILE)
+        s.add_argument('--hold', default=HOLD_FILE)
+        s.add_argument('--interval', type=float, default=INTERVAL)
+        s.add_argument('--debounce', type=float, default=DEBOUNCE)
+        s.add_argument('--pid-file', default=None if name == 'serve' else PID_FILE)
+        s.add_argument('--log-file', default=LOG_FILE)
+        if name == 'ensure':
+            s.add_argument('--restart', action='store_true')
+    return p
+
+
+def main(argv=None, script=None):
+    """Entry point of the ``flannel-route-guard`` script."""
+    args = parser().parse_args(argv)
+    script = script or os.path.abspath(sys.argv[0])
+    try:
+        if args.command == 'serve':
+            return _serve(args)
+        if args.command == 'ensure':
+            return _ensure(args, script)
+        if args.command == 'once':
+            return _once(args)
+        if args.command == 'stop':
+            out('stopped' if stop(args.pid_file) else 'not running')
+            return 0
+        pid = read_pid(args.pid_file)
+        out('running %d' % pid if is_guard(pid) else 'not running')
+        return 0 if is_guard(pid) else 3
+    except (RouteGuardError, OSError) as exc:
+        out('%s: %s' % (PROG, exc), sys.stderr)
+        return 1

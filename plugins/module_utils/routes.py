@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""flannel's routes to the peers' subnets: desired routes, ownership, and the plan
+that makes the main table match (from the 'route' table of ``iproute.observe()``).
+
+A route is flannel-owned when its destination lies inside the cluster network
+(and is not the node's own subnet) and its device is ``flannel.*`` or its
+protocol is ROUTE_PROTOCOL; only owned routes are ever deleted.
+Standard library only (runs on the managed node).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from collections import namedtuple
+
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+
+ROUTE_PROTOCOL = 159
+
+Route = namedtuple('Route', ['dst', 'gateway', 'dev', 'onlink'])
+
+
+def desired_routes(backend, direct, vxlan, vni=1, iface=None):
+    """Routes flannel programs for the classified peers (validated Peers)."""
+    routes = [Route(p.subnet, p.public_ip, iface if backend == 'host-gw' else None, False)
+              for p in direct]
+    routes += [Route(p.subnet, p.subnet.partition('/')[0], 'flannel.%d' % vni, True) for p in vxlan]
+    return sorted(routes, key=lambda r: ipv4.net_key(r.dst))
+
+
+def _proto_ours(route):
+    return str(route.get('protocol')) == str(ROUTE_PROTOCOL)
+
+
+def _route_key(route):
+    dst = route.get('dst', '')
+    return dst if '/' in dst else dst + '/32'
+
+
+def _owned(route, network, own):
+    """is_owned with network/own already parsed to (int, prefix) tuples."""
+    dst = route.get('dst')
+    if not dst or dst == 'default':
+        return False
+    try:
+        net = ipv4.parse_net(dst, strict=False)
+    except ValueError:
+        return False
+    if not ipv4.subnet_of(net, network) or net == own:
+        return False
+    return (route.get('dev') or '').startswith('flannel.') or _proto_ours(route)
+
+
+def _parsed(network, own_subnet):
+    return (ipv4.parse_net(network, strict=False),
+            None if own_subnet is None else ipv4.parse_net(own_subnet, strict=False))
+
+
+def is_owned(route, network, own_subnet=None):
+    """Flannel-owned: dst inside network (not the own subnet), dev flannel.* or proto 159.
+
+    route: an ``ip -json route`` dict; network / own_subnet: IPv4Network or CIDR text."""
+    return _owned(route, *_parsed(network, own_subnet))
+
+
+def owned_routes(observed, network, own_subnet=None):
+    net, own = _parsed(network, own_subnet)
+    return [r for r in observed.get('route') or [] if _owned(r, net, own)]
+
+
+def route_matches(have, want):
+    return (_route_key(have) == want.dst
+            and have.get('gateway') == want.gateway
+            and (want.dev is None or have.get('dev') == want.dev)
+            and ('onlink' in (have.get('flags') or [])) == want.onlink
+            and _proto_ours(have) and not have.get('metric')
+            and have.get('type', 'unicast') == 'unicast')
+
+
+def route_text(route):
+    """A Route (desired) in ``ip route`` syntax."""
+    text = route.dst + (' via %s' % route.gateway if route.gateway else '')
+    text += (' dev %s' % route.dev if route.dev else '') + (' onlink' if route.onlink else '')
+    return text + ' proto %d' % ROUTE_PROTOCOL
+
+
+def observed_route_text(route):
+    """An observed route (ip -json dict) in ``ip route`` syntax."""
+    parts = [route['type']] if route.get('type', 'unicast') != 'unicast' else []
+    parts.append(route.get('dst'))
+    for key, word in (('gateway', 'via'), ('dev', 'dev'), ('protocol', 'proto'), ('metric', 'metric')):
+        if route.get(key) not in (None, ''):
+            parts.append('%s %s' % (word, route[key]))
+    if 'onlink' in (route.get('flags') or []):
+        parts.append('onlink')
+    return ' '.join(str(p) for p in parts)
+
+
+def route_del_line(route):
+    """An observed route as an ``ip -batch`` delete line (main table)."""
+    parts = [route['type']] if route.get('type', 'unicast') != 'unicast' else []
+    parts.append(route.get('dst'))
+    for key, word in (('gateway', 'via'), ('dev', 'dev'), ('metric', 'metric')):
+        if route.get(key) not in (None, ''):
+            parts.append('%s %s' % (word, route[key]))
+    return 'route del %s table main' % ' '.join(str(p) for p in parts)
+
+
+def plan_routes(observed, want, network, own_subnet=None, owned=None):
+    """Replace missing/different desired routes, delete stale owned ones.
+
+    observed: {'route': [ip -json route dicts]}; want: Routes; network /
+    own_subnet: IPv4Network or CIDR text; owned: owned_routes() if already known."""
+    by_dst = {}
+    for route in observed.get('route') or []:
+        by_dst.setdefault(_route_key(route), []).append(route)
+    wanted = dict((w.dst, w) for w in want)
+    ops = []
+    if owned is None:
+        owned = owned_routes(observed, network, own_subnet)
+    for route in owned:
+        w = wanted.get(_route_key(route))
+        if w is not None and (route_matches(route, w) or not route.get('metric')):
+            continue  # in sync, or overwritten by "route replace" (same dst, metric 0)
+        ops.append(Op('ip', route_del_line(route)))
+    for w in want:
+        if not any(route_matches(r, w) for r in by_dst.get(w.dst, ())):
+            ops.append(Op('ip', 'route replace %s' % route_text(w)))
+    return ops

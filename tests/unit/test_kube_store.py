@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kubestore.py against Node payloads of a real API server (tests/unit/fixtures/*.json).
+
+No API server can run on this machine: the fixtures are a k3s server's recorded
+``GET /api/v1/nodes`` answer and copies of it edited as each file's ``_fixture`` says; a small
+fake serves them and applies merge patches.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+import io
+import json
+import os
+
+import pytest
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import parse_qs, urlparse
+from ansible_collections.kubeasz.network.plugins.module_utils import kubestore
+from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeError, KubeStore
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import Lease, LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+RECORDED = 'komal-hp-probook-430-g8-notebook-pc'
+API = 'https://192.168.1.1:6443'
+K3S_NET = parse_net_conf({'Network': '10.42.0.0/16', 'Backend': {'Type': 'vxlan'}})
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name)) as handle:
+        return json.load(handle)
+
+
+class FakeAPI:
+    """GET /api/v1/nodes[/<name>] (paged by ``limit``) and merge-patch PATCH of a node."""
+
+    def __init__(self, nodes):
+        self.nodes = dict((n['metadata']['name'], copy.deepcopy(n)) for n in nodes)
+        self.requests = []
+        self.unreachable = False
+
+    def __call__(self, method, url, data=None, headers=None):
+        if self.unreachable:
+            raise URLError(ConnectionRefusedError(111, 'Connection refused'))
+        self.requests.append((method, url, json.loads(data) if data else None, dict(headers or {})))
+        parsed = urlparse(url)
+        name = parsed.path[len('/api/v1/nodes/'):] if parsed.path.startswith('/api/v1/nodes/') else None
+        if name is not None and name not in self.nodes:
+            status = {'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure',
+                      'message': 'nodes "%s" not found' % name, 'reason': 'NotFound', 'code': 404}
+            raise HTTPError(url, 404, 'Not Found', {}, io.BytesIO(json.dumps(status).encode()))
+        if method == 'PATCH':
+            notes = self.nodes[name]['metadata'].setdefault('annotations', {})
+            for key, value in json.loads(data)['metadata']['annotations'].items():
+                if value is None:
+                    notes.pop(key, None)
+                else:
+                    notes[key] = value
+        if name is not None:
+            return io.BytesIO(json.dumps(self.nodes[name]).encode())
+        query = parse_qs(parsed.query)
+        names = sorted(self.nodes)
+        start = int(query.get('continue', ['0'])[0])
+        limit = int(query['limit'][0])
+        page = {'kind': 'NodeList', 'apiVersion': 'v1', 'metadata': {'resourceVersion': '119763'},
+                'items': [self.nodes[n] for n in names[start:start + limit]]}
+        if start + limit < len(names):
+            page['metadata']['continue'] = str(start + limit)
+        return io.BytesIO(json.dumps(page).encode())
+
+
+def store_for(nodes, name=RECORDED, **kwargs):
+    api = FakeAPI(nodes)
+    return KubeStore(KubeClient(API, opener=api, **kwargs), name), api
+
+
+# ---------------------------------------------------------------- podCIDR rules
+
+def test_recorded_node_podcidr_is_the_lease():
+    assert str(kubestore.pod_cidr(fixture('node-with-podcidr.json'), K3S_NET)) == '10.42.0.0/24'
+
+
+def test_podcidr_not_assigned_is_a_clear_error():
+    with pytest.raises(LeaseError, match=r'node %s: podCIDR not assigned .*--allocate-node-cidrs' % RECORDED):
+        kubestore.pod_cidr(fixture('node-without-podcidr.json'), K3S_NET)
+
+
+def test_podcidr_outside_the_network_is_a_clear_error():
+    net = parse_net_conf({'Network': '172.20.0.0/16', 'Backend': {'Type': 'vxlan'}})
+    with pytest.raises(LeaseError, match=r'node 192\.168\.1\.3: podCIDR 10\.244\.1\.0/24 is not inside the network '
+                                         r'172\.20\.0\.0/16'):
+        kubestore.pod_cidr(fixture('node-podcidr-outside.json'), net)
+
+
+def test_podcidr_of_another_length_than_node_cidr_len_is_refused():
+    net = parse_net_conf({'Network': '10.42.0.0/16', 'SubnetLen': 25, 'Backend': {'Type': 'vxlan'}})
+    with pytest.raises(LeaseError, match=r'is not a /25 \(NODE_CIDR_LEN must equal .*--node-cidr-mask-size'):
+        kubestore.pod_cidr(fixture('node-with-podcidr.json'), net)
+
+
+# ---------------------------------------------------------------- annotations as flanneld writes them
+
+def test_our_annotations_for_the_recorded_lease_equal_flanneld_s():
+    node = fixture('node-with-podcidr.json')
+    lease = Lease.make('10.42.0.0/24', '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+    notes = node['metadata']['annotations']
+    assert kubestore.wanted_annotations(lease) == dict((k, notes[k]) for k in kubestore.OWNED)
+
+
+def test_acquire_on_a_node_flanneld_annotated_changes_nothing():
+    store, api = store_for([fixture('node-with-podcidr.json')])
+    lease, changed, warnings, before, after = store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+    assert str(lease.subnet) == '10.42.0.0/24' and not changed and not warnings and before == after
+    assert [r[0] for r in api.requests] == ['GET']
+
+
+def test_acquire_writes_the_annotations_with_a_merge_patch():
+    store, api = store_for([fixture('node-with-podcidr.json')], token='s3cret')
+    lease, changed = store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '0e:11:22:33:44:55')[:2]
+    assert changed
+    method, url, body, headers = api.requests[-1]
+    assert (method, url) == ('PATCH', API + '/api/v1/nodes/' + RECORDED)
+    assert headers['Content-Type'] == 'application/merge-patch+json' and headers['Authorization'] == 'Bearer s3cret'
+    assert body == {'metadata': {'annotations': {kubestore.BACKEND_DATA: '{"VNI":1,"VtepMAC":"0e:11:22:33:44:55"}'}}}
+
+
+def test_check_mode_does_not_patch():
+    store, api = store_for([fixture('node-with-podcidr.json')])
+    assert store.acquire(K3S_NET, '192.168.241.9', 'host-gw', check_mode=True)[1] is True
+    assert [r[0] for r in api.requests] == ['GET']
+
+
+def test_host_gw_backend_data_is_null_as_flanneld_marshals_it():
+    lease = Lease.make('10.42.1.0/24', '192.168.241.251', 'host-gw')
+    assert kubestore.wanted_annotations(lease)[kubestore.BACKEND_DATA] == 'null'
+
+
+def test_acquire_without_podcidr_or_outside_the_network_fails_before_any_patch():
+    for name, node in (('node-without-podcidr.json', RECORDED), ('node-podcidr-outside.json', '192.168.1.3')):
+        store, api = store_for([fixture(name)], name=node)
+        with pytest.raises(LeaseError, match='podCIDR'):
+            store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+        assert all(r[0] == 'GET' for r in api.requests)
+
+
+def test_unregistered_node_is_named():
+    store, dummy = store_for([fixture('node-with-podcidr.json')], name='node9')
+    with pytest.raises(KubeError, match='node node9 is not registered'):
+        store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+
+
+# ---------------------------------------------------------------- peers
+
+def test_peers_from_a_node_list_skip_corrupt_and_unmanaged_nodes(monkeypatch):
+    monkeypatch.setattr(kubestore, 'PAGE', 2)   # and follow the list's continue token
+    store, api = store_for(fixture('nodes.json')['items'])
+    leases, warnings = store.leases()
+    assert [(str(x.subnet), x.backend_type, str(x.public_ip), x.vtep_mac) for x in leases] == [
+        ('10.42.0.0/24', 'vxlan', '192.168.241.250', '02:d3:a3:f6:bb:b4'),
+        ('10.42.1.0/24', 'host-gw', '192.168.241.251', None)]
+    assert len(warnings) == 1 and '10.42.2.0-24' in warnings[0] and 'MAC' in warnings[0]
+    assert len([r for r in api.requests if r[0] == 'GET']) == 2
+
+
+def test_public_ip_overwrite_wins():
+    node = fixture('node-with-podcidr.json')
+    node['metadata']['annotations'][kubestore.PUBLIC_IP_OVERWRITE] = '203.0.113.7'
+    store, dummy = store_for([node])
+    assert store.public_ip_overwrite() == '203.0.113.7'
+    assert kubestore.public_ip_overwrite(fixture('node-with-podcidr.json')) is None
+
+
+# ---------------------------------------------------------------- release and errors
+
+def test_release_removes_flannel_annotations_only():
+    store, api = store_for([fixture('node-with-podcidr.json')])
+    gone, changed = store.release()
+    assert changed and [str(x.subnet) for x in gone] == ['10.42.0.0/24']
+    notes = api.nodes[RECORDED]['metadata']['annotations']
+    assert not [k for k in notes if k.startswith('flannel.')] and 'k3s.io/hostname' in notes
+    assert api.nodes[RECORDED]['spec']['podCIDR'] == '10.42.0.0/24'
+    assert store.release() == ([], False)
+
+
+def test_api_errors_name_the_server():
+    store, api = store_for([fixture('node-with-podcidr.json')], name='gone')
+    with pytest.raises(KubeError, match=r'Kubernetes API https://192.168.1.1:6443: GET /api/v1/nodes/gone: '
+                                        r'HTTP 404 nodes "gone" not found'):
+        store.public_ip_overwrite()
+    api.unreachable = True
+    with pytest.raises(KubeError, match=r'Kubernetes API https://192.168.1.1:6443 is unreachable .*refused'):
+        store.leases()
+
+
+@pytest.mark.parametrize('api', ['192.168.1.1:6443', 'ftp://x', ''])
+def test_bad_api_url_is_refused(api):
+    with pytest.raises(KubeError, match='kube_api'):
+        KubeClient(api, opener=FakeAPI([]))

@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Route guard: state file, monitor events, plan of the missing routes, one resync (no root)."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.kubeasz.network.plugins.module_utils import routeguard as rg
+from ansible_collections.kubeasz.network.plugins.module_utils import routeguard_cli
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import Route
+
+NET = '172.20.0.0/16'
+DIRECT = '172.20.2.0/24 via 198.18.0.12 proto 159'
+HOSTGW = '172.20.3.0/24 via 198.18.0.13 dev eth0 proto 159'
+VXLAN = '172.20.4.0/24 via 172.20.4.0 dev flannel.1 onlink proto 159'
+
+
+def state(*routes):
+    return rg.load_state(json.dumps({'version': 1, 'network': NET, 'subnet': '172.20.1.0/24',
+                                     'backend': 'vxlan', 'routes': list(routes)}))
+
+
+def link(name, up=True, carrier=True):
+    flags = ['BROADCAST', 'MULTICAST'] + (['UP', 'LOWER_UP'] if up else [])
+    if up and not carrier:
+        flags.append('NO-CARRIER')
+    return {'ifname': name, 'flags': flags}
+
+
+def observed(routes=(), links=('eth0', 'flannel.1')):
+    base = [{'dst': '198.18.0.0/24', 'dev': 'eth0', 'protocol': 'kernel', 'scope': 'link',
+             'prefsrc': '198.18.0.11'},
+            {'dst': '172.20.1.0/24', 'dev': 'cni0', 'protocol': 'kernel', 'scope': 'link'}]
+    if 'eth0' not in links:
+        base = base[1:]
+    return {'link': [link(n) for n in links] + [link('cni0')], 'route': base + list(routes)}
+
+
+# ------------------------------------------------------------------ state file
+
+def test_route_lines_from_direct_route_parse_to_routes():
+    assert rg.parse_route_line(DIRECT) == Route('172.20.2.0/24', '198.18.0.12', None, False)
+    assert rg.parse_route_line(HOSTGW) == Route('172.20.3.0/24', '198.18.0.13', 'eth0', False)
+    assert rg.parse_route_line(VXLAN) == Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)
+
+
+@pytest.mark.parametrize('line, words', [
+    ('', 'empty'),
+    ('172.20.2.0/24 via', 'needs a value'),
+    ('172.20.2.0/24 via 198.18.0.12 metric 5 proto 159', "unexpected word 'metric'"),
+    ('172.20.2.0/24 via 198.18.0.12 proto boot', 'not a flannel route'),
+    ('172.20.2.1/24 via 198.18.0.12', 'not an IPv4 network'),
+    ('172.20.2.0/24 via nope', 'not an IPv4 address'),
+    ('172.20.2.0/24 via 198.18.0.12 dev bad/name', 'not an interface name'),
+    ('172.20.2.0/24 via 198.18.0.12 onlink', 'onlink needs a gateway and a device'),
+    ('172.20.2.0/24 proto 159', 'needs a gateway or a device'),
+])
+def test_bad_route_lines_are_named(line, words):
+    with pytest.raises(rg.RouteGuardError, match=words):
+        rg.parse_route_line(line)
+
+
+def test_state_accepts_lines_and_dicts():
+    st = state(DIRECT, {'dst': '172.20.4.0/24', 'gateway': '172.20.4.0', 'dev': 'flannel.1', 'onlink': True})
+    assert str(st.network) == NET and str(st.subnet) == '172.20.1.0/24'
+    assert st.routes == [Route('172.20.2.0/24', '198.18.0.12', None, False),
+                         Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)]
+
+
+@pytest.mark.parametrize('doc, words', [
+    ('[', 'not JSON'),
+    ('[]', 'JSON object'),
+    ('{"network": "x"}', 'network'),
+    ('{"network": "172.20.0.0/16", "routes": {}}', 'routes: must be a list'),
+    ('{"network": "172.20.0.0/16", "routes": ["10.0.0.0/24 via 1.2.3.4"]}', r'routes\[0\]: 10.0.0.0/24 is not a peer'),
+    ('{"network": "172.20.0.0/16", "subnet": "172.20.1.0/24", "routes": ["172.20.1.0/24 via 1.2.3.4"]}',
+     'not a peer subnet'),
+    ('{"network": "172.20.0.0/16", "routes": [7]}', r'routes\[0\]: route 7'),
+])
+def test_bad_state_files_are_refused(doc, words):
+    with pytest.raises(rg.RouteGuardError, match=words):
+        rg.load_state(doc)
+
+
+# ------------------------------------------------------------------ events
+
+@pytest.mark.parametrize('line, reason', [
+    ('3: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default ',
+     'link eth0 up'),
+    ('7: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN', 'link flannel.1 up'),
+    ('3: eth0@if5: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN group default ', None),
+    ('3: eth0@if5: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 state LOWERLAYERDOWN', None),
+    ('Deleted 7: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450', None),
+    ('    link/ether 92:99:5c:f0:bb:e0 brd ff:ff:ff:ff:ff:ff', None),
+    ('Deleted 172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159 ', 'route 172.20.2.0/24 deleted'),
+    ('Deleted 172.20.1.0/24 dev cni0 proto kernel scope link src 172.20.1.1', None),
+    ('Deleted 10.99.0.0/24 via 198.18.0.12 dev eth0', None),
+    ('Deleted broadcast 172.20.1.255 dev cni0 table local proto kernel scope link', None),
+    ('198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.11 ', 'route 198.18.0.0/24 added'),
+    ('172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159 ', None),
+    ('broadcast 198.18.0.255 dev eth0 table local proto kernel scope link src 198.18.0.11', None),
+    ('{"ifname": "eth0", "flags": ["UP", "LOWER_UP"]}', 'link eth0 up'),
+    ('[{"deleted": true, "dst": "172.20.2.0/24"}]', 'route 172.20.2.0/24 deleted'),
+    ('', None),
+])
+def test_monitor_lines_that_call_for_a_resync(line, reason):
+    assert rg.classify_event(line, state(DIRECT)) == reason
+
+
+# ------------------------------------------------------------------ plan
+
+def test_nothing_to_do_when_every_route_is_there():
+    obs = observed([{'dst': '172.20.2.0/24', 'gateway': '198.18.0.12', 'dev': 'eth0', 'protocol': '159'}])
+    assert rg.plan_missing(obs, state(DIRECT)) == ([], [])
+
+
+def test_missing_routes_are_re_added_with_the_modules_plan():
+    ops, waiting = rg.plan_missing(observed(), state(DIRECT, HOSTGW, VXLAN))
+    assert [op.line for op in ops] == [
+        'route replace 172.20.2.0/24 via 198.18.0.12 proto 159',
+        'route replace 172.20.3.0/24 via 198.18.0.13 dev eth0 proto 159',
+        'route replace 172.20.4.0/24 via 172.20.4.0 dev flannel.1 onlink proto 159']
+    assert waiting == []
+
+
+def test_routes_the_kernel_would_refuse_wait():
+    st = state(DIRECT, HOSTGW, VXLAN)
+    ops, waiting = rg.plan_missing(observed(links=('flannel.1',)), st)  # eth0 down: no connected route
+    assert [op.line.split()[2] for op in ops] == ['172.20.4.0/24']
+    assert [r.dst for r in waiting] == ['172.20.2.0/24', '172.20.3.0/24']
+    ops, waiting = rg.plan_missing(observed(links=('eth0',)), st)  # flannel.1 gone (re-created later)
+    assert [r.dst for r in waiting] == ['172.20.4.0/24'] and len(ops) == 2
+
+
+def test_a_link_without_carrier_is_not_up():
+    obs = observed()
+    obs['link'][0] = link('eth0', carrier=False)
+    assert [r.dst for r in rg.plan_missing(obs, state(HOSTGW))[1]] == ['172.20.3.0/24']
+
+
+def test_the_guard_never_replaces_or_deletes():
+    theirs = [{'dst': '172.20.2.0/24', 'gateway': '172.20.2.0', 'dev': 'flannel.1', 'flags': ['onlink']},
+              {'dst': '172.20.9.0/24', 'gateway': '198.18.0.19', 'dev': 'eth0', 'protocol': '159'}]
+    assert rg.plan_missing(observed(theirs), state(DIRECT)) == ([], [])
+
+
+def test_hold():
+    assert rg.hold_active(100.0, 150.0)
+    assert not rg.hold_active(None, 150.0)
+    assert not rg.hold_active(100.0, 100.0 + rg.HOLD_MAX + 1)
+
+
+# ------------------------------------------------------------------ one resync
+
+class FakeKernel(object):
+    """A runner answering ip -json link/route and recording ip -batch input."""
+
+    def __init__(self, obs):
+        self.obs = obs
+        self.batches = []
+
+    def __call__(self, argv, data=None):
+        if argv[:2] == ['ip', '-batch']:
+            self.batches.append(data)
+            return 0, '', ''
+        table = 'link' if 'link' in argv else 'route'
+        return 0, json.dumps(self.obs[table]), ''
+
+
+def write_state(tmp_path, *routes):
+    path = tmp_path / 'routes.json'
+    path.write_text(json.dumps({'network': NET, 'subnet': '172.20.1.0/24', 'routes': list(routes)}))
+    return str(path)
+
+
+def test_resync_applies_one_batch_and_logs_it(tmp_path):
+    kernel, logs = FakeKernel(observed()), []
+    guard = rg.Guard(write_state(tmp_path, DIRECT, HOSTGW), str(tmp_path / 'hold'), run=kernel,
+                     logger=logs.append)
+    assert guard.resync('link eth0 up') == []
+    assert kernel.batches == ['route replace 172.20.2.0/24 via 198.18.0.12 proto 159\n'
+                              'route replace 172.20.3.0/24 via 198.18.0.13 dev eth0 proto 159\n']
+    assert 'link eth0 up: re-added 2 route(s)' in logs[-1]
+
+
+def test_resync_waits_while_held_and_reloads_a_changed_state(tmp_path):
+    kernel, logs = FakeKernel(observed()), []
+    hold = tmp_path / 'hold'
+    hold.write_text('06')
+    state_file = write_state(tmp_path, DIRECT)
+    guard = rg.Guard(state_file, str(hold), run=kernel, logger=logs.append)
+    guard.resync('start')
+    assert kernel.batches == [] and any('held' in line for line in logs)
+    os.unlink(str(hold))
+    with open(state_file, 'w') as handle:
+        handle.write(json.dumps({'network': NET, 'routes': [HOSTGW, DIRECT]}))
+    guard.resync('periodic resync')
+    assert kernel.batches[0].count('route replace') == 2
+
+
+def test_a_broken_state_file_guards_nothing(tmp_path):
+    path = tmp_path / 'routes.json'
+    path.write_text('{"network": "nope"}')
+    kernel, logs = FakeKernel(observed()), []
+    guard = rg.Guard(str(path), str(tmp_path / 'hold'), run=kernel, logger=logs.append)
+    assert guard.resync('start') == [] and kernel.batches == []
+    assert 'unusable' in logs[0]
+
+
+def test_status_of_a_missing_pid_file(tmp_path, capsys):
+    assert routeguard_cli.main(['status', '--pid-file', str(tmp_path / 'none.pid')]) == 3
+    assert capsys.readouterr().out.strip() == 'not running'
