@@ -67,7 +67,8 @@ build: setup
 	test -f .cache/build/installed/ansible_collections/kubeasz/network/plugins/modules/vxlan_link.py
 
 bench: setup
-	$(BIN)/python bench/bench_dataplane.py
+	$(BIN)/python bench/bench_dataplane.py --sizes 1000,5000 --ansible
+	$(BIN)/python bench/bench_etcd.py
 
 clean:
 	rm -rf .cache $(VENV) tests/output

@@ -8,10 +8,7 @@ __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
-    ConfigError,
-    render,
-)
+from ansible_collections.kubeasz.network.plugins.module_utils.clusterconfig import ConfigError, render
 
 ARGUMENT_SPEC = {
     'config': {'type': 'dict', 'required': True},

@@ -38,20 +38,45 @@ from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import (
     spec_text, vtep_mac, vxlan_link_attrs, vxlan_link_spec)
 
 __all__ = [  # the planning names, re-exported (dataplane.<name> keeps working)
-    'BACKENDS', 'DEFAULT_VXLAN_PORT', 'DataplaneError', 'ExternalInterface', 'MAX_VNI', 'Peer', 'ROUTE_PROTOCOL',
+    'BACKENDS', 'DEFAULT_VXLAN_PORT', 'DataplaneError', 'ExternalInterface', 'MAX_VNI', 'PEER_OPTIONS', 'Peer',
+    'ROUTE_PROTOCOL',
     'Route', 'VXLAN_OVERHEAD', 'VxlanSpec', 'addr_link', 'check_ifname', 'check_mac', 'check_vni',
     'classify_peers', 'desired_routes', 'device_fdb', 'device_name', 'device_neighbours', 'direct_route',
     'external_interface', 'first_ip', 'flannel_devices', 'ipv4_addrs', 'is_owned', 'link_add_line',
     'link_text', 'links_by_name', 'observed_route_text', 'on_link', 'op_text', 'owned_routes',
     'plan_routes', 'plan_stale_devices', 'plan_vxlan_absent', 'plan_vxlan_link', 'plan_vxlan_peers',
     'route_del_line', 'route_matches', 'route_text', 'spec_attrs', 'spec_text', 'split_by_backend',
-    'validate_peer', 'validate_peers', 'vtep_mac', 'vxlan_link', 'vxlan_link_attrs', 'vxlan_link_spec']
+    'run_module', 'validate_peer', 'validate_peers', 'vtep_mac', 'vxlan_link', 'vxlan_link_attrs', 'vxlan_link_spec']
 
 BACKENDS = ('vxlan', 'host-gw')
 VXLAN_STATES = ('present', 'absent', 'prune')
 # what a module reads: only vxlan links (flannel.<n> and nothing else), and the
 # neighbours / FDB of the one device
 VXLAN_LINKS = {'link': ['type', 'vxlan']}
+
+
+# argument spec of one peer, shared by the vxlan_link and direct_route modules
+PEER_OPTIONS = dict(
+    subnet=dict(type='str', required=True),
+    public_ip=dict(type='str', required=True),
+    backend_type=dict(type='str', default='vxlan'),
+    vni=dict(type='int'),
+    vtep_mac=dict(type='str'),
+)
+
+
+def run_module(module, entry_point):
+    """Run an entry point for an AnsibleModule: its runner, check mode, --diff, warnings, errors."""
+    def run(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=False)
+
+    try:
+        result = entry_point(run, module.params, check_mode=module.check_mode, diff=module._diff)
+    except (DataplaneError, iproute.IprouteError) as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 def text(lines):

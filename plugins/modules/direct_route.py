@@ -170,16 +170,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
-    DataplaneError, direct_route)
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError
-
-PEER_SPEC = dict(
-    subnet=dict(type='str', required=True),
-    public_ip=dict(type='str', required=True),
-    backend_type=dict(type='str', default='vxlan'),
-    vni=dict(type='int'),
-    vtep_mac=dict(type='str'),
-)
+    PEER_OPTIONS, direct_route, run_module)
 
 
 def main():
@@ -192,22 +183,13 @@ def main():
             network=dict(type='str', required=True),
             subnet=dict(type='str'),
             iface=dict(type='str'),
-            peers=dict(type='list', elements='dict', default=[], options=PEER_SPEC),
+            peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
         ),
         required_if=[('state', 'present', ('subnet',))],
         supports_check_mode=True,
     )
 
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False)
-
-    try:
-        result = direct_route(run, module.params, check_mode=module.check_mode, diff=module._diff)
-    except (DataplaneError, IprouteError) as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(module, direct_route)
 
 
 if __name__ == '__main__':

@@ -220,16 +220,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
-    DataplaneError, vxlan_link)
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError
-
-PEER_SPEC = dict(
-    subnet=dict(type='str', required=True),
-    public_ip=dict(type='str', required=True),
-    backend_type=dict(type='str', default='vxlan'),
-    vni=dict(type='int'),
-    vtep_mac=dict(type='str'),
-)
+    PEER_OPTIONS, vxlan_link, run_module)
 
 
 def main():
@@ -247,20 +238,13 @@ def main():
             network=dict(type='str'),
             mac=dict(type='str'),
             direct_routing=dict(type='bool', default=False),
-            peers=dict(type='list', elements='dict', default=[], options=PEER_SPEC),
+            peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
         ),
         required_if=[('state', 'present', ('iface', 'address'))],
         supports_check_mode=True,
     )
 
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False)
-
-    try:
-        result = vxlan_link(run, module.params, check_mode=module.check_mode, diff=module._diff)
-    except (DataplaneError, IprouteError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module, vxlan_link)
 
 
 if __name__ == '__main__':

@@ -9,14 +9,12 @@ new backend does not use, with the modules, and nothing else.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ezctl.lab import Lab
+from labplay import assert_ok, run_06
 
 pytestmark = [
     pytest.mark.kernel,
@@ -24,7 +22,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 FAKE_KUBECTL = """#!/bin/sh
 # stand-in for kubectl: the namespace exists and the cluster already holds the manifest
 case "$1" in
@@ -53,16 +50,10 @@ def cluster(tmp_path_factory):
         lab.down()
 
 
-def run_06(cdir: Path, tmp: Path, **config) -> subprocess.CompletedProcess:
-    conf = {"FLANNEL_DATAPLANE": "flanneld", "FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": False,
-            "NODE_CIDR_LEN": 24, "flannel_kubectl": str(tmp / "kubectl"),
-            "flannel_manifest_dir": str(tmp / "manifests"), "flannel_ready_timeout": 10, **config}
-    (cdir / "config.yml").write_text(yaml.safe_dump(conf), encoding="utf-8")
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(cdir / "hosts"),
-            "-e", f"@{cdir / 'config.yml'}", "playbooks/06.network.yml"]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+def run_flanneld_06(cdir: Path, tmp: Path, **config):
+    proc = run_06(cdir, FLANNEL_DATAPLANE="flanneld", flannel_kubectl=str(tmp / "kubectl"),
+                  flannel_manifest_dir=str(tmp / "manifests"), flannel_ready_timeout=10, **config)
+    assert_ok(proc)
     return proc
 
 
@@ -88,7 +79,7 @@ def test_switch_to_host_gw_removes_flannel_device(cluster):
     for node in ("node1", "node2"):
         leave_vxlan(lab, node, 1)
         lab.exec(node, ["ip", "link", "add", "vxlan9", "type", "vxlan", "id", "9", "dev", "eth0", "dstport", "4789"])
-    proc = run_06(cdir, tmp, FLANNEL_BACKEND="host-gw")
+    proc = run_flanneld_06(cdir, tmp, FLANNEL_BACKEND="host-gw")
     assert "Remove the VXLAN devices flanneld left behind" in proc.stdout
     for node in ("node1", "node2"):
         assert set(vxlan_links(lab, node)) == {"vxlan9"}  # the operator's own device stays
@@ -101,10 +92,10 @@ def test_vni_change_removes_only_the_old_device(cluster):
         leave_vxlan(lab, node, 1)
         leave_vxlan(lab, node, 2)
     macs = {node: vxlan_links(lab, node)["flannel.2"] for node in ("node1", "node2")}
-    run_06(cdir, tmp, FLANNEL_VNI=2)
+    run_flanneld_06(cdir, tmp, FLANNEL_VNI=2)
     for node in ("node1", "node2"):
         links = vxlan_links(lab, node)
         assert set(links) == {"flannel.2", "vxlan9"} and links["flannel.2"] == macs[node]  # flanneld's, untouched
         assert "dev flannel.2" in lab.exec(node, ["ip", "route", "show"]).stdout
-    again = run_06(cdir, tmp, FLANNEL_VNI=2)
+    again = run_flanneld_06(cdir, tmp, FLANNEL_VNI=2)
     assert "changed: [" not in again.stdout.split("Remove the VXLAN devices flanneld left behind")[1].split("TASK")[0]

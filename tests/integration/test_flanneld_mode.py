@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ezctl.lab import Lab
+from labplay import assert_ok, recap, run_06
 
 pytestmark = [
     pytest.mark.kernel,
@@ -25,7 +23,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 CHECKSUM = re.compile(r"kubeasz\.network/config-checksum: \"?([0-9a-f]+)")
 
 FAKE_KUBECTL = r"""#!/bin/sh
@@ -92,21 +89,14 @@ def good_node(lab: Lab, node: str, index: int) -> None:
     lab.exec(node, ["ip", "link", "set", "flannel.1", "up"])
 
 
-def run_06(cdir: Path, tmp: Path, *extra: str, diff_rc: int = 0, **config) -> subprocess.CompletedProcess:
+def run_flanneld_06(cdir: Path, tmp: Path, *extra: str, diff_rc: int = 0, **config):
     bindir = tmp / "bin"
     (bindir / "diff.rc").write_text(str(diff_rc), encoding="utf-8")
     for log in ("kubectl.calls", "ctr.calls"):
         (bindir / log).unlink(missing_ok=True)
-    conf = {"FLANNEL_DATAPLANE": "flanneld", "FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": False,
-            "NODE_CIDR_LEN": 24, "bin_dir": str(bindir), "flannel_manifest_dir": str(tmp / "manifests"),
-            "flannel_image_dir": str(tmp / "images"), "flannel_ready_timeout": 2,
-            "CONTAINER_RUNTIME": "containerd", **config}
-    (cdir / "config.yml").write_text(yaml.safe_dump(conf), encoding="utf-8")
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(cdir / "hosts"),
-            "-e", f"@{cdir / 'config.yml'}", "playbooks/06.network.yml", *extra]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return run_06(cdir, *extra, FLANNEL_DATAPLANE="flanneld", bin_dir=str(bindir),
+                  flannel_manifest_dir=str(tmp / "manifests"), flannel_image_dir=str(tmp / "images"),
+                  flannel_ready_timeout=2, CONTAINER_RUNTIME="containerd", **config)
 
 
 def calls(tmp: Path, tool: str = "kubectl") -> list[str]:
@@ -119,25 +109,13 @@ def verbs(tmp: Path) -> list[str]:
     return [next(w for w in line.split() if w in ("get", "diff", "apply", "rollout")) for line in calls(tmp)]
 
 
-def recap(proc) -> dict:
-    counts = {}
-    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
-        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
-    assert counts, proc.stdout + proc.stderr
-    return counts
-
-
-def assert_ok(proc):
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-
-
 def checksum(path: Path) -> str:
     return CHECKSUM.search(path.read_text(encoding="utf-8")).group(1)
 
 
 def test_a_difference_is_applied_and_rolled_out(cluster):
     lab, cdir, tmp = cluster
-    proc = run_06(cdir, tmp, "--limit", "node1", diff_rc=1)
+    proc = run_flanneld_06(cdir, tmp, "--limit", "node1", diff_rc=1)
     assert_ok(proc)
     assert verbs(tmp) == ["get", "diff", "apply", "rollout"], calls(tmp)
     assert calls(tmp)[2] == f"apply -f {tmp / 'manifests' / 'flannel.yaml'}"
@@ -148,7 +126,7 @@ def test_a_difference_is_applied_and_rolled_out(cluster):
 
 def test_no_difference_changes_nothing(cluster):
     lab, cdir, tmp = cluster
-    proc = run_06(cdir, tmp, "--limit", "node1", diff_rc=0)
+    proc = run_flanneld_06(cdir, tmp, "--limit", "node1", diff_rc=0)
     assert_ok(proc)
     assert verbs(tmp) == ["get", "diff"], calls(tmp)
     assert recap(proc)["node1"]["changed"] == 0, proc.stdout
@@ -157,13 +135,13 @@ def test_no_difference_changes_nothing(cluster):
 def test_a_config_change_changes_the_checksum_annotation(cluster):
     lab, cdir, tmp = cluster
     before = checksum(cdir / "yml" / "flannel.yaml")
-    proc = run_06(cdir, tmp, "--limit", "node1", "--check", diff_rc=1, DIRECT_ROUTING=True)
+    proc = run_flanneld_06(cdir, tmp, "--limit", "node1", "--check", diff_rc=1, DIRECT_ROUTING=True)
     assert_ok(proc)
     assert verbs(tmp) == ["get", "diff"], calls(tmp)  # check mode: compared, not applied
     assert checksum(tmp / "bin" / "diff.stdin") != before  # ... with the new config
     assert "Report what kubectl diff found (check mode)" in proc.stdout
     assert recap(proc)["node1"]["changed"] > 0
-    proc = run_06(cdir, tmp, "--limit", "node1", diff_rc=1, DIRECT_ROUTING=True)
+    proc = run_flanneld_06(cdir, tmp, "--limit", "node1", diff_rc=1, DIRECT_ROUTING=True)
     assert_ok(proc)
     after = checksum(cdir / "yml" / "flannel.yaml")
     assert after != before and checksum(tmp / "manifests" / "flannel.yaml") == after
@@ -172,7 +150,7 @@ def test_a_config_change_changes_the_checksum_annotation(cluster):
 
 def test_a_failing_kubectl_diff_fails_the_run(cluster):
     lab, cdir, tmp = cluster
-    proc = run_06(cdir, tmp, "--limit", "node1", diff_rc=2)
+    proc = run_flanneld_06(cdir, tmp, "--limit", "node1", diff_rc=2)
     assert proc.returncode != 0
     assert "the server is unreachable" in proc.stdout
     assert "apply" not in verbs(tmp)
@@ -183,10 +161,10 @@ def test_the_offline_image_is_imported_once(cluster):
     (cdir / "images").mkdir(exist_ok=True)
     (cdir / "images" / "flannel_v0.26.7.tar").write_bytes(b"not really an image")
     try:
-        proc = run_06(cdir, tmp, "--limit", "node1")
+        proc = run_flanneld_06(cdir, tmp, "--limit", "node1")
         assert_ok(proc)
         assert calls(tmp, "ctr")[-1] == f"-n k8s.io images import {tmp / 'images' / 'flannel_v0.26.7.tar'}"
-        proc = run_06(cdir, tmp, "--limit", "node1")
+        proc = run_flanneld_06(cdir, tmp, "--limit", "node1")
         assert_ok(proc)
         assert calls(tmp, "ctr") == ["-n k8s.io images ls -q"]
         assert recap(proc)["node1"]["changed"] == 0, proc.stdout
@@ -199,7 +177,7 @@ def test_the_waits_fail_naming_the_nodes(cluster):
     lab.exec("node2", ["sh", "-c", "cat > /run/flannel/subnet.env"], input=subnet_env(2, "10.244.0.0/16"))
     lab.exec("node3", ["rm", "-f", "/run/flannel/subnet.env"])
     start = time.monotonic()
-    proc = run_06(cdir, tmp)
+    proc = run_flanneld_06(cdir, tmp)
     elapsed = time.monotonic() - start
     assert proc.returncode != 0
     counts = recap(proc)
@@ -213,6 +191,6 @@ def test_the_waits_fail_naming_the_nodes(cluster):
 def test_a_vxlan_device_with_another_mtu_is_named(cluster):
     lab, cdir, tmp = cluster
     lab.exec("node1", ["ip", "link", "set", "flannel.1", "mtu", "1400"])
-    proc = run_06(cdir, tmp, "--limit", "node1")
+    proc = run_flanneld_06(cdir, tmp, "--limit", "node1")
     assert proc.returncode != 0
     assert "flannel on node1 does not run the vxlan backend of the config: flannel.1 has MTU 1400" in proc.stdout

@@ -13,15 +13,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ezctl import labcheck
 from ezctl.lab import Lab
+from labplay import REPO, argv_06, assert_ok, assert_unchanged, env_06, lab_cluster, pods_ping, run_06
 
 pytestmark = [
     pytest.mark.kernel,
@@ -29,44 +28,19 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 VXLAN_TASK = "Program the VXLAN device and its peer entries"
 ROUTE_TASK = "Program the routes to the peers' subnets"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    lab = Lab(f"it-kill-{os.getpid()}")
-    try:
-        lab.up(nodes=3, segments=1)
-        cdir = lab.write_cluster(tmp_path_factory.mktemp("base"), lab.name)
-        yield lab, cdir
-    finally:
-        lab.down()
-
-
-def argv_06(cdir: Path, forks: int = 5, **config) -> list:
-    conf = {"FLANNEL_DATAPLANE": "ansible", "FLANNEL_SUBNET_STORE": "file", "NODE_CIDR_LEN": 24,
-            "FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": False, **config}
-    (cdir / "config.yml").write_text(yaml.safe_dump(conf), encoding="utf-8")
-    bindir = Path(sys.executable).parent
-    return [str(bindir / "ansible-playbook"), "-i", str(cdir / "hosts"), "-e", f"@{cdir / 'config.yml'}",
-            "--forks", str(forks), "playbooks/06.network.yml"]
-
-
-def env_06() -> dict:
-    return dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
-
-
-def run_06(cdir: Path, **config) -> subprocess.CompletedProcess:
-    return subprocess.run(argv_06(cdir, **config), cwd=REPO, env=env_06(), capture_output=True,
-                          text=True, timeout=600, check=False)
+    with lab_cluster("kill", tmp_path_factory.mktemp("base")) as made:
+        yield made
 
 
 def kill_06_after(cdir: Path, task: str, hosts_done: int, **config) -> str:
     """Start 06, SIGKILL its whole process group once `task` reported `hosts_done` hosts; the output."""
-    proc = subprocess.Popen(argv_06(cdir, forks=1, **config), cwd=REPO, env=env_06(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv_06(cdir, "--forks", "1", **config), cwd=REPO, env=env_06(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen, in_task, done = [], False, 0
     deadline = time.monotonic() + 300
@@ -92,30 +66,12 @@ def kill_06_after(cdir: Path, task: str, hosts_done: int, **config) -> str:
     return output
 
 
-def recap(proc: subprocess.CompletedProcess) -> dict:
-    counts = {}
-    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
-        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
-    assert counts, proc.stdout + proc.stderr
-    return counts
-
-
 def assert_converged(lab: Lab, cdir: Path, direct_routing: bool, rerun: bool = True, **config) -> None:
-    proc = run_06(cdir, DIRECT_ROUTING=direct_routing, **config)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert_ok(run_06(cdir, DIRECT_ROUTING=direct_routing, **config))
     assert labcheck.table_mismatches(labcheck.read_lab(lab), "vxlan", direct_routing) == []
-    pods = {f"{n['name']}/k-{n['name']}": lab.pod_add(n["name"], f"k-{n['name']}") for n in lab.status()["nodes"]}
-    try:
-        matrix = labcheck.ping_matrix(lambda src, ip: labcheck.ping(lab, src, ip), pods)
-        assert all(matrix.values()), labcheck.format_matrix(matrix, list(pods))
-    finally:
-        for target in pods:
-            node, dummy, pod = target.partition("/")
-            lab.pod_del(node, pod)
-    if not rerun:
-        return
-    again = run_06(cdir, DIRECT_ROUTING=direct_routing, **config)
-    assert again.returncode == 0 and all(c["changed"] == 0 for c in recap(again).values()), again.stdout[-6000:]
+    pods_ping(lab)
+    if rerun:
+        assert_unchanged(run_06(cdir, DIRECT_ROUTING=direct_routing, **config))
 
 
 def devices(lab: Lab, node: str) -> str:

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
 from ezctl import labcheck
 from ezctl.lab import Lab
+from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06
 
 pytestmark = [
     pytest.mark.kernel,
@@ -25,47 +21,14 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 FOREIGN_INSIDE = "172.20.250.0/24 via 198.18.0.12 dev eth0"
 FOREIGN_OUTSIDE = "10.99.0.0/24 via 198.18.0.12 dev eth0"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    lab = Lab(f"it-play-{os.getpid()}")
-    try:
-        lab.up(nodes=4, segments=2)
-        base = tmp_path_factory.mktemp("base")
-        cdir = lab.write_cluster(base, lab.name)
-        yield lab, cdir
-    finally:
-        lab.down()
-
-
-def run_06(cdir: Path, *extra: str, **config) -> subprocess.CompletedProcess:
-    conf = {"FLANNEL_DATAPLANE": "ansible", "FLANNEL_SUBNET_STORE": "file", "NODE_CIDR_LEN": 24,
-            "FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": False, **config}
-    (cdir / "config.yml").write_text(yaml.safe_dump(conf), encoding="utf-8")
-    bindir = Path(sys.executable).parent
-    argv = [str(bindir / "ansible-playbook"), "-i", str(cdir / "hosts"), "-e", f"@{cdir / 'config.yml'}",
-            "playbooks/06.network.yml", *extra]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
-
-
-def recap(proc: subprocess.CompletedProcess) -> dict:
-    """PLAY RECAP counters per host."""
-    counts = {}
-    for host, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
-        counts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
-    assert counts, proc.stdout + proc.stderr
-    return counts
-
-
-def assert_ok(proc):
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    with lab_cluster("play", tmp_path_factory.mktemp("base"), nodes=4, segments=2) as made:
+        yield made
 
 
 def snapshot(lab: Lab) -> dict:
@@ -92,21 +55,6 @@ def without_foreign(problems: list) -> list:
     return [p for p in problems if FOREIGN_INSIDE.split()[0] not in p]
 
 
-def pods_ping(lab: Lab) -> dict:
-    pods = {}
-    for node in (n["name"] for n in lab.status()["nodes"]):
-        pod = f"p-{node}"
-        pods[f"{node}/{pod}"] = lab.pod_add(node, pod)
-    try:
-        matrix = labcheck.ping_matrix(lambda src, ip: labcheck.ping(lab, src, ip), pods)
-        assert all(matrix.values()), labcheck.format_matrix(matrix, list(pods))
-        return pods
-    finally:
-        for target in pods:
-            node, _sep, pod = target.partition("/")
-            lab.pod_del(node, pod)
-
-
 def test_check_mode_on_a_fresh_cluster_changes_nothing(cluster):
     lab, cdir = cluster
     before = snapshot(lab)
@@ -123,9 +71,7 @@ def test_vxlan(cluster):
     assert len({v.subnet for v in views}) == 4
     assert labcheck.table_mismatches(views, "vxlan", False) == []
     pods_ping(lab)
-    second = run_06(cdir)
-    assert_ok(second)
-    assert all(c["changed"] == 0 for c in recap(second).values()), second.stdout
+    assert_unchanged(run_06(cdir))
 
 
 def test_foreign_routes_and_check_mode_switch(cluster):
@@ -148,8 +94,7 @@ def test_direct_routing_mixes_direct_and_vxlan_peers(cluster):
     vias = {dst: (gw, dev) for dst, gw, dev, _onlink in node1.routes}
     assert {dev for gw, dev in vias.values()} == {"eth0", "flannel.1"}
     pods_ping(lab)
-    second = run_06(cdir, DIRECT_ROUTING=True)
-    assert all(c["changed"] == 0 for c in recap(second).values()), second.stdout
+    assert_unchanged(run_06(cdir, DIRECT_ROUTING=True))
     routes = lab.exec("node1", ["ip", "route", "show"]).stdout
     assert FOREIGN_INSIDE.split(" dev", maxsplit=1)[0] in routes
     assert FOREIGN_OUTSIDE.split(" dev", maxsplit=1)[0] in routes

@@ -17,7 +17,7 @@ import pytest
 from ezctl import labcheck
 from ezctl.lab import Lab
 
-from test_network_playbook import assert_ok, pods_ping, recap, run_06
+from labplay import assert_ok, pods_ping, recap, run_06
 
 pytestmark = [
     pytest.mark.kernel,

@@ -11,10 +11,13 @@ import json
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import netconf as nc
+from ansible_collections.kubeasz.network.plugins.module_utils import clusterconfig as nc
+from ansible_collections.kubeasz.network.plugins.module_utils.clusterconfig import (
+    ConfigError, from_cluster_config, load_cluster_config, render)
+from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import (
+    checksum, cni_conf, delegate_conflist, dumps)
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
-    Backend, ConfigError, NetConfError, checksum, cni_conf, delegate_conflist, dumps,
-    from_cluster_config, load_cluster_config, parse_net_conf, render, to_net_conf)
+    Backend, NetConfError, parse_net_conf, to_net_conf)
 
 BASE = {
     'CLUSTER_NETWORK': 'flannel', 'CLUSTER_CIDR': '172.20.0.0/16', 'SERVICE_CIDR': '10.68.0.0/16',

@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The CNI documents: flannel's cni-conf.json, the delegate conflist flannel's CNI plugin would
+derive from subnet.env, and the checksum that rolls the DaemonSet when either changes.
+
+Standard library only (runs on the managed node).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import ipaddress
+import json
+
+CNI_VERSION = '0.3.1'
+CNI_NAME = 'cbr0'
+
+
+def cni_conf():
+    """flannel's cni-conf.json (10-flannel.conflist written by the install-cni container)."""
+    return {
+        'name': CNI_NAME,
+        'cniVersion': CNI_VERSION,
+        'plugins': [
+            {'type': 'flannel', 'delegate': {'hairpinMode': True, 'isDefaultGateway': True}},
+            {'type': 'portmap', 'capabilities': {'portMappings': True}},
+        ],
+    }
+
+
+def _env_bool(value, key):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ('true', 'false'):
+        return value.lower() == 'true'
+    raise ValueError('%s must be true or false, not %r' % (key, value))
+
+
+def delegate_conflist(subnet_env):
+    """The conflist flannel's CNI plugin would hand to bridge/host-local for this subnet.env.
+
+    ``subnet_env`` holds FLANNEL_NETWORK, FLANNEL_SUBNET (gateway IP/len), FLANNEL_MTU and
+    FLANNEL_IPMASQ, as strings (parsed subnet.env) or typed values. flannel sets the
+    bridge's ipMasq to the opposite of FLANNEL_IPMASQ (flanneld masquerades itself).
+    """
+    network = ipaddress.IPv4Network(str(subnet_env['FLANNEL_NETWORK']))
+    iface = ipaddress.IPv4Interface(str(subnet_env['FLANNEL_SUBNET']))
+    mtu = subnet_env['FLANNEL_MTU']
+    if isinstance(mtu, bool) or not str(mtu).isdigit():
+        raise ValueError('FLANNEL_MTU must be an integer, not %r' % (mtu,))
+    ipmasq = _env_bool(subnet_env.get('FLANNEL_IPMASQ', False), 'FLANNEL_IPMASQ')
+    bridge = {
+        'type': 'bridge', 'name': CNI_NAME, 'bridge': 'cni0', 'mtu': int(mtu),
+        'hairpinMode': True, 'isGateway': True, 'isDefaultGateway': True, 'ipMasq': not ipmasq,
+        'ipam': {
+            'type': 'host-local',
+            'ranges': [[{'subnet': str(iface.network), 'gateway': str(iface.ip)}]],
+            'routes': [{'dst': str(network)}],
+        },
+    }
+    return {'cniVersion': CNI_VERSION, 'name': CNI_NAME,
+            'plugins': [bridge, {'type': 'portmap', 'capabilities': {'portMappings': True}}]}
+
+
+def dumps(doc):
+    """Pretty JSON as placed in the ConfigMap (2-space indent, trailing newline)."""
+    return json.dumps(doc, indent=2) + '\n'
+
+
+def checksum(net_conf_json, cni_conf_json):
+    """sha256 over net-conf.json and cni-conf.json text, for the pod template annotation."""
+    h = hashlib.sha256()
+    for text in (net_conf_json, cni_conf_json):
+        h.update(text.encode('utf-8'))
+        h.update(b'\0')
+    return h.hexdigest()
