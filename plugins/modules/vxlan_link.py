@@ -86,33 +86,8 @@ options:
         without a gateway is direct and gets no neighbour or FDB entry.
     type: bool
     default: false
-  peers:
-    description:
-      - The other nodes' leases, as returned by M(kubeasz.network.flannel_subnet) in its C(peers).
-      - Peers whose O(peers[].backend_type) is not V(vxlan) are ignored (as flanneld does) and
-        returned in RV(ignored_peers). Every peer is validated before anything changes.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      subnet:
-        description: The peer's lease subnet, for example V(172.20.2.0/24).
-        type: str
-        required: true
-      public_ip:
-        description: The peer's node IP (VTEP address).
-        type: str
-        required: true
-      backend_type:
-        description: The peer lease's backend type.
-        type: str
-        default: vxlan
-      vni:
-        description: The peer's VNI (informational).
-        type: int
-      vtep_mac:
-        description: The peer's VTEP MAC; required for vxlan peers.
-        type: str
+extends_documentation_fragment:
+  - kubeasz.network.peers
 notes:
   - Supports check mode and diff mode; RV(plan) lists the commands that were (or would be) run.
 requirements:
