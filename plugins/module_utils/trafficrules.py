@@ -338,6 +338,11 @@ def nft_input(ops):
     return ''.join(line + '\n' for line in lines)
 
 
+def op_summary(op):
+    """An op in a few words for a log line, e.g. 'FillChain nat/FLANNEL-POSTRTG'."""
+    return '%s %s/%s' % (type(op).__name__, op.table, getattr(op, 'chain', getattr(op, 'parent', op.table)))
+
+
 def plan_lines(ops):
     """The plan as run: each tool's command line, then its input lines."""
     lines = []
@@ -382,6 +387,13 @@ def find_tools(which=None):
     which = which or (lambda name: shutil.which(name, path=path))
     return Tools(which('iptables-save') if which('iptables-restore') else None, which('iptables-restore'),
                  which('nft'))
+
+
+def mode_tools(tools, mode):
+    """Only the mode's own tool: the route guard reads one backend per check."""
+    if mode == 'nftables':
+        return tools._replace(iptables_save=None, iptables_restore=None)
+    return tools._replace(nft=None)
 
 
 def check_tools(tools, mode):
