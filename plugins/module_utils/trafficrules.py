@@ -385,8 +385,9 @@ def find_tools(which=None):
     sbin directories are searched too (a module's PATH may lack them)."""
     path = os.pathsep.join([os.environ.get('PATH', '')] + list(EXTRA_PATH))
     which = which or (lambda name: shutil.which(name, path=path))
-    return Tools(which('iptables-save') if which('iptables-restore') else None, which('iptables-restore'),
-                 which('nft'))
+    save, restore = which('iptables-save'), which('iptables-restore')
+    both = bool(save and restore)  # one without the other is no working iptables
+    return Tools(save if both else None, restore if both else None, which('nft'))
 
 
 def mode_tools(tools, mode):
