@@ -32,8 +32,9 @@ MULTICAST = '224.0.0.0/4'
 NFT_TABLE = 'flannel-ipv4'
 # go-iptables' HasRandomFully(), which flanneld asks: iptables >= 1.6.2
 RANDOM_FULLY_SINCE = (1, 6, 2)
-# tool -> Debian package, for the error when it is missing
-PACKAGES = {'iptables-save': 'iptables', 'iptables-restore': 'iptables', 'nft': 'nftables'}
+# the arguments of the two transactions (-w: wait for the xtables lock of legacy iptables)
+RESTORE_ARGS = ('-w', '5', '--noflush')
+NFT_ARGS = ('-f', '-')
 EXTRA_PATH = ('/usr/sbin', '/sbin', '/usr/local/sbin')
 
 # What the rules are made from; the route guard's state file keeps it as a dict.
@@ -346,8 +347,8 @@ def op_summary(op):
 def plan_lines(ops):
     """The plan as run: each tool's command line, then its input lines."""
     lines = []
-    for argv, text in ((['iptables-restore', '-w', '5', '--noflush'], iptables_restore_input(ops)),
-                       (['nft', '-f', '-'], nft_input(ops))):
+    for argv, text in ((['iptables-restore'] + list(RESTORE_ARGS), iptables_restore_input(ops)),
+                       (['nft'] + list(NFT_ARGS), nft_input(ops))):
         if text:
             lines += ['# ' + ' '.join(argv)] + text.splitlines()
     return lines
@@ -410,10 +411,14 @@ def check_tools(tools, mode):
         raise TrafficRulesError('nft not found: install the package nftables (EnableNFTables is on)')
 
 
+def _failed(argv, rc, err):
+    return TrafficRulesError('%s failed (rc=%s): %s' % (' '.join(argv), rc, (err or '').strip()))
+
+
 def _run_checked(run, argv, data=None):
     rc, out, err = run(argv, data)
     if rc != 0:
-        raise TrafficRulesError('%s failed (rc=%s): %s' % (' '.join(argv), rc, (err or out or '').strip()))
+        raise _failed(argv, rc, err or out)
     return out
 
 
@@ -428,12 +433,19 @@ def random_fully_supported(run, tools, mode):
     return run([tools.nft, '--check', '-f', '-'], probe)[0] == 0
 
 
-def observe(run, tools):
-    """The RuleState of what is ours on the node (one process per tool present)."""
-    ipt = {}
+def observe(run, tools, mode='iptables'):
+    """The RuleState of what is ours on the node (one process per tool present).
+
+    A backend that is not the mode's and cannot even be read (an nft binary on a kernel
+    without nf_tables) cannot hold rules of ours: it counts as empty."""
+    ipt, nft = {}, None
     if tools.iptables_save:
-        ipt = iptables_state(parse_iptables_save(_run_checked(run, [tools.iptables_save])))
-    nft = None
+        argv = [tools.iptables_save]
+        rc, out, err = run(argv)
+        if rc == 0:
+            ipt = iptables_state(parse_iptables_save(out))
+        elif mode == 'iptables':
+            raise _failed(argv, rc, err)
     if tools.nft:
         argv = [tools.nft, '-j', 'list', 'table', 'ip', NFT_TABLE]
         rc, out, err = run(argv)
@@ -442,16 +454,16 @@ def observe(run, tools):
                 nft = parse_nft_table(out)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise TrafficRulesError('%s: unparsable output (%s)' % (' '.join(argv), exc))
-        elif 'No such file or directory' not in (err or ''):
-            raise TrafficRulesError('%s failed (rc=%s): %s' % (' '.join(argv), rc, (err or '').strip()))
+        elif mode == 'nftables' and 'No such file or directory' not in (err or ''):
+            raise _failed(argv, rc, err)
     return RuleState(ipt, nft)
 
 
 def apply(run, tools, ops, mode='iptables'):
     """One transaction per tool: the mode's own first, then the other one's clean-up
-    (pods are never without rules while the mode switches). -w: wait for the xtables lock."""
-    steps = [([tools.iptables_restore, '-w', '5', '--noflush'], iptables_restore_input(ops)),
-             ([tools.nft, '-f', '-'], nft_input(ops))]
+    (pods are never without rules while the mode switches)."""
+    steps = [([tools.iptables_restore] + list(RESTORE_ARGS), iptables_restore_input(ops)),
+             ([tools.nft] + list(NFT_ARGS), nft_input(ops))]
     if mode == 'nftables':
         steps.reverse()
     for argv, text in steps:
@@ -461,7 +473,7 @@ def apply(run, tools, ops, mode='iptables'):
 
 def sync(run, spec, tools, check_mode=False, state='present'):
     """observe -> plan -> apply for a decided spec: (observed, desired, ops)."""
-    observed = observe(run, tools)
+    observed = observe(run, tools, spec.mode)
     desired = desired_state(spec, state)
     ops = plan(observed, desired)
     if ops and not check_mode:

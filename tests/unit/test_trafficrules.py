@@ -302,3 +302,11 @@ def test_a_failing_restore_names_the_command():
     with pytest.raises(tr.TrafficRulesError, match='iptables-restore -w 5 --noflush failed'):
         tr.traffic_rules(run, dict(network=NET, subnet=OWN, random_fully=False),
                          which=fake_tools('iptables-save', 'iptables-restore'))
+
+
+def test_an_unusable_nft_does_not_stop_the_iptables_mode():
+    run = recording_runner({'': (0, SAVED, ''), '-j list table ip flannel-ipv4': (1, '', 'Error: Operation not supported')})
+    tools = tr.Tools('/sbin/iptables-save', '/sbin/iptables-restore', '/sbin/nft')
+    assert tr.observe(run, tools, 'iptables').nft is None
+    with pytest.raises(tr.TrafficRulesError, match='Operation not supported'):
+        tr.observe(run, tools, 'nftables')
