@@ -24,6 +24,7 @@ import shutil
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import text
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import DataplaneError
 
 MODES = ('iptables', 'nftables')
@@ -106,10 +107,6 @@ def rule_spec(params):
                     None if random_fully is None else bool(random_fully))
 
 
-def spec_dict(spec):
-    return dict(spec._asdict())
-
-
 # ------------------------------------------------------------------ desired rules (pure)
 
 def iptables_jump(chain_def):
@@ -118,7 +115,7 @@ def iptables_jump(chain_def):
 
 def iptables_masq_rules(network, subnet, random_fully):
     """FLANNEL-POSTRTG as flanneld fills it (and as iptables-save prints it)."""
-    tail = '-m comment --comment "flanneld masq" -j '
+    tail = '-m comment --comment "%s" -j ' % IPT_CHAINS[0].comment
     masq = tail + 'MASQUERADE' + (' --random-fully' if random_fully else '')
     return ('-m mark --mark 0x%x/0x%x %sRETURN' % (KUBE_PROXY_MARK, KUBE_PROXY_MARK, tail),
             '-s %s -d %s %sRETURN' % (subnet, network, tail),
@@ -129,7 +126,7 @@ def iptables_masq_rules(network, subnet, random_fully):
 
 
 def iptables_forward_rules(network):
-    tail = '-m comment --comment "flanneld forward" -j ACCEPT'
+    tail = '-m comment --comment "%s" -j ACCEPT' % IPT_CHAINS[1].comment
     return ('-s %s %s' % (network, tail), '-d %s %s' % (network, tail))
 
 
@@ -314,7 +311,7 @@ def iptables_restore_input(ops):
         for op in drops:
             lines += ['-F ' + op.chain, '-X ' + op.chain]
         lines.append('COMMIT')
-    return ''.join(line + '\n' for line in lines)
+    return text(lines)
 
 
 def _nft_chain_add(name):
@@ -336,7 +333,7 @@ def nft_input(ops):
         elif isinstance(op, FillChain) and op.backend == 'nft':
             lines += [_nft_chain_add(op.chain), 'flush chain ip %s %s' % (op.table, op.chain)]
             lines += ['add rule ip %s %s %s' % (op.table, op.chain, rule) for rule in op.rules]
-    return ''.join(line + '\n' for line in lines)
+    return text(lines)
 
 
 def op_summary(op):
@@ -495,8 +492,7 @@ def traffic_rules(run, params, check_mode=False, diff=True, which=None):
             spec = spec._replace(random_fully=random_fully_supported(run, tools, spec.mode))
     observed, desired, ops = sync(run, spec, tools, check_mode, state)
     result = dict(changed=bool(ops), plan=plan_lines(ops), mode=spec.mode, random_fully=spec.random_fully,
-                  spec=spec_dict(spec) if state == 'present' else {})
+                  spec=dict(spec._asdict()) if state == 'present' else {})
     if diff:
-        result['diff'] = dict(before=''.join(line + '\n' for line in state_text(observed)),
-                              after=''.join(line + '\n' for line in state_text(desired)))
+        result['diff'] = dict(before=text(state_text(observed)), after=text(state_text(desired)))
     return result
