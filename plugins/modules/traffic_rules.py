@@ -25,7 +25,8 @@ description:
     (comment C(flanneld forward)) - ACCEPT C(-s) O(network) and C(-d) O(network).
   - O(mode=nftables) (net-conf.json C(EnableNFTables)) - table C(ip flannel-ipv4) with the chains
     C(postrtg) (type nat, hook postrouting, priority srcnat) and C(forward) (type filter, hook
-    forward, priority filter) holding the same rules, and no iptables chains of ours.
+    forward, priority filter) holding flanneld's nft rules (the same, except that flanneld's fourth
+    rule there reads C(ip saddr != <subnet> ip daddr <network> return)), and no iptables chains of ours.
     O(mode=iptables) in turn removes that table.
   - O(ip_masq=false) removes the masquerade rules; the forward rules stay, as in flanneld.
   - MASQUERADE uses C(--random-fully) (nft C(fully-random)) where supported, decided as flanneld
