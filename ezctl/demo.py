@@ -1,8 +1,9 @@
 """`make demo`: a kubeasz-shaped cluster of namespace nodes, networked by `ezctl setup demo 06`.
 
 It brings up a 4-node lab, runs step 06 with the vxlan backend, adds a pod per node, shows each
-node's routes, a pod-to-pod ping matrix and a traceroute, then switches DIRECT_ROUTING on, runs
-06 again and shows what changed. The lab stays up afterwards for you to explore.
+node's routes, a pod-to-pod ping matrix and a traceroute, pods reaching the outside through
+flanneld's masquerade rules, then switches DIRECT_ROUTING on, runs 06 again and shows what
+changed. The lab stays up afterwards for you to explore.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ezctl.lab import Lab
 
 CLUSTER = "demo"
 NODES = 4
+OUTSIDE = "198.18.0.1"  # the lab's fabric: it has no route to the pods
 
 
 def banner(text: str) -> None:
@@ -71,6 +73,17 @@ def show_reachability(lab: Lab, pods: dict[str, str]) -> bool:
     return all(matrix.values())
 
 
+def show_egress(lab: Lab, pods: dict[str, str]) -> bool:
+    """Every pod pings the fabric; only the node's masquerade brings the reply back."""
+    answered = {target: labcheck.ping(lab, target, OUTSIDE) for target in pods}
+    for target, ok in answered.items():
+        print(f"{target} -> {OUTSIDE}: {'answered' if ok else 'NO ANSWER'}")
+    saved = lab.exec("node1", ["iptables-save"]).stdout
+    print("--- node1: flanneld's rules (iptables-save)")
+    print("\n".join(line for line in saved.splitlines() if "FLANNEL-" in line or "flanneld" in line))
+    return all(answered.values())
+
+
 def main() -> int:
     start = time.monotonic()
     base = Path.cwd()
@@ -87,6 +100,8 @@ def main() -> int:
     show_routes(before)
     banner("pod-to-pod pings across nodes (vxlan)")
     ok = show_reachability(lab, pods)
+    banner(f"pods reach the outside ({OUTSIDE}, no route back to the pods): masqueraded to the node IP")
+    ok = show_egress(lab, pods) and ok
 
     banner("switch on DIRECT_ROUTING and run step 06 again")
     set_config(config, DIRECT_ROUTING=True)
@@ -105,6 +120,8 @@ def main() -> int:
     print(f"""  ezctl lab status {CLUSTER}
   ezctl lab exec {CLUSTER} node1 -- ip route           # a node
   ezctl lab exec {CLUSTER} node2/pod-node2 -- ping -c1 {pod_ip}   # a pod
+  ezctl lab exec {CLUSTER} node2/pod-node2 -- ping -c1 {OUTSIDE}   # the outside
+  ezctl lab exec {CLUSTER} node1 -- iptables-save -t nat       # flanneld's masquerade rules
   ezctl setup {CLUSTER} 06                              # after editing clusters/{CLUSTER}/config.yml
   ezctl lab down {CLUSTER}                              # removes every namespace, mount and pod""")
     return 0 if ok else 1

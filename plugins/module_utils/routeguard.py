@@ -14,6 +14,10 @@ It only fills holes: a destination that has any route in the main table is left 
 flanneld or the operator owns it), and it never deletes. While the role changes the routes it
 writes a hold file and the guard waits (a hold older than ``HOLD_MAX`` seconds is ignored).
 
+flanneld's traffic rules (masquerade and forward, ``trafficrules``) are kept too, as flanneld
+re-checks its own: every ``RULES_INTERVAL`` seconds the guard reads our chains (or nft table)
+once and, when something flushed or changed them, puts them back with the module's own plan.
+
 Standard library only (runs on the node, with or without Ansible).
 """
 
@@ -30,20 +34,22 @@ import sys
 import time
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils import iproute, trafficrules
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
     ROUTE_PROTOCOL, Route, plan_routes)
+from ansible_collections.kubeasz.network.plugins.module_utils.peers import DataplaneError
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
 HOLD_MAX = 600.0
 INTERVAL = 10.0
+RULES_INTERVAL = 1.0
 DEBOUNCE = 0.1
 RETRY = 0.5
 MONITOR_ARGV = ['ip', '-4', '-json', 'monitor', 'link', 'route']
 PROG = 'flannel-route-guard'
 
-GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes'])
+GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes', 'rules'])
 
 _IFNAME = re.compile(r'^[^\s/:]{1,15}$')
 _LINK_EVENT = re.compile(r'^(Deleted )?\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>')
@@ -117,8 +123,10 @@ def load_state(text):
     """The state file's JSON text -> GuardState; RouteGuardError names what is wrong.
 
     ``{"version": 1, "network": "172.20.0.0/16", "subnet": "172.20.1.0/24",
-    "backend": "vxlan", "routes": ["172.20.2.0/24 via 198.18.0.12 proto 159", ...]}``
-    (routes may also be dicts {dst, gateway, dev, onlink}).
+    "backend": "vxlan", "routes": ["172.20.2.0/24 via 198.18.0.12 proto 159", ...],
+    "rules": {"mode": "iptables", "network": ..., "subnet": ..., "ip_masq": true,
+    "random_fully": true}}`` (routes may also be dicts {dst, gateway, dev, onlink};
+    rules is traffic_rules' ``spec``, absent or empty when there are none to keep).
     """
     try:
         doc = json.loads(text)
@@ -143,7 +151,19 @@ def load_state(text):
             raise RouteGuardError('routes[%d]: %s is not a peer subnet inside %s'
                                   % (index, route.dst, network))
         result.append(route)
-    return GuardState(network, subnet, str(doc.get('backend') or ''), result)
+    return GuardState(network, subnet, str(doc.get('backend') or ''), result, _rules(doc.get('rules')))
+
+
+def _rules(doc):
+    """The state file's traffic rule spec -> decided RuleSpec, or None."""
+    if not doc:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get('random_fully'), bool):
+        raise RouteGuardError('rules: must be traffic_rules\' spec (a dict with random_fully decided)')
+    try:
+        return trafficrules.rule_spec(doc)
+    except DataplaneError as exc:
+        raise RouteGuardError('rules: %s' % exc)
 
 
 # ------------------------------------------------------------------ events (pure)
@@ -280,12 +300,15 @@ class Guard(object):
     """Keeps the state, resyncs on demand; ``serve()`` is the event loop."""
 
     def __init__(self, state_file=STATE_FILE, hold_file=HOLD_FILE, run=None, logger=log,
-                 interval=INTERVAL, debounce=DEBOUNCE, clock=time.monotonic):
+                 interval=INTERVAL, debounce=DEBOUNCE, clock=time.monotonic,
+                 rules_interval=RULES_INTERVAL, which=None):
         self.state_file = state_file
         self.hold_file = hold_file
         self.run = run or iproute.subprocess_runner()
         self.log = logger
         self.interval = interval
+        self.rules_interval = rules_interval
+        self.which = which
         self.debounce = debounce
         self.clock = clock
         self.state = None
@@ -314,8 +337,9 @@ class Guard(object):
             self.state = None
             self.log('state file %s unusable, guarding nothing: %s' % (self.state_file, exc))
             return True
-        self.log('guarding %d routes in %s (subnet %s, backend %s)' % (
-            len(self.state.routes), self.state.network, self.state.subnet, self.state.backend or '?'))
+        self.log('guarding %d routes in %s (subnet %s, backend %s)%s' % (
+            len(self.state.routes), self.state.network, self.state.subnet, self.state.backend or '?',
+            ' and the %s traffic rules' % self.state.rules.mode if self.state.rules else ''))
         return True
 
     def held(self):
@@ -349,6 +373,22 @@ class Guard(object):
                 '; '.join(op.line[len('route replace '):] for op in ops)))
         return waiting
 
+    def heal_rules(self, reason):
+        """Read our traffic rules once; put them back when something removed or changed them."""
+        self.reload()
+        if self.state is None or self.state.rules is None or self.held():
+            return
+        start = self.clock()
+        try:
+            tools = trafficrules.mode_tools(trafficrules.find_tools(self.which), self.state.rules.mode)
+            ops = trafficrules.sync(self.run, self.state.rules, tools)[2]
+        except (DataplaneError, OSError, ValueError) as exc:
+            self.log('%s: could not check the traffic rules: %s' % (reason, exc))
+            return
+        if ops:
+            self.log('%s: restored the traffic rules in %.0f ms: %s' % (
+                reason, (self.clock() - start) * 1000, '; '.join(trafficrules.op_summary(op) for op in ops)))
+
     # --------------------------------------------------------------- event loop
     def _start_monitor(self):
         try:
@@ -365,6 +405,7 @@ class Guard(object):
         monitor, buf = self._start_monitor(), b''
         due, reasons = self.clock(), ['start']
         periodic = self.clock() + self.interval
+        rules_due = self.clock()
         restart_at = None
         try:
             while not self.stopping:
@@ -383,7 +424,10 @@ class Guard(object):
                     due, reasons = (now + RETRY, ['retry']) if waiting else (None, [])
                 elif self.reload():
                     due, reasons = now, reasons + ['state file changed']
-                wake = min(x for x in (due, periodic, restart_at, now + 1.0) if x is not None)
+                if now >= rules_due:
+                    rules_due = now + self.rules_interval
+                    self.heal_rules('rules check')
+                wake = min(x for x in (due, periodic, restart_at, rules_due, now + 1.0) if x is not None)
                 fds = [monitor.stdout] if monitor is not None else []
                 try:
                     ready = select.select(fds, [], [], max(0.0, wake - self.clock()))[0]

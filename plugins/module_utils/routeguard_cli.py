@@ -18,7 +18,7 @@ import sys
 import time
 
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import (
-    HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, STATE_FILE, Guard, RouteGuardError)
+    HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, RULES_INTERVAL, STATE_FILE, Guard, RouteGuardError)
 
 PID_FILE = '/run/flannel/route-guard.pid'
 LOG_FILE = '/run/flannel/route-guard.log'
@@ -94,7 +94,8 @@ def daemonize(argv, pid_file, log_file):
 
 
 def _serve(args):
-    guard = Guard(args.state, args.hold, interval=args.interval, debounce=args.debounce)
+    guard = Guard(args.state, args.hold, interval=args.interval, debounce=args.debounce,
+                  rules_interval=args.rules_interval)
 
     def on_signal(signum, frame):
         guard.stopping = True
@@ -104,7 +105,8 @@ def _serve(args):
         with open(args.pid_file + '.tmp', 'w') as handle:
             handle.write('%d\n' % os.getpid())
         os.rename(args.pid_file + '.tmp', args.pid_file)
-    guard.log('watching %s (resync every %gs)' % (' '.join(MONITOR_ARGV), args.interval))
+    guard.log('watching %s (resync every %gs, traffic rules every %gs)' % (
+        ' '.join(MONITOR_ARGV), args.interval, args.rules_interval))
     try:
         guard.serve()
     finally:
@@ -122,7 +124,8 @@ def _ensure(args, script):
     if running:
         stop(args.pid_file)
     argv = [sys.executable, script, 'serve', '--state', args.state, '--hold', args.hold,
-            '--interval', str(args.interval), '--debounce', str(args.debounce)]
+            '--interval', str(args.interval), '--debounce', str(args.debounce),
+            '--rules-interval', str(args.rules_interval)]
     pid = daemonize(argv, args.pid_file, args.log_file)
     out('%s %d' % ('restarted' if running else 'started', pid))
     return 0
@@ -131,6 +134,7 @@ def _ensure(args, script):
 def _once(args):
     guard = Guard(args.state, args.hold, logger=out)
     waiting = guard.resync('once')
+    guard.heal_rules('once')
     if waiting:
         out('waiting (not accepted by the kernel now): %s' % ', '.join(r.dst for r in waiting))
     return 0
@@ -146,6 +150,7 @@ def parser():
         s.add_argument('--hold', default=HOLD_FILE)
         s.add_argument('--interval', type=float, default=INTERVAL)
         s.add_argument('--debounce', type=float, default=DEBOUNCE)
+        s.add_argument('--rules-interval', type=float, default=RULES_INTERVAL)
         s.add_argument('--pid-file', default=None if name == 'serve' else PID_FILE)
         s.add_argument('--log-file', default=LOG_FILE)
         if name == 'ensure':

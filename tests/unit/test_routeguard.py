@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import routeguard as rg
 from ansible_collections.kubeasz.network.plugins.module_utils import routeguard_cli
+from ansible_collections.kubeasz.network.plugins.module_utils import trafficrules as tr
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import Route
 
 NET = '172.20.0.0/16'
@@ -215,3 +216,55 @@ def test_a_broken_state_file_guards_nothing(tmp_path):
 def test_status_of_a_missing_pid_file(tmp_path, capsys):
     assert routeguard_cli.main(['status', '--pid-file', str(tmp_path / 'none.pid')]) == 3
     assert capsys.readouterr().out.strip() == 'not running'
+
+
+# ------------------------------------------------------------------ traffic rules
+
+RULES = {'mode': 'iptables', 'network': NET, 'subnet': '172.20.1.0/24', 'ip_masq': True,
+         'random_fully': True}
+
+
+def test_state_keeps_traffic_rules():
+    doc = {'network': NET, 'routes': [], 'rules': RULES}
+    assert rg.load_state(json.dumps(doc)).rules.subnet == '172.20.1.0/24'
+    assert rg.load_state(json.dumps(dict(doc, rules={}))).rules is None
+    with pytest.raises(rg.RouteGuardError, match='rules: subnet'):
+        rg.load_state(json.dumps(dict(doc, rules=dict(RULES, subnet='10.0.0.0/24'))))
+    with pytest.raises(rg.RouteGuardError, match='random_fully decided'):
+        rg.load_state(json.dumps(dict(doc, rules=dict(RULES, random_fully=None))))
+
+
+class FakeIptables(object):
+    """A runner answering iptables-save from `saved` and recording iptables-restore input."""
+
+    def __init__(self, saved):
+        self.saved = saved
+        self.restores = []
+
+    def __call__(self, argv, data=None):
+        if argv[0].endswith('iptables-restore'):
+            self.restores.append(data)
+        return 0, self.saved if argv[0].endswith('iptables-save') else '', ''
+
+
+def rules_guard(tmp_path, kernel, logs):
+    path = tmp_path / 'routes.json'
+    path.write_text(json.dumps({'network': NET, 'routes': [], 'rules': RULES}))
+    return rg.Guard(str(path), str(tmp_path / 'hold'), run=kernel, logger=logs.append,
+                    which=lambda name: '/usr/sbin/' + name)
+
+
+def test_flushed_rules_come_back_in_one_restore(tmp_path):
+    kernel, logs = FakeIptables('*nat\n:POSTROUTING ACCEPT [0:0]\n:FLANNEL-POSTRTG - [0:0]\nCOMMIT\n'), []
+    rules_guard(tmp_path, kernel, logs).heal_rules('rules check')
+    assert len(kernel.restores) == 1 and kernel.restores[0].count('-A FLANNEL-POSTRTG') == 6
+    assert 'rules check: restored the traffic rules' in logs[-1] and 'FillChain nat/FLANNEL-POSTRTG' in logs[-1]
+
+
+def test_rules_in_place_cost_one_read(tmp_path):
+    saved = '\n'.join(tr.state_text(tr.desired_state(tr.rule_spec(RULES))))  # iptables-save's form
+    calls = []
+    kernel = FakeIptables(saved)
+    guard = rules_guard(tmp_path, lambda argv, data=None: calls.append(argv) or kernel(argv, data), [])
+    guard.heal_rules('rules check')
+    assert calls == [['/usr/sbin/iptables-save']] and kernel.restores == []

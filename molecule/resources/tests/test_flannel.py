@@ -50,3 +50,8 @@ def test_traceroute_hops(lab, pods, views, backend):
     src, dst = "node2", "node1"
     hops = labcheck.traceroute(lab, f"{src}/pod-{src}", pods[f"{dst}/pod-{dst}"])
     assert hops == labcheck.expected_hops(by_name[src], by_name[dst], pods[f"{dst}/pod-{dst}"], *backend)
+
+
+def test_every_pod_reaches_the_outside(lab, pods):
+    """The fabric has no route to the pods: only the node's masquerade brings the reply back."""
+    assert [p for p in pods if not labcheck.ping(lab, p, "198.18.0.1")] == []

@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: traffic_rules
+short_description: flanneld's masquerade and forward rules (pod egress), in iptables or nftables
+version_added: 0.1.0
+author:
+  - kubeasz.network developers (@kubeasz)
+description:
+  - Installs the rules flanneld installs with C(--ip-masq), so that pods reach addresses outside
+    the cluster network with the node's IP as their source, and cross-node pod traffic is
+    forwarded whatever the FORWARD policy.
+  - O(mode=iptables) (flanneld's default) - table C(nat), chain C(FLANNEL-POSTRTG) jumped to from
+    C(POSTROUTING) (comment C(flanneld masq)), in flanneld's order - RETURN for kube-proxy's mark
+    C(0x4000/0x4000), RETURN for O(subnet) to O(network), O(network) to O(subnet) and not
+    O(network) to O(subnet); MASQUERADE for O(network) to anything but C(224.0.0.0/4) and for
+    not O(network) to O(network). Table C(filter), chain C(FLANNEL-FWD) jumped to from C(FORWARD)
+    (comment C(flanneld forward)) - ACCEPT C(-s) O(network) and C(-d) O(network).
+  - O(mode=nftables) (net-conf.json C(EnableNFTables)) - table C(ip flannel-ipv4) with the chains
+    C(postrtg) (type nat, hook postrouting, priority srcnat) and C(forward) (type filter, hook
+    forward, priority filter) holding flanneld's nft rules (the same, except that flanneld's fourth
+    rule there reads C(ip saddr != <subnet> ip daddr <network> return)), and no iptables chains of ours.
+    O(mode=iptables) in turn removes that table.
+  - O(ip_masq=false) removes the masquerade rules; the forward rules stay, as in flanneld.
+  - MASQUERADE uses C(--random-fully) (nft C(fully-random)) where supported, decided as flanneld
+    does - iptables 1.6.2 or later, or C(nft --check) accepting it; O(random_fully) overrides.
+  - Reads the node once (C(iptables-save) and C(nft -j list table ip flannel-ipv4)) and applies
+    the difference in one C(iptables-restore --noflush) and/or one C(nft -f -) transaction. A chain
+    of ours whose rules differ (a new lease subnet, rules flushed or edited) is emptied and refilled.
+    Rules and chains that are not ours are never touched.
+options:
+  state:
+    description: V(present) installs the rules; V(absent) removes every chain, jump and table of ours.
+    type: str
+    choices: [present, absent]
+    default: present
+  mode:
+    description: V(iptables), or V(nftables) when net-conf.json has C(EnableNFTables) (PROXY_MODE nftables).
+    type: str
+    choices: [iptables, nftables]
+    default: iptables
+  network:
+    description: The cluster network (CLUSTER_CIDR, flannel C(Network)). Required with O(state=present).
+    type: str
+  subnet:
+    description: This node's lease subnet. Required when O(state=present) and O(ip_masq=true).
+    type: str
+  ip_masq:
+    description: Masquerade pod traffic leaving O(network) (C(FLANNEL_IPMASQ), flanneld C(--ip-masq)).
+    type: bool
+    default: true
+  random_fully:
+    description: Use C(--random-fully); unset means detect it on the node.
+    type: bool
+notes:
+  - Supports check mode and diff mode; the diff shows our rules as C(iptables-save) and
+    C(nft list table) print them, RV(plan) the transaction input.
+  - The node needs the Debian package C(iptables) (mode iptables) or C(nftables) (mode nftables);
+    without it the task fails before anything changes, naming the package.
+requirements:
+  - iptables (iptables-save, iptables-restore) or nftables (nft with JSON output).
+'''
+
+EXAMPLES = r'''
+- name: flanneld's masquerade and forward rules for this node's lease
+  kubeasz.network.traffic_rules:
+    network: 172.20.0.0/16
+    subnet: 172.20.1.0/24
+
+- name: The same in nftables (EnableNFTables), without masquerade
+  kubeasz.network.traffic_rules:
+    mode: nftables
+    network: 172.20.0.0/16
+    ip_masq: false
+
+- name: Remove every rule of ours
+  kubeasz.network.traffic_rules:
+    state: absent
+'''
+
+RETURN = r'''
+mode:
+  description: The backend the rules are in.
+  returned: always
+  type: str
+  sample: iptables
+random_fully:
+  description: Whether MASQUERADE uses C(--random-fully) (null with O(state=absent)).
+  returned: always
+  type: bool
+  sample: true
+spec:
+  description: What the rules were made from (the route guard keeps it to put them back).
+  returned: always
+  type: dict
+  sample: {"mode": "iptables", "network": "172.20.0.0/16", "subnet": "172.20.1.0/24",
+           "ip_masq": true, "random_fully": true}
+plan:
+  description: Each transaction's command line (as a C(#) comment) followed by its input lines.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "# iptables-restore -w 5 --noflush"
+    - "*nat"
+    - ":FLANNEL-POSTRTG - [0:0]"
+diff:
+  description: Our rules before and after, as C(iptables-save) / C(nft list table) print them.
+  returned: when diff mode is on
+  type: dict
+  contains:
+    before:
+      description: Our chains, jumps and table before the run.
+      type: str
+      returned: always
+    after:
+      description: Our chains, jumps and table after the run.
+      type: str
+      returned: always
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.trafficrules import traffic_rules
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            mode=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
+            network=dict(type='str'),
+            subnet=dict(type='str'),
+            ip_masq=dict(type='bool', default=True),
+            random_fully=dict(type='bool'),
+        ),
+        required_if=[('state', 'present', ('network',))],
+        supports_check_mode=True,
+    )
+
+    run_module(module, traffic_rules)
+
+
+if __name__ == '__main__':
+    main()
