@@ -33,6 +33,19 @@ def flannel_mtu(backend, iface_mtu):
     return iface_mtu
 
 
+def check_node_fits(netconf, ext):
+    """Refuse, before any write, a node the config cannot work on (names the key to fix)."""
+    backend = netconf.backend
+    if backend.type == 'vxlan' and backend.mtu and backend.mtu > ext.mtu:
+        raise DataplaneError('FLANNEL_MTU: %d is more than the MTU of %s (%d), which VXLAN packets '
+                             'must fit; write FLANNEL_MTU: 0 (use the interface MTU) or at most %d'
+                             % (backend.mtu, ext.name, ext.mtu, ext.mtu))
+    if ext.ip is not None and ipaddress.IPv4Address(ext.ip) in netconf.network:
+        raise DataplaneError('CLUSTER_CIDR: %s holds this node\'s address %s (%s); pod subnets '
+                             'would capture node traffic: choose a CLUSTER_CIDR outside the node network'
+                             % (netconf.network, ext.ip, ext.name))
+
+
 def iface_addresses(observed, name):
     for link in observed.get('addr') or []:
         if link.get('ifname') == name:
@@ -56,6 +69,7 @@ def node_facts(module, netconf):
                  previous_subnet=str(previous) if previous else None)
     if netconf is not None:
         backend = netconf.backend
+        check_node_fits(netconf, ext)
         if backend.type == 'host-gw' and ext.ip not in iface_addresses(observed, ext.name):
             raise DataplaneError('public_ip %s is not an address of %s: the host-gw backend does not '
                                  'support NAT (a public IP differing from the interface IP)' % (ext.ip, ext.name))
