@@ -148,8 +148,7 @@ def release_on_node(module, store, netconf):
     gone, store_changed = store.release(public_ip, check_mode=module.check_mode)
     changed, diffs = remove(module)
     leases, warnings = store.leases()
-    dummy, peers, more = split_peers([lease for lease in leases if lease not in gone], public_ip,
-                                     netconf.network if netconf else None)
+    dummy, peers, more = split_peers([lease for lease in leases if lease not in gone], public_ip, netconf)
     before = {'config': None, 'leases': dict((lease.key, json.loads(lease.to_store()[1])) for lease in gone)}
     return dict(changed=store_changed or changed, subnet_env={}, public_ip=str(public_ip),
                 lease=gone[0].as_peer() if gone else None, peers=as_peers(peers), warnings=warnings + more,
@@ -165,10 +164,9 @@ def on_node(module, netconf):
     if params['store'] == 'kube' and not params['public_ip']:
         params['public_ip'] = store.public_ip_overwrite()
     facts, dummy = node_facts(module, netconf)
-    network = netconf.network if netconf else None
     if params['state'] == 'query':
         leases, warnings = store.leases()
-        own, peers, more = split_peers(leases, facts['public_ip'], network)
+        own, peers, more = split_peers(leases, facts['public_ip'], netconf)
         return dict(facts, changed=False, lease=own.as_peer() if own else None, peers=as_peers(peers),
                     warnings=warnings + more)
     lease, store_changed, warnings, before, after = store.acquire(
@@ -176,7 +174,7 @@ def on_node(module, netconf):
         preferred=facts['previous_subnet'], config=params['network'], check_mode=module.check_mode)
     params['subnet'] = str(lease.subnet)
     changed, diffs = write_env(module, netconf, facts)
-    dummy, peers, more = split_peers(leases_of(after), lease.public_ip, network)
+    dummy, peers, more = split_peers(leases_of(after), lease.public_ip, netconf)
     return dict(facts, changed=store_changed or changed, peers=as_peers(peers), warnings=warnings + more,
                 diff=[store_diff(store.label, before, after, lease.public_ip)] + diffs)
 
