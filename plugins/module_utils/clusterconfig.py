@@ -384,8 +384,6 @@ def render(cfg, node_addresses=None):
             'warnings': list(cc.warnings)}
 
 
-
-
 def unknown_key_warnings(names, known):
     """Warnings for variables that look like ours but are not: an unknown FLANNEL_* key, or a
     near miss of a known upper-case key (FLANNEL_BACKNED, DIRECT_ROUTNG), naming the nearest."""
