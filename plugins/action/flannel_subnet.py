@@ -124,7 +124,7 @@ class ActionModule(ActionBase):
                     preferred=facts.get('previous_subnet'), config=args['network'],
                     check_mode=self._task.check_mode)
             leases, dummy, dummy2 = parse_leases(after['leases'])
-            dummy, peers, more = split_peers(leases, lease.public_ip, netconf.network)
+            dummy, peers, more = split_peers(leases, lease.public_ip, netconf)
             res = self._module(args, state='present', subnet=str(lease.subnet))
         except _ModuleFailed as exc:
             return exc.result
@@ -144,7 +144,7 @@ class ActionModule(ActionBase):
         with store.locked(shared=True, create=False):
             doc = store.load()
         leases, warnings, dummy = parse_leases(doc['leases'])
-        own, peers, more = split_peers(leases, facts['public_ip'], netconf.network)
+        own, peers, more = split_peers(leases, facts['public_ip'], netconf)
         out = self._facts(facts)
         out.update(changed=False, lease=own.as_peer() if own else None, peers=[p.as_peer() for p in peers])
         return self._warn(out, warnings + more)
@@ -164,7 +164,7 @@ class ActionModule(ActionBase):
             return exc.result
         if self._task.check_mode:
             leases = [lease for lease in leases if lease not in gone]
-        dummy, peers, more = split_peers(leases, public_ip, netconf.network if netconf else None)
+        dummy, peers, more = split_peers(leases, public_ip, netconf)
         out = self._facts(facts)
         out.update(public_ip=str(public_ip), subnet_env={}, lease=gone[0].as_peer() if gone else None,
                    peers=[p.as_peer() for p in peers], changed=bool(store_changed or res.get('changed')),

@@ -11,6 +11,7 @@ Standard library only.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import difflib
 import ipaddress
 import json
 import re
@@ -28,6 +29,11 @@ STORES = ('file', 'etcd', 'kube')
 PROXY_MODES = ('iptables', 'ipvs', 'nftables')
 IFNAMSIZ = 16
 HOSTS_KEYS = ('CLUSTER_NETWORK', 'CLUSTER_CIDR', 'SERVICE_CIDR', 'PROXY_MODE')
+# Ranges the kernel treats specially: never a pod or service network.
+SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(net), what) for net, what in (
+    ('0.0.0.0/8', '"this network"'), ('127.0.0.0/8', 'the loopback range'),
+    ('169.254.0.0/16', 'the link-local range'), ('224.0.0.0/4', 'the multicast range'),
+    ('240.0.0.0/4', 'the reserved range')))
 
 
 class ConfigError(ValueError):
@@ -161,6 +167,11 @@ def _read_cidr(r, key, example):
     if str(net) != text:
         r.bad(key, '%s has host bits set; write "%s"' % (_show(value), net))
         return None
+    for special, what in SPECIAL_NETWORKS:
+        if net.overlaps(special):
+            r.bad(key, '%s overlaps %s %s, which pods and services cannot use; write a private range '
+                  'such as "%s"' % (_show(value), what, special, example))
+            return None
     return net
 
 
@@ -290,8 +301,24 @@ def _read_backend(r):
                    direct_routing=direct)
 
 
-def load_cluster_config(cfg):
-    """kubeasz keys -> ClusterConfig; ConfigError names every bad key at once."""
+def _check_node_addresses(r, addresses, nets):
+    """Inventory node addresses inside CLUSTER_CIDR or SERVICE_CIDR: pod or service routes would
+    capture the nodes' own traffic. ``addresses``: {host: address text} (non-IPs are skipped)."""
+    for host, text in sorted((addresses or {}).items()):
+        try:
+            address = ipaddress.IPv4Address(str(text))
+        except ValueError:
+            continue
+        for key, net in nets:
+            if net is not None and address in net:
+                r.bad(key, '%s holds the address %s of node %s; write a range outside the node '
+                      'network in %s' % (net, address, host, _where(key)))
+
+
+def load_cluster_config(cfg, node_addresses=None):
+    """kubeasz keys -> ClusterConfig; ConfigError names every bad key at once.
+
+    node_addresses: {inventory host: address} to check against CLUSTER_CIDR and SERVICE_CIDR."""
     r = _Reader(cfg)
     cn = r.raw('CLUSTER_NETWORK')
     if cn is None or str(cn).strip().lower() != 'flannel':
@@ -303,6 +330,7 @@ def load_cluster_config(cfg):
         r.bad('SERVICE_CIDR', '%s overlaps CLUSTER_CIDR %s; write a range outside it, e.g. "%s"'
               % (service, network, '10.68.0.0/16' if not network.overlaps(ipaddress.IPv4Network('10.68.0.0/16'))
                  else '192.168.252.0/22'))
+    _check_node_addresses(r, node_addresses, [('CLUSTER_CIDR', network), ('SERVICE_CIDR', service)])
     subnet_len = _read_subnet_len(r, network)
     smin = _read_bound(r, 'FLANNEL_SUBNET_MIN', network, subnet_len)
     smax = _read_bound(r, 'FLANNEL_SUBNET_MAX', network, subnet_len)
@@ -346,11 +374,27 @@ def from_cluster_config(cfg):
     return load_cluster_config(cfg).net_conf
 
 
-def render(cfg):
+def render(cfg, node_addresses=None):
     """Everything the role needs from one config: dict with net_conf, JSON texts, checksum, cluster."""
-    cc = load_cluster_config(cfg)
+    cc = load_cluster_config(cfg, node_addresses)
     net_conf = to_net_conf(cc.net_conf)
     net_json, cni_json = dumps(net_conf), dumps(cni_conf())
     return {'net_conf': net_conf, 'net_conf_json': net_json, 'cni_conf_json': cni_json,
             'checksum': checksum(net_json, cni_json), 'cluster': cc.as_dict(),
             'warnings': list(cc.warnings)}
+
+
+def unknown_key_warnings(names, known):
+    """Warnings for variables that look like ours but are not: an unknown FLANNEL_* key, or a
+    near miss of a known upper-case key (FLANNEL_BACKNED, DIRECT_ROUTNG), naming the nearest."""
+    upper = sorted(k for k in known if k.isupper())
+    warnings = []
+    for name in sorted(set(names) - set(known)):
+        if not isinstance(name, str) or not name.isupper():
+            continue
+        near = difflib.get_close_matches(name, upper, n=1, cutoff=0.85)
+        if near or name.startswith('FLANNEL_'):
+            hint = ('did you mean %s?' % near[0]) if near else 'known FLANNEL_* keys are listed in ' \
+                'ansible-doc -t role kubeasz.network.flannel'
+            warnings.append('%s is not a key of kubeasz.network.flannel and is ignored; %s' % (name, hint))
+    return warnings

@@ -72,8 +72,11 @@ def run_module(module, entry_point):
 
     try:
         result = entry_point(run, module.params, check_mode=module.check_mode, diff=module._diff)
-    except (DataplaneError, iproute.IprouteError) as exc:
+    except DataplaneError as exc:
         module.fail_json(msg=str(exc))
+    except iproute.IprouteError as exc:
+        # a half-applied plan changed the node: say so, and what ran (the next run converges)
+        module.fail_json(msg=str(exc), changed=exc.partial, applied=exc.applied)
     for warning in result.pop('warnings', []):
         module.warn(warning)
     module.exit_json(**result)
@@ -142,7 +145,7 @@ def _vxlan_present(run, params, name):
     peers = validate_peers(params.get('peers'), network)
     observed = _observe_vxlan(run, name)
     spec = vxlan_link_spec(observed, params)
-    check_peers_vs_address(peers, spec.address)
+    check_peers_vs_address(peers, spec.address, spec.local)
     wanted, ignored = split_by_backend(peers, 'vxlan')
     lookups = {}
     if params.get('direct_routing') and wanted:

@@ -38,10 +38,13 @@ _FAILED_LINE = re.compile(r'Command failed (?:-|\S+):(\d+)')
 class IprouteError(Exception):
     """An iproute2 command failed; ``command`` is the failing command text."""
 
-    def __init__(self, command, rc, stderr):
+    def __init__(self, command, rc, stderr, applied=(), partial=False):
         self.command = command
         self.rc = rc
         self.stderr = (stderr or '').strip()
+        # a batch stops at its first failure: what ran before it stays applied
+        self.applied = list(applied)
+        self.partial = bool(partial or self.applied)
         super(IprouteError, self).__init__(
             '%s failed (rc=%s): %s' % (command, rc, self.stderr or 'no error output'))
 
@@ -136,21 +139,25 @@ def batches(ops):
     return groups
 
 
-def failed_line(stderr, lines):
-    """The batch line named by "Command failed -:N" in stderr, else None."""
+def failed_index(stderr, lines):
+    """Index of the batch line named by "Command failed -:N" in stderr, else None."""
     match = _FAILED_LINE.search(stderr or '')
     if match and 0 < int(match.group(1)) <= len(lines):
-        return lines[int(match.group(1)) - 1]
+        return int(match.group(1)) - 1
     return None
 
 
 def apply(run, ops):
     """Apply a plan: one ``<tool> -batch -`` process per group of ops."""
+    done = []
     for tool, lines in batches(ops):
         if tool not in ('ip', 'bridge'):
             raise ValueError('unknown tool %r' % tool)
         rc, dummy, err = run([tool, '-batch', '-'], '\n'.join(lines) + '\n')
         if rc != 0:
-            line = failed_line(err, lines)
-            command = '%s %s' % (tool, line) if line else '%s -batch (%d lines)' % (tool, len(lines))
-            raise IprouteError(command, rc, err)
+            index = failed_index(err, lines)
+            if index is None:   # unknown how far the batch got: maybe some of it ran
+                raise IprouteError('%s -batch (%d lines)' % (tool, len(lines)), rc, err, done, partial=True)
+            done += ['%s %s' % (tool, line) for line in lines[:index]]
+            raise IprouteError('%s %s' % (tool, lines[index]), rc, err, done)
+        done += ['%s %s' % (tool, line) for line in lines]

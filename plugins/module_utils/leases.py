@@ -210,6 +210,11 @@ def parse_leases(entries):
 
 # ---------------------------------------------------------------- allocation
 
+def fits(netconf, subnet):
+    """A subnet this network config could have leased: of SubnetLen, inside Network."""
+    return subnet.prefixlen == netconf.subnet_len and subnet.subnet_of(netconf.network)
+
+
 def compatible(netconf, subnet):
     """flannel's isSubnetConfigCompat: between SubnetMin and SubnetMax, of SubnetLen."""
     return (subnet.prefixlen == netconf.subnet_len
@@ -266,7 +271,9 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
     what = 'node %s' % public_ip
     vni, vtep_mac = _backend(backend_type, vni, vtep_mac, what)
     mine = sorted((lease for lease in leases if lease.public_ip == public_ip), key=lambda lease: lease.subnet)
-    others = [lease.subnet for lease in leases if lease.public_ip != public_ip] + list(reserved)
+    # a lease of another size or outside the network cannot be this config's: it blocks nothing
+    others = [subnet for subnet in [lease.subnet for lease in leases if lease.public_ip != public_ip]
+              + list(reserved) if fits(netconf, subnet)]
 
     def lease_of(subnet):
         return Lease(subnet, public_ip, backend_type, vni, vtep_mac)
@@ -562,15 +569,17 @@ class FileStore(LeaseStore):
         return gone, bool(gone)
 
 
-def split_peers(leases, public_ip, network=None):
-    """(own lease or None, other leases, warnings); peers outside ``network`` are skipped."""
+def split_peers(leases, public_ip, netconf=None):
+    """(own lease or None, other leases, warnings); leases that cannot belong to ``netconf``
+    (outside its network, or not of its SubnetLen) are skipped with a warning, as flanneld does."""
     public_ip = ipaddress.IPv4Address(str(public_ip))
     own, peers, warnings = None, [], []
     for lease in leases:
         if lease.public_ip == public_ip:
             own = own or lease
-        elif network is not None and not lease.subnet.subnet_of(network):
-            warnings.append('skipping lease %s of %s: outside network %s' % (lease.subnet, lease.public_ip, network))
+        elif netconf is not None and not fits(netconf, lease.subnet):
+            warnings.append('skipping lease %s of %s (store key %s): not a /%d inside network %s'
+                            % (lease.subnet, lease.public_ip, lease.key, netconf.subnet_len, netconf.network))
         else:
             peers.append(lease)
     return own, peers, warnings

@@ -61,7 +61,26 @@ def check_mac(value, what):
         raise DataplaneError('%s: %r is not a MAC address (aa:bb:cc:dd:ee:ff)' % (what, value))
     if int(mac[:2], 16) & 1:
         raise DataplaneError('%s: %r is a multicast MAC address' % (what, value))
+    if mac == '00:00:00:00:00:00':
+        raise DataplaneError('%s: %r is the zero MAC address, which the kernel refuses in the FDB'
+                             % (what, value))
     return mac
+
+
+# Where no node can live: "this" network, loopback, multicast and the reserved/broadcast range.
+_NOT_UNICAST = tuple((ipv4.parse_net(net), why) for net, why in (
+    ('0.0.0.0/8', 'a "this network" address'), ('127.0.0.0/8', 'a loopback address'),
+    ('224.0.0.0/4', 'a multicast address'), ('240.0.0.0/4', 'a reserved or broadcast address')))
+
+
+def check_node_ip(value, what):
+    """Canonical text of a node address that can carry VXLAN and routes (unicast, not loopback)."""
+    text = _ipv4(value, what)
+    ip = ipv4.parse_ip(text)
+    for net, why in _NOT_UNICAST:
+        if ipv4.contains(net, ip):
+            raise DataplaneError('%s: %s is %s, not a node address' % (what, text, why))
+    return text
 
 
 def check_vni(value, what='vni'):
@@ -88,7 +107,7 @@ def _parse_peer(index, raw, network):
         raise DataplaneError('%s: a peer must be a dict, got %r' % (_peer_name(index, raw), raw))
     name = _peer_name(index, raw)
     subnet, subnet_text = _ipv4_net(raw.get('subnet'), '%s subnet' % name)
-    public_ip = _ipv4(raw.get('public_ip'), '%s public_ip' % name)
+    public_ip = check_node_ip(raw.get('public_ip'), '%s public_ip' % name)
     backend = raw.get('backend_type') or 'vxlan'
     if not isinstance(backend, str) or not _BACKEND.match(backend):
         raise DataplaneError('%s backend_type: %r is not a backend name' % (name, backend))
@@ -127,7 +146,22 @@ def validate_peers(peers, network=None, own_subnet=None):
         spans.append((subnet[0], ipv4.last(subnet), index, raw))
         result.append(peer)
     _check_overlaps(spans)
+    _check_unique_macs(peers, result)
     return result
+
+
+def _check_unique_macs(raws, peers):
+    """One FDB entry per MAC: two peers with one VtepMAC would take turns owning it."""
+    seen = {}
+    for index, peer in enumerate(peers):
+        if peer.vtep_mac is None:
+            continue
+        if peer.vtep_mac in seen:
+            first = seen[peer.vtep_mac]
+            raise DataplaneError('%s vtep_mac: %s is also the VtepMAC of %s; every node needs its own'
+                                 % (_peer_name(index, raws[index]), peer.vtep_mac,
+                                    _peer_name(first, raws[first])))
+        seen[peer.vtep_mac] = index
 
 
 def _check_overlaps(spans):
@@ -148,13 +182,16 @@ def split_by_backend(peers, backend):
             [p for p in peers if p.backend_type != backend])
 
 
-def check_peers_vs_address(peers, address):
-    """No peer subnet may hold this node's flannel.N address."""
+def check_peers_vs_address(peers, address, node_ip=None):
+    """No peer subnet may hold this node's flannel.N address, no peer may claim its node IP."""
     own = ipv4.parse_ip(address)
     for peer in peers:
         if ipv4.contains(ipv4.parse_net(peer.subnet), own):
             raise DataplaneError('peer %s: subnet %s holds this node\'s address %s'
                                  % (peer.public_ip, peer.subnet, address))
+        if peer.public_ip == node_ip:
+            raise DataplaneError('peer %s (subnet %s): public_ip is this node\'s own address; a peer '
+                                 'is another node' % (peer.public_ip, peer.subnet))
 
 
 def peers_out(peers):

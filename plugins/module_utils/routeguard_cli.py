@@ -40,32 +40,47 @@ def read_pid(pid_file):
 
 
 def is_guard(pid):
-    """pid is a running guard in our network namespace (not a reused pid)."""
+    """pid is a running guard (``flannel-route-guard serve``) in our network namespace."""
     if not pid:
         return False
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            cmdline = handle.read()
+            argv = handle.read().split(b'\0')
         same_net = os.stat('/proc/%d/ns/net' % pid).st_ino == os.stat('/proc/self/ns/net').st_ino
     except OSError:
         return False
-    return same_net and PROG.encode() in cmdline and b'serve' in cmdline
+    return same_net and b'serve' in argv and any(arg.endswith(PROG.encode()) for arg in argv)
 
 
-def stop(pid_file, timeout=5.0):
-    """Stop the guard of pid_file; True when one was running."""
-    pid = read_pid(pid_file)
-    if not is_guard(pid):
-        _unlink(pid_file)
-        return False
+def guard_pids():
+    """Every guard of this network namespace, found by its command line: a pid file under
+    /run/flannel is lost with that directory, the guard is not."""
+    return sorted(int(name) for name in os.listdir('/proc')
+                  if name.isdigit() and int(name) != os.getpid() and is_guard(int(name)))
+
+
+def _kill(pid, timeout=5.0):
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while is_guard(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     if is_guard(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+def stop(pid_file):
+    """Stop every guard of this namespace; True when one was running."""
+    pids = guard_pids()
+    for pid in pids:
+        _kill(pid)
     _unlink(pid_file)
-    return True
+    return bool(pids)
+
+
+def _write_pid(pid_file, pid):
+    with open(pid_file + '.tmp', 'w') as handle:
+        handle.write('%d\n' % pid)
+    os.rename(pid_file + '.tmp', pid_file)
 
 
 def _unlink(path):
@@ -102,9 +117,7 @@ def _serve(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if args.pid_file:
-        with open(args.pid_file + '.tmp', 'w') as handle:
-            handle.write('%d\n' % os.getpid())
-        os.rename(args.pid_file + '.tmp', args.pid_file)
+        _write_pid(args.pid_file, os.getpid())
     guard.log('watching %s (resync every %gs, traffic rules every %gs)' % (
         ' '.join(MONITOR_ARGV), args.interval, args.rules_interval))
     try:
@@ -116,13 +129,14 @@ def _serve(args):
 
 
 def _ensure(args, script):
-    """Start the guard as a background process unless it runs; --restart restarts it."""
-    running = is_guard(read_pid(args.pid_file))
-    if running and not args.restart:
-        out('running %d' % read_pid(args.pid_file))
+    """Keep exactly one guard running as a background process; --restart restarts it."""
+    running = guard_pids()
+    if len(running) == 1 and not args.restart:
+        if read_pid(args.pid_file) != running[0]:
+            _write_pid(args.pid_file, running[0])
+        out('running %d' % running[0])
         return 0
-    if running:
-        stop(args.pid_file)
+    stop(args.pid_file)
     argv = [sys.executable, script, 'serve', '--state', args.state, '--hold', args.hold,
             '--interval', str(args.interval), '--debounce', str(args.debounce),
             '--rules-interval', str(args.rules_interval)]
@@ -172,9 +186,9 @@ def main(argv=None, script=None):
         if args.command == 'stop':
             out('stopped' if stop(args.pid_file) else 'not running')
             return 0
-        pid = read_pid(args.pid_file)
-        out('running %d' % pid if is_guard(pid) else 'not running')
-        return 0 if is_guard(pid) else 3
+        pids = guard_pids()
+        out('running %s' % ' '.join(str(pid) for pid in pids) if pids else 'not running')
+        return 0 if pids else 3
     except (RouteGuardError, OSError) as exc:
         out('%s: %s' % (PROG, exc), sys.stderr)
         return 1

@@ -33,6 +33,19 @@ def flannel_mtu(backend, iface_mtu):
     return iface_mtu
 
 
+def check_node_fits(netconf, ext):
+    """Refuse, before any write, a node the config cannot work on (names the key to fix)."""
+    backend = netconf.backend
+    if backend.type == 'vxlan' and backend.mtu and backend.mtu > ext.mtu:
+        raise DataplaneError('FLANNEL_MTU: %d is more than the MTU of %s (%d), which VXLAN packets '
+                             'must fit; write FLANNEL_MTU: 0 (use the interface MTU) or at most %d'
+                             % (backend.mtu, ext.name, ext.mtu, ext.mtu))
+    if ext.ip is not None and ipaddress.IPv4Address(ext.ip) in netconf.network:
+        raise DataplaneError('CLUSTER_CIDR: %s holds this node\'s address %s (%s); pod subnets '
+                             'would capture node traffic: choose a CLUSTER_CIDR outside the node network'
+                             % (netconf.network, ext.ip, ext.name))
+
+
 def iface_addresses(observed, name):
     for link in observed.get('addr') or []:
         if link.get('ifname') == name:
@@ -56,6 +69,7 @@ def node_facts(module, netconf):
                  previous_subnet=str(previous) if previous else None)
     if netconf is not None:
         backend = netconf.backend
+        check_node_fits(netconf, ext)
         if backend.type == 'host-gw' and ext.ip not in iface_addresses(observed, ext.name):
             raise DataplaneError('public_ip %s is not an address of %s: the host-gw backend does not '
                                  'support NAT (a public IP differing from the interface IP)' % (ext.ip, ext.name))
@@ -134,8 +148,7 @@ def release_on_node(module, store, netconf):
     gone, store_changed = store.release(public_ip, check_mode=module.check_mode)
     changed, diffs = remove(module)
     leases, warnings = store.leases()
-    dummy, peers, more = split_peers([lease for lease in leases if lease not in gone], public_ip,
-                                     netconf.network if netconf else None)
+    dummy, peers, more = split_peers([lease for lease in leases if lease not in gone], public_ip, netconf)
     before = {'config': None, 'leases': dict((lease.key, json.loads(lease.to_store()[1])) for lease in gone)}
     return dict(changed=store_changed or changed, subnet_env={}, public_ip=str(public_ip),
                 lease=gone[0].as_peer() if gone else None, peers=as_peers(peers), warnings=warnings + more,
@@ -151,10 +164,9 @@ def on_node(module, netconf):
     if params['store'] == 'kube' and not params['public_ip']:
         params['public_ip'] = store.public_ip_overwrite()
     facts, dummy = node_facts(module, netconf)
-    network = netconf.network if netconf else None
     if params['state'] == 'query':
         leases, warnings = store.leases()
-        own, peers, more = split_peers(leases, facts['public_ip'], network)
+        own, peers, more = split_peers(leases, facts['public_ip'], netconf)
         return dict(facts, changed=False, lease=own.as_peer() if own else None, peers=as_peers(peers),
                     warnings=warnings + more)
     lease, store_changed, warnings, before, after = store.acquire(
@@ -162,7 +174,7 @@ def on_node(module, netconf):
         preferred=facts['previous_subnet'], config=params['network'], check_mode=module.check_mode)
     params['subnet'] = str(lease.subnet)
     changed, diffs = write_env(module, netconf, facts)
-    dummy, peers, more = split_peers(leases_of(after), lease.public_ip, network)
+    dummy, peers, more = split_peers(leases_of(after), lease.public_ip, netconf)
     return dict(facts, changed=store_changed or changed, peers=as_peers(peers), warnings=warnings + more,
                 diff=[store_diff(store.label, before, after, lease.public_ip)] + diffs)
 

@@ -167,6 +167,10 @@ def vxlan_link_spec(observed, params):
     mtu = params.get('mtu') or ext.mtu - VXLAN_OVERHEAD
     if not 68 <= mtu <= 65535:
         raise DataplaneError('mtu: %r is out of range (68..65535)' % mtu)
+    if mtu > ext.mtu - VXLAN_OVERHEAD:
+        raise DataplaneError('mtu: %d does not fit %s (MTU %d) with VXLAN\'s %d bytes of headers; '
+                             'write at most %d, or raise the MTU of %s'
+                             % (mtu, ext.name, ext.mtu, VXLAN_OVERHEAD, ext.mtu - VXLAN_OVERHEAD, ext.name))
     mac = check_mac(params['mac'], 'mac') if params.get('mac') else vtep_mac(ext.ip, vni)
     return VxlanSpec(device_name(vni), vni, ext.name, ext.ip, port, bool(params.get('gbp')),
                      bool(params.get('learning')), mtu, mac, address, params.get('network'))

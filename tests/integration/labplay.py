@@ -3,6 +3,7 @@ and reading its PLAY RECAP."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -81,3 +82,22 @@ def pods_ping(lab: Lab) -> dict:
         for target in pods:
             node, _sep, pod = target.partition("/")
             lab.pod_del(node, pod)
+
+
+def snapshot(lab: Lab) -> dict:
+    """The kernel state flannel could touch on every node, without counters or timers."""
+    def lines(node, argv):
+        return lab.exec(node, argv).stdout
+    state = {}
+    for node in (n["name"] for n in lab.status()["nodes"]):
+        links = json.loads(lines(node, ["ip", "-d", "-json", "link", "show"]))
+        state[node] = {
+            "links": sorted((l["ifname"], l["mtu"], l.get("address"), l.get("linkinfo", {}).get("info_kind"))
+                            for l in links),
+            "addrs": lines(node, ["ip", "-br", "addr"]),
+            "routes": lines(node, ["ip", "route", "show"]),
+            "neigh": sorted(l for l in lines(node, ["ip", "neigh", "show", "nud", "permanent"]).splitlines()),
+            "fdb": sorted(l for l in lines(node, ["bridge", "fdb", "show"]).splitlines() if "flannel" in l),
+            "files": lines(node, ["sh", "-c", "cat /run/flannel/subnet.env /etc/cni/net.d/* 2>/dev/null || true"]),
+        }
+    return state

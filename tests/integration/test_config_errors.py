@@ -73,6 +73,9 @@ CASES = [
     ('FLANNEL_ROUTE_GUARD', {'FLANNEL_ROUTE_GUARD': 'no'}),
     ('SERVICE_CIDR', {'SERVICE_CIDR': '172.20.128.0/20'}),
     ('SERVICE_CIDR', {'SERVICE_CIDR': '10.68.0.0/99'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '127.0.0.0/16'}),
+    ('CLUSTER_CIDR', {'CLUSTER_CIDR': '224.0.0.0/16'}),
+    ('SERVICE_CIDR', {'SERVICE_CIDR': '169.254.0.0/16'}),
 ]
 IDS = ['%02d-%s' % (i, key) for i, (key, dummy) in enumerate(CASES)]
 MULTI = {'NODE_CIDR_LEN': 31, 'DIRECT_ROUTING': 'yes', 'FLANNEL_VNI': 0, 'FLANNEL_IFACE': 'a/b',

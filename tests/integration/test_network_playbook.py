@@ -6,14 +6,12 @@ host-gw, back to vxlan.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 from ezctl import labcheck
-from ezctl.lab import Lab
-from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06
+from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06, snapshot
 
 pytestmark = [
     pytest.mark.kernel,
@@ -29,25 +27,6 @@ FOREIGN_OUTSIDE = "10.99.0.0/24 via 198.18.0.12 dev eth0"
 def cluster(tmp_path_factory):
     with lab_cluster("play", tmp_path_factory.mktemp("base"), nodes=4, segments=2) as made:
         yield made
-
-
-def snapshot(lab: Lab) -> dict:
-    """The kernel state flannel could touch on every node, without counters or timers."""
-    def lines(node, argv):
-        return lab.exec(node, argv).stdout
-    state = {}
-    for node in (n["name"] for n in lab.status()["nodes"]):
-        links = json.loads(lines(node, ["ip", "-d", "-json", "link", "show"]))
-        state[node] = {
-            "links": sorted((l["ifname"], l["mtu"], l.get("address"), l.get("linkinfo", {}).get("info_kind"))
-                            for l in links),
-            "addrs": lines(node, ["ip", "-br", "addr"]),
-            "routes": lines(node, ["ip", "route", "show"]),
-            "neigh": sorted(l for l in lines(node, ["ip", "neigh", "show", "nud", "permanent"]).splitlines()),
-            "fdb": sorted(l for l in lines(node, ["bridge", "fdb", "show"]).splitlines() if "flannel" in l),
-            "files": lines(node, ["sh", "-c", "cat /run/flannel/subnet.env /etc/cni/net.d/* 2>/dev/null || true"]),
-        }
-    return state
 
 
 def without_foreign(problems: list) -> list:

@@ -120,12 +120,24 @@ def test_external_interface_errors():
     ({'vni': 0}, 'not a VNI'),
     ({'subnet': '10.0.0.0/24'}, 'not inside the cluster network'),
     ({'backend_type': 'x y'}, 'not a backend name'),
+    ({'vtep_mac': '00:00:00:00:00:00'}, r'peers\[0\].*vtep_mac.*zero MAC'),
+    ({'public_ip': '0.0.0.0'}, r'peers\[0\].*public_ip: 0.0.0.0 is a "this network" address'),
+    ({'public_ip': '127.0.0.1'}, 'public_ip: 127.0.0.1 is a loopback address'),
+    ({'public_ip': '239.1.1.1'}, 'public_ip: 239.1.1.1 is a multicast address'),
+    ({'public_ip': '255.255.255.255'}, 'reserved or broadcast'),
 ])
 def test_validate_peer_errors(bad, message):
     raw = peer(2)
     raw.update(bad)
     with pytest.raises(dp.DataplaneError, match=message):
         dp.validate_peers([raw], NET, OWN)
+
+
+def test_validate_peers_refuses_a_shared_vtep_mac():
+    twin = dict(peer(3), vtep_mac=peer(2)['vtep_mac'])
+    with pytest.raises(dp.DataplaneError, match=r'peers\[1\] \(198.18.0.13\) vtep_mac: .* is also the '
+                       r'VtepMAC of peers\[0\] \(198.18.0.12\)'):
+        dp.validate_peers([peer(2), twin], NET, OWN)
 
 
 def test_validate_peers_overlaps():
@@ -428,7 +440,9 @@ def test_vxlan_link_ignores_other_backends_and_validates_first():
 @pytest.mark.parametrize('kw, message', [
     (dict(iface=None), 'iface'), (dict(address=None), 'address'), (dict(vni=0), 'VNI'),
     (dict(port=70000), 'port'), (dict(mac='01:02:03:04:05:06'), 'multicast'),
-    (dict(mtu=20), 'mtu'), (dict(peers=[peer(1)]), "node's address")])
+    (dict(mtu=20), 'mtu'), (dict(peers=[peer(1)]), "node's address"),
+    (dict(mtu=9000), r'mtu: 9000 does not fit eth0 \(MTU 1500\).*at most 1450'),
+    (dict(peers=[peer(2, '198.18.0.11')]), r"peer 198.18.0.11 .*public_ip is this node's own address")])
 def test_vxlan_link_bad_params(kw, message):
     kernel = FakeKernel(observed())
     with pytest.raises(dp.DataplaneError, match=message):

@@ -64,3 +64,16 @@ def test_node_facts_host_gw_mtu_and_nat_refusal(tmp_path):
         module.node_facts(FakeModule(tmp_path, public_ip='203.0.113.5'), conf({'Type': 'host-gw'}))
     facts, dummy = module.node_facts(FakeModule(tmp_path, public_ip='203.0.113.5'), conf({'Type': 'vxlan'}))
     assert facts['public_ip'] == '203.0.113.5'        # vxlan works behind NAT
+
+
+def test_node_facts_refuses_a_backend_mtu_above_the_interface_before_any_write(tmp_path):
+    with pytest.raises(DataplaneError, match=r'FLANNEL_MTU: 9216 is more than the MTU of eth0 \(1500\).*'
+                                             r'write FLANNEL_MTU: 0 .* or at most 1500'):
+        module.node_facts(FakeModule(tmp_path), conf({'Type': 'vxlan', 'MTU': 9216}))
+    assert not (tmp_path / 'subnet.env').exists()
+
+
+def test_node_facts_refuses_a_cluster_cidr_holding_the_node_address(tmp_path):
+    netconf = parse_net_conf({'Network': '198.18.0.0/16', 'Backend': {'Type': 'vxlan'}})
+    with pytest.raises(DataplaneError, match=r"CLUSTER_CIDR: 198.18.0.0/16 holds this node's address 198.18.0.11"):
+        module.node_facts(FakeModule(tmp_path), netconf)

@@ -80,6 +80,21 @@ def test_apply_error_names_failed_line():
         iproute.apply(run, [Op('ip', 'route add 1'), Op('ip', 'route add 2')])
     assert err.value.command == 'ip route add 2'
     assert 'File exists' in str(err.value)
+    assert err.value.applied == ['ip route add 1'] and err.value.partial
+
+
+def test_apply_error_on_first_line_applied_nothing():
+    run = FakeRun({('ip', '-batch', '-'): (1, '', 'Error\nCommand failed -:1\n')})
+    with pytest.raises(iproute.IprouteError) as err:
+        iproute.apply(run, [Op('ip', 'route add 1'), Op('ip', 'route add 2')])
+    assert err.value.applied == [] and not err.value.partial
+
+
+def test_apply_error_in_second_batch_keeps_the_first():
+    run = FakeRun({('bridge', '-batch', '-'): (1, '', 'Error\nCommand failed -:1\n')})
+    with pytest.raises(iproute.IprouteError) as err:
+        iproute.apply(run, [Op('ip', 'neigh replace a'), Op('bridge', 'fdb replace b')])
+    assert err.value.applied == ['ip neigh replace a'] and err.value.partial
 
 
 def test_apply_error_without_line_number():
@@ -87,6 +102,7 @@ def test_apply_error_without_line_number():
     with pytest.raises(iproute.IprouteError) as err:
         iproute.apply(run, [Op('bridge', 'fdb x')])
     assert err.value.command == 'bridge -batch (1 lines)'
+    assert err.value.partial  # how far it got is unknown
 
 
 def test_apply_unknown_tool():

@@ -171,11 +171,13 @@ def test_out_of_subnets_names_network_and_count():
         allocate(nc, held, node(9), 'host-gw')
 
 
-def test_allocate_skips_overlapping_leases_of_another_length_and_reserved():
+def test_allocate_skips_reserved_but_not_leases_that_cannot_be_this_configs():
     nc = net_conf()
-    stale = [lease('172.20.0.0/23', node(2))]          # from an older SubnetLen: covers .0 and .1
-    got = allocate(nc, stale, node(1), 'vxlan', 1, MAC, reserved=[ipaddress.IPv4Network('172.20.2.0/24')])
-    assert str(got.subnet) == '172.20.3.0/24'
+    # another SubnetLen, the whole network, outside it: flanneld ignores them, so do we
+    foreign = [lease('172.20.0.0/23', node(2)), lease('172.20.0.0/16', node(3)), lease('10.9.0.0/24', node(4))]
+    reserved = [ipaddress.IPv4Network('172.20.1.0/24'), ipaddress.IPv4Network('172.20.0.0/18')]
+    got = allocate(nc, foreign, node(1), 'vxlan', 1, MAC, reserved=reserved)
+    assert str(got.subnet) == '172.20.2.0/24'
 
 
 def test_never_one_subnet_for_two_nodes_and_stable_under_reordering():
@@ -307,8 +309,13 @@ def test_split_peers():
     mine = lease('172.20.1.0/24', node(1))
     peer = lease('172.20.2.0/24', node(2))
     outside = lease('10.9.0.0/24', node(3))
-    own, peers, warnings = L.split_peers([mine, peer, outside], node(1), ipaddress.IPv4Network('172.20.0.0/16'))
-    assert own == mine and peers == [peer] and 'outside network' in warnings[0]
+    whole = lease('172.20.0.0/16', node(4))
+    own, peers, warnings = L.split_peers([mine, peer, outside, whole], node(1), net_conf())
+    assert own == mine and peers == [peer]
+    assert warnings == ['skipping lease 10.9.0.0/24 of 198.18.0.13 (store key 10.9.0.0-24): not a /24 inside '
+                        'network 172.20.0.0/16',
+                        'skipping lease 172.20.0.0/16 of 198.18.0.14 (store key 172.20.0.0-16): not a /24 '
+                        'inside network 172.20.0.0/16']
 
 
 def _acquire_in_child(args):

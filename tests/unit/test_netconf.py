@@ -354,3 +354,42 @@ def test_ifname_rules():
     assert nc.ifname_problem('x' * 16)
     assert nc.ifname_problem('.')
     assert nc.ifname_problem('')
+
+
+@pytest.mark.parametrize('key, value, what', [
+    ('CLUSTER_CIDR', '127.0.0.0/16', 'the loopback range 127.0.0.0/8'),
+    ('CLUSTER_CIDR', '224.0.0.0/16', 'the multicast range 224.0.0.0/4'),
+    ('CLUSTER_CIDR', '169.254.0.0/16', 'the link-local range 169.254.0.0/16'),
+    ('SERVICE_CIDR', '0.0.0.0/8', '"this network" 0.0.0.0/8'),
+    ('SERVICE_CIDR', '240.0.0.0/8', 'the reserved range 240.0.0.0/4'),
+])
+def test_special_ranges_are_refused(key, value, what):
+    with pytest.raises(ConfigError) as err:
+        load_cluster_config(cfg(**{key: value}))
+    assert err.value.problems == ["%s: '%s' overlaps %s, which pods and services cannot use; write a private "
+                                  'range such as "%s"' % (key, value, what, '172.20.0.0/16' if key == 'CLUSTER_CIDR'
+                                                          else '10.68.0.0/16')]
+
+
+def test_node_addresses_inside_cluster_or_service_cidr_are_refused_all_at_once():
+    addresses = {'node1': '172.20.3.4', 'node2': '10.68.0.9', 'node3': '198.18.0.13', 'node4': 'name.example'}
+    with pytest.raises(ConfigError) as err:
+        load_cluster_config(cfg(SERVICE_CIDR='10.68.0.0/16', FLANNEL_VNI='abc'), addresses)
+    assert err.value.problems[:2] == [
+        'CLUSTER_CIDR: 172.20.0.0/16 holds the address 172.20.3.4 of node node1; write a range outside the '
+        'node network in clusters/<name>/hosts [all:vars]',
+        'SERVICE_CIDR: 10.68.0.0/16 holds the address 10.68.0.9 of node node2; write a range outside the '
+        'node network in clusters/<name>/hosts [all:vars]']
+    assert err.value.problems[2].startswith('FLANNEL_VNI:')
+    assert load_cluster_config(cfg(), {'node3': '198.18.0.13'}).net_conf.network == net('172.20.0.0/16')
+
+
+def test_unknown_keys_that_look_like_ours_are_warned_with_the_nearest_known_key():
+    known = {'FLANNEL_BACKEND', 'DIRECT_ROUTING', 'CLUSTER_CIDR', 'flannel_ver'}
+    names = ['FLANNEL_BACKNED', 'DIRECT_ROUTNG', 'FLANNEL_FOO', 'CLUSTER_CIDR', 'SERVICE_CIDR',
+             'CLUSTER_DNS_DOMAIN', 'flannel_routes', 'KUBE_APISERVER', 'hostvars']
+    assert nc.unknown_key_warnings(names, known) == [
+        'DIRECT_ROUTNG is not a key of kubeasz.network.flannel and is ignored; did you mean DIRECT_ROUTING?',
+        'FLANNEL_BACKNED is not a key of kubeasz.network.flannel and is ignored; did you mean FLANNEL_BACKEND?',
+        'FLANNEL_FOO is not a key of kubeasz.network.flannel and is ignored; known FLANNEL_* keys are listed '
+        'in ansible-doc -t role kubeasz.network.flannel']
