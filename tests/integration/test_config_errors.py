@@ -73,6 +73,8 @@ CASES = [
     ('FLANNEL_ROUTE_GUARD', {'FLANNEL_ROUTE_GUARD': 'no'}),
     ('SERVICE_CIDR', {'SERVICE_CIDR': '172.20.128.0/20'}),
     ('SERVICE_CIDR', {'SERVICE_CIDR': '10.68.0.0/99'}),
+    ('flannel_cni_plugin_ver', {'flannel_ver': 'v0.29.0'}),
+    ('flannel_migrate_namespace', {'flannel_migrate_namespace': 'maybe'}),
 ]
 IDS = ['%02d-%s' % (i, key) for i, (key, dummy) in enumerate(CASES)]
 MULTI = {'NODE_CIDR_LEN': 31, 'DIRECT_ROUTING': 'yes', 'FLANNEL_VNI': 0, 'FLANNEL_IFACE': 'a/b',
