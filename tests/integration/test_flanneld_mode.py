@@ -219,6 +219,10 @@ def test_the_offline_images_are_imported_and_tagged_once(cluster, runtime, tarba
     for name, images in tarballs.items():
         fakebin.image_tarball(down / name, images)
     try:
+        check = run_flanneld_06(cdir, tmp, "--limit", "node1", "--check", CONTAINER_RUNTIME=runtime)
+        assert_ok(check)
+        assert f"would import {down / 'flannel_v0.28.9.tar'}" in check.stdout
+        assert fakebin.images(tmp / "bin", "node1") == []  # check mode imported nothing
         proc = run_flanneld_06(cdir, tmp, "--limit", "node1", CONTAINER_RUNTIME=runtime)
         assert_ok(proc)
         assert set(fakebin.images(tmp / "bin", "node1")) == set(SAVED_AS + MANIFEST_IMAGES)
