@@ -230,7 +230,7 @@ def test_no_local_registry_pulls_from_ghcr(manifests):
     ('flannelVer', 'v0.27.4', 'v1.8.0-flannel1', ['cp', '-f'], '/healthz'),
 ])
 def test_older_flannel_gets_its_cni_plugin_and_what_its_image_has(manifests, name, flannel, cni_plugin,
-                                                                   install_cni, readiness):
+                                                                  install_cni, readiness):
     docs = manifests[name][2]
     assert images(docs) == {
         'install-cni-plugin': 'easzlab.io.local:5000/flannel/flannel-cni-plugin:' + cni_plugin,
