@@ -24,7 +24,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
     is_int, backend_dict, backend_json, default_subnet_len, parse_net_conf, to_net_conf)
 
 DATAPLANES = ('flanneld', 'ansible')
-NAMESPACES = ('kube-flannel', 'kube-system')
+NAMESPACES = ('kube-system', 'kube-flannel')  # kubeasz's, upstream flannel's
 STORES = ('file', 'etcd', 'kube')
 PROXY_MODES = ('iptables', 'ipvs', 'nftables')
 IFNAMSIZ = 16
@@ -57,7 +57,7 @@ class ClusterConfig:
 
     net_conf: NetConf
     dataplane: str = 'flanneld'
-    namespace: str = 'kube-flannel'
+    namespace: str = 'kube-system'
     store: str = 'kube'
     iface: str = ''
     iface_regex: str = ''
@@ -341,7 +341,7 @@ def load_cluster_config(cfg, node_addresses=None):
     backend = _read_backend(r)
     iface, iface_regex = _read_iface(r)
     dataplane = r.choice('FLANNEL_DATAPLANE', DATAPLANES, 'flanneld')
-    namespace = r.choice('FLANNEL_NAMESPACE', NAMESPACES, 'kube-flannel')
+    namespace = r.choice('FLANNEL_NAMESPACE', NAMESPACES, 'kube-system')
     store = r.choice('FLANNEL_SUBNET_STORE', STORES, None)
     if store is None and r.raw('FLANNEL_SUBNET_STORE') is None:
         store = 'file' if dataplane == 'ansible' else 'kube'

@@ -45,7 +45,7 @@ options:
       - C(FLANNEL_IFACE) a Linux interface name (1..15 characters, no C(/), C(:) or whitespace) or
         C(FLANNEL_IFACE_REGEX) a regular expression; not both.
       - C(FLANNEL_DATAPLANE) C(flanneld) (default) or C(ansible).
-      - C(FLANNEL_NAMESPACE) C(kube-flannel) (default) or C(kube-system).
+      - C(FLANNEL_NAMESPACE) C(kube-system) (default, as kubeasz) or C(kube-flannel) (upstream flannel).
       - C(FLANNEL_SUBNET_STORE) C(file), C(etcd) or C(kube); empty means C(kube) with the flanneld
         dataplane and C(file) with the ansible dataplane; flanneld accepts only C(kube).
       - C(PROXY_MODE) C(iptables), C(ipvs) (default) or C(nftables) (sets C(EnableNFTables)).

@@ -1,7 +1,7 @@
 """Backend switch with FLANNEL_DATAPLANE=flanneld: the cleanup flanneld does not do (issue 6).
 
-No API server can run here, so `kubectl` is a stand-in that reports the manifest as applied
-(`kubectl diff` finds no difference) and flanneld's leftovers are made by hand on lab nodes: the
+No API server can run here, so `kubectl` is fakebin's stand-in, whose cluster already holds the
+manifest (`kubectl diff` finds no difference), and flanneld's leftovers are made by hand on lab nodes: the
 `flannel.1` device with a neighbour, an FDB entry and a route through it, as flanneld's vxlan
 backend leaves them. After the per-node wait (`subnet.env` is there) the role must remove what the
 new backend does not use, with the modules, and nothing else.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import fakebin
 from ezctl.lab import Lab
 from labplay import assert_ok, run_06
 
@@ -22,15 +23,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-FAKE_KUBECTL = """#!/bin/sh
-# stand-in for kubectl: the namespace exists and the cluster already holds the manifest
-case "$1" in
-  get) echo namespace/kube-flannel ;;
-  diff) cat >/dev/null ;;
-esac
-exit 0
-"""
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -39,9 +31,9 @@ def cluster(tmp_path_factory):
         lab.up(nodes=2, segments=1)
         tmp = tmp_path_factory.mktemp("flanneld")
         cdir = lab.write_cluster(tmp / "base", lab.name)
-        kubectl = tmp / "kubectl"
-        kubectl.write_text(FAKE_KUBECTL, encoding="utf-8")
-        kubectl.chmod(0o755)
+        (cdir / "kubectl.kubeconfig").write_text("# the cluster's kubeconfig\n", encoding="utf-8")
+        fakebin.install(tmp / "base" / "bin", "kubectl")  # {{ base_dir }}/bin/kubectl on the deploy host
+        (tmp / "base" / "bin" / "diff.rc").write_text("0", encoding="utf-8")
         for node in ("node1", "node2"):
             lab.exec(node, ["sh", "-c", "printf 'FLANNEL_NETWORK=172.20.0.0/16\\nFLANNEL_SUBNET=172.20.%s.1/24\\n"
                             "FLANNEL_MTU=1450\\nFLANNEL_IPMASQ=true\\n' > /run/flannel/subnet.env" % node[-1]])
@@ -51,8 +43,7 @@ def cluster(tmp_path_factory):
 
 
 def run_flanneld_06(cdir: Path, tmp: Path, **config):
-    proc = run_06(cdir, FLANNEL_DATAPLANE="flanneld", flannel_kubectl=str(tmp / "kubectl"),
-                  flannel_manifest_dir=str(tmp / "manifests"), flannel_ready_timeout=10, **config)
+    proc = run_06(cdir, FLANNEL_DATAPLANE="flanneld", flannel_ready_timeout=10, **config)
     assert_ok(proc)
     return proc
 

@@ -76,6 +76,8 @@ CASES = [
     ('CLUSTER_CIDR', {'CLUSTER_CIDR': '127.0.0.0/16'}),
     ('CLUSTER_CIDR', {'CLUSTER_CIDR': '224.0.0.0/16'}),
     ('SERVICE_CIDR', {'SERVICE_CIDR': '169.254.0.0/16'}),
+    ('flannel_cni_plugin_ver', {'flannel_ver': 'v0.29.0'}),
+    ('flannel_migrate_namespace', {'flannel_migrate_namespace': 'maybe'}),
 ]
 IDS = ['%02d-%s' % (i, key) for i, (key, dummy) in enumerate(CASES)]
 MULTI = {'NODE_CIDR_LEN': 31, 'DIRECT_ROUTING': 'yes', 'FLANNEL_VNI': 0, 'FLANNEL_IFACE': 'a/b',

@@ -5,7 +5,9 @@
 
 Each manifest is validated with kubernetes-validate (strict) against Kubernetes 1.30.0 and the
 newest version the package knows; its documents, ConfigMap JSON, checksum annotation and
-flanneld arguments are checked.
+flanneld arguments are checked. One is rendered from a kubeasz 3.7 cluster folder
+(fixtures/kubeasz-3.7: hosts and config.yml as `ezctl new` writes them) and must apply over the
+objects kubeasz's own flannel role creates.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,6 +30,7 @@ from test_config_errors import INVENTORY, REPO, ansible_env  # noqa: E402 pylint
 
 PLAYBOOK = os.path.join(REPO, 'playbooks', '06.network.yml')
 CONFIG = os.path.join(REPO, 'clusters', 'example', 'config.yml')
+KUBEASZ_FOLDER = os.path.join(REPO, 'tests', 'integration', 'fixtures', 'kubeasz-3.7')
 ANNOTATION = 'kubeasz.network/config-checksum'
 MATRIX = dict(('%s-dr%s-%s' % (b, str(dr).lower(), ns),
                {'FLANNEL_BACKEND': b, 'DIRECT_ROUTING': dr, 'FLANNEL_NAMESPACE': ns})
@@ -37,10 +40,23 @@ EXTRA = {
     'iface-regex': {'FLANNEL_IFACE_REGEX': '^(eth|ens)[0-9]+$'},
     'vni7': {'FLANNEL_VNI': 7},
     'no-masq-nft': {'FLANNEL_IPMASQ': False, 'PROXY_MODE': 'nftables'},
-    'registry': {'local_registry': 'easzlab.io.local:5000'},
+    'upstream-registry': {'local_registry': ''},
+    'flannel-v0.26.7': {'flannel_ver': 'v0.26.7'},
+    'flannel-v0.28.5': {'flannel_ver': 'v0.28.5'},
+    'flannelVer': {'flannel_ver': '{{ flannelVer }}', 'flannelVer': 'v0.27.4'},
 }
 CASES = dict(MATRIX, **EXTRA)
 KINDS_KUBE_FLANNEL = ['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'ServiceAccount', 'ConfigMap', 'DaemonSet']
+# kubeasz 3.7.0 (roles/flannel/templates/kube-flannel.yaml.j2, ezdown): what its own flannel role
+# leaves on a cluster, which our manifest must apply over
+KUBEASZ_NAMESPACE = 'kube-system'
+KUBEASZ_NAMES = {'ClusterRole': 'flannel', 'ClusterRoleBinding': 'flannel', 'ServiceAccount': 'flannel',
+                 'ConfigMap': 'kube-flannel-cfg', 'DaemonSet': 'kube-flannel-ds'}
+KUBEASZ_SELECTOR = {'app': 'flannel', 'k8s-app': 'flannel'}
+KUBEASZ_LABELS = {'tier': 'node', 'app': 'flannel', 'k8s-app': 'flannel'}
+KUBEASZ_FLANNEL_IMAGE = 'easzlab.io.local:5000/flannel/flannel:v0.28.9'
+KUBEASZ_CNI_PLUGIN_IMAGE = 'easzlab.io.local:5000/flannel/flannel-cni-plugin:v1.9.1-flannel3'
+FLANNELD_ARGS = ['--ip-masq', '--kube-subnet-mgr', '--healthz-port=8081']
 
 
 def newest_k8s():
@@ -48,16 +64,19 @@ def newest_k8s():
     return latest_version()
 
 
-def render(workdir, name, extra):
+def render(workdir, name, extra, hosts=None, config=CONFIG):
+    """Render one manifest; hosts and config default to the test inventory and the example config.yml."""
     case_dir = os.path.join(workdir, name)
     os.makedirs(case_dir)
-    with open(os.path.join(case_dir, 'hosts'), 'w') as f:
-        f.write(INVENTORY)
+    if hosts is None:
+        hosts = os.path.join(case_dir, 'hosts')
+        with open(hosts, 'w') as f:
+            f.write(INVENTORY)
     cluster_dir = os.path.join(case_dir, 'cluster')
     with open(os.path.join(case_dir, 'extra.json'), 'w') as f:
         json.dump(dict(extra, cluster_dir=cluster_dir), f)
     argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
-            '-i', os.path.join(case_dir, 'hosts'), '-e', '@' + CONFIG,
+            '-i', hosts, '-e', '@' + config,
             '-e', '@' + os.path.join(case_dir, 'extra.json'), '--tags', 'manifest', PLAYBOOK]
     proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
@@ -69,6 +88,9 @@ def manifests(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp('manifests'))
     with ThreadPoolExecutor(max_workers=max(4, 4 * (os.cpu_count() or 1))) as pool:
         futures = dict((name, pool.submit(render, workdir, name, extra)) for name, extra in CASES.items())
+        futures['kubeasz-3.7'] = pool.submit(render, workdir, 'kubeasz-3.7', {},
+                                             os.path.join(KUBEASZ_FOLDER, 'hosts'),
+                                             os.path.join(KUBEASZ_FOLDER, 'config.yml'))
         out = {}
         for name, fut in futures.items():
             rc, log, path = fut.result()
@@ -87,6 +109,16 @@ def docs_by_kind(docs):
 
 def daemonset_args(docs):
     return docs_by_kind(docs)['DaemonSet']['spec']['template']['spec']['containers'][0]['args']
+
+
+def pod_spec(docs):
+    return docs_by_kind(docs)['DaemonSet']['spec']['template']['spec']
+
+
+def images(docs):
+    """Image of each container, init containers first: install-cni-plugin, install-cni, kube-flannel."""
+    spec = pod_spec(docs)
+    return dict((c['name'], c['image']) for c in spec['initContainers'] + spec['containers'])
 
 
 @pytest.mark.slow
@@ -132,10 +164,19 @@ def test_matrix_documents(manifests, name):
     assert spec['priorityClassName'] == 'system-node-critical'
     assert {'operator': 'Exists', 'effect': 'NoSchedule'} in spec['tolerations']
     assert [c['name'] for c in spec['initContainers']] == ['install-cni-plugin', 'install-cni']
+    install_cni = spec['initContainers'][1]
+    assert install_cni['command'] == ['/opt/bin/install-conf']
+    assert install_cni['args'] == ['/etc/kube-flannel/cni-conf.json', '/etc/cni/net.d/10-flannel.conflist']
     main = spec['containers'][0]
-    assert main['args'] == ['--ip-masq', '--kube-subnet-mgr']
+    assert main['args'] == FLANNELD_ARGS
+    assert main['ports'] == [{'name': 'healthz', 'containerPort': 8081, 'protocol': 'TCP'}]
+    assert main['livenessProbe'] == {'httpGet': {'path': '/healthz', 'port': 'healthz'},
+                                     'initialDelaySeconds': 10, 'periodSeconds': 30}
+    assert main['readinessProbe'] == {'httpGet': {'path': '/readyz', 'port': 'healthz'},
+                                      'initialDelaySeconds': 5, 'periodSeconds': 10}
     assert main['securityContext'] == {'privileged': False, 'capabilities': {'add': ['NET_ADMIN', 'NET_RAW']}}
-    assert [e['name'] for e in main['env']] == ['POD_NAME', 'POD_NAMESPACE', 'EVENT_QUEUE_DEPTH']
+    assert [(e['name'], e.get('value')) for e in main['env']] == [
+        ('POD_NAME', None), ('POD_NAMESPACE', None), ('EVENT_QUEUE_DEPTH', '5000'), ('CONT_WHEN_CACHE_NOT_READY', 'false')]
     assert main['resources']['requests'] == {'cpu': '100m', 'memory': '50Mi'}
     volumes = dict((v['name'], v) for v in spec['volumes'])
     assert volumes['run']['hostPath']['path'] == '/run/flannel'
@@ -143,7 +184,9 @@ def test_matrix_documents(manifests, name):
     assert volumes['cni']['hostPath']['path'] == '/etc/cni/net.d'
     assert volumes['flannel-cfg']['configMap']['name'] == 'kube-flannel-cfg'
     assert volumes['xtables-lock']['hostPath'] == {'path': '/run/xtables.lock', 'type': 'FileOrCreate'}
-    assert main['image'] == 'docker.io/flannel/flannel:v0.26.7'
+    assert docs_by_kind(docs)['DaemonSet']['spec']['selector']['matchLabels'] == KUBEASZ_SELECTOR
+    assert images(docs) == {'install-cni-plugin': KUBEASZ_CNI_PLUGIN_IMAGE, 'install-cni': KUBEASZ_FLANNEL_IMAGE,
+                            'kube-flannel': KUBEASZ_FLANNEL_IMAGE}
 
 
 @pytest.mark.slow
@@ -151,8 +194,8 @@ def test_checksum_changes_with_config(manifests):
     def annotation(name):
         docs = manifests[name][2]
         return docs_by_kind(docs)['DaemonSet']['spec']['template']['metadata']['annotations'][ANNOTATION]
-    vxlan = [annotation(n) for n in MATRIX if n.startswith('vxlan') and n.endswith('kube-flannel')]
-    host_gw = annotation('host-gw-drfalse-kube-flannel')
+    vxlan = [annotation(n) for n in MATRIX if n.startswith('vxlan') and n.endswith('kube-system')]
+    host_gw = annotation('host-gw-drfalse-kube-system')
     assert len(set(vxlan + [host_gw, annotation('vni7')])) == 4
     # the namespace is not part of net-conf.json: same config, same checksum
     assert annotation('vxlan-drfalse-kube-flannel') == annotation('vxlan-drfalse-kube-system')
@@ -160,30 +203,69 @@ def test_checksum_changes_with_config(manifests):
 
 @pytest.mark.slow
 def test_iface_args(manifests):
-    assert daemonset_args(manifests['iface'][2]) == ['--ip-masq', '--kube-subnet-mgr', '--iface=eth1']
+    assert daemonset_args(manifests['iface'][2]) == ['--ip-masq', '--kube-subnet-mgr', '--iface=eth1', '--healthz-port=8081']
     assert daemonset_args(manifests['iface-regex'][2]) == [
-        '--ip-masq', '--kube-subnet-mgr', '--iface-regex=^(eth|ens)[0-9]+$']
-    assert all(not a.startswith('--iface') for a in daemonset_args(manifests['vxlan-drfalse-kube-flannel'][2]))
+        '--ip-masq', '--kube-subnet-mgr', '--iface-regex=^(eth|ens)[0-9]+$', '--healthz-port=8081']
+    assert all(not a.startswith('--iface') for a in daemonset_args(manifests['vxlan-drfalse-kube-system'][2]))
 
 
 @pytest.mark.slow
 def test_no_ip_masq_and_nftables(manifests):
     docs = manifests['no-masq-nft'][2]
-    assert daemonset_args(docs) == ['--kube-subnet-mgr']
+    assert daemonset_args(docs) == ['--kube-subnet-mgr', '--healthz-port=8081']
     assert json.loads(docs_by_kind(docs)['ConfigMap']['data']['net-conf.json'])['EnableNFTables'] is True
 
 
 @pytest.mark.slow
-def test_local_registry(manifests):
-    spec = docs_by_kind(manifests['registry'][2])['DaemonSet']['spec']['template']['spec']
-    assert spec['containers'][0]['image'] == 'easzlab.io.local:5000/flannel/flannel:v0.26.7'
-    assert spec['initContainers'][0]['image'] == 'easzlab.io.local:5000/flannel/flannel-cni-plugin:v1.6.2-flannel1'
+def test_no_local_registry_pulls_from_ghcr(manifests):
+    assert images(manifests['upstream-registry'][2]) == {
+        'install-cni-plugin': 'ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3',
+        'install-cni': 'ghcr.io/flannel-io/flannel:v0.28.9', 'kube-flannel': 'ghcr.io/flannel-io/flannel:v0.28.9'}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name, flannel, cni_plugin, install_cni, readiness', [
+    ('flannel-v0.26.7', 'v0.26.7', 'v1.6.2-flannel1', ['cp', '-f'], '/healthz'),
+    ('flannel-v0.28.5', 'v0.28.5', 'v1.9.1-flannel1', ['cp', '-f'], '/healthz'),
+    ('flannelVer', 'v0.27.4', 'v1.8.0-flannel1', ['cp', '-f'], '/healthz'),
+])
+def test_older_flannel_gets_its_cni_plugin_and_what_its_image_has(manifests, name, flannel, cni_plugin,
+                                                                  install_cni, readiness):
+    docs = manifests[name][2]
+    assert images(docs) == {
+        'install-cni-plugin': 'easzlab.io.local:5000/flannel/flannel-cni-plugin:' + cni_plugin,
+        'install-cni': 'easzlab.io.local:5000/flannel/flannel:' + flannel,
+        'kube-flannel': 'easzlab.io.local:5000/flannel/flannel:' + flannel}
+    install = pod_spec(docs)['initContainers'][1]
+    assert install['command'] + install['args'][:1] == install_cni  # no /opt/bin/install-conf before v0.28.6
+    assert pod_spec(docs)['containers'][0]['readinessProbe']['httpGet']['path'] == readiness  # /readyz: v0.28.9
+
+
+@pytest.mark.slow
+def test_kubeasz_cluster_folder_applies_over_kubeasz_flannel(manifests):
+    docs = manifests['kubeasz-3.7'][2]
+    assert [d['kind'] for d in docs] == KINDS_KUBE_FLANNEL[1:]  # kube-system exists: no Namespace
+    kinds = docs_by_kind(docs)
+    assert dict((kind, kinds[kind]['metadata']['name']) for kind in KUBEASZ_NAMES) == KUBEASZ_NAMES
+    for kind in ('ServiceAccount', 'ConfigMap', 'DaemonSet'):
+        assert kinds[kind]['metadata']['namespace'] == KUBEASZ_NAMESPACE
+    assert kinds['ClusterRoleBinding']['subjects'] == [
+        {'kind': 'ServiceAccount', 'name': 'flannel', 'namespace': KUBEASZ_NAMESPACE}]
+    daemonset = kinds['DaemonSet']
+    assert daemonset['spec']['selector']['matchLabels'] == KUBEASZ_SELECTOR
+    assert daemonset['metadata']['labels'] == KUBEASZ_LABELS
+    assert daemonset['spec']['template']['metadata']['labels'] == KUBEASZ_LABELS
+    assert images(docs) == {'install-cni-plugin': KUBEASZ_CNI_PLUGIN_IMAGE, 'install-cni': KUBEASZ_FLANNEL_IMAGE,
+                            'kube-flannel': KUBEASZ_FLANNEL_IMAGE}
+    assert daemonset_args(docs) == FLANNELD_ARGS
+    net_conf = json.loads(kinds['ConfigMap']['data']['net-conf.json'])
+    assert (net_conf['Network'], net_conf['EnableNFTables']) == ('172.20.0.0/16', True)  # PROXY_MODE="nftables"
 
 
 @pytest.mark.slow
 def test_rendering_is_deterministic(manifests, tmp_path):
-    digest = hashlib.sha256(manifests['vxlan-drfalse-kube-flannel'][1].encode()).hexdigest()
-    rc, log, path = render(str(tmp_path), 'again', MATRIX['vxlan-drfalse-kube-flannel'])
+    digest = hashlib.sha256(manifests['vxlan-drfalse-kube-system'][1].encode()).hexdigest()
+    rc, log, path = render(str(tmp_path), 'again', MATRIX['vxlan-drfalse-kube-system'])
     assert rc == 0, log
     with open(path) as f:
         assert hashlib.sha256(f.read().encode()).hexdigest() == digest

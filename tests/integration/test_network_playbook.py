@@ -2,7 +2,8 @@
 
 Four nodes: three on one L2 segment, node4 behind the fabric's router. Tests run in order on one
 lab, the way an operator would: check mode first, vxlan, vxlan + DirectRouting, a refused
-host-gw, back to vxlan.
+host-gw, back to vxlan. The nodes start with the bridge CNI config kubeasz's kube-node role writes
+(10-default.conf), which the first run removes.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import pytest
 
 from ezctl import labcheck
+from ezctl.lab import Lab
 from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06, snapshot
 
 pytestmark = [
@@ -21,12 +23,21 @@ pytestmark = [
 
 FOREIGN_INSIDE = "172.20.250.0/24 via 198.18.0.12 dev eth0"
 FOREIGN_OUTSIDE = "10.99.0.0/24 via 198.18.0.12 dev eth0"
+KUBEASZ_CNI_CONF = "/etc/cni/net.d/10-default.conf"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with lab_cluster("play", tmp_path_factory.mktemp("base"), nodes=4, segments=2) as made:
         yield made
+
+
+def node_names(lab: Lab) -> list:
+    return [n["name"] for n in lab.status()["nodes"]]
+
+
+def cni_confs(lab: Lab) -> dict:
+    return {node: sorted(lab.exec(node, ["ls", "/etc/cni/net.d"]).stdout.split()) for node in node_names(lab)}
 
 
 def without_foreign(problems: list) -> list:
@@ -36,6 +47,9 @@ def without_foreign(problems: list) -> list:
 
 def test_check_mode_on_a_fresh_cluster_changes_nothing(cluster):
     lab, cdir = cluster
+    for node in node_names(lab):  # as kubeasz's kube-node role leaves a node
+        lab.exec(node, ["sh", "-c", f"cat > {KUBEASZ_CNI_CONF}"],
+                 input='{"cniVersion": "0.3.1", "name": "mynet", "type": "bridge", "bridge": "mynet0"}\n')
     before = snapshot(lab)
     proc = run_06(cdir, "--check", "--diff")
     assert_ok(proc)
@@ -46,6 +60,7 @@ def test_check_mode_on_a_fresh_cluster_changes_nothing(cluster):
 def test_vxlan(cluster):
     lab, cdir = cluster
     assert_ok(run_06(cdir))
+    assert cni_confs(lab) == {node: ["10-flannel.conflist"] for node in node_names(lab)}  # 10-default.conf gone
     views = labcheck.read_lab(lab)
     assert len({v.subnet for v in views}) == 4
     assert labcheck.table_mismatches(views, "vxlan", False) == []

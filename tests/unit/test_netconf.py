@@ -183,9 +183,10 @@ def test_exact_net_conf_non_defaults():
 
 
 def test_cluster_settings_and_store_default():
-    cc = load_cluster_config(cfg(FLANNEL_IFACE='eth1', FLANNEL_NAMESPACE='kube-system'))
+    cc = load_cluster_config(cfg(FLANNEL_IFACE='eth1'))
     assert (cc.dataplane, cc.namespace, cc.store, cc.iface, cc.ip_masq, cc.route_guard) == \
-        ('flanneld', 'kube-system', 'kube', 'eth1', True, True)
+        ('flanneld', 'kube-system', 'kube', 'eth1', True, True)  # kubeasz's namespace
+    assert load_cluster_config(cfg(FLANNEL_NAMESPACE='kube-flannel')).namespace == 'kube-flannel'
     assert load_cluster_config(cfg(FLANNEL_DATAPLANE='ansible')).store == 'file'
     assert load_cluster_config(cfg(FLANNEL_DATAPLANE='ansible', FLANNEL_SUBNET_STORE='etcd')).store == 'etcd'
 
