@@ -80,8 +80,8 @@ CASES = [
     ('flannel_migrate_namespace', {'flannel_migrate_namespace': 'maybe'}),
 ]
 IDS = ['%02d-%s' % (i, key) for i, (key, dummy) in enumerate(CASES)]
-MULTI = {'NODE_CIDR_LEN': 31, 'DIRECT_ROUTING': 'yes', 'FLANNEL_VNI': 0, 'FLANNEL_IFACE': 'a/b',
-         'SERVICE_CIDR': '172.20.0.0/24'}
+MULTI = {'NODE_CIDR_LEN': 31, 'DIRECT_ROUTING': 'yes', 'FLANNEL_VNI': 'abc', 'FLANNEL_PORT': 70000,
+         'FLANNEL_IFACE': 'a/b', 'SERVICE_CIDR': '172.20.0.0/24'}
 
 
 def ansible_env():
@@ -160,6 +160,7 @@ def test_bad_config_fails_before_any_host(results, request, key, extra):
 def test_all_problems_at_once(results):
     rc, out, cluster_dir = results['multi']
     assert_failed_on_controller(rc, out, cluster_dir)
-    assert 'config.yml has 5 problem(s)' in out, out
+    assert 'config.yml has 6 problem(s)' in out, out
     for key in MULTI:
         assert key in out
+    assert 'argument_spec' not in out  # only the problems, not the role's spec
