@@ -55,7 +55,7 @@ units: setup
 	.ci/ansible-test/run units --python 3.11 --color no
 
 integration: setup
-	$(PYTEST) -p no:cacheprovider -n 2 --dist loadfile tests/integration
+	$(PYTEST) -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests/integration
 
 molecule: setup
 	@if ls molecule/*/molecule.yml >/dev/null 2>&1; then molecule test --all; else echo "no molecule scenarios"; fi
