@@ -26,9 +26,9 @@ from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
 from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import (
     device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries)
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
-    MAX_VNI, DataplaneError, Peer, check_ifname, check_mac, check_peers_vs_address, check_vni,
-    classify_peers, first_ip, host_gw_problems, on_link, peers_out, split_by_backend,
-    validate_peer, validate_peers)
+    MAX_VNI, DataplaneError, Peer, check_ifname, check_mac, check_peers_not_local,
+    check_peers_vs_address, check_vni, classify_peers, first_ip, host_gw_problems, on_link, peers_out,
+    split_by_backend, validate_peer, validate_peers)
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import (
     ROUTE_PROTOCOL, Route, desired_routes, is_owned, observed_route_text, owned_routes,
     plan_routes, route_del_line, route_matches, route_text)
@@ -186,6 +186,7 @@ def vxlan_link(run, params, check_mode=False, apply=None, diff=True):
 def _host_gw_routes(run, observed, params, peers):
     iface = external_interface(observed, iface=params.get('iface')).name
     lookups = iproute.route_get(run, [p.public_ip for p in peers]) if peers else {}
+    check_peers_not_local(peers, lookups)
     problems = host_gw_problems(peers, lookups, iface)
     if problems:
         raise DataplaneError('host-gw needs every peer on the same L2 segment; nothing was '
@@ -198,6 +199,7 @@ def _vxlan_routes(run, observed, params, peers, warnings, check_mode):
     lookups = {}
     if params.get('direct_routing') and peers:
         lookups = iproute.route_get(run, [p.public_ip for p in peers])
+        check_peers_not_local(peers, lookups)
     direct, vxlan = classify_peers(peers, lookups, params.get('direct_routing'))
     if vxlan and device_name(vni) not in links_by_name({'link': observed.get('link')}):
         message = 'device %s does not exist: run vxlan_link first' % device_name(vni)

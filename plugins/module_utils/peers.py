@@ -190,8 +190,19 @@ def check_peers_vs_address(peers, address, node_ip=None):
             raise DataplaneError('peer %s: subnet %s holds this node\'s address %s'
                                  % (peer.public_ip, peer.subnet, address))
         if peer.public_ip == node_ip:
-            raise DataplaneError('peer %s (subnet %s): public_ip is this node\'s own address; a peer '
-                                 'is another node' % (peer.public_ip, peer.subnet))
+            raise _own_address(peer)
+
+
+def _own_address(peer):
+    return DataplaneError('peer %s (subnet %s): public_ip is this node\'s own address; a peer is '
+                          'another node' % (peer.public_ip, peer.subnet))
+
+
+def check_peers_not_local(peers, lookups):
+    """No peer may claim an address of this node (its route lookup says type local)."""
+    for peer in peers:
+        if any(r.get('type') == 'local' for r in lookups.get(peer.public_ip) or ()):
+            raise _own_address(peer)
 
 
 def peers_out(peers):

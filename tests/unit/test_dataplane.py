@@ -474,6 +474,17 @@ def test_direct_route_vxlan_with_direct_routing():
                                     'route replace 172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159\n')]
 
 
+@pytest.mark.parametrize('kw', [dict(direct_routing=True), dict(
+    backend='host-gw', iface='eth0', peers=[peer(2, backend='host-gw'), peer(3, '198.18.0.13', backend='host-gw')])])
+def test_direct_route_refuses_a_peer_with_this_nodes_address(kw):
+    lookups = dict(LOOKUPS, **{'198.18.0.12': [{'type': 'local', 'dst': '198.18.0.12', 'dev': 'lo'}]})
+    kernel = FakeKernel(observed([flannel()], routes=list(BASE_ROUTES)), lookups)
+    with pytest.raises(dp.DataplaneError, match=r"peer 198.18.0.12 \(subnet 172.20.2.0/24\): public_ip is this "
+                                                r"node's own address"):
+        dp.direct_route(kernel, route_params(**kw))
+    assert kernel.writes == []
+
+
 def test_direct_route_needs_device_for_vxlan_peers():
     kernel = FakeKernel(observed(routes=list(BASE_ROUTES)))
     with pytest.raises(dp.DataplaneError, match='flannel.1 does not exist'):
