@@ -57,9 +57,19 @@ options:
       - External interface for host-gw routes. Default is the interface of the default route.
     type: str
 extends_documentation_fragment:
+  - kubeasz.network.attributes
+  - kubeasz.network.attributes.platform
   - kubeasz.network.peers
+attributes:
+  check_mode:
+    support: full
+    details: RV(plan) lists the commands that were (or would be) run.
+  diff_mode:
+    support: full
+  platform:
+    support: full
+    platforms: linux
 notes:
-  - Supports check mode and diff mode; RV(plan) lists the commands that were (or would be) run.
   - With O(backend=vxlan) and vxlan peers, C(flannel.<VNI>) must exist (M(kubeasz.network.vxlan_link));
     in check mode a missing device is only a warning, so that a check run of both modules works.
 requirements:
@@ -129,7 +139,7 @@ plan:
     - ip route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159
 diff:
   description: Owned routes before and desired routes after, in C(ip route) syntax.
-  returned: always
+  returned: in diff mode
   type: dict
   contains:
     before:

@@ -52,17 +52,24 @@ options:
       - C(FLANNEL_IPMASQ), C(FLANNEL_ROUTE_GUARD) booleans, default true.
     type: dict
     required: true
+extends_documentation_fragment:
+  - kubeasz.network.attributes
+  - kubeasz.network.attributes.platform
+  - kubeasz.network.attributes.action
 attributes:
   check_mode:
     support: full
-    description: Reads nothing from and writes nothing to any host.
+    details: Reads nothing from and writes nothing to any host.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to diff.
+    details: Nothing changes, so there is nothing to diff.
+  action:
+    support: full
+    details: Runs entirely on the controller.
   platform:
     support: full
     platforms: all
-    description: Runs on the controller.
+    details: Runs on the controller.
 notes:
   - Use it with C(run_once) and C(delegate_to=localhost) as the first task of a play with
     C(gather_facts=false), so that a bad config fails before any host is touched.

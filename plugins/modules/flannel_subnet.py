@@ -164,24 +164,29 @@ options:
         V(172.20.1.0/24)). Do not set it in a task.
     type: str
 notes:
-  - Supports check mode (the lease file, O(subnet_file) and O(cni_conf_file) are left untouched)
-    and C(--diff) (the node's lease entry and the files' text before and after).
   - In check mode on a fresh store every node is shown the same first free subnet, because no
     lease is saved between them.
   - C(changed) is true only when the lease store, O(subnet_file) or O(cni_conf_file) changed; renewing the
     etcd lease of an unchanged lease is not a change.
   - With O(store=etcd) or O(store=kube) a store that cannot be reached fails the task naming the endpoint,
     before O(subnet_file) is touched.
+extends_documentation_fragment:
+  - kubeasz.network.attributes
+  - kubeasz.network.attributes.platform
+  - kubeasz.network.attributes.action
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details: The lease file, O(subnet_file) and O(cni_conf_file) are left untouched.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+    details: The node's lease entry and the files' text before and after.
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
+    details: With O(store=file) the lease is taken on the controller.
+  platform:
+    support: full
+    platforms: linux
 '''
 
 EXAMPLES = r'''

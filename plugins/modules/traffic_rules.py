@@ -59,9 +59,20 @@ options:
   random_fully:
     description: Use C(--random-fully); unset means detect it on the node.
     type: bool
+extends_documentation_fragment:
+  - kubeasz.network.attributes
+  - kubeasz.network.attributes.platform
+attributes:
+  check_mode:
+    support: full
+    details: RV(plan) is the transaction input that would be applied.
+  diff_mode:
+    support: full
+    details: The diff shows our rules as C(iptables-save) and C(nft list table) print them.
+  platform:
+    support: full
+    platforms: linux
 notes:
-  - Supports check mode and diff mode; the diff shows our rules as C(iptables-save) and
-    C(nft list table) print them, RV(plan) the transaction input.
   - The node needs the Debian package C(iptables) (mode iptables) or C(nftables) (mode nftables);
     without it the task fails before anything changes, naming the package.
 requirements:
@@ -113,7 +124,7 @@ plan:
     - ":FLANNEL-POSTRTG - [0:0]"
 diff:
   description: Our rules before and after, as C(iptables-save) / C(nft list table) print them.
-  returned: when diff mode is on
+  returned: in diff mode
   type: dict
   contains:
     before:

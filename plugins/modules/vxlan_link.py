@@ -87,9 +87,18 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - kubeasz.network.attributes
+  - kubeasz.network.attributes.platform
   - kubeasz.network.peers
-notes:
-  - Supports check mode and diff mode; RV(plan) lists the commands that were (or would be) run.
+attributes:
+  check_mode:
+    support: full
+    details: RV(plan) lists the commands that were (or would be) run.
+  diff_mode:
+    support: full
+  platform:
+    support: full
+    platforms: linux
 requirements:
   - iproute2 with JSON output (C(ip -json), C(bridge -json)).
 '''
@@ -179,7 +188,7 @@ plan:
     - bridge fdb replace 0e:2b:11:22:33:44 dev flannel.1 dst 198.18.0.12 self permanent
 diff:
   description: Device, address, neighbour and FDB state before and after, in C(ip) syntax.
-  returned: always
+  returned: in diff mode
   type: dict
   contains:
     before:
