@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ezctl import cli, labcheck
+from ezctl import cli, reach
 from ezctl.lab import Lab
 
 CLUSTER = "demo"
@@ -65,8 +65,8 @@ def ensure_pods(lab: Lab) -> dict[str, str]:
 
 
 def show_reachability(lab: Lab, pods: dict[str, str]) -> bool:
-    matrix = labcheck.ping_matrix(lambda src, ip: labcheck.ping(lab, src, ip), pods)
-    print(labcheck.format_matrix(matrix, list(pods)))
+    matrix = reach.ping_matrix(lambda src, ip: reach.ping(lab, src, ip), pods)
+    print(reach.format_matrix(matrix, list(pods)))
     src, dst = list(pods)[1], list(pods)[0]
     print(f"\ntraceroute from {src} to {dst} ({pods[dst]}):")
     print(lab.exec(src, ["traceroute", "-n", "-q", "1", "-w", "1", "-m", "6", pods[dst]]).stdout.rstrip())
@@ -75,7 +75,7 @@ def show_reachability(lab: Lab, pods: dict[str, str]) -> bool:
 
 def show_egress(lab: Lab, pods: dict[str, str]) -> bool:
     """Every pod pings the fabric; only the node's masquerade brings the reply back."""
-    answered = {target: labcheck.ping(lab, target, OUTSIDE) for target in pods}
+    answered = {target: reach.ping(lab, target, OUTSIDE) for target in pods}
     for target, ok in answered.items():
         print(f"{target} -> {OUTSIDE}: {'answered' if ok else 'NO ANSWER'}")
     saved = lab.exec("node1", ["iptables-save"]).stdout

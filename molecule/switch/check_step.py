@@ -7,8 +7,13 @@ Exits 1 naming every stale or missing device, route, neighbour and FDB entry, or
 import argparse
 import sys
 
-from ezctl import labcheck
-from ezctl.lab import Lab
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "helpers"))
+
+import labcheck  # noqa: E402 pylint: disable=wrong-import-position
+from ezctl import reach  # noqa: E402 pylint: disable=wrong-import-position
+from ezctl.lab import Lab  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def main():
@@ -24,12 +29,12 @@ def main():
     nodes = [node["name"] for node in lab.status()["nodes"]]
     pods = {f"{node}/sw-{node}": lab.pod_add(node, f"sw-{node}") for node in nodes}
     try:
-        matrix = labcheck.ping_matrix(lambda src, ip: labcheck.ping(lab, src, ip), pods)
+        matrix = reach.ping_matrix(lambda src, ip: reach.ping(lab, src, ip), pods)
     finally:
         for node in nodes:
             lab.pod_del(node, f"sw-{node}")
     if not all(matrix.values()):
-        problems.append("pods do not all ping each other:\n" + labcheck.format_matrix(matrix, list(pods)))
+        problems.append("pods do not all ping each other:\n" + reach.format_matrix(matrix, list(pods)))
     print("\n".join(problems) or "%s (DirectRouting %s, VNI %d): tables exact, all pods ping"
           % (args.backend, args.direct_routing, args.vni))
     return 1 if problems else 0

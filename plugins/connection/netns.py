@@ -56,6 +56,8 @@ notes:
   - Build the lab first with C(ezctl lab up <cluster>); it writes an inventory that sets
     C(ansible_connection=kubeasz.network.netns) and C(kubeasz_lab_dir) for every node.
   - The remote user and become are ignored; commands run as the controller's user (root).
+  - Meant for namespace labs and tests on one machine (the lab's nodes share the controller's kernel);
+    real nodes are reached with P(ansible.builtin.ssh#connection) or any other remote connection.
 """
 
 EXAMPLES = r"""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ezctl import labcheck
+from ezctl import reach
 from ezctl.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,8 +75,8 @@ def pods_ping(lab: Lab) -> dict:
         pod = f"p-{node}"
         pods[f"{node}/{pod}"] = lab.pod_add(node, pod)
     try:
-        matrix = labcheck.ping_matrix(lambda src, ip: labcheck.ping(lab, src, ip), pods)
-        assert all(matrix.values()), labcheck.format_matrix(matrix, list(pods))
+        matrix = reach.ping_matrix(lambda src, ip: reach.ping(lab, src, ip), pods)
+        assert all(matrix.values()), reach.format_matrix(matrix, list(pods))
         return pods
     finally:
         for target in pods:

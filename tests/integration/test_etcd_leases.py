@@ -284,7 +284,7 @@ def snapshot(lab):
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 def test_role_on_a_lab_with_etcd_in_node1(tmp_path):
-    from ezctl import labcheck
+    import labcheck
     from ezctl.lab import Lab
     lab = Lab('it-etcd-%d' % os.getpid())
     data = Path(tempfile.mkdtemp(prefix='kubeasz-etcd-'))

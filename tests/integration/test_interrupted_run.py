@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ezctl import labcheck
+import labcheck
 from ezctl.lab import Lab
 from labplay import REPO, argv_06, assert_ok, assert_unchanged, env_06, lab_cluster, pods_ping, run_06
 

@@ -234,7 +234,7 @@ def test_nodes_hold_no_lab_mounts(lab2, make_lab):
 def test_testinfra_backend(lab2):
     import testinfra
 
-    from ezctl import testinfra_netns
+    import testinfra_netns
     testinfra_netns.register()
     testinfra_netns.register()  # idempotent
     host = testinfra.get_host(f"netns://{lab2.name}/node3")

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from ezctl import labcheck
+import labcheck
+from ezctl import reach
 
 from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06
 
@@ -108,7 +109,7 @@ def pod_pings_outside(lab, pod: str) -> list[str]:
 
 
 def assert_ping(lab, src: str, ip: str) -> None:
-    assert labcheck.ping(lab, src, ip), f"{src} cannot ping {ip}"
+    assert reach.ping(lab, src, ip), f"{src} cannot ping {ip}"
 
 
 def wait_healed(lab, node: str, argv: list, want) -> float:

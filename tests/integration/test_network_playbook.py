@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ezctl import labcheck
+import labcheck
 from ezctl.lab import Lab
 from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06, snapshot
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ezctl import labcheck
+import labcheck
 from ezctl.lab import Lab
 
 from labplay import assert_ok, pods_ping, recap, run_06

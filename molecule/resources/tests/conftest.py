@@ -1,11 +1,16 @@
 """Molecule verifier set-up: testinfra reaches lab nodes through the netns:// backend."""
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
-from ezctl import labcheck
-from ezctl.lab import Lab
-from ezctl.testinfra_netns import register
+# the test helpers (labcheck, testinfra_netns) live in tests/helpers
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "helpers"))
+
+import labcheck  # noqa: E402 pylint: disable=wrong-import-position
+from ezctl.lab import Lab  # noqa: E402 pylint: disable=wrong-import-position
+from testinfra_netns import register  # noqa: E402 pylint: disable=wrong-import-position
 
 register()
 

@@ -1,7 +1,8 @@
 """Verify a lab cluster networked by the flannel role, against FLANNEL.md."""
 import ipaddress
 
-from ezctl import labcheck
+import labcheck
+from ezctl import reach
 
 
 def test_subnet_env_file(host):
@@ -41,17 +42,17 @@ def test_tables_match_flannel(views, backend):
 
 
 def test_every_pod_pings_every_pod(lab, pods):
-    matrix = labcheck.ping_matrix(lambda src, ip: labcheck.ping(lab, src, ip), pods)
-    assert all(matrix.values()), labcheck.format_matrix(matrix, list(pods))
+    matrix = reach.ping_matrix(lambda src, ip: reach.ping(lab, src, ip), pods)
+    assert all(matrix.values()), reach.format_matrix(matrix, list(pods))
 
 
 def test_traceroute_hops(lab, pods, views, backend):
     by_name = {v.name: v for v in views}
     src, dst = "node2", "node1"
-    hops = labcheck.traceroute(lab, f"{src}/pod-{src}", pods[f"{dst}/pod-{dst}"])
+    hops = reach.traceroute(lab, f"{src}/pod-{src}", pods[f"{dst}/pod-{dst}"])
     assert hops == labcheck.expected_hops(by_name[src], by_name[dst], pods[f"{dst}/pod-{dst}"], *backend)
 
 
 def test_every_pod_reaches_the_outside(lab, pods):
     """The fabric has no route to the pods: only the node's masquerade brings the reply back."""
-    assert [p for p in pods if not labcheck.ping(lab, p, "198.18.0.1")] == []
+    assert [p for p in pods if not reach.ping(lab, p, "198.18.0.1")] == []

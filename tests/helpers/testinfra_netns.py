@@ -3,7 +3,7 @@
 Each command is wrapped in ``nsenter`` (net, mount and UTS namespaces of the node), so a check
 costs one process instead of one ``ansible`` run. Register it once, e.g. in ``conftest.py``::
 
-    from ezctl import testinfra_netns
+    import testinfra_netns  # tests/helpers is on sys.path (pyproject.toml)
     testinfra_netns.register()
 
     def test_subnet_env():

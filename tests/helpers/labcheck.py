@@ -1,7 +1,8 @@
-"""What a lab node's flannel tables hold and what FLANNEL.md says they should hold.
+"""What a lab node's flannel tables hold and what FLANNEL.md says they should hold (a test oracle).
 
-Shared by the kernel tests, the molecule verifiers and the demo, so that all three check the
-same thing: routes, neighbours and FDB entries per peer, and pod-to-pod reachability.
+Shared by the kernel tests and the molecule verifiers, so that both check the same thing: routes,
+neighbours and FDB entries per peer. Pod-to-pod reachability is the lab's own (ezctl.reach), which
+the demo shows too.
 """
 from __future__ import annotations
 
@@ -107,20 +108,6 @@ def table_mismatches(views: list[NodeView], backend: str, direct_routing: bool) 
     return problems
 
 
-def ping_matrix(ping: Callable[[str, str], bool], pods: dict[str, str]) -> dict[tuple[str, str], bool]:
-    """All-pairs reachability: ping(src_pod, dst_ip) for every ordered pair of distinct pods."""
-    return {(src, dst): ping(src, ip) for src in pods for dst, ip in pods.items() if src != dst}
-
-
-def format_matrix(matrix: dict[tuple[str, str], bool], pods: list[str]) -> str:
-    width = max(len(p) for p in pods) + 2
-    lines = ["from \\ to".ljust(width) + "".join(p.ljust(width) for p in pods)]
-    for src in pods:
-        cells = ["-" if src == dst else ("ok" if matrix[(src, dst)] else "FAIL") for dst in pods]
-        lines.append(src.ljust(width) + "".join(c.ljust(width) for c in cells))
-    return "\n".join(lines)
-
-
 def read_lab(lab, vni: int = 1) -> list[NodeView]:
     """NodeView of every node of a Lab."""
     def run(node, argv):
@@ -135,21 +122,6 @@ def vxlan_details(ip_link_json: str) -> dict:
     return {"id": data["id"], "local": data.get("local"), "link": data.get("link"),
             "port": data.get("port"), "learning": data.get("learning"), "ttl": data.get("ttl", 0),
             "mtu": link["mtu"], "mac": link["address"]}
-
-
-def ping(lab, target: str, ip: str) -> bool:
-    """One ping from a node or node/pod; True when answered."""
-    return lab.exec(target, ["ping", "-c", "1", "-W", "2", ip], check=False).returncode == 0
-
-
-def traceroute(lab, target: str, ip: str) -> list:
-    """The hop addresses of a traceroute from a node or node/pod (None for a silent hop)."""
-    out = lab.exec(target, ["traceroute", "-n", "-q", "1", "-w", "1", "-m", "6", ip]).stdout
-    hops = []
-    for line in out.splitlines()[1:]:
-        fields = line.split()
-        hops.append(None if len(fields) < 2 or fields[1] == "*" else fields[1])
-    return hops
 
 
 def expected_hops(src: NodeView, dst: NodeView, dst_ip: str, backend: str, direct_routing: bool) -> list:
