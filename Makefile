@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tcpdump util-linux container
 	etcd-server etcd-client git tar iptables nftables
 PYTEST ?= pytest
 
-.PHONY: all deps venv collection demo test lint sanity units integration molecule build bench clean
+.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean
 
 all: test
 
@@ -41,7 +41,7 @@ setup: deps venv collection
 demo: setup
 	$(BIN)/python -m ezctl.demo
 
-test: setup lint sanity units integration molecule build
+test: setup lint sanity units matrix integration molecule build
 	@echo "make test: all checks passed"
 
 lint: setup
@@ -53,6 +53,10 @@ sanity: setup
 
 units: setup
 	.ci/ansible-test/run units --python 3.11 --color no
+
+# ansible-test sanity and units on the oldest (2.17) and newest (2.21) ansible-core, molecule vxlan on the newest
+matrix: setup
+	.ci/matrix
 
 integration: setup
 	$(PYTEST) -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests/integration
