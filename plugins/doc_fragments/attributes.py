@@ -36,3 +36,17 @@ attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
 '''
+
+    # The support of vxlan_link and direct_route (with DOCUMENTATION and PLATFORM above)
+    DATAPLANE = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: RV(plan) lists the commands that were (or would be) run.
+  diff_mode:
+    support: full
+  platform:
+    support: full
+    platforms: linux
+'''

@@ -57,18 +57,10 @@ options:
       - External interface for host-gw routes. Default is the interface of the default route.
     type: str
 extends_documentation_fragment:
+  - kubeasz.network.attributes.dataplane
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
   - kubeasz.network.peers
-attributes:
-  check_mode:
-    support: full
-    details: RV(plan) lists the commands that were (or would be) run.
-  diff_mode:
-    support: full
-  platform:
-    support: full
-    platforms: linux
 notes:
   - With O(backend=vxlan) and vxlan peers, C(flannel.<VNI>) must exist (M(kubeasz.network.vxlan_link));
     in check mode a missing device is only a warning, so that a check run of both modules works.

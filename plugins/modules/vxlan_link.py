@@ -87,18 +87,10 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - kubeasz.network.attributes.dataplane
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
   - kubeasz.network.peers
-attributes:
-  check_mode:
-    support: full
-    details: RV(plan) lists the commands that were (or would be) run.
-  diff_mode:
-    support: full
-  platform:
-    support: full
-    platforms: linux
 requirements:
   - iproute2 with JSON output (C(ip -json), C(bridge -json)).
 '''
