@@ -35,9 +35,8 @@ import time
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute, trafficrules
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
-    ROUTE_PROTOCOL, Route, plan_routes)
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, ifname_problem
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
@@ -51,7 +50,6 @@ PROG = 'flannel-route-guard'
 
 GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes', 'rules'])
 
-_IFNAME = re.compile(r'^[^\s/:]{1,15}$')
 _LINK_EVENT = re.compile(r'^(Deleted )?\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>')
 _ROUTE_TYPES = ('unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable',
                 'prohibit', 'throw', 'nat', 'anycast')
@@ -109,7 +107,7 @@ def route_entry(entry):
     gateway = entry.get('gateway')
     gateway = _gateway(gateway, 'route %s gateway' % dst) if gateway else None
     dev = entry.get('dev') or None
-    if dev is not None and (not _IFNAME.match(str(dev)) or dev in ('.', '..')):
+    if dev is not None and ifname_problem(dev):
         raise RouteGuardError('route %s dev: %r is not an interface name' % (dst, dev))
     onlink = bool(entry.get('onlink'))
     if gateway is None and dev is None:
@@ -257,14 +255,9 @@ def applicable(route, observed):
     return _connected(observed, route.gateway, route.dev, up)
 
 
-def _dst(route):
-    dst = route.get('dst', '')
-    return dst if '/' in dst else dst + '/32'
-
-
 def missing_routes(observed, state):
     """Desired routes whose destination has no route at all in the main table."""
-    present = set(_dst(r) for r in observed.get('route') or [])
+    present = set(route_key(r) for r in observed.get('route') or [])
     return [r for r in state.routes if r.dst not in present]
 
 

@@ -35,7 +35,8 @@ def _proto_ours(route):
     return str(route.get('protocol')) == str(ROUTE_PROTOCOL)
 
 
-def _route_key(route):
+def route_key(route):
+    """An observed route's destination as CIDR text (the kernel omits /32)."""
     dst = route.get('dst', '')
     return dst if '/' in dst else dst + '/32'
 
@@ -72,7 +73,7 @@ def owned_routes(observed, network, own_subnet=None):
 
 
 def route_matches(have, want):
-    return (_route_key(have) == want.dst
+    return (route_key(have) == want.dst
             and have.get('gateway') == want.gateway
             and (want.dev is None or have.get('dev') == want.dev)
             and ('onlink' in (have.get('flags') or [])) == want.onlink
@@ -116,13 +117,13 @@ def plan_routes(observed, want, network, own_subnet=None, owned=None):
     own_subnet: IPv4Network or CIDR text; owned: owned_routes() if already known."""
     by_dst = {}
     for route in observed.get('route') or []:
-        by_dst.setdefault(_route_key(route), []).append(route)
+        by_dst.setdefault(route_key(route), []).append(route)
     wanted = dict((w.dst, w) for w in want)
     ops = []
     if owned is None:
         owned = owned_routes(observed, network, own_subnet)
     for route in owned:
-        w = wanted.get(_route_key(route))
+        w = wanted.get(route_key(route))
         if w is not None and (route_matches(route, w) or not route.get('metric')):
             continue  # in sync, or overwritten by "route replace" (same dst, metric 0)
         ops.append(Op('ip', route_del_line(route)))

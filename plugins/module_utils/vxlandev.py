@@ -19,11 +19,10 @@ from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
     addr_link, external_interface, ipv4_addrs, links_by_name)
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
-    DataplaneError, check_mac, check_vni)
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+    VXLAN_OVERHEAD, DataplaneError, check_mac, check_vni)
 
 DEFAULT_VXLAN_PORT = 8472
-VXLAN_OVERHEAD = 50
 
 VxlanSpec = namedtuple('VxlanSpec', ['name', 'vni', 'dev', 'local', 'port', 'gbp', 'learning',
                                      'mtu', 'mac', 'address', 'network'])

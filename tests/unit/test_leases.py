@@ -17,8 +17,9 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import leases as L
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    FileStore, Lease, LeaseError, allocate, parse_subnet_env, subnet_env_text, write_atomic)
+    FileStore, allocate, parse_subnet_env, subnet_env_text, write_atomic)
 
 MAC = '0e:2b:5c:11:aa:01'
 
@@ -138,7 +139,7 @@ def test_allocate_drops_our_lease_when_incompatible():
     mine = lease('172.20.9.0/24', node(1))     # above SubnetMax now
     assert str(allocate(nc, [mine], node(1), 'vxlan', 1, MAC).subnet) == '172.20.1.0/24'
     nc26 = net_conf(subnet_len=26)
-    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], node(1), 'vxlan', 1, MAC).subnet.prefixlen == 26
+    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], node(1), 'vxlan', 1, MAC).network.prefixlen == 26
 
 
 def test_allocate_prefers_subnet_env_subnet_when_free_and_valid():
@@ -200,7 +201,7 @@ def test_allocate_is_fast_on_a_huge_range():
     held = [lease(ipaddress.IPv4Network((int(ipaddress.IPv4Address('10.0.0.4')) + 4 * i, 30)), '198.18.%d.%d' % (i // 200, i % 200 + 1))
             for i in range(2000)]
     got = allocate(nc, held, '198.19.0.1', 'vxlan', 1, MAC)
-    assert got.subnet.network_address == ipaddress.IPv4Address('10.0.0.4') + 4 * 2000
+    assert got.network.network_address == ipaddress.IPv4Address('10.0.0.4') + 4 * 2000
 
 
 def test_allocate_validates_its_inputs():

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.kubeasz.network.plugins.module_utils import routeguard as rg
 from ansible_collections.kubeasz.network.plugins.module_utils import routeguard_cli
 from ansible_collections.kubeasz.network.plugins.module_utils import trafficrules as tr
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import Route
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import Route
 
 NET = '172.20.0.0/16'
 DIRECT = '172.20.2.0/24 via 198.18.0.12 proto 159'
