@@ -65,11 +65,6 @@ def text(lines):
     return ''.join(line + '\n' for line in lines)
 
 
-def op_text(ops):
-    """A plan as shell-like commands, e.g. ["ip route del ...", "bridge fdb replace ..."]."""
-    return ['%s %s' % (op.tool, op.line) for op in ops]
-
-
 def _cidr(value, what, strict=False):
     """(int, prefix) of a required CIDR parameter."""
     if not value:
@@ -85,7 +80,7 @@ def _finish(run, result, ops, diff, check_mode, apply):
     called only when a diff is wanted (with thousands of peers the text is not free)."""
     if ops and not check_mode:
         (apply or iproute.apply)(run, ops)
-    result.update(changed=bool(ops), plan=op_text(ops))
+    result.update(changed=bool(ops), plan=iproute.op_text(ops))
     if diff is not None:
         before, after = diff()
         result['diff'] = dict(before=text(before), after=text(after))
@@ -100,7 +95,7 @@ def _vxlan_absent(run, name, prune):
     observed = iproute.observe(run, ['link', 'addr'], VXLAN_LINKS)
     link = links_by_name({'link': observed['link']}).get(name)
     ops = plan_stale_devices(observed, name) if prune else plan_vxlan_absent(observed, name)
-    gone = [op.line.split()[-1] for op in ops]
+    gone = [op.dev for op in ops]   # LinkDel only
     result = dict(device=name, vtep_mac=link.get('address') if link else None, removed=gone,
                   direct_peers=[], vxlan_peers=[], ignored_peers=[])
 
@@ -137,7 +132,7 @@ def _vxlan_present(run, params, name):
         return (devices_text(observed, flannel_devices(observed)) + entries_text(
             device_neighbours(observed, name), device_fdb(observed, name), name),
             spec_text(spec) + entries_text(*wanted_entries(vxlan), dev=name))
-    removed = [op.line.split()[-1] for op in ops if op.line.startswith('link del ') and op.line != 'link del ' + name]
+    removed = [op.dev for op in ops if isinstance(op, iproute.LinkDel) and op.dev != name]
     result = dict(device=name, vtep_mac=spec.mac, removed=removed, direct_peers=_out(direct),
                   vxlan_peers=_out(vxlan), ignored_peers=_out(ignored))
     return result, ops, diff

@@ -268,10 +268,7 @@ def plan_missing(observed, state):
     missing = missing_routes(observed, state)
     ready = [r for r in missing if applicable(r, observed)]
     waiting = [r for r in missing if r not in ready]
-    targets = set('route replace ' + dst for dst in (r.dst for r in ready))
-    ops = [op for op in plan_routes(observed, ready, state.network, state.subnet)
-           if op.tool == 'ip' and ' '.join(op.line.split()[:3]) in targets]
-    return ops, waiting
+    return plan_routes(observed, ready, state.network, state.subnet, prune=False), waiting
 
 
 def hold_active(mtime, now, hold_max=HOLD_MAX):
@@ -363,7 +360,7 @@ class Guard(object):
         if ops:
             self.log('%s: re-added %d route(s) in %.0f ms: %s' % (
                 reason, len(ops), (self.clock() - start) * 1000,
-                '; '.join(op.line[len('route replace '):] for op in ops)))
+                '; '.join(op.text() for op in ops)))
         return waiting
 
     def heal_rules(self, reason):

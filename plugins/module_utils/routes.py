@@ -16,7 +16,7 @@ __metaclass__ = type
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import RouteDel, RouteReplace, route_words
 
 ROUTE_PROTOCOL = 159
 
@@ -81,37 +81,31 @@ def route_matches(have, want):
             and have.get('type', 'unicast') == 'unicast')
 
 
+def replace_op(route):
+    """The operation that programs a desired Route."""
+    return RouteReplace(route.dst, route.gateway, route.dev, route.onlink, ROUTE_PROTOCOL)
+
+
 def route_text(route):
     """A Route (desired) in ``ip route`` syntax."""
-    text = route.dst + (' via %s' % route.gateway if route.gateway else '')
-    text += (' dev %s' % route.dev if route.dev else '') + (' onlink' if route.onlink else '')
-    return text + ' proto %d' % ROUTE_PROTOCOL
+    return replace_op(route).text()
 
 
 def observed_route_text(route):
     """An observed route (ip -json dict) in ``ip route`` syntax."""
-    parts = [route['type']] if route.get('type', 'unicast') != 'unicast' else []
-    parts.append(route.get('dst'))
-    for key, word in (('gateway', 'via'), ('dev', 'dev'), ('protocol', 'proto'), ('metric', 'metric')):
-        if route.get(key) not in (None, ''):
-            parts.append('%s %s' % (word, route[key]))
-    if 'onlink' in (route.get('flags') or []):
-        parts.append('onlink')
-    return ' '.join(str(p) for p in parts)
+    return route_words(route.get('dst'), route.get('gateway'), route.get('dev'),
+                       'onlink' in (route.get('flags') or []), route.get('protocol'), route.get('metric'),
+                       route.get('type'))
 
 
-def route_del_line(route):
-    """An observed route as an ``ip -batch`` delete line (main table)."""
-    parts = [route['type']] if route.get('type', 'unicast') != 'unicast' else []
-    parts.append(route.get('dst'))
-    for key, word in (('gateway', 'via'), ('dev', 'dev'), ('metric', 'metric')):
-        if route.get(key) not in (None, ''):
-            parts.append('%s %s' % (word, route[key]))
-    return 'route del %s table main' % ' '.join(str(p) for p in parts)
+def del_op(route):
+    """The operation that deletes an observed route (main table)."""
+    return RouteDel(route.get('dst'), route.get('gateway'), route.get('dev'), route.get('metric'), route.get('type'))
 
 
-def plan_routes(observed, want, network, own_subnet=None, owned=None):
-    """Replace missing/different desired routes, delete stale owned ones.
+def plan_routes(observed, want, network, own_subnet=None, owned=None, prune=True):
+    """Replace missing/different desired routes, delete stale owned ones (unless not ``prune``:
+    the route guard only adds).
 
     observed: {'route': [ip -json route dicts]}; want: Routes; network /
     own_subnet: IPv4Network or CIDR text; owned: owned_routes() if already known."""
@@ -121,13 +115,13 @@ def plan_routes(observed, want, network, own_subnet=None, owned=None):
     wanted = dict((w.dst, w) for w in want)
     ops = []
     if owned is None:
-        owned = owned_routes(observed, network, own_subnet)
+        owned = owned_routes(observed, network, own_subnet) if prune else []
     for route in owned:
         w = wanted.get(route_key(route))
         if w is not None and (route_matches(route, w) or not route.get('metric')):
             continue  # in sync, or overwritten by "route replace" (same dst, metric 0)
-        ops.append(Op('ip', route_del_line(route)))
+        ops.append(del_op(route))
     for w in want:
         if not any(route_matches(r, w) for r in by_dst.get(w.dst, ())):
-            ops.append(Op('ip', 'route replace %s' % route_text(w)))
+            ops.append(replace_op(w))
     return ops

@@ -145,3 +145,8 @@ def route_params(**kw):
                   subnet='172.20.1.0/24', iface=None, peers=[peer(2), peer(3, '198.18.1.13')])
     params.update(kw)
     return params
+
+
+def raw(ops):
+    """A plan as raw ``Op(tool, batch line)`` values, to compare with the expected lines."""
+    return [iproute.Op(op.tool, op.batch_line()) for op in ops]

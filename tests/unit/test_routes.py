@@ -8,7 +8,7 @@ __metaclass__ = type
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import desired_routes, is_owned, observed_route_text, plan_routes, route_text
-from netstate import NET, OWN, observed, peer, route, BASE_ROUTES
+from netstate import raw, NET, OWN, observed, peer, route, BASE_ROUTES
 
 
 def test_is_owned():
@@ -35,7 +35,7 @@ def test_desired_routes_vxlan_and_direct():
 def test_plan_routes_add_then_noop():
     want = desired_routes('vxlan', [], validate_peers([peer(2)], NET))
     ops = plan_routes(observed(routes=list(BASE_ROUTES)), want, NET, OWN)
-    assert ops == [Op('ip', 'route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159')]
+    assert raw(ops) == [Op('ip', 'route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159')]
     now = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True)]
     assert plan_routes(observed(routes=now), want, NET, OWN) == []
 
@@ -45,7 +45,7 @@ def test_plan_routes_stale_removed_foreign_kept():
                             route('172.20.4.0/24', '172.20.4.0', 'flannel.1', 'boot', onlink=True),
                             route('172.20.5.0/24', '198.18.0.15', proto='159', metric=100)]
     ops = plan_routes(observed(routes=routes), [], NET, OWN)
-    assert ops == [Op('ip', 'route del 172.20.2.0/24 via 172.20.2.0 dev flannel.1 table main'),
+    assert raw(ops) == [Op('ip', 'route del 172.20.2.0/24 via 172.20.2.0 dev flannel.1 table main'),
                    Op('ip', 'route del 172.20.4.0/24 via 172.20.4.0 dev flannel.1 table main'),
                    Op('ip', 'route del 172.20.5.0/24 via 198.18.0.15 dev eth0 metric 100 table main')]
 
@@ -53,14 +53,14 @@ def test_plan_routes_stale_removed_foreign_kept():
 def test_plan_routes_switch_vxlan_to_direct_is_one_replace():
     routes = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True)]
     want = desired_routes('vxlan', validate_peers([peer(2)], NET), [])
-    assert plan_routes(observed(routes=routes), want, NET, OWN) == [
+    assert raw(plan_routes(observed(routes=routes), want, NET, OWN)) == [
         Op('ip', 'route replace 172.20.2.0/24 via 198.18.0.12 proto 159')]
 
 
 def test_plan_routes_flanneld_route_taken_over():
     routes = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', 'boot', onlink=True)]
     want = desired_routes('vxlan', [], validate_peers([peer(2)], NET))
-    assert plan_routes(observed(routes=routes), want, NET, OWN) == [
+    assert raw(plan_routes(observed(routes=routes), want, NET, OWN)) == [
         Op('ip', 'route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159')]
 
 

@@ -11,7 +11,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import v
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, check_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import plan_vxlan_absent, plan_vxlan_link, vtep_mac
-from netstate import MAC1, flannel, observed, spec, FakeKernel, link_params
+from netstate import raw, MAC1, flannel, observed, spec, FakeKernel, link_params
 
 
 # ------------------------------------------------------------------ vtep_mac
@@ -30,7 +30,7 @@ def test_vtep_mac_stable_local_unicast():
 def test_plan_vxlan_link_create():
     ops, fresh = plan_vxlan_link(observed(), spec())
     assert fresh
-    assert ops == [
+    assert raw(ops) == [
         Op('ip', 'link add flannel.1 address %s mtu 1450 type vxlan id 1 dev eth0 local 198.18.0.11 '
                  'dstport 8472 ttl 0 nolearning' % MAC1),
         Op('ip', 'addr add 172.20.1.0/32 dev flannel.1'),
@@ -39,7 +39,7 @@ def test_plan_vxlan_link_create():
 
 def test_plan_vxlan_link_create_gbp_port_learning():
     ops, dummy = plan_vxlan_link(observed(), spec(gbp=True, port=4789, learning=True))
-    assert ops[0].line.endswith('dstport 4789 ttl 0 learning gbp')
+    assert ops[0].batch_line().endswith('dstport 4789 ttl 0 learning gbp')
 
 
 def test_plan_vxlan_link_in_sync():
@@ -50,7 +50,7 @@ def test_plan_vxlan_link_in_sync():
                                     dict(port=4789), dict(gbp=True), dict(kind='veth')])
 def test_plan_vxlan_link_recreate(change):
     ops, fresh = plan_vxlan_link(observed([flannel(**change)]), spec())
-    assert fresh and ops[0] == Op('ip', 'link del flannel.1') and ops[1].line.startswith('link add')
+    assert fresh and raw(ops)[0] == Op('ip', 'link del flannel.1') and ops[1].batch_line().startswith('link add')
 
 
 def test_plan_vxlan_link_fix_in_place():
@@ -58,7 +58,7 @@ def test_plan_vxlan_link_fix_in_place():
                    addrs=('172.20.7.0/32', '172.20.1.0/24', '10.1.1.1/8'))
     ops, fresh = plan_vxlan_link(observed([link]), spec())
     assert not fresh
-    assert ops == [Op('ip', 'link set flannel.1 address %s' % MAC1),
+    assert raw(ops) == [Op('ip', 'link set flannel.1 address %s' % MAC1),
                    Op('ip', 'link set flannel.1 mtu 1450'),
                    Op('ip', 'link set flannel.1 type vxlan nolearning'),
                    Op('ip', 'addr del 172.20.7.0/32 dev flannel.1'),
@@ -68,7 +68,7 @@ def test_plan_vxlan_link_fix_in_place():
 
 
 def test_plan_vxlan_absent():
-    assert plan_vxlan_absent(observed([flannel()]), 'flannel.1') == [Op('ip', 'link del flannel.1')]
+    assert raw(plan_vxlan_absent(observed([flannel()]), 'flannel.1')) == [Op('ip', 'link del flannel.1')]
     assert plan_vxlan_absent(observed(), 'flannel.1') == []
 
 
