@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
 
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL  # noqa: E402
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import vtep_mac  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute  # noqa: E402
 
 MARK = 'KUBEASZ_BENCH_IN_NETNS'

@@ -16,7 +16,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.extif import exter
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, DataplaneError, check_vni
 from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
-    check_peers_not_local, check_peers_vs_address, classify_peers, host_gw_problems, split_by_backend,
+    check_peers_not_local, check_peers_vs_address, decide_direct, host_gw_problems, split_by_backend,
     validate_peers)
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import (
     desired_routes, observed_route_text, owned_routes, plan_routes, route_text)
@@ -121,10 +121,7 @@ def _vxlan_present(run, params, name):
     spec = vxlan_link_spec(observed, params)
     check_peers_vs_address(peers, spec.address, spec.local)
     wanted, ignored = split_by_backend(peers, 'vxlan')
-    lookups = {}
-    if params.get('direct_routing') and wanted:
-        lookups = iproute.route_get(run, [p.public_ip for p in wanted])
-    direct, vxlan = classify_peers(wanted, lookups, params.get('direct_routing'))
+    direct, vxlan = decide_direct(run, wanted, params.get('direct_routing'))
     link_ops, fresh = plan_vxlan_link(observed, spec)
     ops = link_ops + plan_vxlan_peers(observed, name, vxlan, fresh)
 
@@ -170,11 +167,7 @@ def _host_gw_routes(run, observed, params, peers):
 
 def _vxlan_routes(run, observed, params, peers, warnings, check_mode):
     vni = check_vni(params.get('vni', 1))
-    lookups = {}
-    if params.get('direct_routing') and peers:
-        lookups = iproute.route_get(run, [p.public_ip for p in peers])
-        check_peers_not_local(peers, lookups)
-    direct, vxlan = classify_peers(peers, lookups, params.get('direct_routing'))
+    direct, vxlan = decide_direct(run, peers, params.get('direct_routing'), params.get('direct_peers'))
     if vxlan and device_name(vni) not in links_by_name({'link': observed.get('link')}):
         message = 'device %s does not exist: run vxlan_link first' % device_name(vni)
         if not check_mode:

@@ -17,6 +17,7 @@ Standard library only (runs on the managed node and on the controller).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -122,6 +123,13 @@ def check_backend(value, what):
     return value
 
 
+def vtep_mac(public_ip, vni):
+    """The VtepMAC of (node IP, VNI): deterministic, locally administered unicast, stable across runs."""
+    digest = bytearray(hashlib.sha256(('%s/%d' % (public_ip, int(vni))).encode('ascii')).digest())
+    digest[0] = (digest[0] & 0xfe) | 0x02
+    return ':'.join('%02x' % b for b in digest[:6])
+
+
 def first_ip(subnet):
     """The lease's network address: the peer's flannel.N address ("subnet .0")."""
     return ipv4.ip_text(ipv4.parse_net(subnet, strict=False)[0])
@@ -168,6 +176,14 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
             raise LeaseError('%s: a vxlan peer needs vtep_mac' % what)
         return cls(subnet, public_ip, backend_type, vni if vni is None else check_vni(vni, what + ' vni'),
                    check_mac(vtep_mac, what + ' vtep_mac'))
+
+    def after_run(self, backend):
+        """This lease once its node has run flannel_subnet with ``backend`` (a netconf Backend):
+        check mode's view of a peer that switches backend with the same run."""
+        vni = backend.vni if backend.type == 'vxlan' else None
+        if (self.backend_type, self.vni) == (backend.type, vni):
+            return self
+        return self._replace(backend_type=backend.type, vni=vni, vtep_mac=vni and vtep_mac(self.public_ip, vni))
 
     @property
     def network(self):

@@ -474,6 +474,9 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
         changed, diffs, more = env(lease)
         result.update(more, lease=lease.as_peer(), diff=[store_diff(store.label, before, after, public_ip)] + diffs)
     own, peers, skipped = split_peers(leases, public_ip, netconf)
+    if check_mode and netconf is not None and state != 'absent':
+        # the real run's peers hold the new backend once every node has run: so plan with them
+        peers = [peer.after_run(netconf.backend) if compatible(netconf, peer.network) else peer for peer in peers]
     if state == 'query':
         result['lease'] = own.as_peer() if own else None
     else:

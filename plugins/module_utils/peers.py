@@ -10,7 +10,7 @@ Standard library only.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils import iproute, ipv4
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, Lease
 
 
@@ -137,6 +137,25 @@ def classify_peers(peers, lookups, direct_routing=True):
         ip = peer['public_ip'] if isinstance(peer, dict) else peer.public_ip
         (vxlan if on_link(lookups.get(ip)) else direct).append(peer)
     return direct, vxlan
+
+
+def decide_direct(run, peers, direct_routing, given=None):
+    """The node run's one decision of which vxlan peers are direct -> (direct, vxlan).
+
+    ``given``: the ``direct_peers`` vxlan_link decided (peer dicts): taken as they are, so the
+    routes follow the device entries and no lookup runs. Else one set of kernel route lookups
+    (``iproute.route_get``: one process) and flannel's rule (``classify_peers``); vxlan_link and
+    direct_route both call this with the same inputs (the vxlan peers, DirectRouting), so without
+    ``given`` they still decide alike unless the kernel's routes change between the two tasks.
+    """
+    if not direct_routing:
+        return [], list(peers)
+    if given is not None:
+        ips = set(peer.get('public_ip') for peer in given if isinstance(peer, dict))
+        return [p for p in peers if p.public_ip in ips], [p for p in peers if p.public_ip not in ips]
+    lookups = iproute.route_get(run, [p.public_ip for p in peers]) if peers else {}
+    check_peers_not_local(peers, lookups)
+    return classify_peers(peers, lookups, direct_routing)
 
 
 def host_gw_problems(peers, lookups, iface):

@@ -14,7 +14,7 @@ import ipaddress
 import socket
 
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import addr_link, external_interface, ipv4_addrs
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe
 from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
@@ -23,7 +23,6 @@ from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
     write_atomic)
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import vtep_mac
 
 
 def flannel_mtu(backend, iface_mtu):

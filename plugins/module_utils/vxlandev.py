@@ -11,7 +11,6 @@ Standard library only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import hashlib
 import re
 from collections import namedtuple
 
@@ -20,7 +19,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
     addr_link, external_interface, ipv4_addrs, links_by_name)
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
-    VXLAN_OVERHEAD, DataplaneError, check_mac, check_vni)
+    VXLAN_OVERHEAD, DataplaneError, check_mac, check_vni, vtep_mac)
 
 DEFAULT_VXLAN_PORT = 8472
 
@@ -28,13 +27,6 @@ VxlanSpec = namedtuple('VxlanSpec', ['name', 'vni', 'dev', 'local', 'port', 'gbp
                                      'mtu', 'mac', 'address', 'network'])
 
 _FLANNEL_DEV = re.compile(r'^flannel\.\d+$')
-
-
-def vtep_mac(public_ip, vni):
-    """Deterministic locally administered unicast MAC for (node IP, VNI)."""
-    digest = bytearray(hashlib.sha256(('%s/%d' % (public_ip, int(vni))).encode('ascii')).digest())
-    digest[0] = (digest[0] & 0xfe) | 0x02
-    return ':'.join('%02x' % b for b in digest[:6])
 
 
 def device_name(vni):

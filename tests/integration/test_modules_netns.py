@@ -25,7 +25,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute
 
 pytestmark = [

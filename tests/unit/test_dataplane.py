@@ -144,3 +144,18 @@ def test_inputs_not_mutated():
     before = copy.deepcopy(params)
     direct_route(FakeKernel(observed([flannel()], routes=list(BASE_ROUTES))), params, check_mode=True)
     assert params == before
+
+
+def test_direct_route_takes_the_direct_peers_vxlan_link_decided():
+    kernel = FakeKernel(observed(), LOOKUPS)
+    link = vxlan_link(kernel, link_params(direct_routing=True), check_mode=True)
+    kernel = FakeKernel(observed([flannel()], routes=list(BASE_ROUTES)))   # no lookups: none may run
+    result = direct_route(kernel, route_params(direct_routing=True, direct_peers=link['direct_peers']),
+                          check_mode=True)
+    assert result['direct_peers'] == link['direct_peers'] and result['vxlan_peers'] == link['vxlan_peers']
+    assert not any(argv[:4] == ['ip', '-force', '-json', '-batch'] for argv in kernel.calls)
+    assert result['routes'] == ['172.20.2.0/24 via 198.18.0.12 proto 159',
+                                '172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159']
+    # without DirectRouting the list changes nothing: every peer goes over flannel.1
+    result = direct_route(kernel, route_params(direct_peers=link['direct_peers']), check_mode=True)
+    assert result['direct_peers'] == [] and len(result['vxlan_peers']) == 2

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import subnetnode as module
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, parse_net_conf
 
 

@@ -9,7 +9,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import plan_vxlan_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from netstate import raw, NET, MAC2, MAC3, observed, peer, neigh, fdb
 
 

@@ -8,8 +8,8 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import classify_peers, on_link, validate_peers
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.peers import classify_peers, decide_direct, on_link, validate_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from netstate import NET, OWN, peer, LOOKUPS
 
 
@@ -86,3 +86,15 @@ def test_on_link_reasons():
 def test_classify_accepts_peer_dicts():
     direct, vxlan = classify_peers([peer(2)], LOOKUPS, True)
     assert direct == [peer(2)] and vxlan == []
+
+
+def test_decide_direct_takes_a_given_decision_without_lookups():
+    peers = validate_peers([peer(2), peer(3, '198.18.1.13')], NET)
+    calls = []
+
+    def run(argv, data=None):
+        calls.append(argv)
+        return 0, '', ''
+    direct, vxlan = decide_direct(run, peers, True, [peer(3, '198.18.1.13')])
+    assert [p.public_ip for p in direct] == ['198.18.1.13'] and [p.public_ip for p in vxlan] == ['198.18.0.12']
+    assert decide_direct(run, peers, False, [peer(2)]) == ([], peers) and calls == []
