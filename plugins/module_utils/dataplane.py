@@ -100,8 +100,8 @@ def _vxlan_absent(run, name, prune):
                   direct_peers=[], vxlan_peers=[], ignored_peers=[])
 
     def diff():
-        before = devices_text(observed, flannel_devices(observed))
-        return before, [line for line in before if line.split()[1] not in gone and line.split()[-1] not in gone]
+        devices = flannel_devices(observed)
+        return devices_text(observed, devices), devices_text(observed, [d for d in devices if d not in gone])
     return result, ops, diff
 
 

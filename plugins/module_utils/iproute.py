@@ -21,43 +21,15 @@ import tempfile
 from collections import namedtuple
 
 
-class Op(namedtuple('Op', ['tool', 'line'])):
-    """A raw operation: ``tool`` "ip" or "bridge", ``line`` one line of its ``-batch`` input."""
-
-    __slots__ = ()
-
-    def batch_line(self):
-        return self.line
-
-
 def _op(name, fields, tool, fmt):
-    """A typed operation of a plan: a namedtuple whose batch line is ``fmt % fields``."""
+    """A typed operation of a plan: a namedtuple whose ``-batch`` line is ``fmt % self``, or
+    ``fmt(self)`` when fmt is a function."""
     def batch_line(self):
-        return fmt % self
-    return type(name, (namedtuple(name, fields),), {'__slots__': (), 'tool': tool, 'batch_line': batch_line})
-
-
-# the operations of a plan: data, rendered to ip/bridge -batch text only by batch_line() (apply, op_text)
-LinkDel = _op('LinkDel', ['dev'], 'ip', 'link del %s')
-LinkUp = _op('LinkUp', ['dev'], 'ip', 'link set %s up')
-LinkSet = _op('LinkSet', ['dev', 'attr', 'value'], 'ip', 'link set %s %s %s')   # address, mtu, type vxlan
-AddrAdd = _op('AddrAdd', ['cidr', 'dev'], 'ip', 'addr add %s dev %s')
-AddrDel = _op('AddrDel', ['cidr', 'dev'], 'ip', 'addr del %s dev %s')
-NeighReplace = _op('NeighReplace', ['ip', 'mac', 'dev'], 'ip', 'neigh replace %s lladdr %s dev %s nud permanent')
-NeighDel = _op('NeighDel', ['ip', 'dev'], 'ip', 'neigh del %s dev %s')
-FdbReplace = _op('FdbReplace', ['mac', 'dev', 'dst'], 'bridge', 'fdb replace %s dev %s dst %s self permanent')
-FdbDel = _op('FdbDel', ['mac', 'dev', 'dst'], 'bridge', 'fdb del %s dev %s dst %s self')
-
-
-class LinkAdd(namedtuple('LinkAdd', ['name', 'mac', 'mtu', 'vni', 'dev', 'local', 'port', 'learning', 'gbp'])):
-    """Create a VXLAN device (ttl 0, as flannel)."""
-
-    __slots__ = ()
-    tool = 'ip'
-
-    def batch_line(self):
-        return ('link add %s address %s mtu %d type vxlan id %d dev %s local %s dstport %d ttl 0 %s%s'
-                % (self[:7] + ('learning' if self.learning else 'nolearning', ' gbp' if self.gbp else '')))
+        return fmt(self) if callable(fmt) else fmt % self
+    attrs = {'__slots__': (), 'batch_line': batch_line}
+    if tool:   # Op has tool as a field
+        attrs['tool'] = tool
+    return type(name, (namedtuple(name, fields),), attrs)
 
 
 def route_words(dst, gateway=None, dev=None, onlink=False, protocol=None, metric=None, rtype=None):
@@ -69,28 +41,30 @@ def route_words(dst, gateway=None, dev=None, onlink=False, protocol=None, metric
     return text + (' onlink' if onlink else '')
 
 
-class RouteReplace(namedtuple('RouteReplace', ['dst', 'gateway', 'dev', 'onlink', 'protocol'])):
-    """Add or overwrite the main table's route to ``dst``."""
-
-    __slots__ = ()
-    tool = 'ip'
-
-    def text(self):
-        return route_words(*self[:4]) + ' proto %d' % self.protocol
-
-    def batch_line(self):
-        return 'route replace ' + self.text()
+def route_spec(op):
+    """A RouteReplace (or a desired Route and its protocol) in ``ip route`` syntax."""
+    return '%s proto %d' % (route_words(*op[:4]), op.protocol)
 
 
-class RouteDel(namedtuple('RouteDel', ['dst', 'gateway', 'dev', 'metric', 'rtype'])):
-    """Delete an observed route of the main table."""
-
-    __slots__ = ()
-    tool = 'ip'
-
-    def batch_line(self):
-        return 'route del %s table main' % route_words(self.dst, self.gateway, self.dev, metric=self.metric,
-                                                       rtype=self.rtype)
+# The operations of a plan: data, rendered to ip/bridge -batch text only by batch_line() (apply,
+# op_text). Op is a raw line ("ip"/"bridge" and one line of its -batch input).
+Op = _op('Op', ['tool', 'line'], None, lambda op: op.line)
+LinkAdd = _op('LinkAdd', ['name', 'mac', 'mtu', 'vni', 'dev', 'local', 'port', 'learning', 'gbp'], 'ip', lambda op: (
+    'link add %s address %s mtu %d type vxlan id %d dev %s local %s dstport %d ttl 0 %s%s'
+    % (op[:7] + ('learning' if op.learning else 'nolearning', ' gbp' if op.gbp else ''))))
+LinkDel = _op('LinkDel', ['dev'], 'ip', 'link del %s')
+LinkUp = _op('LinkUp', ['dev'], 'ip', 'link set %s up')
+LinkSet = _op('LinkSet', ['dev', 'attr', 'value'], 'ip', 'link set %s %s %s')   # address, mtu, type vxlan
+AddrAdd = _op('AddrAdd', ['cidr', 'dev'], 'ip', 'addr add %s dev %s')
+AddrDel = _op('AddrDel', ['cidr', 'dev'], 'ip', 'addr del %s dev %s')
+NeighReplace = _op('NeighReplace', ['ip', 'mac', 'dev'], 'ip', 'neigh replace %s lladdr %s dev %s nud permanent')
+NeighDel = _op('NeighDel', ['ip', 'dev'], 'ip', 'neigh del %s dev %s')
+FdbReplace = _op('FdbReplace', ['mac', 'dev', 'dst'], 'bridge', 'fdb replace %s dev %s dst %s self permanent')
+FdbDel = _op('FdbDel', ['mac', 'dev', 'dst'], 'bridge', 'fdb del %s dev %s dst %s self')
+RouteReplace = _op('RouteReplace', ['dst', 'gateway', 'dev', 'onlink', 'protocol'], 'ip',
+                   lambda op: 'route replace ' + route_spec(op))
+RouteDel = _op('RouteDel', ['dst', 'gateway', 'dev', 'metric', 'rtype'], 'ip', lambda op: 'route del %s table main'
+               % route_words(op.dst, op.gateway, op.dev, metric=op.metric, rtype=op.rtype))
 
 
 TABLE_ARGV = {

@@ -117,22 +117,11 @@ def check_vni(value, what='vni'):
     return value
 
 
-def check_backend(value, what):
-    if value not in BACKENDS:
-        raise LeaseError('%s: %r is not a backend name (one of %s)' % (what, value, ', '.join(BACKENDS)))
-    return value
-
-
 def vtep_mac(public_ip, vni):
     """The VtepMAC of (node IP, VNI): deterministic, locally administered unicast, stable across runs."""
     digest = bytearray(hashlib.sha256(('%s/%d' % (public_ip, int(vni))).encode('ascii')).digest())
     digest[0] = (digest[0] & 0xfe) | 0x02
     return ':'.join('%02x' % b for b in digest[:6])
-
-
-def first_ip(subnet):
-    """The lease's network address: the peer's flannel.N address ("subnet .0")."""
-    return ipv4.ip_text(ipv4.parse_net(subnet, strict=False)[0])
 
 
 def subnet_from_key(key):
@@ -169,7 +158,9 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
                            what + ' subnet')[1]
         public_ip = check_node_ip(str(public_ip) if isinstance(public_ip, ipaddress.IPv4Address)
                                   else public_ip, what + ' public_ip')
-        check_backend(backend_type, what + ' backend_type')
+        if backend_type not in BACKENDS:
+            raise LeaseError('%s backend_type: %r is not a backend name (one of %s)'
+                             % (what, backend_type, ', '.join(BACKENDS)))
         if backend_type != 'vxlan':
             return cls(subnet, public_ip, backend_type, None, None)
         if vtep_mac is None:

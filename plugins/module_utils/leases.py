@@ -35,6 +35,7 @@ SUBNET_ENV_PATH = '/run/flannel/subnet.env'
 SUBNET_ENV_KEYS = ('FLANNEL_NETWORK', 'FLANNEL_SUBNET', 'FLANNEL_IPV6_NETWORK',
                    'FLANNEL_IPV6_SUBNET', 'FLANNEL_MTU', 'FLANNEL_IPMASQ')
 
+
 def _subnet(value, what):
     try:
         return ipaddress.IPv4Network(value if isinstance(value, (str, ipaddress.IPv4Network)) else '<%r>' % (value,))
@@ -95,11 +96,6 @@ def _free_subnets(netconf, taken):
             continue
         yield ipaddress.IPv4Network((cand, netconf.subnet_len))
         cand += size
-
-
-def _lowest_free(netconf, taken):
-    """Lowest subnet of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``."""
-    return next(_free_subnets(netconf, taken), None)
 
 
 def _overlaps(subnet, taken):

@@ -36,7 +36,7 @@ from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute, trafficrules
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, ifname_problem
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key, route_text
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
@@ -360,7 +360,7 @@ class Guard(object):
         if ops:
             self.log('%s: re-added %d route(s) in %.0f ms: %s' % (
                 reason, len(ops), (self.clock() - start) * 1000,
-                '; '.join(op.text() for op in ops)))
+                '; '.join(route_text(op) for op in ops)))
         return waiting
 
     def heal_rules(self, reason):

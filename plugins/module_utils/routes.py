@@ -16,7 +16,7 @@ __metaclass__ = type
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import RouteDel, RouteReplace, route_words
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import RouteDel, RouteReplace, route_spec, route_words
 
 ROUTE_PROTOCOL = 159
 
@@ -88,7 +88,7 @@ def replace_op(route):
 
 def route_text(route):
     """A Route (desired) in ``ip route`` syntax."""
-    return replace_op(route).text()
+    return route_spec(replace_op(route))
 
 
 def observed_route_text(route):

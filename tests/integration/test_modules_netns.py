@@ -296,7 +296,7 @@ def test_host_gw_ping_on_one_segment(lab):
     for name in ('n1', 'n2'):
         peer = 'n2' if name == 'n1' else 'n1'
         direct_route(lab[name].run, route_params(lab, name, backend='host-gw',
-                                                    peers=[lease(lab[peer], 'host-gw')]))
+                                                 peers=[lease(lab[peer], 'host-gw')]))
     assert ping(lab['n1'], '172.20.1.1', '172.20.2.1')
 
 

@@ -62,14 +62,12 @@ def spec(**kw):
     return VxlanSpec(**base)
 
 
-
 def neigh(ip, mac, dev='flannel.1', state='PERMANENT'):
     return {'dst': ip, 'dev': dev, 'lladdr': mac, 'state': [state]}
 
 
 def fdb(mac, dst, dev='flannel.1'):
     return {'mac': mac, 'ifname': dev, 'dst': dst, 'flags': ['self'], 'state': 'permanent'}
-
 
 
 def route(dst, gw=None, dev='eth0', proto=None, onlink=False, **kw):
@@ -87,7 +85,6 @@ BASE_ROUTES = [route('default', '198.18.0.1'),
                route('172.20.1.0/24', dev='cni0', proto='kernel', scope='link'),
                route('172.20.99.0/24', '198.18.0.1', proto='boot'),        # foreign, inside
                route('10.9.0.0/16', '198.18.0.1', proto='159')]            # ours by proto, outside
-
 
 
 class FakeKernel:
@@ -135,10 +132,8 @@ LOOKUPS = {'198.18.0.12': [{'dst': '198.18.0.12', 'dev': 'eth0'}],
            '198.18.1.13': [{'dst': '198.18.1.13', 'gateway': '198.18.0.1', 'dev': 'eth0'}]}
 
 
-
 LOOKUPS = {'198.18.0.12': [{'dst': '198.18.0.12', 'dev': 'eth0'}],
            '198.18.1.13': [{'dst': '198.18.1.13', 'gateway': '198.18.0.1', 'dev': 'eth0'}]}
-
 
 
 def route_params(**kw):

@@ -74,7 +74,6 @@ def test_vxlan_link_absent():
     assert not vxlan_link(kernel, dict(state='absent', vni=1))['changed']
 
 
-
 def test_direct_route_vxlan_with_direct_routing():
     kernel = FakeKernel(observed([flannel()], routes=list(BASE_ROUTES)), LOOKUPS)
     result = direct_route(kernel, route_params(direct_routing=True))
@@ -90,7 +89,7 @@ def test_direct_route_refuses_a_peer_with_this_nodes_address(kw):
     lookups = dict(LOOKUPS, **{'198.18.0.12': [{'type': 'local', 'dst': '198.18.0.12', 'dev': 'lo'}]})
     kernel = FakeKernel(observed([flannel()], routes=list(BASE_ROUTES)), lookups)
     with pytest.raises(DataplaneError, match=r"peer 198.18.0.12 \(subnet 172.20.2.0/24\): public_ip is this "
-                                                r"node's own address"):
+                                             r"node's own address"):
         direct_route(kernel, route_params(**kw))
     assert kernel.writes == []
 

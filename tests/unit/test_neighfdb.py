@@ -33,7 +33,7 @@ def test_plan_peers_in_sync_and_stale_removed_only_on_device():
                         fdb('33:33:00:00:00:01', None, dev='eth0')])
     ops = plan_vxlan_peers(obs, 'flannel.1', peers)
     assert raw(ops) == [Op('ip', 'neigh del 172.20.9.0 dev flannel.1'),
-                   Op('bridge', 'fdb del %s dev flannel.1 dst 198.18.1.13 self' % MAC3)]
+                        Op('bridge', 'fdb del %s dev flannel.1 dst 198.18.1.13 self' % MAC3)]
 
 
 def test_plan_peers_changed_mac_and_ip():
@@ -41,8 +41,8 @@ def test_plan_peers_changed_mac_and_ip():
     obs = observed(neigh=[neigh('172.20.2.0', MAC3)], fdb=[fdb(MAC2, '198.18.0.77')])
     ops = plan_vxlan_peers(obs, 'flannel.1', peers)
     assert raw(ops) == [Op('ip', 'neigh replace 172.20.2.0 lladdr %s dev flannel.1 nud permanent' % MAC2),
-                   Op('bridge', 'fdb del %s dev flannel.1 dst 198.18.0.77 self' % MAC2),
-                   Op('bridge', 'fdb replace %s dev flannel.1 dst 198.18.0.12 self permanent' % MAC2)]
+                        Op('bridge', 'fdb del %s dev flannel.1 dst 198.18.0.77 self' % MAC2),
+                        Op('bridge', 'fdb replace %s dev flannel.1 dst 198.18.0.12 self permanent' % MAC2)]
 
 
 def test_plan_peers_nonpermanent_entry_replaced():

@@ -9,7 +9,6 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import classify_peers, decide_direct, on_link, validate_peers
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from netstate import NET, OWN, peer, LOOKUPS
 
 

@@ -46,8 +46,8 @@ def test_plan_routes_stale_removed_foreign_kept():
                             route('172.20.5.0/24', '198.18.0.15', proto='159', metric=100)]
     ops = plan_routes(observed(routes=routes), [], NET, OWN)
     assert raw(ops) == [Op('ip', 'route del 172.20.2.0/24 via 172.20.2.0 dev flannel.1 table main'),
-                   Op('ip', 'route del 172.20.4.0/24 via 172.20.4.0 dev flannel.1 table main'),
-                   Op('ip', 'route del 172.20.5.0/24 via 198.18.0.15 dev eth0 metric 100 table main')]
+                        Op('ip', 'route del 172.20.4.0/24 via 172.20.4.0 dev flannel.1 table main'),
+                        Op('ip', 'route del 172.20.5.0/24 via 198.18.0.15 dev eth0 metric 100 table main')]
 
 
 def test_plan_routes_switch_vxlan_to_direct_is_one_replace():

@@ -60,12 +60,12 @@ def test_plan_vxlan_link_fix_in_place():
     ops, fresh = plan_vxlan_link(observed([link]), spec())
     assert not fresh
     assert raw(ops) == [Op('ip', 'link set flannel.1 address %s' % MAC1),
-                   Op('ip', 'link set flannel.1 mtu 1450'),
-                   Op('ip', 'link set flannel.1 type vxlan nolearning'),
-                   Op('ip', 'addr del 172.20.7.0/32 dev flannel.1'),
-                   Op('ip', 'addr del 172.20.1.0/24 dev flannel.1'),
-                   Op('ip', 'addr add 172.20.1.0/32 dev flannel.1'),
-                   Op('ip', 'link set flannel.1 up')]
+                        Op('ip', 'link set flannel.1 mtu 1450'),
+                        Op('ip', 'link set flannel.1 type vxlan nolearning'),
+                        Op('ip', 'addr del 172.20.7.0/32 dev flannel.1'),
+                        Op('ip', 'addr del 172.20.1.0/24 dev flannel.1'),
+                        Op('ip', 'addr add 172.20.1.0/32 dev flannel.1'),
+                        Op('ip', 'link set flannel.1 up')]
 
 
 def test_plan_vxlan_absent():
