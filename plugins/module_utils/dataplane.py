@@ -188,6 +188,10 @@ def _routes_present(run, params, backend, network, own, result, check_mode):
     else:
         observed = iproute.observe(run, ['link', 'route'], VXLAN_LINKS)
         direct, vxlan, want = _vxlan_routes(run, observed, params, peers, result['warnings'], check_mode)
+    if check_mode:   # vxlan_link runs first and deletes the other flannel.<n>: the kernel drops their routes
+        keep = device_name(params.get('vni', 1)) if backend == 'vxlan' else None
+        observed['route'] = [r for r in observed.get('route') or []
+                             if not (r.get('dev') or '').startswith('flannel.') or r.get('dev') == keep]
     result.update(direct_peers=_out(direct), vxlan_peers=_out(vxlan),
                   ignored_peers=_out(ignored), routes=[route_text(r) for r in want])
     return observed, want

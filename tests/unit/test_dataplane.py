@@ -158,3 +158,13 @@ def test_direct_route_takes_the_direct_peers_vxlan_link_decided():
     # without DirectRouting the list changes nothing: every peer goes over flannel.1
     result = direct_route(kernel, route_params(direct_peers=link['direct_peers']), check_mode=True)
     assert result['direct_peers'] == [] and len(result['vxlan_peers']) == 2
+
+
+def test_direct_route_check_mode_counts_on_vxlan_link_removing_stale_devices():
+    """flannel.2's routes go with the device (vxlan_link runs first): check mode plans no delete."""
+    stale = route('172.20.2.0/24', '172.20.2.0', 'flannel.2', onlink=True)
+    kernel = FakeKernel(observed([flannel()], routes=list(BASE_ROUTES) + [stale]))
+    checked = direct_route(kernel, route_params(), check_mode=True)
+    assert not any('route del' in line for line in checked['plan']) and 'flannel.2' not in checked['diff']['before']
+    real = direct_route(kernel, route_params())
+    assert 'flannel.2' in real['diff']['before'] and real['plan'] == checked['plan']   # alone, it replaces
