@@ -35,7 +35,7 @@ import time
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute, trafficrules
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, ifname_problem
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key, route_text
 
 STATE_FILE = '/run/flannel/routes.json'
@@ -61,18 +61,16 @@ class RouteGuardError(Exception):
 
 # ------------------------------------------------------------------ state file (pure)
 
+def _checked(check, value, what):
+    """A validator of lease.py, raising RouteGuardError."""
+    try:
+        return check(value, what)
+    except LeaseError as exc:
+        raise RouteGuardError(str(exc))
+
+
 def _net(value, what):
-    try:
-        return ipaddress.IPv4Network(str(value), strict=True)
-    except ValueError as exc:
-        raise RouteGuardError('%s: %r is not an IPv4 network (%s)' % (what, value, exc))
-
-
-def _gateway(value, what):
-    try:
-        return str(ipaddress.IPv4Address(str(value)))
-    except ValueError:
-        raise RouteGuardError('%s: %r is not an IPv4 address' % (what, value))
+    return ipaddress.IPv4Network(_checked(check_net, str(value), what)[1])
 
 
 def parse_route_line(line):
@@ -103,9 +101,9 @@ def route_entry(entry):
         return parse_route_line(entry)
     if not isinstance(entry, dict):
         raise RouteGuardError('route %r: must be a route line or a dict' % (entry,))
-    dst = str(_net(entry.get('dst'), 'route dst'))
+    dst = _checked(check_net, str(entry.get('dst')), 'route dst')[1]
     gateway = entry.get('gateway')
-    gateway = _gateway(gateway, 'route %s gateway' % dst) if gateway else None
+    gateway = _checked(check_ip, str(gateway), 'route %s gateway' % dst) if gateway else None
     dev = entry.get('dev') or None
     if dev is not None and ifname_problem(dev):
         raise RouteGuardError('route %s dev: %r is not an interface name' % (dst, dev))
