@@ -11,7 +11,9 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from netstate import MAC1, MAC2, MAC3, flannel, observed, peer, neigh, fdb, route, BASE_ROUTES, FakeKernel, LOOKUPS, link_params, route_params
+from ansible_collections.kubeasz.network.tests.unit.netstate import (
+    MAC1, MAC2, MAC3, flannel, observed, peer, neigh, fdb, route, BASE_ROUTES, FakeKernel, LOOKUPS,
+    link_params, route_params)
 
 
 def test_vxlan_link_entry_point_processes_and_result():

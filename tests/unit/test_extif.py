@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import ExternalInterface, external_interface
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from netstate import observed
+from ansible_collections.kubeasz.network.tests.unit.netstate import observed
 
 
 # -------------------------------------------------------- external_interface

@@ -10,7 +10,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import plan_vxlan_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
-from netstate import raw, NET, MAC2, MAC3, observed, peer, neigh, fdb
+from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, MAC2, MAC3, observed, peer, neigh, fdb
 
 
 def test_plan_peers_fresh_order():

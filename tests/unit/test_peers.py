@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import classify_peers, decide_direct, on_link, validate_peers
-from netstate import NET, OWN, peer, LOOKUPS
+from ansible_collections.kubeasz.network.tests.unit.netstate import NET, OWN, peer, LOOKUPS
 
 
 # -------------------------------------------------------------- validation

@@ -8,7 +8,7 @@ __metaclass__ = type
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import desired_routes, is_owned, observed_route_text, plan_routes, route_text
-from netstate import raw, NET, OWN, observed, peer, route, BASE_ROUTES
+from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, OWN, observed, peer, route, BASE_ROUTES
 
 
 def test_is_owned():

@@ -12,7 +12,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, check_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import plan_vxlan_absent, plan_vxlan_link
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
-from netstate import raw, MAC1, flannel, observed, spec, FakeKernel, link_params
+from ansible_collections.kubeasz.network.tests.unit.netstate import raw, MAC1, flannel, observed, spec, FakeKernel, link_params
 
 
 # ------------------------------------------------------------------ vtep_mac
