@@ -25,8 +25,8 @@ def _op(name, fields, tool, fmt):
     """A typed operation of a plan: a namedtuple whose ``-batch`` line is ``fmt % self``, or
     ``fmt(self)`` when fmt is a function."""
     def batch_line(self):
-        return fmt(self) if callable(fmt) else fmt % self
-    attrs = {'__slots__': (), 'batch_line': batch_line}
+        return fmt % self
+    attrs = {'__slots__': (), 'batch_line': fmt if callable(fmt) else batch_line}
     if tool:   # Op has tool as a field
         attrs['tool'] = tool
     return type(name, (namedtuple(name, fields),), attrs)

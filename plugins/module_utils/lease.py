@@ -153,20 +153,25 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
     @classmethod
     def make(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None):
         """Validate a lease given as text or ipaddress objects (``what`` names it in errors)."""
+        return cls.parse(subnet, public_ip, backend_type, vni, vtep_mac, what)[0]
+
+    @classmethod
+    def parse(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None):
+        """(validated lease, its subnet as ipv4's (int, prefix)): ``make`` for callers that need both."""
         what = what or 'lease %s' % (subnet,)
-        subnet = check_net(str(subnet) if isinstance(subnet, ipaddress.IPv4Network) else subnet,
-                           what + ' subnet')[1]
+        net, subnet = check_net(str(subnet) if isinstance(subnet, ipaddress.IPv4Network) else subnet,
+                                what + ' subnet')
         public_ip = check_node_ip(str(public_ip) if isinstance(public_ip, ipaddress.IPv4Address)
                                   else public_ip, what + ' public_ip')
         if backend_type not in BACKENDS:
             raise LeaseError('%s backend_type: %r is not a backend name (one of %s)'
                              % (what, backend_type, ', '.join(BACKENDS)))
         if backend_type != 'vxlan':
-            return cls(subnet, public_ip, backend_type, None, None)
+            return cls(subnet, public_ip, backend_type, None, None), net
         if vtep_mac is None:
             raise LeaseError('%s: a vxlan peer needs vtep_mac' % what)
         return cls(subnet, public_ip, backend_type, vni if vni is None else check_vni(vni, what + ' vni'),
-                   check_mac(vtep_mac, what + ' vtep_mac'))
+                   check_mac(vtep_mac, what + ' vtep_mac')), net
 
     def after_run(self, backend):
         """This lease once its node has run flannel_subnet with ``backend`` (a netconf Backend):
@@ -229,7 +234,12 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
     @classmethod
     def from_peer(cls, peer, what='peer'):
         """Validate a peer dict (as passed between modules) into a Lease."""
+        return cls.parse_peer(peer, what)[0]
+
+    @classmethod
+    def parse_peer(cls, peer, what='peer'):
+        """from_peer -> (Lease, its subnet as ipv4's (int, prefix))."""
         if not isinstance(peer, dict):
             raise LeaseError('%s: a peer must be a dict, got %r' % (what, peer))
-        return cls.make(peer.get('subnet'), peer.get('public_ip'), peer.get('backend_type') or 'vxlan',
-                        peer.get('vni'), peer.get('vtep_mac'), what)
+        return cls.parse(peer.get('subnet'), peer.get('public_ip'), peer.get('backend_type') or 'vxlan',
+                         peer.get('vni'), peer.get('vtep_mac'), what)

@@ -24,8 +24,7 @@ def _peer_name(index, raw):
 def _parse_peer(index, raw, network):
     """One peer dict -> (Lease, parsed subnet); LeaseError names the peer."""
     name = _peer_name(index, raw)
-    peer = Lease.from_peer(raw, name)
-    subnet = ipv4.parse_net(peer.subnet)
+    peer, subnet = Lease.parse_peer(raw, name)
     if network is not None and not ipv4.subnet_of(subnet, network):
         raise DataplaneError('%s subnet: %s is not inside the cluster network %s'
                              % (name, peer.subnet, ipv4.net_text(network)))
