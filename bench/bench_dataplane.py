@@ -29,7 +29,9 @@ import tracemalloc
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
 
-from ansible_collections.kubeasz.network.plugins.module_utils import dataplane as dp  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute  # noqa: E402
 
 MARK = 'KUBEASZ_BENCH_IN_NETNS'
@@ -56,7 +58,7 @@ def peers(count):
         # even peers share the underlay segment (direct with DirectRouting), odd ones sit behind the gateway
         ip = ('198.18.%d.%d' if i % 2 == 0 else '100.64.%d.%d') % (i // 250, i % 250 + 2)
         out.append({'subnet': '10.%d.%d.0/24' % (i // 256, i % 256), 'public_ip': ip,
-                    'backend_type': 'vxlan', 'vni': 1, 'vtep_mac': dp.vtep_mac(ip, 1)})
+                    'backend_type': 'vxlan', 'vni': 1, 'vtep_mac': vtep_mac(ip, 1)})
     return out
 
 
@@ -71,8 +73,8 @@ def params(peer_list, direct_routing):
 
 def run_both(run, link, route, check_mode=False):
     """Both modules' work, as a run without --diff does it."""
-    r1 = dp.vxlan_link(run, link, check_mode=check_mode, diff=False)
-    r2 = dp.direct_route(run, route, check_mode=check_mode, diff=False)
+    r1 = vxlan_link(run, link, check_mode=check_mode, diff=False)
+    r2 = direct_route(run, route, check_mode=check_mode, diff=False)
     return r1, r2
 
 
@@ -84,7 +86,7 @@ def timed(fn):
 
 def teardown():
     subprocess.run(['ip', 'link', 'del', 'flannel.1'], check=False, stderr=subprocess.DEVNULL)
-    sh('ip', 'route', 'flush', 'proto', str(dp.ROUTE_PROTOCOL))
+    sh('ip', 'route', 'flush', 'proto', str(ROUTE_PROTOCOL))
 
 
 def raw_batches(ops_text, tmp):

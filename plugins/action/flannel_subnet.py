@@ -7,11 +7,10 @@ store=etcd|kube: the module talks to the store from the node; this plugin only c
 files named by etcd_ca/etcd_cert/etcd_key/kube_ca/kube_cert/kube_key from the controller to the
 task's temporary directory on the node (removed after the task) and runs the module.
 
-store=file:
-present: module(state=query) on the node -> allocate under the lease file's lock on the
-         controller -> save (not in check mode) -> module(state=present, subnet=...).
-absent:  module(state=query) unless public_ip is given -> release -> module(state=absent).
-query:   module(state=query) -> own lease and peers from the store; nothing changes.
+store=file: module(state=query) on the node for its facts (absent: unless public_ip is given), then
+``leases.lease_state()`` (the state machine the module runs for etcd/kube) on the controller with
+the lease file under its lock; subnet.env is written by module(state=present, subnet=...) and
+removed by module(state=absent).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,8 +20,8 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    FileStore, LeaseError, own_entries, parse_leases, split_peers, store_diff)
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (
     ARGUMENT_SPEC, ACTION_REQUIRED_IF, TLS_FILES)
@@ -33,10 +32,6 @@ MODULE = 'kubeasz.network.flannel_subnet'
 def diffs_of(res):
     diff = res.get('diff') or []
     return list(diff) if isinstance(diff, list) else [diff]
-
-
-def lease_diff(path, before, after, public_ip):
-    return store_diff(path, before, after, public_ip)
 
 
 class ActionModule(ActionBase):
@@ -54,7 +49,7 @@ class ActionModule(ActionBase):
             if args['store'] != 'file':
                 result.update(self._on_node(args))
                 return result
-            result.update(getattr(self, '_' + args['state'])(args, netconf))
+            result.update(self._file_store(args, netconf))
         except (LeaseError, OSError) as exc:
             raise AnsibleActionFail(str(exc))
         finally:
@@ -112,66 +107,34 @@ class ActionModule(ActionBase):
         except _ModuleFailed as exc:
             return exc.result
 
-    def _present(self, args, netconf):
+    def _file_store(self, args, netconf):
+        """store=file: the lease state machine on the controller, the node's side by the module."""
+        state, check_mode = args['state'], self._task.check_mode
+        results = []
         try:
-            facts = self._module(args, state='query')
-            store = FileStore(args['lease_file'])
-            backend = netconf.backend
-            with store.locked(create=not self._task.check_mode):
-                lease, store_changed, warnings, before, after = store.acquire(
-                    netconf, facts['public_ip'], backend.type,
-                    backend.vni if backend.type == 'vxlan' else None, facts.get('vtep_mac'),
-                    preferred=facts.get('previous_subnet'), config=args['network'],
-                    check_mode=self._task.check_mode)
-            leases, dummy, dummy2 = parse_leases(after['leases'])
-            dummy, peers, more = split_peers(leases, lease.public_ip, netconf)
-            res = self._module(args, state='present', subnet=str(lease.subnet))
-        except _ModuleFailed as exc:
-            return exc.result
-        out = self._facts(facts)
-        out.update(self._facts(res))
-        out.update(lease=lease.as_peer(), peers=[p.as_peer() for p in peers],
-                   changed=bool(store_changed or res.get('changed')),
-                   diff=[lease_diff(store.path, before, after, lease.public_ip)] + diffs_of(res))
-        return self._warn(out, warnings + more, facts, res)
+            if state == 'absent' and args['public_ip']:
+                facts = dict(public_ip=args['public_ip'])
+            else:
+                results.append(self._module(args, state='query'))
+                facts = self._facts(results[0])
+                if netconf is not None:
+                    backend = netconf.backend
+                    facts.update(backend_type=backend.type, vni=backend.vni if backend.type == 'vxlan' else None)
 
-    def _query(self, args, netconf):
-        try:
-            facts = self._module(args, state='query')
+            def env(lease):
+                if state == 'query':
+                    return False, [], {}
+                res = self._module(args, state=state, **({} if lease is None else {'subnet': lease.subnet}))
+                results.append(res)
+                return bool(res.get('changed')), diffs_of(res), self._facts(res)
+            out = lease_state(FileStore(args['lease_file']), state, netconf, facts, env, args['network'], check_mode)
         except _ModuleFailed as exc:
             return exc.result
-        store = FileStore(args['lease_file'])
-        with store.locked(shared=True, create=False):
-            doc = store.load()
-        leases, warnings, dummy = parse_leases(doc['leases'])
-        own, peers, more = split_peers(leases, facts['public_ip'], netconf)
-        out = self._facts(facts)
-        out.update(changed=False, lease=own.as_peer() if own else None, peers=[p.as_peer() for p in peers])
-        return self._warn(out, warnings + more)
-
-    def _absent(self, args, netconf):
-        try:
-            facts = {} if args['public_ip'] else self._module(args, state='query')
-            public_ip = args['public_ip'] or facts['public_ip']
-            store = FileStore(args['lease_file'])
-            with store.locked(create=not self._task.check_mode):
-                before = store.load()
-                gone, store_changed = store.release(public_ip, check_mode=self._task.check_mode)
-                after = before if self._task.check_mode else store.load()
-                leases, warnings, dummy = parse_leases(after['leases'])
-            res = self._module(args, state='absent')
-        except _ModuleFailed as exc:
-            return exc.result
-        if self._task.check_mode:
-            leases = [lease for lease in leases if lease not in gone]
-        dummy, peers, more = split_peers(leases, public_ip, netconf)
-        out = self._facts(facts)
-        out.update(public_ip=str(public_ip), subnet_env={}, lease=gone[0].as_peer() if gone else None,
-                   peers=[p.as_peer() for p in peers], changed=bool(store_changed or res.get('changed')),
-                   diff=[dict(before=own_entries(before, public_ip), after='',
-                              before_header='%s (%s)' % (store.path, public_ip),
-                              after_header='%s (%s)' % (store.path, public_ip))] + diffs_of(res))
-        return self._warn(out, warnings + more)
+        for key in ('backend_type', 'vni'):
+            out.pop(key, None)
+        if state == 'query':
+            out.pop('diff', None)
+        return self._warn(out, out.pop('warnings'), *results)
 
     @staticmethod
     def _warn(out, warnings, *results):

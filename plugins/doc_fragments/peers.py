@@ -14,8 +14,8 @@ options:
   peers:
     description:
       - The other nodes' leases, as returned by M(kubeasz.network.flannel_subnet) in its C(peers).
-      - Peers of another backend type are ignored (as flanneld does) and returned in
-        RV(ignored_peers). Every peer is validated before anything changes.
+      - Peers of the other backend type (V(vxlan) or V(host-gw)) are ignored (as flanneld does) and
+        returned in RV(ignored_peers). Every peer is validated before anything changes.
     type: list
     elements: dict
     default: []

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import checksum, cni_conf, dumps
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD, ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
-    BACKENDS, MTU_MAX, MTU_MIN, PORT_MAX, VNI_MAX, VXLAN_OVERHEAD, Backend, NetConf, NetConfError,
+    MTU_MAX, MTU_MIN, PORT_MAX, Backend, NetConf, NetConfError,
     is_int, backend_dict, backend_json, default_subnet_len, parse_net_conf, to_net_conf)
 
 DATAPLANES = ('flanneld', 'ansible')
 NAMESPACES = ('kube-system', 'kube-flannel')  # kubeasz's, upstream flannel's
 STORES = ('file', 'etcd', 'kube')
 PROXY_MODES = ('iptables', 'ipvs', 'nftables')
-IFNAMSIZ = 16
 HOSTS_KEYS = ('CLUSTER_NETWORK', 'CLUSTER_CIDR', 'SERVICE_CIDR', 'PROXY_MODE')
 # Ranges the kernel treats specially: never a pod or service network.
 SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(net), what) for net, what in (
@@ -238,22 +238,6 @@ def _read_bound(r, key, network, subnet_len):
               % (_show(value), subnet_len, ipaddress.IPv4Address(int(ip) & ~(size - 1))))
         return None
     return ipaddress.IPv4Network((int(ip), subnet_len))
-
-
-_BAD_IFNAME_CHARS = re.compile(r'[/:\s]')
-
-
-def ifname_problem(name):
-    """Why ``name`` is not a valid Linux interface name (kernel dev_valid_name), or None."""
-    if not isinstance(name, str) or not name:
-        return 'is empty or not a string'
-    if len(name) >= IFNAMSIZ:
-        return 'is %d characters long (at most %d)' % (len(name), IFNAMSIZ - 1)
-    if name in ('.', '..'):
-        return 'is not allowed as a name'
-    if _BAD_IFNAME_CHARS.search(name):
-        return "contains '/', ':' or whitespace"
-    return None
 
 
 def _read_iface(r):

@@ -1,17 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The dataplane entry points of the vxlan_link and direct_route modules:
-observe -> plan -> apply.
-
-The planning code lives beside it, one concern per file; this module
-re-exports those names so that ``dataplane.<name>`` keeps working:
-
-- ``peers``: Peer, DataplaneError, validation, direct/vxlan classification;
-- ``extif``: the external interface;
-- ``vxlandev``: the flannel.<VNI> device (spec, plan, stale devices, text);
-- ``neighfdb``: the per-peer neighbour and FDB entries;
-- ``routes``: Route, desired_routes, is_owned, plan_routes.
+"""The dataplane entry points of the vxlan_link and direct_route modules (observe -> plan -> apply)
+and their AnsibleModule glue; the planning lives beside it, one concern per file.
 
 Standard library only (runs on the managed node).
 """
@@ -21,34 +12,18 @@ __metaclass__ = type
 
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
-from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
-    ExternalInterface, addr_link, external_interface, ipv4_addrs, links_by_name)
-from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import (
-    device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries)
+from ansible_collections.kubeasz.network.plugins.module_utils.extif import external_interface, links_by_name
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, DataplaneError, check_vni
+from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
-    MAX_VNI, DataplaneError, Peer, check_ifname, check_mac, check_peers_not_local,
-    check_peers_vs_address, check_vni, classify_peers, first_ip, host_gw_problems, on_link, peers_out,
-    split_by_backend, validate_peer, validate_peers)
+    check_peers_not_local, check_peers_vs_address, decide_direct, host_gw_problems, split_by_backend,
+    validate_peers)
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import (
-    ROUTE_PROTOCOL, Route, desired_routes, is_owned, observed_route_text, owned_routes,
-    plan_routes, route_del_line, route_matches, route_text)
+    desired_routes, observed_route_text, owned_routes, plan_routes, route_text)
 from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import (
-    DEFAULT_VXLAN_PORT, VXLAN_OVERHEAD, VxlanSpec, device_name, devices_text, flannel_devices,
-    link_add_line, link_text, plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_attrs,
-    spec_text, vtep_mac, vxlan_link_attrs, vxlan_link_spec)
+    device_name, devices_text, flannel_devices, plan_stale_devices, plan_vxlan_absent, plan_vxlan_link,
+    spec_text, vxlan_link_spec)
 
-__all__ = [  # the planning names, re-exported (dataplane.<name> keeps working)
-    'BACKENDS', 'DEFAULT_VXLAN_PORT', 'DataplaneError', 'ExternalInterface', 'MAX_VNI', 'PEER_OPTIONS', 'Peer',
-    'ROUTE_PROTOCOL',
-    'Route', 'VXLAN_OVERHEAD', 'VxlanSpec', 'addr_link', 'check_ifname', 'check_mac', 'check_vni',
-    'classify_peers', 'desired_routes', 'device_fdb', 'device_name', 'device_neighbours', 'direct_route',
-    'external_interface', 'first_ip', 'flannel_devices', 'ipv4_addrs', 'is_owned', 'link_add_line',
-    'link_text', 'links_by_name', 'observed_route_text', 'on_link', 'op_text', 'owned_routes',
-    'plan_routes', 'plan_stale_devices', 'plan_vxlan_absent', 'plan_vxlan_link', 'plan_vxlan_peers',
-    'route_del_line', 'route_matches', 'route_text', 'spec_attrs', 'spec_text', 'split_by_backend',
-    'run_module', 'validate_peer', 'validate_peers', 'vtep_mac', 'vxlan_link', 'vxlan_link_attrs', 'vxlan_link_spec']
-
-BACKENDS = ('vxlan', 'host-gw')
 VXLAN_STATES = ('present', 'absent', 'prune')
 # what a module reads: only vxlan links (flannel.<n> and nothing else), and the
 # neighbours / FDB of the one device
@@ -82,13 +57,12 @@ def run_module(module, entry_point):
     module.exit_json(**result)
 
 
+def _out(peers):
+    return [peer.as_peer() for peer in peers]
+
+
 def text(lines):
     return ''.join(line + '\n' for line in lines)
-
-
-def op_text(ops):
-    """A plan as shell-like commands, e.g. ["ip route del ...", "bridge fdb replace ..."]."""
-    return ['%s %s' % (op.tool, op.line) for op in ops]
 
 
 def _cidr(value, what, strict=False):
@@ -106,7 +80,7 @@ def _finish(run, result, ops, diff, check_mode, apply):
     called only when a diff is wanted (with thousands of peers the text is not free)."""
     if ops and not check_mode:
         (apply or iproute.apply)(run, ops)
-    result.update(changed=bool(ops), plan=op_text(ops))
+    result.update(changed=bool(ops), plan=iproute.op_text(ops))
     if diff is not None:
         before, after = diff()
         result['diff'] = dict(before=text(before), after=text(after))
@@ -121,13 +95,13 @@ def _vxlan_absent(run, name, prune):
     observed = iproute.observe(run, ['link', 'addr'], VXLAN_LINKS)
     link = links_by_name({'link': observed['link']}).get(name)
     ops = plan_stale_devices(observed, name) if prune else plan_vxlan_absent(observed, name)
-    gone = [op.line.split()[-1] for op in ops]
+    gone = [op.dev for op in ops]   # LinkDel only
     result = dict(device=name, vtep_mac=link.get('address') if link else None, removed=gone,
                   direct_peers=[], vxlan_peers=[], ignored_peers=[])
 
     def diff():
-        before = devices_text(observed, flannel_devices(observed))
-        return before, [line for line in before if line.split()[1] not in gone and line.split()[-1] not in gone]
+        devices = flannel_devices(observed)
+        return devices_text(observed, devices), devices_text(observed, [d for d in devices if d not in gone])
     return result, ops, diff
 
 
@@ -147,10 +121,7 @@ def _vxlan_present(run, params, name):
     spec = vxlan_link_spec(observed, params)
     check_peers_vs_address(peers, spec.address, spec.local)
     wanted, ignored = split_by_backend(peers, 'vxlan')
-    lookups = {}
-    if params.get('direct_routing') and wanted:
-        lookups = iproute.route_get(run, [p.public_ip for p in wanted])
-    direct, vxlan = classify_peers(wanted, lookups, params.get('direct_routing'))
+    direct, vxlan = decide_direct(run, wanted, params.get('direct_routing'))
     link_ops, fresh = plan_vxlan_link(observed, spec)
     ops = link_ops + plan_vxlan_peers(observed, name, vxlan, fresh)
 
@@ -158,9 +129,9 @@ def _vxlan_present(run, params, name):
         return (devices_text(observed, flannel_devices(observed)) + entries_text(
             device_neighbours(observed, name), device_fdb(observed, name), name),
             spec_text(spec) + entries_text(*wanted_entries(vxlan), dev=name))
-    removed = [op.line.split()[-1] for op in ops if op.line.startswith('link del ') and op.line != 'link del ' + name]
-    result = dict(device=name, vtep_mac=spec.mac, removed=removed, direct_peers=peers_out(direct),
-                  vxlan_peers=peers_out(vxlan), ignored_peers=peers_out(ignored))
+    removed = [op.dev for op in ops if isinstance(op, iproute.LinkDel) and op.dev != name]
+    result = dict(device=name, vtep_mac=spec.mac, removed=removed, direct_peers=_out(direct),
+                  vxlan_peers=_out(vxlan), ignored_peers=_out(ignored))
     return result, ops, diff
 
 
@@ -196,11 +167,7 @@ def _host_gw_routes(run, observed, params, peers):
 
 def _vxlan_routes(run, observed, params, peers, warnings, check_mode):
     vni = check_vni(params.get('vni', 1))
-    lookups = {}
-    if params.get('direct_routing') and peers:
-        lookups = iproute.route_get(run, [p.public_ip for p in peers])
-        check_peers_not_local(peers, lookups)
-    direct, vxlan = classify_peers(peers, lookups, params.get('direct_routing'))
+    direct, vxlan = decide_direct(run, peers, params.get('direct_routing'), params.get('direct_peers'))
     if vxlan and device_name(vni) not in links_by_name({'link': observed.get('link')}):
         message = 'device %s does not exist: run vxlan_link first' % device_name(vni)
         if not check_mode:
@@ -221,8 +188,12 @@ def _routes_present(run, params, backend, network, own, result, check_mode):
     else:
         observed = iproute.observe(run, ['link', 'route'], VXLAN_LINKS)
         direct, vxlan, want = _vxlan_routes(run, observed, params, peers, result['warnings'], check_mode)
-    result.update(direct_peers=peers_out(direct), vxlan_peers=peers_out(vxlan),
-                  ignored_peers=peers_out(ignored), routes=[route_text(r) for r in want])
+    if check_mode:   # vxlan_link runs first and deletes the other flannel.<n>: the kernel drops their routes
+        keep = device_name(params.get('vni', 1)) if backend == 'vxlan' else None
+        observed['route'] = [r for r in observed.get('route') or []
+                             if not (r.get('dev') or '').startswith('flannel.') or r.get('dev') == keep]
+    result.update(direct_peers=_out(direct), vxlan_peers=_out(vxlan),
+                  ignored_peers=_out(ignored), routes=[route_text(r) for r in want])
     return observed, want
 
 

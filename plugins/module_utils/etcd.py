@@ -32,8 +32,8 @@ try:
     from ansible.module_utils.urls import make_context
 except ImportError:   # ansible-core < 2.15: a context per request
     make_context = None
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    LeaseError, LeaseStore, allocate, decoded, parse_leases)
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseStore, allocate, decoded, parse_leases
 
 DEFAULT_PREFIX = '/coreos.com/network'
 LEASE_TTL = 24 * 3600

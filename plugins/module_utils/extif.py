@@ -13,8 +13,7 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
-    DataplaneError, _ipv4, check_ifname)
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, check_ip, check_ifname
 
 ExternalInterface = namedtuple('ExternalInterface', ['name', 'ip', 'mtu'])
 
@@ -76,7 +75,7 @@ def external_interface(observed, iface=None, iface_regex=None, public_ip=None):
     link = addr_link(observed, name) or {}
     addrs = ipv4_addrs(link)
     if public_ip:
-        ip = _ipv4(public_ip, 'public_ip')
+        ip = check_ip(public_ip, 'public_ip')
     elif addrs:
         ip = addrs[0]['local']
     else:

@@ -20,9 +20,52 @@ import subprocess
 import tempfile
 from collections import namedtuple
 
-# One operation of a plan: ``tool`` is "ip" or "bridge", ``line`` a line of
-# ``ip -batch`` / ``bridge -batch`` input, e.g. "route del 10.0.0.0/24".
-Op = namedtuple('Op', ['tool', 'line'])
+
+def _op(name, fields, tool, fmt):
+    """A typed operation of a plan: a namedtuple whose ``-batch`` line is ``fmt % self``, or
+    ``fmt(self)`` when fmt is a function."""
+    def batch_line(self):
+        return fmt % self
+    attrs = {'__slots__': (), 'batch_line': fmt if callable(fmt) else batch_line}
+    if tool:   # Op has tool as a field
+        attrs['tool'] = tool
+    return type(name, (namedtuple(name, fields),), attrs)
+
+
+def route_words(dst, gateway=None, dev=None, onlink=False, protocol=None, metric=None, rtype=None):
+    """A route in ``ip route`` syntax (batch lines and --diff text alike)."""
+    text = dst if rtype in (None, 'unicast') else '%s %s' % (rtype, dst)
+    text += (' via %s' % gateway if gateway else '') + (' dev %s' % dev if dev else '')
+    text += (' proto %s' % protocol if protocol not in (None, '') else '')
+    text += (' metric %s' % metric if metric not in (None, '') else '')
+    return text + (' onlink' if onlink else '')
+
+
+def route_spec(op):
+    """A RouteReplace (or a desired Route and its protocol) in ``ip route`` syntax."""
+    return '%s proto %d' % (route_words(*op[:4]), op.protocol)
+
+
+# The operations of a plan: data, rendered to ip/bridge -batch text only by batch_line() (apply,
+# op_text). Op is a raw line ("ip"/"bridge" and one line of its -batch input).
+Op = _op('Op', ['tool', 'line'], None, lambda op: op.line)
+LinkAdd = _op('LinkAdd', ['name', 'mac', 'mtu', 'vni', 'dev', 'local', 'port', 'learning', 'gbp'], 'ip', lambda op: (
+    'link add %s address %s mtu %d type vxlan id %d dev %s local %s dstport %d ttl 0 %s%s'
+    % (op[:7] + ('learning' if op.learning else 'nolearning', ' gbp' if op.gbp else ''))))
+LinkDel = _op('LinkDel', ['dev'], 'ip', 'link del %s')
+LinkUp = _op('LinkUp', ['dev'], 'ip', 'link set %s up')
+LinkSet = _op('LinkSet', ['dev', 'attr', 'value'], 'ip', 'link set %s %s %s')   # address, mtu, type vxlan
+AddrAdd = _op('AddrAdd', ['cidr', 'dev'], 'ip', 'addr add %s dev %s')
+AddrDel = _op('AddrDel', ['cidr', 'dev'], 'ip', 'addr del %s dev %s')
+NeighReplace = _op('NeighReplace', ['ip', 'mac', 'dev'], 'ip', 'neigh replace %s lladdr %s dev %s nud permanent')
+NeighDel = _op('NeighDel', ['ip', 'dev'], 'ip', 'neigh del %s dev %s')
+FdbReplace = _op('FdbReplace', ['mac', 'dev', 'dst'], 'bridge', 'fdb replace %s dev %s dst %s self permanent')
+FdbDel = _op('FdbDel', ['mac', 'dev', 'dst'], 'bridge', 'fdb del %s dev %s dst %s self')
+RouteReplace = _op('RouteReplace', ['dst', 'gateway', 'dev', 'onlink', 'protocol'], 'ip',
+                   lambda op: 'route replace ' + route_spec(op))
+RouteDel = _op('RouteDel', ['dst', 'gateway', 'dev', 'metric', 'rtype'], 'ip', lambda op: 'route del %s table main'
+               % route_words(op.dst, op.gateway, op.dev, metric=op.metric, rtype=op.rtype))
+
 
 TABLE_ARGV = {
     'link': ['ip', '-json', '-details', 'link', 'show'],
@@ -133,9 +176,9 @@ def batches(ops):
     groups = []
     for op in ops:
         if groups and groups[-1][0] == op.tool:
-            groups[-1][1].append(op.line)
+            groups[-1][1].append(op.batch_line())
         else:
-            groups.append((op.tool, [op.line]))
+            groups.append((op.tool, [op.batch_line()]))
     return groups
 
 
@@ -145,6 +188,11 @@ def failed_index(stderr, lines):
     if match and 0 < int(match.group(1)) <= len(lines):
         return int(match.group(1)) - 1
     return None
+
+
+def op_text(ops):
+    """A plan as commands, e.g. ["ip route del ...", "bridge fdb replace ..."] (the modules' ``plan``)."""
+    return ['%s %s' % (op.tool, op.batch_line()) for op in ops]
 
 
 def apply(run, ops):

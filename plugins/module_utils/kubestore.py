@@ -22,8 +22,8 @@ import socket
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlparse
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import tls_opener
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    Lease, LeaseError, LeaseStore, parse_leases, subnet_key)
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError, subnet_key
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseStore, parse_leases
 
 PREFIX = 'flannel.alpha.coreos.com/'
 BACKEND_TYPE = PREFIX + 'backend-type'

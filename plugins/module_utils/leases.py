@@ -1,11 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Flannel subnet leases: the lease record, allocation, subnet.env and the file store.
+"""Flannel subnet leases: allocation, subnet.env, files and the stores (the lease itself: ``lease.py``).
 
-* ``Lease``: one node's subnet and backend attributes, in flannel's store format
-  (key ``172.20.1.0-24``, value ``{"PublicIP":..,"PublicIPv6":null,"BackendType":..,
-  "BackendData":..}``) and as the peer dict modules exchange (docs/architecture.md).
 * ``allocate()``: flannel's acquire rules as a pure function (deterministic: lowest free subnet).
 * ``subnet_env_text()`` / ``parse_subnet_env()``: /run/flannel/subnet.env.
 * ``write_atomic()``: compare, then temp file + fsync + rename.
@@ -28,35 +25,15 @@ import itertools
 import json
 import os
 import random
-import re
 import tempfile
-from dataclasses import dataclass
-from typing import Optional
 
-BACKEND_TYPES = ('vxlan', 'host-gw')
-VNI_MAX = (1 << 24) - 1
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+    Lease, LeaseError, check_node_ip, subnet_from_key)
+
 SUBNET_ENV_PATH = '/run/flannel/subnet.env'
 SUBNET_ENV_KEYS = ('FLANNEL_NETWORK', 'FLANNEL_SUBNET', 'FLANNEL_IPV6_NETWORK',
                    'FLANNEL_IPV6_SUBNET', 'FLANNEL_MTU', 'FLANNEL_IPMASQ')
-
-_KEY = re.compile(r'^(\d{1,3}(?:\.\d{1,3}){3})-(\d{1,2})$')
-_MAC = re.compile(r'^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$')
-
-
-class LeaseError(ValueError):
-    """A lease is invalid, or no subnet can be leased."""
-
-
-# ---------------------------------------------------------------- validation
-
-def _ipv4(value, what):
-    try:
-        addr = ipaddress.IPv4Address(value if isinstance(value, str) else '<%r>' % (value,))
-    except ValueError:
-        raise LeaseError('%s: %r is not an IPv4 address' % (what, value))
-    if addr.is_unspecified or addr.is_multicast or addr.is_loopback or addr == ipaddress.IPv4Address('255.255.255.255'):
-        raise LeaseError('%s: %s is not a unicast host address' % (what, addr))
-    return addr
 
 
 def _subnet(value, what):
@@ -64,128 +41,6 @@ def _subnet(value, what):
         return ipaddress.IPv4Network(value if isinstance(value, (str, ipaddress.IPv4Network)) else '<%r>' % (value,))
     except ValueError as exc:
         raise LeaseError('%s: %r is not an IPv4 subnet (%s)' % (what, value, exc))
-
-
-def _mac(value, what):
-    if not isinstance(value, str) or not _MAC.match(value.lower()):
-        raise LeaseError('%s: %r is not a MAC address' % (what, value))
-    mac = value.lower()
-    if int(mac[:2], 16) & 1 or mac == '00:00:00:00:00:00':
-        raise LeaseError('%s: %s is not a unicast MAC address' % (what, mac))
-    return mac
-
-
-def _vni(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= VNI_MAX:
-        raise LeaseError('%s: %r is not a VNI (0..%d)' % (what, value, VNI_MAX))
-    return value
-
-
-def _backend(backend_type, vni, vtep_mac, what):
-    if backend_type not in BACKEND_TYPES:
-        raise LeaseError('%s: backend type %r is not one of %s' % (what, backend_type, ', '.join(BACKEND_TYPES)))
-    if backend_type != 'vxlan':
-        return None, None
-    return _vni(vni, what + ' VNI'), _mac(vtep_mac, what + ' VtepMAC')
-
-
-def subnet_from_key(key):
-    """``"172.20.1.0-24"`` -> IPv4Network; LeaseError unless a canonical subnet key."""
-    match = _KEY.match(key) if isinstance(key, str) else None
-    if not match:
-        raise LeaseError('lease key %r is not of the form a.b.c.d-len' % (key,))
-    try:
-        subnet = ipaddress.IPv4Network('%s/%s' % match.groups())
-    except ValueError as exc:
-        raise LeaseError('lease key %r: %s' % (key, exc))
-    if subnet_key(subnet) != key:
-        raise LeaseError('lease key %r is not canonical (expected %s)' % (key, subnet_key(subnet)))
-    return subnet
-
-
-def subnet_key(subnet):
-    """IPv4Network -> flannel's key ``"172.20.1.0-24"``."""
-    return '%s-%d' % (subnet.network_address, subnet.prefixlen)
-
-
-# ---------------------------------------------------------------- the lease
-
-@dataclass(frozen=True)
-class Lease:
-    """One node's lease. ``vni``/``vtep_mac`` are None for host-gw."""
-
-    subnet: ipaddress.IPv4Network
-    public_ip: ipaddress.IPv4Address
-    backend_type: str
-    vni: Optional[int] = None
-    vtep_mac: Optional[str] = None
-
-    @classmethod
-    def make(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None):
-        """Build a validated lease from strings or ipaddress objects."""
-        what = 'lease %s' % (subnet,)
-        vni, vtep_mac = _backend(backend_type, vni, vtep_mac, what)
-        return cls(_subnet(subnet, what), _ipv4(str(public_ip), what + ' PublicIP'),
-                   backend_type, vni, vtep_mac)
-
-    @property
-    def key(self):
-        return subnet_key(self.subnet)
-
-    def backend_data(self):
-        """flannel's BackendData (None for host-gw, which omits it)."""
-        if self.backend_type == 'vxlan':
-            return {'VNI': self.vni, 'VtepMAC': self.vtep_mac}
-        return None
-
-    def to_store(self):
-        """(key, value): exactly what flanneld writes (Go's json.Marshal of LeaseAttrs).
-
-        BackendData is ``omitempty`` in flannel and host-gw sets none, so it is left out;
-        PublicIPv6 is a nil pointer without omitempty, so it is ``null``.
-        """
-        value = {'PublicIP': str(self.public_ip), 'PublicIPv6': None, 'BackendType': self.backend_type}
-        data = self.backend_data()
-        if data is not None:
-            value['BackendData'] = data
-        return self.key, json.dumps(value, separators=(',', ':'))
-
-    @classmethod
-    def from_store(cls, key, value):
-        """Parse and validate a stored lease (value: JSON text or the decoded object)."""
-        subnet = subnet_from_key(key)
-        what = 'lease %s' % key
-        if isinstance(value, (bytes, str)):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise LeaseError('%s: value is not JSON (%s)' % (what, exc))
-        if not isinstance(value, dict):
-            raise LeaseError('%s: value is not a JSON object' % what)
-        public_ip = _ipv4(value.get('PublicIP'), what + ' PublicIP')
-        backend_type = value.get('BackendType')
-        data = value.get('BackendData')
-        if backend_type == 'vxlan' and not isinstance(data, dict):
-            raise LeaseError('%s: vxlan lease without BackendData' % what)
-        data = data if isinstance(data, dict) else {}
-        vni, mac = _backend(backend_type, data.get('VNI'), data.get('VtepMAC'), what)
-        return cls(subnet, public_ip, backend_type, vni, mac)
-
-    def as_peer(self):
-        """The peer dict of docs/architecture.md."""
-        return {'subnet': str(self.subnet), 'public_ip': str(self.public_ip),
-                'backend_type': self.backend_type, 'vni': self.vni, 'vtep_mac': self.vtep_mac}
-
-    @classmethod
-    def from_peer(cls, peer):
-        """Validate a peer dict (as passed between modules) into a Lease."""
-        if not isinstance(peer, dict):
-            raise LeaseError('peer %r is not a dict' % (peer,))
-        lease = cls.make(peer.get('subnet'), peer.get('public_ip'), peer.get('backend_type'),
-                         peer.get('vni'), peer.get('vtep_mac'))
-        if str(lease.subnet) != str(peer.get('subnet')):
-            raise LeaseError('peer subnet %r is not canonical (expected %s)' % (peer.get('subnet'), lease.subnet))
-        return lease
 
 
 def parse_leases(entries):
@@ -201,10 +56,10 @@ def parse_leases(entries):
         except LeaseError as exc:
             warnings.append('skipping corrupt lease: %s' % exc)
             try:
-                reserved.append(subnet_from_key(key))
+                reserved.append(ipaddress.IPv4Network(subnet_from_key(key)))
             except LeaseError:
                 pass
-    leases.sort(key=lambda lease: lease.subnet)
+    leases.sort(key=lambda lease: ipv4.net_key(lease.subnet))
     return leases, warnings, reserved
 
 
@@ -243,11 +98,6 @@ def _free_subnets(netconf, taken):
         cand += size
 
 
-def _lowest_free(netconf, taken):
-    """Lowest subnet of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``."""
-    return next(_free_subnets(netconf, taken), None)
-
-
 def _overlaps(subnet, taken):
     return any(subnet.overlaps(other) for other in taken)
 
@@ -267,20 +117,19 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
     that could not be parsed. Leases of ``public_ip`` that are not kept are free for reuse
     (the caller removes them). Raises LeaseError "out of subnets".
     """
-    public_ip = _ipv4(str(public_ip), 'public_ip')
+    public_ip = check_node_ip(str(public_ip), 'public_ip')
     what = 'node %s' % public_ip
-    vni, vtep_mac = _backend(backend_type, vni, vtep_mac, what)
-    mine = sorted((lease for lease in leases if lease.public_ip == public_ip), key=lambda lease: lease.subnet)
+    mine = sorted((lease.network for lease in leases if lease.public_ip == public_ip))
     # a lease of another size or outside the network cannot be this config's: it blocks nothing
-    others = [subnet for subnet in [lease.subnet for lease in leases if lease.public_ip != public_ip]
+    others = [subnet for subnet in [lease.network for lease in leases if lease.public_ip != public_ip]
               + list(reserved) if fits(netconf, subnet)]
 
     def lease_of(subnet):
-        return Lease(subnet, public_ip, backend_type, vni, vtep_mac)
+        return Lease.make(subnet, public_ip, backend_type, vni, vtep_mac, what)
 
-    for lease in mine:
-        if compatible(netconf, lease.subnet) and not _overlaps(lease.subnet, others):
-            return lease_of(lease.subnet)
+    for subnet in mine:
+        if compatible(netconf, subnet) and not _overlaps(subnet, others):
+            return lease_of(subnet)
     if preferred is not None:
         preferred = _subnet(preferred, 'preferred subnet')
         if compatible(netconf, preferred) and not _overlaps(preferred, others):
@@ -303,7 +152,8 @@ def _bool_text(value):
 
 def subnet_env_text(netconf, lease, mtu, ip_masq):
     """subnet.env as flanneld writes it (IPv4 only): fixed order, LF, no quotes."""
-    gateway = ipaddress.IPv4Interface((int(lease.subnet.network_address) + 1, lease.subnet.prefixlen))
+    net = ipv4.parse_net(lease.subnet)
+    gateway = '%s/%d' % (ipv4.ip_text(net[0] + 1), net[1])
     return ('FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\nFLANNEL_MTU=%d\nFLANNEL_IPMASQ=%s\n'
             % (netconf.network, gateway, int(mtu), _bool_text(ip_masq)))
 
@@ -558,7 +408,7 @@ class FileStore(LeaseStore):
 
         Returns (released leases, changed).
         """
-        public_ip = _ipv4(str(public_ip), 'public_ip')
+        public_ip = check_node_ip(str(public_ip), 'public_ip')
         data = self.load()
         leases, dummy, dummy2 = parse_leases(data['leases'])
         gone = [lease for lease in leases if lease.public_ip == public_ip]
@@ -572,14 +422,60 @@ class FileStore(LeaseStore):
 def split_peers(leases, public_ip, netconf=None):
     """(own lease or None, other leases, warnings); leases that cannot belong to ``netconf``
     (outside its network, or not of its SubnetLen) are skipped with a warning, as flanneld does."""
-    public_ip = ipaddress.IPv4Address(str(public_ip))
+    public_ip = str(public_ip)
     own, peers, warnings = None, [], []
     for lease in leases:
         if lease.public_ip == public_ip:
             own = own or lease
-        elif netconf is not None and not fits(netconf, lease.subnet):
+        elif netconf is not None and not fits(netconf, lease.network):
             warnings.append('skipping lease %s of %s (store key %s): not a /%d inside network %s'
                             % (lease.subnet, lease.public_ip, lease.key, netconf.subnet_len, netconf.network))
         else:
             peers.append(lease)
     return own, peers, warnings
+
+
+# ---------------------------------------------------------------- flannel_subnet's states
+
+def lease_state(store, state, netconf, facts, env, config=None, check_mode=False):
+    """flannel_subnet's one state machine, for any ``LeaseStore``.
+
+    present: acquire (or keep) the node's lease, then ``env(lease)`` writes subnet.env;
+    query: the node's lease and the peers, nothing changes;
+    absent: release the node's leases, then ``env(None)`` removes subnet.env.
+    facts: the node's facts (``public_ip``; with present also ``backend_type``, ``vni``, ``vtep_mac``,
+    ``previous_subnet``); env returns (changed, diffs, facts to report). Returns the module result,
+    with ``warnings``. The file store is locked around its read-modify-write, not around ``env``.
+    """
+    public_ip = str(facts['public_ip'])
+    result = dict(facts, changed=False, lease=None)
+    if state == 'query':
+        with store.locked(shared=True, create=False):
+            leases, warnings = store.leases()
+    elif state == 'absent':
+        with store.locked(create=not check_mode):
+            gone, result['changed'] = store.release(public_ip, check_mode=check_mode)
+            leases, warnings = store.leases()
+        leases = [lease for lease in leases if lease not in gone]
+        changed, diffs, more = env(None)
+        before = {'config': None, 'leases': dict((g.key, json.loads(g.to_store()[1])) for g in gone)}
+        result.update(more, subnet_env={}, public_ip=public_ip, lease=gone[0].as_peer() if gone else None,
+                      diff=[store_diff(store.label, before, {}, public_ip)] + diffs)
+    else:
+        with store.locked(create=not check_mode):
+            lease, result['changed'], warnings, before, after = store.acquire(
+                netconf, public_ip, facts['backend_type'], facts.get('vni'), facts.get('vtep_mac'),
+                preferred=facts.get('previous_subnet'), config=config, check_mode=check_mode)
+        leases = leases_of(after)
+        changed, diffs, more = env(lease)
+        result.update(more, lease=lease.as_peer(), diff=[store_diff(store.label, before, after, public_ip)] + diffs)
+    own, peers, skipped = split_peers(leases, public_ip, netconf)
+    if check_mode and netconf is not None and state != 'absent':
+        # the real run's peers hold the new backend once every node has run: so plan with them
+        peers = [peer.after_run(netconf.backend) if compatible(netconf, peer.network) else peer for peer in peers]
+    if state == 'query':
+        result['lease'] = own.as_peer() if own else None
+    else:
+        result['changed'] = bool(result['changed'] or changed)
+    result.update(peers=[peer.as_peer() for peer in peers], warnings=list(warnings) + skipped)
+    return result

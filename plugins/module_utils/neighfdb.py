@@ -10,7 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import FdbDel, FdbReplace, NeighDel, NeighReplace
 
 
 def _is_permanent(entry):
@@ -46,14 +46,10 @@ def plan_vxlan_peers(observed, dev, peers, fresh=False):
     have_neigh = {} if fresh else device_neighbours(observed, dev)
     have_fdb = set() if fresh else device_fdb(observed, dev)
     want_neigh, want_fdb = wanted_entries(peers)
-    ops = [Op('ip', 'neigh del %s dev %s' % (ip, dev))
-           for ip in sorted(have_neigh, key=ipv4.ip_key) if ip not in want_neigh]
-    ops += [Op('ip', 'neigh replace %s lladdr %s dev %s nud permanent' % (ip, mac, dev))
-            for ip, mac in sorted_items(want_neigh) if have_neigh.get(ip) != mac]
-    ops += [Op('bridge', 'fdb del %s dev %s dst %s self' % (mac, dev, dst))
-            for mac, dst in sorted_fdb(have_fdb - want_fdb)]
-    ops += [Op('bridge', 'fdb replace %s dev %s dst %s self permanent' % (mac, dev, dst))
-            for mac, dst in sorted_fdb(want_fdb - have_fdb)]
+    ops = [NeighDel(ip, dev) for ip in sorted(have_neigh, key=ipv4.ip_key) if ip not in want_neigh]
+    ops += [NeighReplace(ip, mac, dev) for ip, mac in sorted_items(want_neigh) if have_neigh.get(ip) != mac]
+    ops += [FdbDel(mac, dev, dst) for mac, dst in sorted_fdb(have_fdb - want_fdb)]
+    ops += [FdbReplace(mac, dev, dst) for mac, dst in sorted_fdb(want_fdb - have_fdb)]
     return ops
 
 

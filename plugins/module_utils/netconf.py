@@ -28,15 +28,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping
 
-BACKENDS = ('vxlan', 'host-gw')
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
+
 # Backend types flannel knows but this collection does not deploy.
 OTHER_FLANNEL_BACKENDS = ('udp', 'ipip', 'wireguard', 'ipsec', 'alloc', 'extension',
                           'alivpc', 'awsvpc', 'gce', 'tencentvpc')
-VXLAN_OVERHEAD = 50
 MIN_IPV4_MTU = 68
 MTU_MIN = MIN_IPV4_MTU + VXLAN_OVERHEAD
 MTU_MAX = 9216
-VNI_MAX = (1 << 24) - 1
 PORT_MAX = 65535
 
 

@@ -1,97 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Peers (the other nodes' leases): validation, and direct vs vxlan classification.
+"""The peers of a node run (the other nodes' leases): validated as a set, and which are direct.
 
-Every peer is validated like user input before anything changes; a validated
-``Peer`` holds canonical text (``subnet`` is a strict CIDR, so its network
-address is the text before the slash).  Standard library only.
+Every peer is validated like user input (``Lease.from_peer``) before anything changes.
+Standard library only.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
-from collections import namedtuple
-
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
-
-MAX_VNI = 16777215
-
-Peer = namedtuple('Peer', ['subnet', 'public_ip', 'backend_type', 'vni', 'vtep_mac'])
-
-_IFNAME = re.compile(r'^[^\s/:]{1,15}$')
-_MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
-_BACKEND = re.compile(r'^[a-z0-9-]{1,32}$')
-
-
-class DataplaneError(Exception):
-    """Invalid input or a state that cannot be programmed; message names the culprit."""
-
-
-# ---------------------------------------------------------------- single values
-
-def _ipv4(value, what):
-    """Canonical text of an IPv4 address."""
-    if ipv4.ip_int(value) is not None:
-        return value  # inet_pton accepts canonical dotted quads only
-    try:
-        return ipv4.ip_text(ipv4.parse_ip(value))
-    except ValueError:
-        raise DataplaneError('%s: %r is not an IPv4 address' % (what, value))
-
-
-def _ipv4_net(value, what):
-    """((int, prefix), canonical text) of a strict IPv4 network."""
-    try:
-        return ipv4.parse_cidr(value)
-    except ValueError as exc:
-        raise DataplaneError('%s: %r is not an IPv4 network (%s)' % (what, value, exc))
-
-
-def check_ifname(name, what='iface'):
-    if not isinstance(name, str) or not _IFNAME.match(name) or name in ('.', '..'):
-        raise DataplaneError('%s: %r is not a valid interface name' % (what, name))
-    return name
-
-
-def check_mac(value, what):
-    mac = str(value).lower()
-    if not _MAC.match(mac):
-        raise DataplaneError('%s: %r is not a MAC address (aa:bb:cc:dd:ee:ff)' % (what, value))
-    if int(mac[:2], 16) & 1:
-        raise DataplaneError('%s: %r is a multicast MAC address' % (what, value))
-    if mac == '00:00:00:00:00:00':
-        raise DataplaneError('%s: %r is the zero MAC address, which the kernel refuses in the FDB'
-                             % (what, value))
-    return mac
-
-
-# Where no node can live: "this" network, loopback, multicast and the reserved/broadcast range.
-_NOT_UNICAST = tuple((ipv4.parse_net(net), why) for net, why in (
-    ('0.0.0.0/8', 'a "this network" address'), ('127.0.0.0/8', 'a loopback address'),
-    ('224.0.0.0/4', 'a multicast address'), ('240.0.0.0/4', 'a reserved or broadcast address')))
-
-
-def check_node_ip(value, what):
-    """Canonical text of a node address that can carry VXLAN and routes (unicast, not loopback)."""
-    text = _ipv4(value, what)
-    ip = ipv4.parse_ip(text)
-    for net, why in _NOT_UNICAST:
-        if ipv4.contains(net, ip):
-            raise DataplaneError('%s: %s is %s, not a node address' % (what, text, why))
-    return text
-
-
-def check_vni(value, what='vni'):
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VNI:
-        raise DataplaneError('%s: %r is not a VNI (1..%d)' % (what, value, MAX_VNI))
-    return value
-
-
-def first_ip(subnet):
-    """The lease's network address: the peer's flannel.N address ("subnet .0")."""
-    return ipv4.ip_text(ipv4.parse_net(subnet, strict=False)[0])
+from ansible_collections.kubeasz.network.plugins.module_utils import iproute, ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, Lease
 
 
 # ------------------------------------------------------------------- peers
@@ -102,33 +22,13 @@ def _peer_name(index, raw):
 
 
 def _parse_peer(index, raw, network):
-    """One peer dict -> (Peer, parsed subnet); DataplaneError names the peer."""
-    if not isinstance(raw, dict):
-        raise DataplaneError('%s: a peer must be a dict, got %r' % (_peer_name(index, raw), raw))
+    """One peer dict -> (Lease, parsed subnet); LeaseError names the peer."""
     name = _peer_name(index, raw)
-    subnet, subnet_text = _ipv4_net(raw.get('subnet'), '%s subnet' % name)
-    public_ip = check_node_ip(raw.get('public_ip'), '%s public_ip' % name)
-    backend = raw.get('backend_type') or 'vxlan'
-    if not isinstance(backend, str) or not _BACKEND.match(backend):
-        raise DataplaneError('%s backend_type: %r is not a backend name' % (name, backend))
-    vni = raw.get('vni')
-    if vni is not None:
-        check_vni(vni, '%s vni' % name)
-    mac = raw.get('vtep_mac')
-    if mac is not None:
-        mac = check_mac(mac, '%s vtep_mac' % name)
-    elif backend == 'vxlan':
-        raise DataplaneError('%s: a vxlan peer needs vtep_mac' % name)
+    peer, subnet = Lease.parse_peer(raw, name)
     if network is not None and not ipv4.subnet_of(subnet, network):
         raise DataplaneError('%s subnet: %s is not inside the cluster network %s'
-                             % (name, ipv4.net_text(subnet), ipv4.net_text(network)))
-    return Peer(subnet_text, public_ip, backend, vni, mac), subnet
-
-
-def validate_peer(index, raw, network=None):
-    """One peer dict -> Peer; DataplaneError names the peer."""
-    net = None if network is None else _ipv4_net(network, 'network')[0]
-    return _parse_peer(index, raw, net)[0]
+                             % (name, peer.subnet, ipv4.net_text(network)))
+    return peer, subnet
 
 
 def validate_peers(peers, network=None, own_subnet=None):
@@ -205,10 +105,6 @@ def check_peers_not_local(peers, lookups):
             raise _own_address(peer)
 
 
-def peers_out(peers):
-    return [dict(p._asdict()) for p in peers]
-
-
 # ------------------------------------------------------- direct routing
 
 def on_link(routes, iface=None):
@@ -240,6 +136,25 @@ def classify_peers(peers, lookups, direct_routing=True):
         ip = peer['public_ip'] if isinstance(peer, dict) else peer.public_ip
         (vxlan if on_link(lookups.get(ip)) else direct).append(peer)
     return direct, vxlan
+
+
+def decide_direct(run, peers, direct_routing, given=None):
+    """The node run's one decision of which vxlan peers are direct -> (direct, vxlan).
+
+    ``given``: the ``direct_peers`` vxlan_link decided (peer dicts): taken as they are, so the
+    routes follow the device entries and no lookup runs. Else one set of kernel route lookups
+    (``iproute.route_get``: one process) and flannel's rule (``classify_peers``); vxlan_link and
+    direct_route both call this with the same inputs (the vxlan peers, DirectRouting), so without
+    ``given`` they still decide alike unless the kernel's routes change between the two tasks.
+    """
+    if not direct_routing:
+        return [], list(peers)
+    if given is not None:
+        ips = set(peer.get('public_ip') for peer in given if isinstance(peer, dict))
+        return [p for p in peers if p.public_ip in ips], [p for p in peers if p.public_ip not in ips]
+    lookups = iproute.route_get(run, [p.public_ip for p in peers]) if peers else {}
+    check_peers_not_local(peers, lookups)
+    return classify_peers(peers, lookups, direct_routing)
 
 
 def host_gw_problems(peers, lookups, iface):

@@ -35,9 +35,8 @@ import time
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute, trafficrules
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
-    ROUTE_PROTOCOL, Route, plan_routes)
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key, route_text
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
@@ -51,7 +50,6 @@ PROG = 'flannel-route-guard'
 
 GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes', 'rules'])
 
-_IFNAME = re.compile(r'^[^\s/:]{1,15}$')
 _LINK_EVENT = re.compile(r'^(Deleted )?\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>')
 _ROUTE_TYPES = ('unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable',
                 'prohibit', 'throw', 'nat', 'anycast')
@@ -63,18 +61,16 @@ class RouteGuardError(Exception):
 
 # ------------------------------------------------------------------ state file (pure)
 
+def _checked(check, value, what):
+    """A validator of lease.py, raising RouteGuardError."""
+    try:
+        return check(value, what)
+    except LeaseError as exc:
+        raise RouteGuardError(str(exc))
+
+
 def _net(value, what):
-    try:
-        return ipaddress.IPv4Network(str(value), strict=True)
-    except ValueError as exc:
-        raise RouteGuardError('%s: %r is not an IPv4 network (%s)' % (what, value, exc))
-
-
-def _gateway(value, what):
-    try:
-        return str(ipaddress.IPv4Address(str(value)))
-    except ValueError:
-        raise RouteGuardError('%s: %r is not an IPv4 address' % (what, value))
+    return ipaddress.IPv4Network(_checked(check_net, str(value), what)[1])
 
 
 def parse_route_line(line):
@@ -105,11 +101,11 @@ def route_entry(entry):
         return parse_route_line(entry)
     if not isinstance(entry, dict):
         raise RouteGuardError('route %r: must be a route line or a dict' % (entry,))
-    dst = str(_net(entry.get('dst'), 'route dst'))
+    dst = _checked(check_net, str(entry.get('dst')), 'route dst')[1]
     gateway = entry.get('gateway')
-    gateway = _gateway(gateway, 'route %s gateway' % dst) if gateway else None
+    gateway = _checked(check_ip, str(gateway), 'route %s gateway' % dst) if gateway else None
     dev = entry.get('dev') or None
-    if dev is not None and (not _IFNAME.match(str(dev)) or dev in ('.', '..')):
+    if dev is not None and ifname_problem(dev):
         raise RouteGuardError('route %s dev: %r is not an interface name' % (dst, dev))
     onlink = bool(entry.get('onlink'))
     if gateway is None and dev is None:
@@ -257,14 +253,9 @@ def applicable(route, observed):
     return _connected(observed, route.gateway, route.dev, up)
 
 
-def _dst(route):
-    dst = route.get('dst', '')
-    return dst if '/' in dst else dst + '/32'
-
-
 def missing_routes(observed, state):
     """Desired routes whose destination has no route at all in the main table."""
-    present = set(_dst(r) for r in observed.get('route') or [])
+    present = set(route_key(r) for r in observed.get('route') or [])
     return [r for r in state.routes if r.dst not in present]
 
 
@@ -275,10 +266,7 @@ def plan_missing(observed, state):
     missing = missing_routes(observed, state)
     ready = [r for r in missing if applicable(r, observed)]
     waiting = [r for r in missing if r not in ready]
-    targets = set('route replace ' + dst for dst in (r.dst for r in ready))
-    ops = [op for op in plan_routes(observed, ready, state.network, state.subnet)
-           if op.tool == 'ip' and ' '.join(op.line.split()[:3]) in targets]
-    return ops, waiting
+    return plan_routes(observed, ready, state.network, state.subnet, prune=False), waiting
 
 
 def hold_active(mtime, now, hold_max=HOLD_MAX):
@@ -370,7 +358,7 @@ class Guard(object):
         if ops:
             self.log('%s: re-added %d route(s) in %.0f ms: %s' % (
                 reason, len(ops), (self.clock() - start) * 1000,
-                '; '.join(op.line[len('route replace '):] for op in ops)))
+                '; '.join(route_text(op) for op in ops)))
         return waiting
 
     def heal_rules(self, reason):

@@ -16,7 +16,7 @@ __metaclass__ = type
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import RouteDel, RouteReplace, route_spec, route_words
 
 ROUTE_PROTOCOL = 159
 
@@ -35,7 +35,8 @@ def _proto_ours(route):
     return str(route.get('protocol')) == str(ROUTE_PROTOCOL)
 
 
-def _route_key(route):
+def route_key(route):
+    """An observed route's destination as CIDR text (the kernel omits /32)."""
     dst = route.get('dst', '')
     return dst if '/' in dst else dst + '/32'
 
@@ -72,7 +73,7 @@ def owned_routes(observed, network, own_subnet=None):
 
 
 def route_matches(have, want):
-    return (_route_key(have) == want.dst
+    return (route_key(have) == want.dst
             and have.get('gateway') == want.gateway
             and (want.dev is None or have.get('dev') == want.dev)
             and ('onlink' in (have.get('flags') or [])) == want.onlink
@@ -80,53 +81,47 @@ def route_matches(have, want):
             and have.get('type', 'unicast') == 'unicast')
 
 
+def replace_op(route):
+    """The operation that programs a desired Route."""
+    return RouteReplace(route.dst, route.gateway, route.dev, route.onlink, ROUTE_PROTOCOL)
+
+
 def route_text(route):
     """A Route (desired) in ``ip route`` syntax."""
-    text = route.dst + (' via %s' % route.gateway if route.gateway else '')
-    text += (' dev %s' % route.dev if route.dev else '') + (' onlink' if route.onlink else '')
-    return text + ' proto %d' % ROUTE_PROTOCOL
+    return route_spec(replace_op(route))
 
 
 def observed_route_text(route):
     """An observed route (ip -json dict) in ``ip route`` syntax."""
-    parts = [route['type']] if route.get('type', 'unicast') != 'unicast' else []
-    parts.append(route.get('dst'))
-    for key, word in (('gateway', 'via'), ('dev', 'dev'), ('protocol', 'proto'), ('metric', 'metric')):
-        if route.get(key) not in (None, ''):
-            parts.append('%s %s' % (word, route[key]))
-    if 'onlink' in (route.get('flags') or []):
-        parts.append('onlink')
-    return ' '.join(str(p) for p in parts)
+    return route_words(route.get('dst'), route.get('gateway'), route.get('dev'),
+                       'onlink' in (route.get('flags') or []), route.get('protocol'), route.get('metric'),
+                       route.get('type'))
 
 
-def route_del_line(route):
-    """An observed route as an ``ip -batch`` delete line (main table)."""
-    parts = [route['type']] if route.get('type', 'unicast') != 'unicast' else []
-    parts.append(route.get('dst'))
-    for key, word in (('gateway', 'via'), ('dev', 'dev'), ('metric', 'metric')):
-        if route.get(key) not in (None, ''):
-            parts.append('%s %s' % (word, route[key]))
-    return 'route del %s table main' % ' '.join(str(p) for p in parts)
+def del_op(route):
+    """The operation that deletes an observed route (main table)."""
+    return RouteDel(route.get('dst'), route.get('gateway'), route.get('dev'), route.get('metric'), route.get('type'))
 
 
-def plan_routes(observed, want, network, own_subnet=None, owned=None):
-    """Replace missing/different desired routes, delete stale owned ones.
+def plan_routes(observed, want, network, own_subnet=None, owned=None, prune=True):
+    """Replace missing/different desired routes, delete stale owned ones (unless not ``prune``:
+    the route guard only adds).
 
     observed: {'route': [ip -json route dicts]}; want: Routes; network /
     own_subnet: IPv4Network or CIDR text; owned: owned_routes() if already known."""
     by_dst = {}
     for route in observed.get('route') or []:
-        by_dst.setdefault(_route_key(route), []).append(route)
+        by_dst.setdefault(route_key(route), []).append(route)
     wanted = dict((w.dst, w) for w in want)
     ops = []
     if owned is None:
-        owned = owned_routes(observed, network, own_subnet)
+        owned = owned_routes(observed, network, own_subnet) if prune else []
     for route in owned:
-        w = wanted.get(_route_key(route))
+        w = wanted.get(route_key(route))
         if w is not None and (route_matches(route, w) or not route.get('metric')):
             continue  # in sync, or overwritten by "route replace" (same dst, metric 0)
-        ops.append(Op('ip', route_del_line(route)))
+        ops.append(del_op(route))
     for w in want:
         if not any(route_matches(r, w) for r in by_dst.get(w.dst, ())):
-            ops.append(Op('ip', 'route replace %s' % route_text(w)))
+            ops.append(replace_op(w))
     return ops

@@ -11,17 +11,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import json
 import socket
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
-    DataplaneError, VXLAN_OVERHEAD, external_interface, vtep_mac)
+from ansible_collections.kubeasz.network.plugins.module_utils.extif import addr_link, external_interface, ipv4_addrs
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe
 from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    Lease, LeaseError, leases_of, needs_write, parse_subnet_env, read_text, remove_file, split_peers,
-    store_diff, subnet_env_text, subnet_of_env, write_atomic)
+    lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text, subnet_of_env,
+    write_atomic)
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 
@@ -46,14 +45,7 @@ def check_node_fits(netconf, ext):
                              % (netconf.network, ext.ip, ext.name))
 
 
-def iface_addresses(observed, name):
-    for link in observed.get('addr') or []:
-        if link.get('ifname') == name:
-            return [a.get('local') for a in link.get('addr_info') or [] if a.get('family') == 'inet']
-    return []
-
-
-def node_facts(module, netconf):
+def node_facts(module, netconf, public_ip=None):
     """Observe once; the external interface, public IP, MTU, VTEP MAC and current subnet.env."""
     params = module.params
 
@@ -61,7 +53,7 @@ def node_facts(module, netconf):
         return module.run_command(argv, data=data, binary_data=False)
 
     observed = observe(runner, ['link', 'addr', 'route'])
-    ext = external_interface(observed, params['iface'], params['iface_regex'], params['public_ip'])
+    ext = external_interface(observed, params['iface'], params['iface_regex'], public_ip or params['public_ip'])
     text = read_text(params['subnet_file'])
     env = parse_subnet_env(text) if text is not None else {}
     previous = subnet_of_env(env) if env else None
@@ -70,7 +62,7 @@ def node_facts(module, netconf):
     if netconf is not None:
         backend = netconf.backend
         check_node_fits(netconf, ext)
-        if backend.type == 'host-gw' and ext.ip not in iface_addresses(observed, ext.name):
+        if backend.type == 'host-gw' and ext.ip not in [a.get('local') for a in ipv4_addrs(addr_link(observed, ext.name) or {})]:
             raise DataplaneError('public_ip %s is not an address of %s: the host-gw backend does not '
                                  'support NAT (a public IP differing from the interface IP)' % (ext.ip, ext.name))
         facts.update(mtu=flannel_mtu(backend, ext.mtu), backend_type=backend.type,
@@ -93,10 +85,11 @@ def put(module, path, text):
     return changed, file_diff(path, before, text)
 
 
-def write_env(module, netconf, facts):
-    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet``."""
+def write_env(module, netconf, facts, subnet):
+    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet``;
+    (changed, diffs, facts to report)."""
     params = module.params
-    subnet = ipaddress.IPv4Network(params['subnet'])
+    subnet = ipaddress.IPv4Network(subnet)
     if not subnet.subnet_of(netconf.network) or subnet.prefixlen != netconf.subnet_len:
         raise LeaseError('subnet %s is not a /%d inside network %s' % (subnet, netconf.subnet_len, netconf.network))
     lease = Lease.make(subnet, facts['public_ip'], facts['backend_type'], facts['vni'], facts['vtep_mac'])
@@ -107,8 +100,7 @@ def write_env(module, netconf, facts):
         cni_changed, diff = put(module, params['cni_conf_file'], dumps(delegate_conflist(parse_subnet_env(env))))
         changed = changed or cni_changed
         diffs.append(diff)
-    facts.update(subnet_env=parse_subnet_env(env), lease=lease.as_peer())
-    return changed, diffs
+    return changed, diffs, dict(subnet_env=parse_subnet_env(env), lease=lease.as_peer())
 
 
 def remove(module):
@@ -137,46 +129,23 @@ def open_store(params):
     return KubeStore(client, params['node_name'] or socket.gethostname())
 
 
-def as_peers(leases):
-    return [lease.as_peer() for lease in leases]
-
-
-def release_on_node(module, store, netconf):
-    """state=absent: give the lease back, remove subnet.env (and the CNI conflist)."""
-    params = module.params
-    public_ip = params['public_ip'] or node_facts(module, None)[0]['public_ip']
-    gone, store_changed = store.release(public_ip, check_mode=module.check_mode)
-    changed, diffs = remove(module)
-    leases, warnings = store.leases()
-    dummy, peers, more = split_peers([lease for lease in leases if lease not in gone], public_ip, netconf)
-    before = {'config': None, 'leases': dict((lease.key, json.loads(lease.to_store()[1])) for lease in gone)}
-    return dict(changed=store_changed or changed, subnet_env={}, public_ip=str(public_ip),
-                lease=gone[0].as_peer() if gone else None, peers=as_peers(peers), warnings=warnings + more,
-                diff=[store_diff(store.label, before, {}, public_ip)] + diffs)
-
-
 def on_node(module, netconf):
     """store=etcd|kube: the module reads and writes the store itself. Returns the result."""
     params = module.params
     store = open_store(params)
+    public_ip = params['public_ip']
+    if params['store'] == 'kube' and not public_ip and params['state'] != 'absent':
+        public_ip = store.public_ip_overwrite()
     if params['state'] == 'absent':
-        return release_on_node(module, store, netconf)
-    if params['store'] == 'kube' and not params['public_ip']:
-        params['public_ip'] = store.public_ip_overwrite()
-    facts, dummy = node_facts(module, netconf)
-    if params['state'] == 'query':
-        leases, warnings = store.leases()
-        own, peers, more = split_peers(leases, facts['public_ip'], netconf)
-        return dict(facts, changed=False, lease=own.as_peer() if own else None, peers=as_peers(peers),
-                    warnings=warnings + more)
-    lease, store_changed, warnings, before, after = store.acquire(
-        netconf, facts['public_ip'], facts['backend_type'], facts['vni'], facts['vtep_mac'],
-        preferred=facts['previous_subnet'], config=params['network'], check_mode=module.check_mode)
-    params['subnet'] = str(lease.subnet)
-    changed, diffs = write_env(module, netconf, facts)
-    dummy, peers, more = split_peers(leases_of(after), lease.public_ip, netconf)
-    return dict(facts, changed=store_changed or changed, peers=as_peers(peers), warnings=warnings + more,
-                diff=[store_diff(store.label, before, after, lease.public_ip)] + diffs)
+        facts = dict(public_ip=public_ip or node_facts(module, None)[0]['public_ip'])
+    else:
+        facts = node_facts(module, netconf, public_ip)[0]
+
+    def env(lease):
+        if lease is None:
+            return remove(module) + ({},)
+        return write_env(module, netconf, facts, lease.subnet)
+    return lease_state(store, params['state'], netconf, facts, env, params['network'], module.check_mode)
 
 
 def run_flannel_subnet(module):
@@ -198,7 +167,8 @@ def run_flannel_subnet(module):
         if params['subnet'] is None:
             module.fail_json(msg='subnet is set by the kubeasz.network.flannel_subnet action plugin '
                                  'after allocation (store=%s); run the module through it' % params['store'])
-        changed, diffs = write_env(module, netconf, facts)
+        changed, diffs, more = write_env(module, netconf, facts, params['subnet'])
+        facts.update(more)
     except NetConfError as exc:
         module.fail_json(msg='network: %s' % exc)
     except (DataplaneError, IprouteError, LeaseError, ValueError, OSError) as exc:

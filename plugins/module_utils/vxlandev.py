@@ -11,31 +11,22 @@ Standard library only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import hashlib
 import re
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
     addr_link, external_interface, ipv4_addrs, links_by_name)
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
-    DataplaneError, check_mac, check_vni)
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+    VXLAN_OVERHEAD, DataplaneError, check_mac, check_vni, vtep_mac)
 
 DEFAULT_VXLAN_PORT = 8472
-VXLAN_OVERHEAD = 50
 
 VxlanSpec = namedtuple('VxlanSpec', ['name', 'vni', 'dev', 'local', 'port', 'gbp', 'learning',
                                      'mtu', 'mac', 'address', 'network'])
 
 _FLANNEL_DEV = re.compile(r'^flannel\.\d+$')
-
-
-def vtep_mac(public_ip, vni):
-    """Deterministic locally administered unicast MAC for (node IP, VNI)."""
-    digest = bytearray(hashlib.sha256(('%s/%d' % (public_ip, int(vni))).encode('ascii')).digest())
-    digest[0] = (digest[0] & 0xfe) | 0x02
-    return ':'.join('%02x' % b for b in digest[:6])
 
 
 def device_name(vni):
@@ -74,17 +65,10 @@ def flannel_devices(observed):
 
 # ----------------------------------------------------------------------- plans
 
-def link_add_line(spec):
-    line = ('link add %s address %s mtu %d type vxlan id %d dev %s local %s dstport %d ttl 0 %s'
-            % (spec.name, spec.mac, spec.mtu, spec.vni, spec.dev, spec.local,
-               spec.port or DEFAULT_VXLAN_PORT, 'learning' if spec.learning else 'nolearning'))
-    return line + (' gbp' if spec.gbp else '')
-
-
 def _fresh_link_ops(spec):
-    return [Op('ip', link_add_line(spec)),
-            Op('ip', 'addr add %s/32 dev %s' % (spec.address, spec.name)),
-            Op('ip', 'link set %s up' % spec.name)]
+    return [LinkAdd(spec.name, spec.mac, spec.mtu, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
+                    bool(spec.learning), bool(spec.gbp)),
+            AddrAdd('%s/32' % spec.address, spec.name), LinkUp(spec.name)]
 
 
 def _stale_addrs(link, spec):
@@ -101,24 +85,23 @@ def _stale_addrs(link, spec):
 def _fix_in_place(observed, link, spec):
     ops = []
     if link.get('address', '').lower() != spec.mac:
-        ops.append(Op('ip', 'link set %s address %s' % (spec.name, spec.mac)))
+        ops.append(LinkSet(spec.name, 'address', spec.mac))
     if link.get('mtu') != spec.mtu:
-        ops.append(Op('ip', 'link set %s mtu %d' % (spec.name, spec.mtu)))
+        ops.append(LinkSet(spec.name, 'mtu', spec.mtu))
     if _learning(link) != bool(spec.learning):
-        ops.append(Op('ip', 'link set %s type vxlan %s'
-                      % (spec.name, 'learning' if spec.learning else 'nolearning')))
+        ops.append(LinkSet(spec.name, 'type vxlan', 'learning' if spec.learning else 'nolearning'))
     addrs = addr_link(observed, spec.name) or {}
-    ops += [Op('ip', 'addr del %s dev %s' % (cidr, spec.name)) for cidr in _stale_addrs(addrs, spec)]
+    ops += [AddrDel(cidr, spec.name) for cidr in _stale_addrs(addrs, spec)]
     if not any(a['local'] == spec.address and a['prefixlen'] == 32 for a in ipv4_addrs(addrs)):
-        ops.append(Op('ip', 'addr add %s/32 dev %s' % (spec.address, spec.name)))
+        ops.append(AddrAdd('%s/32' % spec.address, spec.name))
     if 'UP' not in (link.get('flags') or []):
-        ops.append(Op('ip', 'link set %s up' % spec.name))
+        ops.append(LinkUp(spec.name))
     return ops
 
 
 def plan_stale_devices(observed, keep=None):
     """Delete every flannel.<n> VXLAN device except keep (a VNI or port change, a switch)."""
-    return [Op('ip', 'link del %s' % name) for name in flannel_devices(observed) if name != keep]
+    return [LinkDel(name) for name in flannel_devices(observed) if name != keep]
 
 
 def plan_vxlan_link(observed, spec):
@@ -127,7 +110,7 @@ def plan_vxlan_link(observed, spec):
     stale = plan_stale_devices(observed, spec.name)
     link = links_by_name({'link': observed.get('link')}).get(spec.name)
     if link is not None and vxlan_link_attrs(link) != spec_attrs(spec):
-        return stale + [Op('ip', 'link del %s' % spec.name)] + _fresh_link_ops(spec), True
+        return stale + [LinkDel(spec.name)] + _fresh_link_ops(spec), True
     if link is None:
         return stale + _fresh_link_ops(spec), True
     return stale + _fix_in_place(observed, link, spec), False
@@ -135,7 +118,7 @@ def plan_vxlan_link(observed, spec):
 
 def plan_vxlan_absent(observed, name):
     """Delete name and every other flannel.<n> VXLAN device."""
-    ops = [Op('ip', 'link del %s' % name)] if name in links_by_name(observed) else []
+    ops = [LinkDel(name)] if name in links_by_name(observed) else []
     return ops + plan_stale_devices(observed, name)
 
 

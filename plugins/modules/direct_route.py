@@ -56,6 +56,35 @@ options:
     description:
       - External interface for host-gw routes. Default is the interface of the default route.
     type: str
+  direct_peers:
+    description:
+      - The peers M(kubeasz.network.vxlan_link) decided are direct (its RV(kubeasz.network.vxlan_link#module:direct_peers)),
+        with O(backend=vxlan) and O(direct_routing). The routes then follow the device's entries
+        exactly and no route lookup runs; a peer of O(peers) is direct when its C(public_ip) is
+        in this list.
+      - Unset, the module decides with the same function and inputs as M(kubeasz.network.vxlan_link)
+        (one C(ip route get) per peer node IP).
+    type: list
+    elements: dict
+    suboptions:
+      subnet:
+        description: The peer's lease subnet.
+        type: str
+        required: true
+      public_ip:
+        description: The peer's node IP.
+        type: str
+        required: true
+      backend_type:
+        description: The peer's backend type.
+        type: str
+        default: vxlan
+      vni:
+        description: The peer's VNI.
+        type: int
+      vtep_mac:
+        description: The peer's VTEP MAC.
+        type: str
 extends_documentation_fragment:
   - kubeasz.network.attributes.dataplane
   - kubeasz.network.attributes
@@ -161,6 +190,7 @@ def main():
             subnet=dict(type='str'),
             iface=dict(type='str'),
             peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
+            direct_peers=dict(type='list', elements='dict', options=PEER_OPTIONS),
         ),
         required_if=[('state', 'present', ('subnet',))],
         supports_check_mode=True,

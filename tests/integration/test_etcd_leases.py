@@ -29,7 +29,8 @@ import pytest
 import yaml
 
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdError, EtcdStore
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseError, leases_of
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import leases_of
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
 
 pytestmark = pytest.mark.skipif(not shutil.which('etcd') or not shutil.which('etcdctl'),

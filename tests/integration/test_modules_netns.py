@@ -23,7 +23,9 @@ import time
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import dataplane as dp
+from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute
 
 pytestmark = [
@@ -83,7 +85,7 @@ def lab():
         for i, seg in ((1, 0), (2, 0), (3, 1)):
             node = nodes['n%d' % i] = Node('n%d' % i)
             node.ip, node.sub = '198.18.%d.%d' % (seg, 10 + i), '172.20.%d.0/24' % i
-            node.vtep = dp.vtep_mac(node.ip, 1)
+            node.vtep = vtep_mac(node.ip, 1)
             fabric.sh('ip', 'link', 'add', 'n%d' % i, 'type', 'veth', 'peer', 'name', 'eth0',
                       'netns', str(node.proc.pid))
             fabric.sh('ip', 'link', 'set', 'n%d' % i, 'master', 'br%d' % seg, 'up')
@@ -128,8 +130,8 @@ def route_params(lab, name, **kw):
 
 def program(lab, name, direct_routing=False):
     node = lab[name]
-    r1 = dp.vxlan_link(node.run, link_params(lab, name, direct_routing=direct_routing))
-    r2 = dp.direct_route(node.run, route_params(lab, name, direct_routing=direct_routing))
+    r1 = vxlan_link(node.run, link_params(lab, name, direct_routing=direct_routing))
+    r2 = direct_route(node.run, route_params(lab, name, direct_routing=direct_routing))
     return r1, r2
 
 
@@ -154,7 +156,7 @@ def routes_text(node):
 
 def test_vxlan_device_attributes_and_idempotence(lab):
     n1 = lab['n1']
-    result = dp.vxlan_link(n1.run, link_params(lab, 'n1'))
+    result = vxlan_link(n1.run, link_params(lab, 'n1'))
     assert result['changed'] and result['vtep_mac'] == n1.vtep
     (link,) = n1.ipj('-d', 'link', 'show', 'flannel.1')
     data = link['linkinfo']['info_data']
@@ -164,34 +166,34 @@ def test_vxlan_device_attributes_and_idempotence(lab):
     assert link['mtu'] == 1450 and link['address'] == n1.vtep and 'UP' in link['flags']
     (addr,) = n1.ipj('-4', 'addr', 'show', 'dev', 'flannel.1')
     assert [(a['local'], a['prefixlen']) for a in addr['addr_info']] == [('172.20.1.0', 32)]
-    again = dp.vxlan_link(n1.run, link_params(lab, 'n1'))
+    again = vxlan_link(n1.run, link_params(lab, 'n1'))
     assert not again['changed'] and again['plan'] == []
     assert again['diff']['before'] == again['diff']['after']
 
 
 def test_vxlan_fix_in_place_vs_recreate(lab):
     n1 = lab['n1']
-    dp.vxlan_link(n1.run, link_params(lab, 'n1'))
+    vxlan_link(n1.run, link_params(lab, 'n1'))
     index = n1.ipj('link', 'show', 'flannel.1')[0]['ifindex']
     n1.sh('ip', 'addr', 'add', '172.20.77.0/32', 'dev', 'flannel.1')
     n1.sh('ip', 'addr', 'add', '10.99.0.1/32', 'dev', 'flannel.1')       # outside the network: kept
     n1.sh('ip', 'link', 'set', 'flannel.1', 'mtu', '1300', 'address', '0e:00:00:00:00:01', 'down')
     n1.sh('ip', 'link', 'set', 'flannel.1', 'type', 'vxlan', 'learning')
-    result = dp.vxlan_link(n1.run, link_params(lab, 'n1'))
+    result = vxlan_link(n1.run, link_params(lab, 'n1'))
     assert result['changed'] and 'ip link del flannel.1' not in result['plan']
     (link,) = n1.ipj('-d', 'link', 'show', 'flannel.1')
     assert link['ifindex'] == index and link['mtu'] == 1450 and link['address'] == n1.vtep
     assert link['linkinfo']['info_data']['learning'] is False and 'UP' in link['flags']
     addrs = [a['local'] for a in n1.ipj('-4', 'addr', 'show', 'dev', 'flannel.1')[0]['addr_info']]
     assert sorted(addrs) == ['10.99.0.1', '172.20.1.0']
-    result = dp.vxlan_link(n1.run, link_params(lab, 'n1', port=4789, gbp=True))
+    result = vxlan_link(n1.run, link_params(lab, 'n1', port=4789, gbp=True))
     assert result['plan'][0] == 'ip link del flannel.1'
     (link,) = n1.ipj('-d', 'link', 'show', 'flannel.1')
     assert link['ifindex'] != index and link['linkinfo']['info_data']['port'] == 4789
     assert link['linkinfo']['info_data'].get('gbp') is True
     # entries were recreated with the device
     assert len(n1.ipj('neigh', 'show', 'dev', 'flannel.1')) == 2
-    assert not dp.vxlan_link(n1.run, link_params(lab, 'n1', port=4789, gbp=True))['changed']
+    assert not vxlan_link(n1.run, link_params(lab, 'n1', port=4789, gbp=True))['changed']
 
 
 def test_tables_exact_with_direct_routing(lab):
@@ -223,8 +225,8 @@ def test_tables_exact_with_direct_routing(lab):
     assert '172.20.2.0/24 via 172.20.2.0 dev flannel.1 proto 159 onlink' in routes_text(n1)
     # n3 leaves the cluster: its neighbour, FDB entry and route go, foreign routes stay
     params = link_params(lab, 'n1', peers=[lease(n2)])
-    assert dp.vxlan_link(n1.run, params)['changed']
-    assert dp.direct_route(n1.run, route_params(lab, 'n1', peers=[lease(n2)]))['changed']
+    assert vxlan_link(n1.run, params)['changed']
+    assert direct_route(n1.run, route_params(lab, 'n1', peers=[lease(n2)]))['changed']
     assert [n['dst'] for n in n1.ipj('neigh', 'show', 'dev', 'flannel.1')] == ['172.20.2.0']
     fdb = json.loads(n1.sh('bridge', '-json', 'fdb', 'show', 'dev', 'flannel.1'))
     assert [f['dst'] for f in fdb] == [n2.ip]
@@ -232,8 +234,8 @@ def test_tables_exact_with_direct_routing(lab):
     assert not any(line.startswith('172.20.3.0') for line in text)
     assert '172.20.99.0/24 via 198.18.0.1 dev eth0' in text and '10.96.0.0/12 via 198.18.0.1 dev eth0' in text
     # state=absent: only owned routes and the device go
-    assert dp.direct_route(n1.run, dict(state='absent', network=NETWORK, subnet=n1.sub))['changed']
-    assert dp.vxlan_link(n1.run, dict(state='absent', vni=1))['changed']
+    assert direct_route(n1.run, dict(state='absent', network=NETWORK, subnet=n1.sub))['changed']
+    assert vxlan_link(n1.run, dict(state='absent', vni=1))['changed']
     assert routes_text(n1) == sorted([
         'default via 198.18.0.1 dev eth0', '10.96.0.0/12 via 198.18.0.1 dev eth0',
         '172.20.1.0/24 dev cni0 proto kernel scope link src 172.20.1.1',
@@ -245,14 +247,14 @@ def test_tables_exact_with_direct_routing(lab):
 def test_check_mode_changes_nothing(lab):
     n1 = lab['n1']
     before = snapshot(n1)
-    r1 = dp.vxlan_link(n1.run, link_params(lab, 'n1'), check_mode=True)
+    r1 = vxlan_link(n1.run, link_params(lab, 'n1'), check_mode=True)
     assert r1['changed'] and r1['plan']
     assert snapshot(n1) == before
-    dp.vxlan_link(n1.run, link_params(lab, 'n1'))
+    vxlan_link(n1.run, link_params(lab, 'n1'))
     before = snapshot(n1)
-    r2 = dp.direct_route(n1.run, route_params(lab, 'n1'), check_mode=True)
+    r2 = direct_route(n1.run, route_params(lab, 'n1'), check_mode=True)
     assert r2['changed'] and len(r2['plan']) == 2
-    r3 = dp.vxlan_link(n1.run, link_params(lab, 'n1', mtu=1400, peers=[]), check_mode=True)
+    r3 = vxlan_link(n1.run, link_params(lab, 'n1', mtu=1400, peers=[]), check_mode=True)
     assert r3['changed']
     assert snapshot(n1) == before
 
@@ -261,13 +263,13 @@ def test_host_gw_off_link_fails_and_changes_nothing(lab):
     n1, n2 = lab['n1'], lab['n2']
     n1.sh('ip', 'route', 'add', '172.20.50.0/24', 'via', '198.18.0.50', 'proto', '159')  # stale, owned
     before = snapshot(n1)
-    with pytest.raises(dp.DataplaneError) as err:
-        dp.direct_route(n1.run, route_params(lab, 'n1', backend='host-gw', peers=peers_of(lab, 'n1', 'host-gw')))
+    with pytest.raises(DataplaneError) as err:
+        direct_route(n1.run, route_params(lab, 'n1', backend='host-gw', peers=peers_of(lab, 'n1', 'host-gw')))
     assert '198.18.1.13' in str(err.value) and '172.20.3.0/24' in str(err.value)
     assert 'gateway 198.18.0.1' in str(err.value)
     assert snapshot(n1) == before
     # the on-link peer alone works, and the stale owned route goes
-    result = dp.direct_route(n1.run, route_params(lab, 'n1', backend='host-gw', peers=[lease(n2, 'host-gw')]))
+    result = direct_route(n1.run, route_params(lab, 'n1', backend='host-gw', peers=[lease(n2, 'host-gw')]))
     assert result['routes'] == ['172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159']
     assert '172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159' in routes_text(n1)
     assert not any(line.startswith('172.20.50.0') for line in routes_text(n1))
@@ -293,8 +295,8 @@ def test_ping_across_the_overlay(lab, direct_routing):
 def test_host_gw_ping_on_one_segment(lab):
     for name in ('n1', 'n2'):
         peer = 'n2' if name == 'n1' else 'n1'
-        dp.direct_route(lab[name].run, route_params(lab, name, backend='host-gw',
-                                                    peers=[lease(lab[peer], 'host-gw')]))
+        direct_route(lab[name].run, route_params(lab, name, backend='host-gw',
+                                                 peers=[lease(lab[peer], 'host-gw')]))
     assert ping(lab['n1'], '172.20.1.1', '172.20.2.1')
 
 

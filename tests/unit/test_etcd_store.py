@@ -21,7 +21,8 @@ import pytest
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import (
     EtcdClient, EtcdError, EtcdStore, prefix_end)
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import Lease, LeaseError, leases_of
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import leases_of
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
 
 NET = {'Network': '172.20.0.0/16', 'Backend': {'Type': 'vxlan'}}

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import subnetnode as module
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import DataplaneError, vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, parse_net_conf
 
 

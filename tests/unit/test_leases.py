@@ -17,8 +17,9 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import leases as L
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    FileStore, Lease, LeaseError, allocate, parse_subnet_env, subnet_env_text, write_atomic)
+    FileStore, allocate, parse_subnet_env, subnet_env_text, write_atomic)
 
 MAC = '0e:2b:5c:11:aa:01'
 
@@ -138,7 +139,7 @@ def test_allocate_drops_our_lease_when_incompatible():
     mine = lease('172.20.9.0/24', node(1))     # above SubnetMax now
     assert str(allocate(nc, [mine], node(1), 'vxlan', 1, MAC).subnet) == '172.20.1.0/24'
     nc26 = net_conf(subnet_len=26)
-    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], node(1), 'vxlan', 1, MAC).subnet.prefixlen == 26
+    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], node(1), 'vxlan', 1, MAC).network.prefixlen == 26
 
 
 def test_allocate_prefers_subnet_env_subnet_when_free_and_valid():
@@ -200,7 +201,7 @@ def test_allocate_is_fast_on_a_huge_range():
     held = [lease(ipaddress.IPv4Network((int(ipaddress.IPv4Address('10.0.0.4')) + 4 * i, 30)), '198.18.%d.%d' % (i // 200, i % 200 + 1))
             for i in range(2000)]
     got = allocate(nc, held, '198.19.0.1', 'vxlan', 1, MAC)
-    assert got.subnet.network_address == ipaddress.IPv4Address('10.0.0.4') + 4 * 2000
+    assert got.network.network_address == ipaddress.IPv4Address('10.0.0.4') + 4 * 2000
 
 
 def test_allocate_validates_its_inputs():
@@ -338,3 +339,25 @@ def test_file_store_twenty_concurrent_processes(tmp_path):
         second = dict(pool.map(_acquire_in_child, list(reversed(jobs))))
     assert second == first
     assert len(json.loads(open(path).read())['leases']) == 20
+
+
+def test_check_mode_plans_with_the_peers_leases_after_their_run(tmp_path):
+    """A backend switch in check mode: the peers' stored leases still hold the old backend; the
+    real run's peers hold the new one once every node has run, so check mode plans with that."""
+    store = FileStore(str(tmp_path / 'leases.json'))
+    with store.locked():
+        store.acquire(net_conf(), node(2), 'vxlan', 1, MAC)
+    facts = dict(public_ip=node(1), backend_type='host-gw', vni=None, vtep_mac=None, previous_subnet=None)
+
+    def env(dummy):
+        return False, [], {}
+    hostgw = net_conf(backend='host-gw')
+    checked = L.lease_state(store, 'query', hostgw, facts, env, check_mode=True)
+    assert checked['peers'] == [lease('172.20.1.0/24', node(2), 'host-gw').as_peer()]
+    real = L.lease_state(store, 'query', hostgw, facts, env)
+    assert real['peers'] == [lease('172.20.1.0/24', node(2)).as_peer()]     # the store as it is
+    checked = L.lease_state(store, 'present', hostgw, facts, env, check_mode=True)
+    assert checked['changed'] and checked['peers'] == [lease('172.20.1.0/24', node(2), 'host-gw').as_peer()]
+    assert not (tmp_path / 'leases.json').read_text().count('host-gw')      # check mode wrote nothing
+    back = Lease.make('172.20.1.0/24', node(2), 'host-gw').after_run(net_conf().backend)
+    assert back == Lease.make('172.20.1.0/24', node(2), 'vxlan', 1, vtep_mac(node(2), 1))

@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.kubeasz.network.plugins.module_utils import clusterconfig as nc
 from ansible_collections.kubeasz.network.plugins.module_utils.clusterconfig import (
     ConfigError, from_cluster_config, load_cluster_config, render)
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import (
     checksum, cni_conf, delegate_conflist, dumps)
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
@@ -350,11 +351,11 @@ def test_not_a_mapping():
 
 
 def test_ifname_rules():
-    assert nc.ifname_problem('eth0') is None
-    assert nc.ifname_problem('x' * 15) is None
-    assert nc.ifname_problem('x' * 16)
-    assert nc.ifname_problem('.')
-    assert nc.ifname_problem('')
+    assert ifname_problem('eth0') is None
+    assert ifname_problem('x' * 15) is None
+    assert ifname_problem('x' * 16)
+    assert ifname_problem('.')
+    assert ifname_problem('')
 
 
 @pytest.mark.parametrize('key, value, what', [

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.kubeasz.network.plugins.module_utils import routeguard as rg
 from ansible_collections.kubeasz.network.plugins.module_utils import routeguard_cli
 from ansible_collections.kubeasz.network.plugins.module_utils import trafficrules as tr
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import Route
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import Route
 
 NET = '172.20.0.0/16'
 DIRECT = '172.20.2.0/24 via 198.18.0.12 proto 159'
@@ -122,7 +122,7 @@ def test_nothing_to_do_when_every_route_is_there():
 
 def test_missing_routes_are_re_added_with_the_modules_plan():
     ops, waiting = rg.plan_missing(observed(), state(DIRECT, HOSTGW, VXLAN))
-    assert [op.line for op in ops] == [
+    assert [op.batch_line() for op in ops] == [
         'route replace 172.20.2.0/24 via 198.18.0.12 proto 159',
         'route replace 172.20.3.0/24 via 198.18.0.13 dev eth0 proto 159',
         'route replace 172.20.4.0/24 via 172.20.4.0 dev flannel.1 onlink proto 159']
@@ -132,7 +132,7 @@ def test_missing_routes_are_re_added_with_the_modules_plan():
 def test_routes_the_kernel_would_refuse_wait():
     st = state(DIRECT, HOSTGW, VXLAN)
     ops, waiting = rg.plan_missing(observed(links=('flannel.1',)), st)  # eth0 down: no connected route
-    assert [op.line.split()[2] for op in ops] == ['172.20.4.0/24']
+    assert [op.dst for op in ops] == ['172.20.4.0/24']
     assert [r.dst for r in waiting] == ['172.20.2.0/24', '172.20.3.0/24']
     ops, waiting = rg.plan_missing(observed(links=('eth0',)), st)  # flannel.1 gone (re-created later)
     assert [r.dst for r in waiting] == ['172.20.4.0/24'] and len(ops) == 2

@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Neighbour and FDB entries on flannel.<VNI> (no root)."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.kubeasz.network.plugins.module_utils import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import plan_vxlan_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
+from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, MAC2, MAC3, observed, peer, neigh, fdb
+
+
+def test_plan_peers_fresh_order():
+    peers = validate_peers([peer(3), peer(2)], NET)
+    ops = plan_vxlan_peers(observed(), 'flannel.1', peers)
+    assert raw(ops) == [
+        Op('ip', 'neigh replace 172.20.2.0 lladdr %s dev flannel.1 nud permanent' % MAC2),
+        Op('ip', 'neigh replace 172.20.3.0 lladdr %s dev flannel.1 nud permanent' % vtep_mac('198.18.0.13', 1)),
+        Op('bridge', 'fdb replace %s dev flannel.1 dst 198.18.0.12 self permanent' % MAC2),
+        Op('bridge', 'fdb replace %s dev flannel.1 dst 198.18.0.13 self permanent' % vtep_mac('198.18.0.13', 1))]
+    assert len(iproute.batches(ops)) == 2
+
+
+def test_plan_peers_in_sync_and_stale_removed_only_on_device():
+    peers = validate_peers([peer(2)], NET)
+    obs = observed(neigh=[neigh('172.20.2.0', MAC2), neigh('172.20.9.0', MAC3),
+                          neigh('172.20.8.0', MAC3, state='STALE'),
+                          neigh('198.18.0.1', MAC3, dev='eth0'), neigh('fe80::1', MAC3)],
+                   fdb=[fdb(MAC2, '198.18.0.12'), fdb(MAC3, '198.18.1.13'),
+                        fdb('33:33:00:00:00:01', None, dev='eth0')])
+    ops = plan_vxlan_peers(obs, 'flannel.1', peers)
+    assert raw(ops) == [Op('ip', 'neigh del 172.20.9.0 dev flannel.1'),
+                        Op('bridge', 'fdb del %s dev flannel.1 dst 198.18.1.13 self' % MAC3)]
+
+
+def test_plan_peers_changed_mac_and_ip():
+    peers = validate_peers([peer(2)], NET)
+    obs = observed(neigh=[neigh('172.20.2.0', MAC3)], fdb=[fdb(MAC2, '198.18.0.77')])
+    ops = plan_vxlan_peers(obs, 'flannel.1', peers)
+    assert raw(ops) == [Op('ip', 'neigh replace 172.20.2.0 lladdr %s dev flannel.1 nud permanent' % MAC2),
+                        Op('bridge', 'fdb del %s dev flannel.1 dst 198.18.0.77 self' % MAC2),
+                        Op('bridge', 'fdb replace %s dev flannel.1 dst 198.18.0.12 self permanent' % MAC2)]
+
+
+def test_plan_peers_nonpermanent_entry_replaced():
+    peers = validate_peers([peer(2)], NET)
+    obs = observed(neigh=[neigh('172.20.2.0', MAC2, state='REACHABLE')], fdb=[fdb(MAC2, '198.18.0.12')])
+    assert raw(plan_vxlan_peers(obs, 'flannel.1', peers)) == [
+        Op('ip', 'neigh replace 172.20.2.0 lladdr %s dev flannel.1 nud permanent' % MAC2)]

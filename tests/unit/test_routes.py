@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routes: ownership, desired routes, plans (no root)."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import desired_routes, is_owned, observed_route_text, plan_routes, route_text
+from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, OWN, observed, peer, route, BASE_ROUTES
+
+
+def test_is_owned():
+    assert is_owned(route('172.20.2.0/24', '172.20.2.0', 'flannel.1', onlink=True), NET, OWN)
+    assert is_owned(route('172.20.2.0/24', '198.18.0.12', proto='159'), NET, OWN)
+    assert not is_owned(route('172.20.1.0/24', dev='flannel.1'), NET, OWN)
+    assert not is_owned(route('172.20.99.0/24', '198.18.0.1', proto='boot'), NET, OWN)
+    assert not is_owned(route('10.9.0.0/16', '198.18.0.1', proto='159'), NET, OWN)
+    assert not is_owned(route('default', '198.18.0.1', dev='flannel.1'), NET, OWN)
+    assert is_owned(route('172.20.5.7', '198.18.0.5', proto='159'), NET, OWN)
+
+
+def test_desired_routes_vxlan_and_direct():
+    direct = validate_peers([peer(2)], NET)
+    vxlan = validate_peers([peer(3, '198.18.1.13')], NET)
+    want = desired_routes('vxlan', direct, vxlan, vni=1)
+    assert [route_text(r) for r in want] == [
+        '172.20.2.0/24 via 198.18.0.12 proto 159',
+        '172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159']
+    want = desired_routes('host-gw', direct, [], iface='eth0')
+    assert [route_text(r) for r in want] == ['172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159']
+
+
+def test_plan_routes_add_then_noop():
+    want = desired_routes('vxlan', [], validate_peers([peer(2)], NET))
+    ops = plan_routes(observed(routes=list(BASE_ROUTES)), want, NET, OWN)
+    assert raw(ops) == [Op('ip', 'route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159')]
+    now = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True)]
+    assert plan_routes(observed(routes=now), want, NET, OWN) == []
+
+
+def test_plan_routes_stale_removed_foreign_kept():
+    routes = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True),
+                            route('172.20.4.0/24', '172.20.4.0', 'flannel.1', 'boot', onlink=True),
+                            route('172.20.5.0/24', '198.18.0.15', proto='159', metric=100)]
+    ops = plan_routes(observed(routes=routes), [], NET, OWN)
+    assert raw(ops) == [Op('ip', 'route del 172.20.2.0/24 via 172.20.2.0 dev flannel.1 table main'),
+                        Op('ip', 'route del 172.20.4.0/24 via 172.20.4.0 dev flannel.1 table main'),
+                        Op('ip', 'route del 172.20.5.0/24 via 198.18.0.15 dev eth0 metric 100 table main')]
+
+
+def test_plan_routes_switch_vxlan_to_direct_is_one_replace():
+    routes = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True)]
+    want = desired_routes('vxlan', validate_peers([peer(2)], NET), [])
+    assert raw(plan_routes(observed(routes=routes), want, NET, OWN)) == [
+        Op('ip', 'route replace 172.20.2.0/24 via 198.18.0.12 proto 159')]
+
+
+def test_plan_routes_flanneld_route_taken_over():
+    routes = BASE_ROUTES + [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', 'boot', onlink=True)]
+    want = desired_routes('vxlan', [], validate_peers([peer(2)], NET))
+    assert raw(plan_routes(observed(routes=routes), want, NET, OWN)) == [
+        Op('ip', 'route replace 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159')]
+
+
+def test_observed_route_text():
+    assert observed_route_text(route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True)) == \
+        '172.20.2.0/24 via 172.20.2.0 dev flannel.1 proto 159 onlink'
