@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable
+
+_COLLECTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache", "collections")
+if _COLLECTIONS not in sys.path:
+    sys.path.insert(0, _COLLECTIONS)
+# the molecule verifiers import this file without the tests' conftest, hence the path above
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import parse_subnet_env  # noqa: E402
 
 # run(node, argv) -> stdout; raises on failure. Lab.exec and testinfra hosts both fit.
 NodeRunner = Callable[[str, list], str]
@@ -31,10 +39,6 @@ class NodeView:
     fdb: frozenset
     devices: frozenset = frozenset()  # every flannel.<n> link on the node
     vni: int = 1
-
-
-def parse_subnet_env(text: str) -> dict:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 def _json(run: NodeRunner, node: str, argv: list) -> list:

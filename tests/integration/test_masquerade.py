@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-import labcheck
 from ezctl import reach
 
 from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import parse_subnet_env
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -53,7 +53,7 @@ def node_exec(lab, node: str, *argv: str) -> str:
 
 
 def subnet(lab, node: str) -> str:
-    env = labcheck.parse_subnet_env(node_exec(lab, node, "cat", "/run/flannel/subnet.env"))
+    env = parse_subnet_env(node_exec(lab, node, "cat", "/run/flannel/subnet.env"))
     return str(ipaddress.ip_interface(env["FLANNEL_SUBNET"]).network)
 
 
