@@ -107,6 +107,24 @@ def test_del_node_of_a_middle_node(cluster):
     pods_ping(lab)
 
 
+
+def test_net_status_names_the_node_that_drifted(cluster, tmp_path):
+    """On the converged cluster left by the tests above (node1, node3, node4)."""
+    lab, cdir = cluster
+    proc = ezctl(cdir, "net", "status", cdir.name, "--json", "--svg", str(tmp_path / "net.svg"))
+    view = json.loads(proc.stdout)
+    assert view["drifted"] == [] and len(view["nodes"]) == 3
+    assert all(n["lease"] and n["guard"] == "running" and n["segment"] == "198.18.0.0/24" for n in view["nodes"])
+    assert (tmp_path / "net.svg").read_text().count(">vxlan<") == 3
+
+    neigh = lab.exec("node3", ["ip", "neigh", "show", "dev", "flannel.1"]).stdout.splitlines()[0].split()[0]
+    lab.exec("node3", ["ip", "neigh", "del", neigh, "dev", "flannel.1"])
+    drift = ezctl(cdir, "net", "status", cdir.name, check=False)
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    assert "nodes drifted from their plan: node3" in drift.stderr
+    assert "+ neigh %s lladdr" % neigh in drift.stdout, drift.stdout
+
+
 # ---------------------------------------------------------------- the same with the etcd store
 
 ETCD_CONFIG = {"FLANNEL_SUBNET_STORE": "etcd", "FLANNEL_ETCD_ENDPOINTS": LAB_ETCD, "flannel_etcd_ca": "",
