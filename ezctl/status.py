@@ -84,6 +84,7 @@ def node_view(name: str, records: list) -> dict:
             view["errors"].append(f"{task}: {res.get('msg', '')}")
         elif task == LEASE_TASK and status != "skipped":
             view["lease"] = res.get("lease")
+            view["renewed"] = res.get("renewed")  # file store: when the lease was last renewed
             view["public_ip"] = res.get("public_ip")
             view["iface"] = res.get("iface")
         elif task == UNDERLAY_TASK and status != "skipped":
@@ -115,12 +116,13 @@ def cluster_view(results: dict) -> dict:
 def format_text(cluster: str, view: dict) -> str:
     lines = [f"cluster {cluster}: {len(view['nodes'])} node(s), "
              f"{'drifted: ' + ', '.join(view['drifted']) if view['drifted'] else 'every node matches its plan'}",
-             f"{'NODE':<14} {'PUBLIC IP':<15} {'SUBNET':<17} {'BACKEND':<8} {'SEGMENT':<17} {'GUARD':<11} STATE"]
+             f"{'NODE':<14} {'PUBLIC IP':<15} {'SUBNET':<17} {'BACKEND':<8} {'SEGMENT':<17} {'GUARD':<11} "
+             f"{'RENEWED':<21} STATE"]
     for node in view["nodes"]:
         lease = node["lease"] or {}
         lines.append(f"{node['node']:<14} {node.get('public_ip') or '-':<15} {lease.get('subnet', '-'):<17} "
                      f"{lease.get('backend_type', '-'):<8} {node['segment'] or '-':<17} {node['guard'] or '-':<11} "
-                     f"{'DRIFT' if node['drifted'] else 'ok'}")
+                     f"{node.get('renewed') or '-':<21} {'DRIFT' if node['drifted'] else 'ok'}")
         for error in node["errors"]:
             lines.append(f"    error: {error}")
         for drift in node["drift"]:

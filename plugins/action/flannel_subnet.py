@@ -23,6 +23,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
     FileStore, LeaseError, own_entries, parse_leases, split_peers, store_diff)
+from ansible_collections.kubeasz.network.plugins.module_utils.leaserenew import load_renewals, record_renewal
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (
     ARGUMENT_SPEC, ACTION_REQUIRED_IF, TLS_FILES)
@@ -123,6 +124,8 @@ class ActionModule(ActionBase):
                     backend.vni if backend.type == 'vxlan' else None, facts.get('vtep_mac'),
                     preferred=facts.get('previous_subnet'), config=args['network'],
                     check_mode=self._task.check_mode)
+                if not self._task.check_mode:
+                    record_renewal(store.path, lease.key)
             leases, dummy, dummy2 = parse_leases(after['leases'])
             dummy, peers, more = split_peers(leases, lease.public_ip, netconf)
             res = self._module(args, state='present', subnet=str(lease.subnet))
@@ -147,6 +150,8 @@ class ActionModule(ActionBase):
         own, peers, more = split_peers(leases, facts['public_ip'], netconf)
         out = self._facts(facts)
         out.update(changed=False, lease=own.as_peer() if own else None, peers=[p.as_peer() for p in peers])
+        if own:
+            out['renewed'] = load_renewals(store.path).get(own.key)
         return self._warn(out, warnings + more)
 
     def _absent(self, args, netconf):
@@ -157,6 +162,8 @@ class ActionModule(ActionBase):
             with store.locked(create=not self._task.check_mode):
                 before = store.load()
                 gone, store_changed = store.release(public_ip, check_mode=self._task.check_mode)
+                for lease in gone if not self._task.check_mode else []:
+                    record_renewal(store.path, lease.key, gone=True)
                 after = before if self._task.check_mode else store.load()
                 leases, warnings, dummy = parse_leases(after['leases'])
             res = self._module(args, state='absent')

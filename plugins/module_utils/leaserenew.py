@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import ipaddress
 import json
+import os
 import ssl
 import threading
 import time
@@ -145,3 +146,36 @@ def start(state_file, log, stopping):
     thread.daemon = True
     thread.start()
     return thread
+
+
+# ---------------------------------------------------------------- file store: when a lease was renewed
+
+def renewals_path(lease_file):
+    """The file store's renewal record beside the lease file (its document stays flannel's)."""
+    return lease_file + '.renewed.json'
+
+
+def load_renewals(lease_file):
+    try:
+        with open(renewals_path(lease_file)) as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def record_renewal(lease_file, key, now=None, gone=False):
+    """Note that the lease ``key`` was renewed now (or released: ``gone``). Call it under the
+    store's lock; a renewal is not a change of the store (as an etcd keepalive is not)."""
+    doc = load_renewals(lease_file)
+    if gone:
+        if key not in doc:
+            return
+        doc.pop(key)
+    else:
+        doc[key] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now if now is not None else time.time()))
+    path = renewals_path(lease_file)
+    with open(path + '.tmp', 'w') as handle:
+        json.dump(doc, handle, indent=2, sort_keys=True)
+        handle.write('\n')
+    os.rename(path + '.tmp', path)

@@ -114,7 +114,8 @@ def test_net_status_names_the_node_that_drifted(cluster, tmp_path):
     proc = ezctl(cdir, "net", "status", cdir.name, "--json", "--svg", str(tmp_path / "net.svg"))
     view = json.loads(proc.stdout)
     assert view["drifted"] == [] and len(view["nodes"]) == 3
-    assert all(n["lease"] and n["guard"] == "running" and n["segment"] == "198.18.0.0/24" for n in view["nodes"])
+    assert all(n["lease"] and n["guard"] == "running" and n["segment"] == "198.18.0.0/24" and n["renewed"]
+               for n in view["nodes"])
     assert (tmp_path / "net.svg").read_text().count(">vxlan<") == 3
 
     neigh = lab.exec("node3", ["ip", "neigh", "show", "dev", "flannel.1"]).stdout.splitlines()[0].split()[0]

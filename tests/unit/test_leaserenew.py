@@ -66,3 +66,15 @@ def test_tick_without_config_lease_or_key(tmp_path):
     fake = FakeEtcd(remaining=5, granted=12, lease=0)
     renewer(tmp_path, fake, logs).tick()
     assert fake.calls == ['/v3/kv/range']
+
+
+def test_file_store_records_renewals_beside_the_lease_file(tmp_path):
+    lease_file = str(tmp_path / 'flannel-leases.json')
+    assert leaserenew.load_renewals(lease_file) == {}
+    leaserenew.record_renewal(lease_file, '172.20.1.0-24', now=0)
+    leaserenew.record_renewal(lease_file, '172.20.2.0-24', now=60)
+    assert leaserenew.load_renewals(lease_file) == {'172.20.1.0-24': '1970-01-01T00:00:00Z',
+                                                    '172.20.2.0-24': '1970-01-01T00:01:00Z'}
+    leaserenew.record_renewal(lease_file, '172.20.1.0-24', gone=True)
+    leaserenew.record_renewal(lease_file, '172.20.9.0-24', gone=True)
+    assert list(leaserenew.load_renewals(lease_file)) == ['172.20.2.0-24']
