@@ -138,8 +138,8 @@ def draw_svg(cluster: str, view: dict, path: str) -> None:
         import graphviz
     except ImportError as exc:
         raise _cli().CliError("--svg needs the Python package graphviz (make setup installs it)") from exc
-    graph = graphviz.Graph(name=cluster, format="svg", graph_attr={"label": f"flannel network of {cluster}",
-                                                                    "labelloc": "t", "fontname": "Helvetica"},
+    title = {"label": f"flannel network of {cluster}", "labelloc": "t", "fontname": "Helvetica"}
+    graph = graphviz.Graph(name=cluster, format="svg", graph_attr=title,
                            node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
     by_subnet = {}
     segments = {}

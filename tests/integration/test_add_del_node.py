@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from labplay import REPO, assert_ok, env_06, lab_cluster, pods_ping, recap, run_06
+from labplay import assert_ok, pods_ping, recap, run_06
+from nodeplay import etcd_leases, ezctl, ezctl_lab, tables
 from test_etcd_leases import LAB_ETCD, start_lab_etcd, stop_lab_etcd
 
 pytestmark = [
@@ -24,24 +23,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("base")
-    (base / "playbooks").symlink_to(REPO / "playbooks")  # ezctl's base: playbooks/ and clusters/
-    with lab_cluster("nodes", base, nodes=3) as made:
+    with ezctl_lab("nodes", tmp_path_factory.mktemp("base")) as made:
         assert_ok(run_06(made[1]))
         yield made
 
 
-def ezctl(cdir, *args, check=True):
-    argv = [sys.executable, "-m", "ezctl", "--base", str(cdir.parent.parent), *args]
-    proc = subprocess.run(argv, cwd=REPO, env=env_06(), capture_output=True, text=True, timeout=900, check=False)
-    if check:
-        assert_ok(proc)
-    return proc
-
-
-def tables(lab, node) -> str:
-    return "\n".join(lab.exec(node, argv).stdout for argv in (
-        ["ip", "route", "show"], ["ip", "neigh", "show", "nud", "permanent"], ["bridge", "fdb", "show"]))
 
 
 def leases(cdir) -> dict:
@@ -107,7 +93,6 @@ def test_del_node_of_a_middle_node(cluster):
     pods_ping(lab)
 
 
-
 def test_net_status_names_the_node_that_drifted(cluster, tmp_path):
     """On the converged cluster left by the tests above (node1, node3, node4)."""
     lab, cdir = cluster
@@ -134,9 +119,7 @@ ETCD_CONFIG = {"FLANNEL_SUBNET_STORE": "etcd", "FLANNEL_ETCD_ENDPOINTS": LAB_ETC
 
 @pytest.fixture(scope="module")
 def etcd_cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("base-etcd")
-    (base / "playbooks").symlink_to(REPO / "playbooks")
-    with lab_cluster("nodes-etcd", base, nodes=3) as (lab, cdir):
+    with ezctl_lab("nodes-etcd", tmp_path_factory.mktemp("base-etcd")) as (lab, cdir):
         proc = start_lab_etcd(lab, tmp_path_factory.mktemp("etcd-data"))
         try:
             assert_ok(run_06(cdir, **ETCD_CONFIG))
@@ -144,13 +127,6 @@ def etcd_cluster(tmp_path_factory):
         finally:
             stop_lab_etcd(proc)
 
-
-def etcd_leases(lab) -> dict:
-    """{public IP: subnet network address} of flannel's etcd layout."""
-    out = lab.exec("node1", ["etcdctl", "--endpoints", LAB_ETCD, "get", "--prefix", "/coreos.com/network/subnets/"])
-    lines = out.stdout.splitlines()
-    return {json.loads(value)["PublicIP"]: key.rsplit("/", 1)[1].split("-")[0]
-            for key, value in zip(lines[::2], lines[1::2])}
 
 
 def test_etcd_store_add_then_del_of_an_unreachable_node(etcd_cluster):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from labplay import REPO, assert_ok, assert_unchanged, env_06, lab_cluster, pods_ping, recap, run_06
+from labplay import assert_ok, assert_unchanged, pods_ping, recap, run_06
+from nodeplay import ezctl, ezctl_lab
 
 pytestmark = [
     pytest.mark.kernel,
@@ -21,15 +20,12 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("base")
-    (base / "playbooks").symlink_to(REPO / "playbooks")  # ezctl's base: playbooks/ and clusters/
-    with lab_cluster("reset", base, nodes=3) as made:
+    with ezctl_lab("reset", tmp_path_factory.mktemp("base")) as made:
         yield made
 
 
 def run_reset(cdir, *extra):
-    argv = [sys.executable, "-m", "ezctl", "--base", str(cdir.parent.parent), "reset-net", cdir.name, *extra]
-    return subprocess.run(argv, cwd=REPO, env=env_06(), capture_output=True, text=True, timeout=600, check=False)
+    return ezctl(cdir, "reset-net", cdir.name, *extra, check=False)
 
 
 def flannel_traces(lab, node) -> list:
