@@ -28,8 +28,6 @@ def cluster(tmp_path_factory):
         yield made
 
 
-
-
 def leases(cdir) -> dict:
     """{public IP: subnet network address} of the file store."""
     doc = json.loads((cdir / "flannel-leases.json").read_text())["leases"]
@@ -126,7 +124,6 @@ def etcd_cluster(tmp_path_factory):
             yield lab, cdir
         finally:
             stop_lab_etcd(proc)
-
 
 
 def test_etcd_store_add_then_del_of_an_unreachable_node(etcd_cluster):

@@ -23,7 +23,6 @@ CONFIG = {"FLANNEL_SUBNET_STORE": "etcd", "FLANNEL_ETCD_ENDPOINTS": LAB_ETCD, "f
           "flannel_etcd_cert": "", "flannel_etcd_key": "", "flannel_etcd_lease_ttl": TTL}
 
 
-
 def test_live_leases_are_renewed_and_a_dead_nodes_lease_expires(tmp_path):
     with lab_cluster("renew", tmp_path, nodes=3) as (lab, cdir):
         etcd = start_lab_etcd(lab, tmp_path / "etcd-data")
