@@ -36,7 +36,7 @@ def flannel_traces(lab, node) -> list:
              if link["ifname"].startswith("flannel.") or link["ifname"] in ("cni0",)]
     found += [line for line in out("ip", "route", "show", "table", "all").splitlines()
               if "172.20." in line or "proto 159" in line]
-    found += [line for line in out("ip", "neigh", "show", "nud", "permanent").splitlines()]
+    found += out("ip", "neigh", "show", "nud", "permanent").splitlines()
     found += [line for line in out("iptables-save").splitlines() if "FLANNEL" in line]
     found += out("sh", "-c", "find /run/flannel /etc/cni/net.d /var/lib/cni -mindepth 1 2>/dev/null; true").split()
     return found
