@@ -34,10 +34,10 @@ import time
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdError
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import subnet_key
 
-try:
-    from urllib.request import Request, urlopen
+try:   # the route guard carries no ansible: the standard library's HTTP client
+    from urllib.request import HTTPSHandler, Request, build_opener
 except ImportError:   # Python 2 is not a node OS of kubeasz 3.7; keep the import test quiet
-    Request = urlopen = None
+    HTTPSHandler = Request = build_opener = None
 
 RENEW_MARGIN = 3600     # flanneld: renew one hour before expiry
 CHECK_MAX = 60.0        # seconds between two looks at the lease, at most
@@ -63,10 +63,11 @@ def stdlib_opener(ca=None, cert=None, key=None, timeout=10):
         if cert:
             context.load_cert_chain(cert, key or None)
 
+    client = build_opener(HTTPSHandler(context=context)) if context else build_opener()
+
     def opener(method, url, data=None, headers=None):
         body = data.encode('utf-8') if isinstance(data, str) else data
-        request = Request(url, data=body, headers=headers or {}, method=method)
-        return urlopen(request, timeout=timeout, context=context)
+        return client.open(Request(url, data=body, headers=headers or {}, method=method), timeout=timeout)
     return opener
 
 
