@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .cache/collections/ansible_collections/kubeasz/network
 DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tcpdump util-linux containernetworking-plugins \
-	etcd-server etcd-client git tar iptables nftables
+	etcd-server etcd-client git tar iptables nftables graphviz
 PYTEST ?= pytest
 
 .PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean

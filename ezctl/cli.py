@@ -10,6 +10,8 @@ else the current directory when it holds ``playbooks/``.
     ezctl lab up|down|status <cluster>  build / remove / show the namespace lab
     ezctl lab exec <cluster> <node>[/<pod>] -- CMD...
     ezctl lab pod add|del <cluster> <node> <pod>
+    ezctl add-node|del-node|reset-net, ezctl lab node add|del: see ezctl/nodes.py
+    ezctl net status <cluster> [--json] [--svg FILE]: see ezctl/status.py
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 from pathlib import Path
 
 from ezctl import lab as labmod
+from ezctl import nodes, status
 
 CLUSTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CURRENT_FILE = ".current"  # in <base>/clusters/ (git-ignored with the clusters)
@@ -284,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("node")
         p.add_argument("pod")
         p.set_defaults(func=func, needs_base=False)
+    nodes.add_parsers(sub, common, lsub, labopt)  # add-node, del-node, reset-net, lab node (issue 13)
+    status.add_parsers(sub, common)  # net status (issue 13)
     return parser
 
 

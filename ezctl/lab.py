@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from ezctl import labnodes
+
 DEFAULT_ROOT = "/run/kubeasz-lab"
 FABRIC = "fabric"
 NODE_IFACE = "eth0"
@@ -110,6 +112,11 @@ def node_address(index: int, count: int, segments: int) -> tuple[int, str]:
     """(segment, ip) of node ``index`` (1-based) in a lab of ``count`` nodes."""
     segment = 2 if segments == 2 and index == count else 1
     return segment, f"198.18.{segment - 1}.{10 + index}"
+
+
+def node_python() -> str:
+    """The Python that Ansible runs inside lab nodes (the host's, nodes share its filesystem)."""
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 class Lab:
@@ -498,6 +505,15 @@ class Lab:
                 state.get("pods", {}).get(node, {}).pop(pod, None)
                 self._save_state(state)
 
+    # ----------------------------------------------------------------- nodes join and leave
+    def node_add(self, segment: int = 1) -> tuple[str, str]:
+        """One more node (the next free ``node<i>``) on ``segment``; returns (name, ip)."""
+        return labnodes.node_add(self, segment)
+
+    def node_del(self, node: str) -> None:
+        """Remove ``node``: its processes, pods, namespaces and veth (the others stay)."""
+        labnodes.node_del(self, node)
+
     # ----------------------------------------------------------------- cluster folder
     def write_cluster(self, base_dir, cluster: str | None = None,
                       overwrite_config: bool = False) -> Path:
@@ -509,7 +525,7 @@ class Lab:
         base = Path(base_dir).resolve()
         cdir = base / "clusters" / cluster
         cdir.mkdir(parents=True, exist_ok=True)
-        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        python = node_python()
 
         def line(n):
             return (f"{n['name']} ansible_connection=kubeasz.network.netns "

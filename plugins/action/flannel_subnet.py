@@ -20,8 +20,9 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError, subnet_key
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state
+from ansible_collections.kubeasz.network.plugins.module_utils.leaserenew import load_renewals, record_renewal
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (
     ARGUMENT_SPEC, ACTION_REQUIRED_IF, TLS_FILES)
@@ -127,14 +128,26 @@ class ActionModule(ActionBase):
                 res = self._module(args, state=state, **({} if lease is None else {'subnet': lease.subnet}))
                 results.append(res)
                 return bool(res.get('changed')), diffs_of(res), self._facts(res)
-            out = lease_state(FileStore(args['lease_file']), state, netconf, facts, env, args['network'], check_mode)
+            store = FileStore(args['lease_file'])
+            out = lease_state(store, state, netconf, facts, env, args['network'], check_mode)
         except _ModuleFailed as exc:
             return exc.result
         for key in ('backend_type', 'vni'):
             out.pop(key, None)
         if state == 'query':
             out.pop('diff', None)
+        self._renewal(store, state, out.get('lease'), check_mode)
+        if state == 'query' and out.get('lease'):
+            out['renewed'] = load_renewals(store.path).get(subnet_key(out['lease']['subnet']))
         return self._warn(out, out.pop('warnings'), *results)
+
+    @staticmethod
+    def _renewal(store, state, lease, check_mode):
+        """The file store notes when each lease was last renewed (taken or kept) or released."""
+        if check_mode or state == 'query' or not lease:
+            return
+        with store.locked(create=False):
+            record_renewal(store.path, subnet_key(lease['subnet']), gone=state == 'absent')
 
     @staticmethod
     def _warn(out, warnings, *results):

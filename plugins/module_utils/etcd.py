@@ -24,9 +24,14 @@ import random
 import socket
 import time
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import urlparse
-from ansible.module_utils.urls import Request
+try:
+    from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+    from ansible.module_utils.six.moves.urllib.parse import urlparse
+    from ansible.module_utils.urls import Request
+except ImportError:   # the route guard (leaserenew.py): no ansible, it passes its own opener
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import urlparse
+    Request = None
 
 try:
     from ansible.module_utils.urls import make_context

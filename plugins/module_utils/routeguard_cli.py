@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.kubeasz.network.plugins.module_utils import leaserenew
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import (
     HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, RULES_INTERVAL, STATE_FILE, Guard, RouteGuardError)
 
@@ -118,6 +119,7 @@ def _serve(args):
     signal.signal(signal.SIGINT, on_signal)
     if args.pid_file:
         _write_pid(args.pid_file, os.getpid())
+    leaserenew.start(args.state, guard.log, lambda: guard.stopping)  # store=etcd: keep the lease alive
     guard.log('watching %s (resync every %gs, traffic rules every %gs)' % (
         ' '.join(MONITOR_ARGV), args.interval, args.rules_interval))
     try:

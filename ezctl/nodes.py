@@ -1,0 +1,234 @@
+"""ezctl commands for nodes that join and leave, and for taking flannel off nodes.
+
+    ezctl add-node <cluster> <ip> [host vars ...]   add <ip> to [kube_node], run 22.addnode.yml
+    ezctl del-node <cluster> <ip>                   run 32.delnode.yml (it leaves [kube_node])
+    ezctl reset-net <cluster> [--nodes N[,N..]]     run 99.network-reset.yml
+    ezctl lab node add <cluster> [--segment N]      one more lab node: prints "<node> <ip>"
+    ezctl lab node del <cluster> <node>             remove a lab node
+
+The checks follow kubeasz's ``ezctl add-node`` / ``del-node``: the IP must be a valid IPv4
+address; add refuses a node already in the inventory, del one that is not in ``[kube_node]``.
+For a lab cluster (``ezctl lab up``) add-node writes the lab node's connection variables on the
+new inventory line, and del-node also accepts the IP of a lab node listed under its name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shlex
+from pathlib import Path
+
+from ezctl import lab as labmod
+
+PLAYBOOKS = {"add": "playbooks/22.addnode.yml", "del": "playbooks/32.delnode.yml",
+             "reset": "playbooks/99.network-reset.yml"}
+HOSTVAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
+GROUP_RE = re.compile(r"^\[([^\]]+)\]\s*$")
+
+
+def _cli():
+    from ezctl import cli  # late: cli imports this module
+    return cli
+
+
+def check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise _cli().CliError(f"invalid IP address {value!r}: give the node's IPv4 address, "
+                              "for example 192.168.1.5") from None
+
+
+def inventory_hosts(text: str) -> dict:
+    """{group: [(host, {var: value})]} of an INI inventory (groups of hosts, not :vars/:children)."""
+    groups, current = {}, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        match = GROUP_RE.match(stripped)
+        if match:
+            current = match.group(1)
+            groups.setdefault(current, [])
+            continue
+        if current is None or ":" in current or not stripped or stripped.startswith(("#", ";")):
+            continue
+        words = shlex.split(stripped, comments=True)
+        if words:
+            hostvars = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+            groups[current].append((words[0], hostvars))
+    return groups
+
+
+def find_node(hosts_text: str, ip: str, group: str | None = None):
+    """The inventory name of the node with this IP (its name, or kubeasz_node_ip), else None."""
+    for name, groups in inventory_hosts(hosts_text).items():
+        if group and name != group:
+            continue
+        for host, hostvars in groups:
+            if host == ip or hostvars.get("kubeasz_node_ip") == ip:
+                return host
+    return None
+
+
+def add_host_line(text: str, line: str, group: str = "kube_node") -> str:
+    """Insert ``line`` as the first host of ``[group]`` (as kubeasz's ``sed /[kube_node/a``)."""
+    lines = text.splitlines()
+    for index, current in enumerate(lines):
+        if current.strip() == f"[{group}]":
+            lines.insert(index + 1, line)
+            return "\n".join(lines) + "\n"
+    raise _cli().CliError(f"no [{group}] group in the hosts file: add one")
+
+
+def remove_host_line(text: str, host: str, group: str = "kube_node") -> str:
+    """The inventory without ``host``'s line in ``[group]`` (other groups keep theirs)."""
+    out, current = [], None
+    for line in text.splitlines():
+        match = GROUP_RE.match(line.strip())
+        if match:
+            current = match.group(1)
+        elif current == group and line.split() and line.split()[0] == host:
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _files(base: Path, cluster: str, playbook: str):
+    cli = _cli()
+    cdir = cli.cluster_dir(base, cluster)
+    for needed in (cdir / "hosts", cdir / "config.yml", base / playbook):
+        if not needed.is_file():
+            raise cli.CliError(f"{needed} not found")
+    return cdir
+
+
+def playbook_argv(cluster: str, playbook: str, *extra: str) -> list[str]:
+    return [_cli().ansible_playbook(), "-i", f"clusters/{cluster}/hosts",
+            "-e", f"@clusters/{cluster}/config.yml", playbook, *extra]
+
+
+def _run(argv, base, runner) -> int:
+    print("+ " + " ".join(argv), flush=True)
+    return runner(argv, str(base))
+
+
+def lab_line(lab: labmod.Lab, ip: str) -> str | None:
+    """Connection variables of the lab node with this IP, when the cluster is a lab."""
+    state = lab.load_state() if lab.dir.is_dir() else {}
+    for node in state.get("nodes", []):
+        if node.get("ip") == ip:
+            return (f"ansible_connection=kubeasz.network.netns ansible_host={node['name']} "
+                    f"kubeasz_lab_dir={lab.dir} kubeasz_node_ip={ip} "
+                    f"ansible_python_interpreter={labmod.node_python()}")
+    return None
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_add_node(args, base: Path, runner) -> int:
+    cli = _cli()
+    ip = check_ip(args.ip)
+    cdir = _files(base, args.cluster, PLAYBOOKS["add"])
+    hosts = (cdir / "hosts").read_text(encoding="utf-8")
+    if find_node(hosts, ip):
+        raise cli.CliError(f"node {ip} already exists in {cdir / 'hosts'}: "
+                           f"remove it first with `ezctl del-node {args.cluster} {ip}`")
+    bad = [v for v in args.hostvars if not HOSTVAR_RE.match(v)]
+    if bad:
+        raise cli.CliError(f"host vars must be KEY=VALUE without spaces, got {' '.join(bad)}")
+    words = [ip, *args.hostvars]
+    lab = labmod.Lab(args.cluster, root=args.lab_root)
+    connection = lab_line(lab, ip)
+    if connection and not any(v.startswith("ansible_connection=") for v in args.hostvars):
+        words.append(connection)
+    (cdir / "hosts").write_text(add_host_line(hosts, " ".join(words)), encoding="utf-8")
+    print(f"added {ip} to [kube_node] in {cdir / 'hosts'}")
+    return _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}",
+                              *cli._rest(args.extra)), base, runner)
+
+
+def cmd_del_node(args, base: Path, runner) -> int:
+    cli = _cli()
+    ip = check_ip(args.ip)
+    cdir = _files(base, args.cluster, PLAYBOOKS["del"])
+    host = find_node((cdir / "hosts").read_text(encoding="utf-8"), ip, group="kube_node")
+    if host is None:
+        raise cli.CliError(f"node {ip} is not in [kube_node] of {cdir / 'hosts'}: "
+                           "nothing to delete (list the nodes there)")
+    return _run(playbook_argv(args.cluster, PLAYBOOKS["del"], "-e", f"NODE_TO_DEL={host}",
+                              "-e", f"CLUSTER={args.cluster}", *cli._rest(args.extra)),
+                base, runner)
+
+
+def cmd_reset_net(args, base: Path, runner) -> int:
+    cli = _cli()
+    _files(base, args.cluster, PLAYBOOKS["reset"])
+    rest = list(args.extra or [])
+    if rest[:1] == ["--nodes"] and len(rest) > 1:  # options after the cluster land in REMAINDER
+        args.nodes, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--nodes="):
+        args.nodes, rest = rest[0].split("=", 1)[1], rest[1:]
+    args.extra = rest
+    extra = []
+    if args.nodes:
+        nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+        if not nodes or any(not re.match(r"^[A-Za-z0-9_.:-]+$", n) for n in nodes):
+            raise cli.CliError(f"--nodes: give node names or IPs separated by commas, got "
+                               f"{args.nodes!r}")
+        extra = ["-e", f"NODES_TO_RESET={','.join(nodes)}"]
+    return _run(playbook_argv(args.cluster, PLAYBOOKS["reset"], *extra, *cli._rest(args.extra)),
+                base, runner)
+
+
+def cmd_lab_node_add(args, base, runner) -> int:
+    node, ip = labmod.Lab(_cli().check_name(args.cluster), root=args.lab_root).node_add(
+        segment=args.segment)
+    print(f"{node} {ip}")
+    return 0
+
+
+def cmd_lab_node_del(args, base, runner) -> int:
+    labmod.Lab(_cli().check_name(args.cluster), root=args.lab_root).node_del(args.node)
+    print(f"lab node {args.node} removed")
+    return 0
+
+
+# --------------------------------------------------------------------------- parsers
+def add_parsers(sub, common, labsub, labopt) -> None:
+    """Register the commands on ezctl's sub-parsers (``sub``: top level, ``labsub``: ``lab``)."""
+    import argparse
+    lab_root = {"default": os.environ.get("KUBEASZ_LAB_ROOT", labmod.DEFAULT_ROOT),
+                "help": "where labs live (default: $KUBEASZ_LAB_ROOT or %(default)s)"}
+    p = sub.add_parser("add-node", parents=[common], help="add a node to [kube_node] and run 22.addnode.yml",
+                       description="Adds IP (with host vars KEY=VALUE) as the first host of "
+                       "[kube_node] in clusters/C/hosts and runs playbooks/22.addnode.yml "
+                       "-e NODE_TO_ADD=IP; arguments after -- go to ansible-playbook.")
+    p.add_argument("cluster")
+    p.add_argument("ip")
+    p.add_argument("hostvars", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--lab-root", **lab_root)
+    p.set_defaults(func=cmd_add_node, needs_base=True, extra=[])
+    p = sub.add_parser("del-node", parents=[common], help="remove a node: run 32.delnode.yml",
+                       description="Runs playbooks/32.delnode.yml -e NODE_TO_DEL=<node>: the "
+                       "node's lease is released, every other node drops its routes and "
+                       "entries to it, the node is reset if reachable and leaves [kube_node].")
+    p.add_argument("cluster")
+    p.add_argument("ip")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="-- extra ansible-playbook args")
+    p.set_defaults(func=cmd_del_node, needs_base=True)
+    p = sub.add_parser("reset-net", parents=[common], help="take flannel off nodes (99.network-reset.yml)")
+    p.add_argument("cluster")
+    p.add_argument("--nodes", help="comma-separated nodes (default: every kube_master and kube_node)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="-- extra ansible-playbook args")
+    p.set_defaults(func=cmd_reset_net, needs_base=True)
+
+    node = labsub.add_parser("node", parents=[labopt], help="add or delete a lab node")
+    nsub = node.add_subparsers(dest="node_command", metavar="NODE_COMMAND", required=True)
+    p = nsub.add_parser("add", parents=[labopt], help="create one more node; prints '<node> <ip>'")
+    p.add_argument("cluster")
+    p.add_argument("--segment", type=int, choices=(1, 2), default=1, help="L2 segment (default 1)")
+    p.set_defaults(func=cmd_lab_node_add, needs_base=False)
+    p = nsub.add_parser("del", parents=[labopt], help="remove a node (its namespaces and processes)")
+    p.add_argument("cluster")
+    p.add_argument("node")
+    p.set_defaults(func=cmd_lab_node_del, needs_base=False)

@@ -1,0 +1,202 @@
+"""``ezctl net status <cluster> [--json] [--svg FILE]``: the cluster's network in one view.
+
+It runs ``playbooks/net-status.yml`` with ``--check --diff``: step 06 in check mode (each
+module observes the node and plans as a real run would; what it would change is the node's
+drift, shown as the ``-`` present/stale and ``+`` expected/missing lines of the modules' own
+diffs), then read-only tasks for the underlay address and the route guard. Results come back
+through the ``ezctl_status`` callback as JSON. Exit status: 0 when every node matches its
+plan, 2 when a node drifted (named on stderr), 1 on errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PLAYBOOK = "playbooks/net-status.yml"
+CALLBACKS = Path(__file__).resolve().parent / "ansible_callbacks"
+# tasks whose results describe the node (the rest only reads or validates)
+LEASE_TASK = "Read the peers' leases"
+UNDERLAY_TASK = "Read the underlay interface's addresses"
+GUARD_TASKS = ("Ask the route guard process whether it runs", "Ask systemd whether the route guard runs")
+ROUTES_TASK = "Program the routes to the peers' subnets"
+
+
+def _cli():
+    from ezctl import cli  # late: cli imports this module
+    return cli
+
+
+def run_playbook(base: Path, cluster: str, extra=()) -> tuple[int, dict, str]:
+    """(rc, {host: [task records]}, ansible's stderr) of net-status.yml in check mode."""
+    cli = _cli()
+    cdir = cli.cluster_dir(base, cluster)
+    for needed in (cdir / "hosts", cdir / "config.yml", base / PLAYBOOK):
+        if not needed.is_file():
+            raise cli.CliError(f"{needed} not found")
+    with tempfile.NamedTemporaryFile(prefix="ezctl-status-", suffix=".json") as out:
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ezctl_status", ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
+                   ANSIBLE_LOAD_CALLBACK_PLUGINS="1", EZCTL_STATUS_FILE=out.name, ANSIBLE_NOCOLOR="1")
+        argv = [cli.ansible_playbook(), "-i", f"clusters/{cluster}/hosts", "-e", f"@clusters/{cluster}/config.yml",
+                PLAYBOOK, "--check", "--diff", *extra]
+        proc = subprocess.run(argv, cwd=base, env=env, capture_output=True, text=True, check=False)
+        text = Path(out.name).read_text(encoding="utf-8")
+    if not text.strip():
+        raise cli.CliError(f"ansible-playbook gave no results (rc {proc.returncode}): "
+                           f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return proc.returncode, json.loads(text), proc.stderr
+
+
+def _diff_lines(diffs) -> tuple[list, list]:
+    """(stale: present but not planned, missing: planned but not present) of a module's diff."""
+    stale, missing = [], []
+    for diff in diffs if isinstance(diffs, list) else [diffs]:
+        if not isinstance(diff, dict):
+            continue
+        before = [l for l in str(diff.get("before") or "").splitlines() if l.strip()]
+        after = [l for l in str(diff.get("after") or "").splitlines() if l.strip()]
+        stale += [l for l in before if l not in after]
+        missing += [l for l in after if l not in before]
+    return stale, missing
+
+
+def _path(route: str, backend: str) -> str:
+    if " dev flannel." in route:
+        return "vxlan"
+    return "host-gw" if backend == "host-gw" else "direct"
+
+
+def node_view(name: str, records: list) -> dict:
+    """One node's lease, drift and paths from its task records."""
+    view = {"node": name, "lease": None, "drift": [], "errors": [], "segment": None, "guard": None,
+            "paths": {}, "reachable": True}
+    for rec in records:
+        res, task, status = rec["result"], rec["task"], rec["status"]
+        if status == "unreachable":
+            view["reachable"] = False
+            view["errors"].append(f"unreachable: {res.get('msg', '')}".strip())
+        elif status == "failed":
+            view["errors"].append(f"{task}: {res.get('msg', '')}")
+        elif task == LEASE_TASK and status != "skipped":
+            view["lease"] = res.get("lease")
+            view["renewed"] = res.get("renewed")  # file store: when the lease was last renewed
+            view["public_ip"] = res.get("public_ip")
+            view["iface"] = res.get("iface")
+        elif task == UNDERLAY_TASK and status != "skipped":
+            for link in json.loads(res.get("stdout") or "[]"):
+                for addr in link.get("addr_info", []):
+                    if addr.get("local") == view.get("public_ip"):
+                        view["segment"] = str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}").network)
+        elif task in GUARD_TASKS and status != "skipped":
+            running = res.get("rc") == 0
+            view["guard"] = "running" if running else "not running"
+            if not running:
+                view["drift"].append({"task": "route guard", "stale": [], "missing": ["flannel-route-guard running"]})
+        if task == ROUTES_TASK and status in ("ok", "changed"):
+            backend = (view["lease"] or {}).get("backend_type", "vxlan")
+            for route in res.get("routes") or []:
+                view["paths"][route.split()[0]] = _path(route, backend)
+        if status == "changed":
+            stale, missing = _diff_lines(res.get("diff"))
+            view["drift"].append({"task": task, "stale": stale, "missing": missing})
+    view["drifted"] = bool(view["drift"] or view["errors"])
+    return view
+
+
+def cluster_view(results: dict) -> dict:
+    nodes = [node_view(host, records) for host, records in sorted(results.items()) if host != "localhost"]
+    return {"nodes": nodes, "drifted": [n["node"] for n in nodes if n["drifted"]]}
+
+
+def format_text(cluster: str, view: dict) -> str:
+    lines = [f"cluster {cluster}: {len(view['nodes'])} node(s), "
+             f"{'drifted: ' + ', '.join(view['drifted']) if view['drifted'] else 'every node matches its plan'}",
+             f"{'NODE':<14} {'PUBLIC IP':<15} {'SUBNET':<17} {'BACKEND':<8} {'SEGMENT':<17} {'GUARD':<11} "
+             f"{'RENEWED':<21} STATE"]
+    for node in view["nodes"]:
+        lease = node["lease"] or {}
+        lines.append(f"{node['node']:<14} {node.get('public_ip') or '-':<15} {lease.get('subnet', '-'):<17} "
+                     f"{lease.get('backend_type', '-'):<8} {node['segment'] or '-':<17} {node['guard'] or '-':<11} "
+                     f"{node.get('renewed') or '-':<21} {'DRIFT' if node['drifted'] else 'ok'}")
+        for error in node["errors"]:
+            lines.append(f"    error: {error}")
+        for drift in node["drift"]:
+            lines.append(f"    {drift['task']}:")
+            lines += [f"      - {l}  (present, not planned)" for l in drift["stale"]]
+            lines += [f"      + {l}  (planned, missing)" for l in drift["missing"]]
+    return "\n".join(lines)
+
+
+def draw_svg(cluster: str, view: dict, path: str) -> None:
+    """Nodes grouped by L2 segment with their subnets, each pair joined by its path (Graphviz)."""
+    try:
+        import graphviz
+    except ImportError as exc:
+        raise _cli().CliError("--svg needs the Python package graphviz (make setup installs it)") from exc
+    title = {"label": f"flannel network of {cluster}", "labelloc": "t", "fontname": "Helvetica"}
+    graph = graphviz.Graph(name=cluster, format="svg", graph_attr=title,
+                           node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
+    by_subnet = {}
+    segments = {}
+    for node in view["nodes"]:
+        segments.setdefault(node["segment"] or "unknown segment", []).append(node)
+        if node["lease"]:
+            by_subnet[node["lease"]["subnet"]] = node["node"]
+    for index, (segment, nodes) in enumerate(sorted(segments.items())):
+        with graph.subgraph(name=f"cluster_{index}") as sub:
+            sub.attr(label=f"L2 segment {segment}", style="dashed")
+            for node in nodes:
+                lease = node["lease"] or {}
+                label = f"{node['node']}\\n{node.get('public_ip') or '?'}\\n{lease.get('subnet', 'no lease')}"
+                if node["drifted"]:
+                    label += "\\nDRIFT"
+                sub.node(node["node"], label=label, fillcolor="#f4b6b6" if node["drifted"] else "#d5e8d4",
+                         color="red" if node["drifted"] else "black")
+    styles = {"vxlan": {"style": "dashed", "color": "blue"}, "direct": {"style": "solid", "color": "darkgreen"},
+              "host-gw": {"style": "bold", "color": "darkgreen"}}
+    done = set()
+    for node in view["nodes"]:
+        for subnet, kind in sorted(node["paths"].items()):
+            peer = by_subnet.get(subnet)
+            if peer is None or frozenset((node["node"], peer)) in done:
+                continue
+            done.add(frozenset((node["node"], peer)))
+            graph.edge(node["node"], peer, label=kind, **styles.get(kind, {}))
+    Path(path).write_bytes(graph.pipe(format="svg"))
+
+
+def cmd_net_status(args, base: Path, runner) -> int:
+    rc, results, stderr = run_playbook(base, args.cluster)
+    view = cluster_view(results)
+    if args.svg:
+        draw_svg(args.cluster, view, args.svg)
+    if args.json:
+        print(json.dumps(view, indent=2, sort_keys=True))
+    else:
+        print(format_text(args.cluster, view))
+        if args.svg:
+            print(f"drawing: {args.svg}")
+    if view["drifted"]:
+        print(f"ezctl: nodes drifted from their plan: {', '.join(view['drifted'])}", file=sys.stderr)
+        return 2
+    if rc != 0:
+        print(f"ezctl: ansible-playbook failed (rc {rc}): {stderr.strip()[-2000:]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parsers(sub, common) -> None:
+    net = sub.add_parser("net", parents=[common], help="the cluster's network: status")
+    nsub = net.add_subparsers(dest="net_command", metavar="NET_COMMAND", required=True)
+    p = nsub.add_parser("status", parents=[common], help="leases and drift per node (step 06 in check mode)",
+                        description="Runs playbooks/net-status.yml --check --diff and shows per node its "
+                        "lease and what a run of 06 would change (drift); exit 2 when a node drifted.")
+    p.add_argument("cluster")
+    p.add_argument("--json", action="store_true", help="print the view as JSON")
+    p.add_argument("--svg", metavar="FILE", help="also draw the cluster (Graphviz) into FILE")
+    p.set_defaults(func=cmd_net_status, needs_base=True)
