@@ -186,7 +186,7 @@ def report(figs, forks):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--sizes", default="4,8,16", help="lab sizes, comma-separated (default 4,8,16)")
     parser.add_argument("--forks", type=int, default=None,
                         help="Ansible forks (default: ansible.cfg's, at least the lab size)")
@@ -199,7 +199,7 @@ def main(argv=None):
     if os.geteuid() != 0:
         raise SystemExit("bench_scale needs root: the lab builds namespaces")
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    forks = args.forks or max(20, max(sizes))
+    forks = args.forks or max([20] + sizes)
     figs = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for nodes in sizes:
