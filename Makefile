@@ -70,9 +70,12 @@ build: setup
 	ansible-galaxy collection install --force -p .cache/build/installed .cache/build/kubeasz-network-*.tar.gz
 	test -f .cache/build/installed/ansible_collections/kubeasz/network/plugins/modules/vxlan_link.py
 
+# BENCH_SCALE_SIZES=4,8,16,32 make bench adds a 32-node lab (about 10 minutes more on 2 cores)
+BENCH_SCALE_SIZES ?= 4,8,16
 bench: setup
 	$(BIN)/python bench/bench_dataplane.py --sizes 1000,5000 --ansible
 	$(BIN)/python bench/bench_etcd.py
+	$(BIN)/python bench/bench_scale.py --sizes $(BENCH_SCALE_SIZES)
 
 clean:
 	rm -rf .cache $(VENV) tests/output

@@ -50,8 +50,23 @@ options:
       - name: kubeasz_nsenter_path
     env:
       - name: KUBEASZ_NSENTER_PATH
-extends_documentation_fragment:
-  - connection_pipelining
+  pipelining:
+    description:
+      - Run modules by streaming them to the node's Python on stdin, without a temporary
+        directory, a file transfer and a C(chmod) per task.
+      - On by default here, unlike SSH, since a lab node has no C(requiretty) to trip over and
+        become is ignored. Set C(ANSIBLE_PIPELINING=False) to compare.
+    type: boolean
+    default: true
+    env:
+      - name: ANSIBLE_PIPELINING
+    ini:
+      - section: defaults
+        key: pipelining
+      - section: connection
+        key: pipelining
+    vars:
+      - name: ansible_pipelining
 notes:
   - Build the lab first with C(ezctl lab up <cluster>); it writes an inventory that sets
     C(ansible_connection=kubeasz.network.netns) and C(kubeasz_lab_dir) for every node.
