@@ -156,12 +156,13 @@ def test_ansible_doc_for_every_plugin_and_the_role(user):
     assert 'FLANNEL_BACKEND' in out
 
 
-def test_playbook_by_fqcn(user):
+@pytest.mark.parametrize('playbook', ['network', 'addnode', 'delnode', 'network_reset'])
+def test_playbook_by_fqcn(user, playbook):
     _tarball, _collections, home, env = user
     (home / 'hosts').write_text(USER_INVENTORY)
-    out = run([os.path.join(BIN, 'ansible-playbook'), '-i', 'hosts', 'kubeasz.network.network', '--syntax-check'],
+    out = run([os.path.join(BIN, 'ansible-playbook'), '-i', 'hosts', 'kubeasz.network.' + playbook, '--syntax-check'],
               cwd=str(home), env=env)
-    assert str(installed(user) / 'playbooks' / 'network.yml') in out
+    assert str(installed(user) / 'playbooks' / (playbook + '.yml')) in out
 
 
 def test_users_playbook_renders_the_manifest(user):
