@@ -21,7 +21,7 @@ from pathlib import Path
 PLAYBOOK = "playbooks/net-status.yml"
 CALLBACKS = Path(__file__).resolve().parent / "ansible_callbacks"
 # tasks whose results describe the node (the rest only reads or validates)
-LEASE_TASK = "Read the peers' leases"
+LEASE_TASK = "Acquire the node's subnet lease and write subnet.env and the CNI config"
 UNDERLAY_TASK = "Read the underlay interface's addresses"
 GUARD_TASKS = ("Ask the route guard process whether it runs", "Ask systemd whether the route guard runs")
 ROUTES_TASK = "Program the routes to the peers' subnets"

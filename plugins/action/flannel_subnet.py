@@ -137,7 +137,7 @@ class ActionModule(ActionBase):
         if state == 'query':
             out.pop('diff', None)
         self._renewal(store, state, out.get('lease'), check_mode)
-        if state == 'query' and out.get('lease'):
+        if state != 'absent' and out.get('lease'):
             out['renewed'] = load_renewals(store.path).get(subnet_key(out['lease']['subnet']))
         return self._warn(out, out.pop('warnings'), *results)
 

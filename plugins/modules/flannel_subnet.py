@@ -94,8 +94,9 @@ options:
   etcd_lease_ttl:
     description:
       - Seconds a lease lives in etcd unless renewed (flanneld uses 24 hours); every run renews it.
-        No flanneld renews leases in the C(ansible) dataplane, so run the play at least that often,
-        or set V(0) for leases that never expire (C(state=absent) releases them).
+        In the C(ansible) dataplane the role's route guard renews it between runs (as flanneld
+        does, before it expires); without the guard run the play at least that often, or set
+        V(0) for leases that never expire (C(state=absent) releases them).
     type: int
     default: 86400
   etcd_ca:
@@ -271,6 +272,13 @@ subnet_env:
   type: dict
   sample: {"FLANNEL_NETWORK": "172.20.0.0/16", "FLANNEL_SUBNET": "172.20.1.1/24",
            "FLANNEL_MTU": "1450", "FLANNEL_IPMASQ": "true"}
+renewed:
+  description:
+    - store=file, when the node's lease was last taken or kept by a run (UTC, ISO 8601); null
+      when the file store has no record of it.
+  returned: with store=file, unless state=absent
+  type: str
+  sample: "2026-11-29T17:02:50Z"
 previous_subnet:
   description: The subnet named by the subnet.env found on the node before the run, if any.
   returned: unless state=absent with public_ip set

@@ -85,7 +85,7 @@ def test_remove_host_line_only_in_its_group():
 
 
 RECORDS = [
-    {"task": "Read the peers' leases", "status": "ok", "result": {
+    {"task": "Acquire the node's subnet lease and write subnet.env and the CNI config", "status": "ok", "result": {
         "lease": {"subnet": "172.20.1.0/24", "public_ip": "10.0.0.1", "backend_type": "vxlan"},
         "public_ip": "10.0.0.1", "iface": "eth0"}},
     {"task": "Program the VXLAN device and its peer entries", "status": "changed", "result": {"diff": [
