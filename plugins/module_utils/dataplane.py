@@ -19,7 +19,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
     check_peers_not_local, check_peers_vs_address, decide_direct, host_gw_problems, split_by_backend,
     validate_peers)
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import (
-    desired_routes, observed_route_text, owned_routes, plan_routes, route_text)
+    desired_routes, observed_route_text, owned_routes, plan_routes, route_key, route_matches, route_text)
 from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import (
     device_name, devices_text, flannel_devices, plan_stale_devices, plan_vxlan_absent, plan_vxlan_link,
     spec_text, vxlan_link_spec)
@@ -213,5 +213,11 @@ def direct_route(run, params, check_mode=False, apply=None, diff=True):
     ops = plan_routes(observed, want, network, own, owned)
 
     def texts():
-        return [observed_route_text(r) for r in owned], [route_text(r) for r in want]
+        # a route that stays is shown as the kernel has it, before and after (direct ones carry a dev)
+        kept = dict((route_key(r), r) for r in owned)
+
+        def after(w):
+            have = kept.get(w.dst)
+            return observed_route_text(have) if have is not None and route_matches(have, w) else route_text(w)
+        return [observed_route_text(r) for r in owned], [after(w) for w in want]
     return _finish(run, result, ops, texts if diff else None, check_mode, apply)

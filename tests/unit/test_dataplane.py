@@ -170,3 +170,14 @@ def test_direct_route_check_mode_counts_on_vxlan_link_removing_stale_devices():
     assert not any('route del' in line for line in checked['plan']) and 'flannel.2' not in checked['diff']['before']
     real = direct_route(kernel, route_params())
     assert 'flannel.2' in real['diff']['before'] and real['plan'] == checked['plan']   # alone, it replaces
+
+
+def test_direct_route_diff_shows_a_kept_direct_route_as_the_kernel_has_it():
+    """DirectRouting: the kernel adds ``dev eth0`` to a direct route; --diff lists only what changes."""
+    routes = BASE_ROUTES + [route('172.20.2.0/24', '198.18.0.12', 'eth0', '159')]
+    kernel = FakeKernel(observed([flannel()], routes=routes), LOOKUPS)
+    result = direct_route(kernel, route_params(direct_routing=True), check_mode=True)
+    diff = result['diff'] if isinstance(result['diff'], dict) else result['diff'][0]
+    before, after = diff['before'].splitlines(), diff['after'].splitlines()
+    assert '172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159' in before
+    assert set(after) - set(before) == {'172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159'}
