@@ -8,8 +8,10 @@ A ``Lease`` holds canonical text (``subnet`` a strict CIDR, so its network addre
 before the slash), whichever store it came from and whichever module reads it: in flannel's
 store format (key ``172.20.1.0-24``, value ``{"PublicIP":..,"PublicIPv6":null,"BackendType":..,
 "BackendData":..}``) and as the peer dict modules exchange (docs/architecture.md). Validation
-is int based (``ipv4``: thousands of peers per run); ``network`` gives the ``ipaddress`` view.
-IPv6 fits in later as further optional fields (``subnet6``, ``public_ip6``) of the same type.
+is int based (``ipv4``/``ipv6``: thousands of peers per run); ``network`` gives the ``ipaddress``
+view. IPv6 (dual-stack, IPv6-only) is carried by the optional fields ``subnet6``, ``public_ip6``
+and ``vtep_mac6``; ``view(family)`` gives one family's lease in the IPv4 field names, which is
+all the dataplane code reads (docs/dual-stack.md).
 
 Standard library only (runs on the managed node and on the controller).
 """
@@ -23,7 +25,8 @@ import json
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import LABEL, module_for
 
 BACKENDS = ('vxlan', 'host-gw')
 VNI_MAX = (1 << 24) - 1
@@ -33,6 +36,7 @@ IFNAMSIZ = 16
 _BAD_IFNAME_CHARS = re.compile(r'[/:\s]')
 _MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
 _KEY = re.compile(r'^(\d{1,3}(?:\.\d{1,3}){3})-(\d{1,2})$')
+_KEY6 = re.compile(r'^([0-9a-f:]+)-(\d{1,3})$')
 
 
 class DataplaneError(Exception):
@@ -45,22 +49,23 @@ class LeaseError(DataplaneError, ValueError):
 
 # ---------------------------------------------------------------- single values
 
-def check_ip(value, what):
-    """Canonical text of an IPv4 address."""
-    if ipv4.ip_int(value) is not None:
+def check_ip(value, what, family='ipv4'):
+    """Canonical text of an address of ``family``."""
+    fam = module_for(family)
+    if family == 'ipv4' and fam.ip_int(value) is not None:
         return value  # inet_pton accepts canonical dotted quads only
     try:
-        return ipv4.ip_text(ipv4.parse_ip(value))
+        return fam.ip_text(fam.parse_ip(value))
     except ValueError:
-        raise LeaseError('%s: %r is not an IPv4 address' % (what, value))
+        raise LeaseError('%s: %r is not an %s address' % (what, value, LABEL[family]))
 
 
-def check_net(value, what):
-    """((int, prefix), canonical text) of a strict IPv4 network."""
+def check_net(value, what, family='ipv4'):
+    """((int, prefix), canonical text) of a strict network of ``family``."""
     try:
-        return ipv4.parse_cidr(value)
+        return module_for(family).parse_cidr(value)
     except ValueError as exc:
-        raise LeaseError('%s: %r is not an IPv4 network (%s)' % (what, value, exc))
+        raise LeaseError('%s: %r is not an %s network (%s)' % (what, value, LABEL[family], exc))
 
 
 def ifname_problem(name):
@@ -95,18 +100,25 @@ def check_mac(value, what):
     return mac
 
 
-# Where no node can live: "this" network, loopback, multicast and the reserved/broadcast range.
-_NOT_UNICAST = tuple((ipv4.parse_net(net), why) for net, why in (
-    ('0.0.0.0/8', 'a "this network" address'), ('127.0.0.0/8', 'a loopback address'),
-    ('224.0.0.0/4', 'a multicast address'), ('240.0.0.0/4', 'a reserved or broadcast address')))
+# Where no node can live: "this" network, loopback, multicast and the reserved/broadcast range;
+# for IPv6 also link-local (a VXLAN underlay or a gateway needs a global address).
+_NOT_UNICAST = {
+    'ipv4': tuple((ipv4.parse_net(net), why) for net, why in (
+        ('0.0.0.0/8', 'a "this network" address'), ('127.0.0.0/8', 'a loopback address'),
+        ('224.0.0.0/4', 'a multicast address'), ('240.0.0.0/4', 'a reserved or broadcast address'))),
+    'ipv6': tuple((ipv6.parse_net(net), why) for net, why in (
+        ('::/128', 'the unspecified address'), ('::1/128', 'a loopback address'),
+        ('::ffff:0:0/96', 'an IPv4-mapped address'), ('fe80::/10', 'a link-local address'),
+        ('ff00::/8', 'a multicast address')))}
 
 
-def check_node_ip(value, what):
+def check_node_ip(value, what, family='ipv4'):
     """Canonical text of a node address that can carry VXLAN and routes (unicast, not loopback)."""
-    text = check_ip(value, what)
-    ip = ipv4.parse_ip(text)
-    for net, why in _NOT_UNICAST:
-        if ipv4.contains(net, ip):
+    text = check_ip(value, what, family)
+    fam = module_for(family)
+    ip = fam.parse_ip(text)
+    for net, why in _NOT_UNICAST[family]:
+        if fam.contains(net, ip):
             raise LeaseError('%s: %s is %s, not a node address' % (what, text, why))
     return text
 
@@ -124,54 +136,102 @@ def vtep_mac(public_ip, vni):
     return ':'.join('%02x' % b for b in digest[:6])
 
 
-def subnet_from_key(key):
-    """``"172.20.1.0-24"`` -> canonical CIDR text; LeaseError unless a canonical subnet key."""
-    match = _KEY.match(key) if isinstance(key, str) else None
+def _key_part(key, pattern, fam, form):
+    match = pattern.match(key)
     if not match:
-        raise LeaseError('lease key %r is not of the form a.b.c.d-len' % (key,))
+        raise LeaseError('lease key %r is not of the form %s' % (key, form))
     try:
-        text = ipv4.net_text(ipv4.parse_net('%s/%s' % match.groups()))
+        return fam.net_text(fam.parse_net('%s/%s' % match.groups()))
     except ValueError as exc:
         raise LeaseError('lease key %r: %s' % (key, exc))
-    if subnet_key(text) != key:
-        raise LeaseError('lease key %r is not canonical (expected %s)' % (key, subnet_key(text)))
-    return text
 
 
-def subnet_key(subnet):
-    """A subnet (CIDR text or IPv4Network) -> flannel's key ``"172.20.1.0-24"``."""
-    return str(subnet).replace('/', '-')
+def subnets_from_key(key):
+    """flannel's key -> (IPv4 subnet or None, IPv6 subnet or None) as canonical CIDR text:
+    ``172.20.1.0-24``, ``172.20.1.0-24&fd00:20:0:1::-64`` or (IPv6-only, file store) ``fd00:20:0:1::-64``.
+    LeaseError unless a canonical key."""
+    if not isinstance(key, str):
+        raise LeaseError('lease key %r is not a string' % (key,))
+    four, amp, six = key.partition('&')
+    if not amp and ':' in four:
+        four, six = '', four
+    subnet = _key_part(four, _KEY, ipv4, 'a.b.c.d-len') if four else None
+    subnet6 = _key_part(six, _KEY6, ipv6, 'a.b.c.d-len&ipv6-len') if six else None
+    if subnet is None and subnet6 is None:
+        raise LeaseError('lease key %r is empty' % (key,))
+    if subnet_key(subnet, subnet6) != key:
+        raise LeaseError('lease key %r is not canonical (expected %s)' % (key, subnet_key(subnet, subnet6)))
+    return subnet, subnet6
+
+
+def subnet_from_key(key):
+    """``"172.20.1.0-24"`` -> canonical CIDR text; LeaseError unless a canonical IPv4 subnet key."""
+    subnet, subnet6 = subnets_from_key(key)
+    if subnet is None or subnet6 is not None:
+        raise LeaseError('lease key %r is not of the form a.b.c.d-len' % (key,))
+    return subnet
+
+
+def subnet_key(subnet, subnet6=None):
+    """Subnets (CIDR text or networks) -> flannel's key ``"172.20.1.0-24"``, dual-stack
+    ``"172.20.1.0-24&fd00:20:0:1::-64"`` (MakeSubnetKey), IPv6-only ``"fd00:20:0:1::-64"``."""
+    parts = [str(net).replace('/', '-') for net in (subnet, subnet6) if net is not None]
+    return '&'.join(parts)
 
 
 # ---------------------------------------------------------------- the lease
 
-class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', 'vtep_mac'])):
-    """One node's lease; canonical text. ``vni``/``vtep_mac`` are None for host-gw."""
+_V6_FIELDS = ('subnet6', 'public_ip6', 'vtep_mac6')
+
+
+class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', 'vtep_mac'] + list(_V6_FIELDS))):
+    """One node's lease; canonical text. ``vni``/``vtep_mac(6)`` are None for host-gw; the IPv6
+    fields are None without IPv6, ``subnet``/``public_ip``/``vtep_mac`` None for IPv6-only."""
 
     __slots__ = ()
 
-    @classmethod
-    def make(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None):
-        """Validate a lease given as text or ipaddress objects (``what`` names it in errors)."""
-        return cls.parse(subnet, public_ip, backend_type, vni, vtep_mac, what)[0]
+    def __new__(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None,
+                subnet6=None, public_ip6=None, vtep_mac6=None):
+        return super(Lease, cls).__new__(cls, subnet, public_ip, backend_type, vni, vtep_mac,
+                                         subnet6, public_ip6, vtep_mac6)
 
     @classmethod
-    def parse(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None):
-        """(validated lease, its subnet as ipv4's (int, prefix)): ``make`` for callers that need both."""
-        what = what or 'lease %s' % (subnet,)
-        net, subnet = check_net(str(subnet) if isinstance(subnet, ipaddress.IPv4Network) else subnet,
-                                what + ' subnet')
-        public_ip = check_node_ip(str(public_ip) if isinstance(public_ip, ipaddress.IPv4Address)
-                                  else public_ip, what + ' public_ip')
+    def make(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None,
+             subnet6=None, public_ip6=None, vtep_mac6=None):
+        """Validate a lease given as text or ipaddress objects (``what`` names it in errors)."""
+        return cls.parse(subnet, public_ip, backend_type, vni, vtep_mac, what,
+                         subnet6, public_ip6, vtep_mac6)[0]
+
+    @classmethod
+    def parse(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None,
+              subnet6=None, public_ip6=None, vtep_mac6=None, family='ipv4'):
+        """(validated lease, its ``family`` subnet as (int, prefix) or None when it has none):
+        ``make`` for callers that need both."""
+        what = what or 'lease %s' % (subnet if subnet is not None else subnet6,)
         if backend_type not in BACKENDS:
             raise LeaseError('%s backend_type: %r is not a backend name (one of %s)'
                              % (what, backend_type, ', '.join(BACKENDS)))
-        if backend_type != 'vxlan':
-            return cls(subnet, public_ip, backend_type, None, None), net
-        if vtep_mac is None:
-            raise LeaseError('%s: a vxlan peer needs vtep_mac' % what)
-        return cls(subnet, public_ip, backend_type, vni if vni is None else check_vni(vni, what + ' vni'),
-                   check_mac(vtep_mac, what + ' vtep_mac')), net
+        if subnet is None and subnet6 is None:
+            raise LeaseError('%s: a lease needs subnet (IPv4) or subnet6 (IPv6)' % what)
+        vxlan = backend_type == 'vxlan'
+        if vxlan and vni is not None:
+            vni = check_vni(vni, what + ' vni')
+        nets, fields = {}, {}
+        for fam, (sub, pub, mac), suffix in (('ipv4', (subnet, public_ip, vtep_mac), ''),
+                                             ('ipv6', (subnet6, public_ip6, vtep_mac6), '6')):
+            if sub is None:
+                continue
+            nets[fam], sub = check_net(str(sub), what + ' subnet' + suffix, fam)
+            if pub is None:
+                raise LeaseError('%s: subnet%s %s needs public_ip%s' % (what, suffix, sub, suffix))
+            pub = check_node_ip(str(pub), what + ' public_ip' + suffix, fam)
+            if vxlan:
+                if mac is None:
+                    raise LeaseError('%s: a vxlan peer needs vtep_mac%s' % (what, suffix))
+                mac = check_mac(mac, what + ' vtep_mac' + suffix)
+            fields[fam] = (sub, pub, mac if vxlan else None)
+        (sub4, pub4, mac4), (sub6, pub6, mac6) = (fields.get(fam, (None, None, None)) for fam in ('ipv4', 'ipv6'))
+        return cls(sub4, pub4, backend_type, vni if vxlan else None, mac4, sub6, pub6, mac6), nets.get(family)
 
     def after_run(self, backend):
         """This lease once its node has run flannel_subnet with ``backend`` (a netconf Backend):
@@ -179,39 +239,66 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
         vni = backend.vni if backend.type == 'vxlan' else None
         if (self.backend_type, self.vni) == (backend.type, vni):
             return self
-        return self._replace(backend_type=backend.type, vni=vni, vtep_mac=vni and vtep_mac(self.public_ip, vni))
+        return self._replace(backend_type=backend.type, vni=vni,
+                             vtep_mac=vni and self.public_ip and vtep_mac(self.public_ip, vni),
+                             vtep_mac6=vni and self.public_ip6 and vtep_mac(self.public_ip6, vni))
+
+    @property
+    def families(self):
+        return tuple(fam for fam, sub in (('ipv4', self.subnet), ('ipv6', self.subnet6)) if sub is not None)
+
+    def view(self, family):
+        """This lease in one family, in the IPv4 field names (None when it has no such family):
+        what the per-family dataplane code reads."""
+        if family == 'ipv4':
+            if self.subnet is None:
+                return None
+            return self if self.subnet6 is None else Lease(*self[:5])
+        if self.subnet6 is None:
+            return None
+        return Lease(self.subnet6, self.public_ip6, self.backend_type, self.vni, self.vtep_mac6)
 
     @property
     def network(self):
-        """The subnet as an IPv4Network (allocation, subnet.env)."""
-        return ipaddress.IPv4Network(self.subnet)
+        """The IPv4 subnet as an IPv4Network (allocation, subnet.env); None for IPv6-only."""
+        return None if self.subnet is None else ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def network6(self):
+        """The IPv6 subnet as an IPv6Network, or None."""
+        return None if self.subnet6 is None else ipaddress.IPv6Network(self.subnet6)
 
     @property
     def key(self):
-        return subnet_key(self.subnet)
+        return subnet_key(self.subnet, self.subnet6)
 
-    def backend_data(self):
-        """flannel's BackendData (None for host-gw, which omits it)."""
-        if self.backend_type == 'vxlan':
-            return {'VNI': self.vni, 'VtepMAC': self.vtep_mac}
+    def backend_data(self, family='ipv4'):
+        """flannel's BackendData / BackendV6Data (None for host-gw, which omits it)."""
+        mac = self.vtep_mac if family == 'ipv4' else self.vtep_mac6
+        if self.backend_type == 'vxlan' and mac is not None:
+            return {'VNI': self.vni, 'VtepMAC': mac}
         return None
 
     def to_store(self):
         """(key, value): exactly what flanneld writes (Go's json.Marshal of LeaseAttrs).
 
-        BackendData is ``omitempty`` in flannel and host-gw sets none, so it is left out;
-        PublicIPv6 is a nil pointer without omitempty, so it is ``null``.
+        PublicIP is a value (IPv4-only leases: the node's IPv4; IPv6-only: "0.0.0.0");
+        PublicIPv6 a pointer without omitempty (``null`` without IPv6); BackendData and
+        BackendV6Data are ``omitempty``: host-gw sets none, so they are left out.
         """
-        value = {'PublicIP': self.public_ip, 'PublicIPv6': None, 'BackendType': self.backend_type}
-        data = self.backend_data()
+        value = {'PublicIP': self.public_ip or '0.0.0.0', 'PublicIPv6': self.public_ip6,
+                 'BackendType': self.backend_type}
+        data, data6 = self.backend_data('ipv4'), self.backend_data('ipv6')
         if data is not None:
             value['BackendData'] = data
+        if data6 is not None:
+            value['BackendV6Data'] = data6
         return self.key, json.dumps(value, separators=(',', ':'))
 
     @classmethod
     def from_store(cls, key, value):
         """Parse and validate a stored lease (value: JSON text or the decoded object)."""
-        subnet = subnet_from_key(key)
+        subnet, subnet6 = subnets_from_key(key)
         what = 'lease %s' % key
         if isinstance(value, (bytes, str)):
             try:
@@ -220,16 +307,25 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
                 raise LeaseError('%s: value is not JSON (%s)' % (what, exc))
         if not isinstance(value, dict):
             raise LeaseError('%s: value is not a JSON object' % what)
-        data = value.get('BackendData')
-        if value.get('BackendType') == 'vxlan' and not isinstance(data, dict):
+        vxlan = value.get('BackendType') == 'vxlan'
+        data, data6 = value.get('BackendData'), value.get('BackendV6Data')
+        if vxlan and subnet is not None and not isinstance(data, dict):
             raise LeaseError('%s: vxlan lease without BackendData' % what)
+        if vxlan and subnet6 is not None and not isinstance(data6, dict):
+            raise LeaseError('%s: vxlan lease with an IPv6 subnet without BackendV6Data' % what)
         data = data if isinstance(data, dict) else {}
-        return cls.make(subnet, value.get('PublicIP'), value.get('BackendType'), data.get('VNI'),
-                        data.get('VtepMAC'), what)
+        data6 = data6 if isinstance(data6, dict) else {}
+        return cls.make(subnet, value.get('PublicIP') if subnet is not None else None,
+                        value.get('BackendType'), data.get('VNI', data6.get('VNI')), data.get('VtepMAC'), what,
+                        subnet6, value.get('PublicIPv6') if subnet6 is not None else None, data6.get('VtepMAC'))
 
     def as_peer(self):
-        """The peer dict of docs/architecture.md."""
-        return self._asdict()
+        """The peer dict of docs/architecture.md (the IPv6 keys only when the lease has IPv6)."""
+        peer = self._asdict()
+        if self.subnet6 is None:
+            for name in _V6_FIELDS:
+                del peer[name]
+        return peer
 
     @classmethod
     def from_peer(cls, peer, what='peer'):
@@ -237,9 +333,10 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
         return cls.parse_peer(peer, what)[0]
 
     @classmethod
-    def parse_peer(cls, peer, what='peer'):
-        """from_peer -> (Lease, its subnet as ipv4's (int, prefix))."""
+    def parse_peer(cls, peer, what='peer', family='ipv4'):
+        """from_peer -> (Lease, its ``family`` subnet as (int, prefix) or None)."""
         if not isinstance(peer, dict):
             raise LeaseError('%s: a peer must be a dict, got %r' % (what, peer))
         return cls.parse(peer.get('subnet'), peer.get('public_ip'), peer.get('backend_type') or 'vxlan',
-                         peer.get('vni'), peer.get('vtep_mac'), what)
+                         peer.get('vni'), peer.get('vtep_mac'), what, peer.get('subnet6'),
+                         peer.get('public_ip6'), peer.get('vtep_mac6'), family)

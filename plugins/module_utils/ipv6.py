@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""IPv6 twin of ``ipv4``: the same functions on 128-bit integers, so the dataplane code takes
+either module for a family (``ipfamily.module_for``). Text is RFC 5952 (``inet_ntop``), as Go
+and iproute2 print it. Standard library only (runs on the managed node).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ipaddress
+import re
+import socket
+
+_pton, _ntop, _AF_INET6, _from_bytes = socket.inet_pton, socket.inet_ntop, socket.AF_INET6, int.from_bytes
+_PREFIX = re.compile(r'^(0|[1-9]\d{0,2})$')
+BITS = 128
+ALL = (1 << BITS) - 1
+MASKS = tuple((ALL << (BITS - n)) & ALL for n in range(BITS + 1))
+
+
+def ip_int(text):
+    """IPv6 text -> int, or None when it is not an IPv6 address (no zone, no prefix)."""
+    try:
+        return _from_bytes(_pton(_AF_INET6, text), 'big')
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def ip_text(value):
+    return _ntop(_AF_INET6, value.to_bytes(16, 'big'))
+
+
+def parse_ip(value):
+    """int of an IPv6 address (text or ipaddress object); ValueError otherwise."""
+    if isinstance(value, ipaddress.IPv6Address):
+        return int(value)
+    found = ip_int(value) if isinstance(value, str) else None
+    if found is None:
+        found = int(ipaddress.IPv6Address(str(value)))
+    return found
+
+
+def parse_net(value, strict=True):
+    """(network int, prefix length) of 'addr[/n]', an IPv6Network or such a tuple; ValueError otherwise."""
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, ipaddress.IPv6Network):
+        return int(value.network_address), value.prefixlen
+    text = str(value)
+    addr, sep, plen = text.partition('/')
+    ip = ip_int(addr)
+    if ip is None or sep and not (_PREFIX.match(plen) and int(plen) <= BITS):
+        net = ipaddress.IPv6Network(text, strict=strict)
+        return int(net.network_address), net.prefixlen
+    length = int(plen) if sep else BITS
+    if ip & ~MASKS[length] & ALL:
+        if strict:
+            raise ValueError('%s has host bits set' % text)
+        ip &= MASKS[length]
+    return ip, length
+
+
+def net_text(net):
+    return '%s/%d' % (ip_text(net[0]), net[1])
+
+
+def parse_cidr(value):
+    """(parsed strict network, canonical 'addr/n' text); ValueError otherwise."""
+    net = parse_net(value, strict=True)
+    return net, net_text(net)
+
+
+def last(net):
+    return net[0] | (~MASKS[net[1]] & ALL)
+
+
+def subnet_of(inner, outer):
+    return inner[1] >= outer[1] and inner[0] & MASKS[outer[1]] == outer[0]
+
+
+def overlaps(one, other):
+    return one[0] <= last(other) and other[0] <= last(one)
+
+
+def contains(net, ip):
+    return ip & MASKS[net[1]] == net[0]
+
+
+def ip_key(text):
+    found = ip_int(text)
+    return -1 if found is None else found
+
+
+def net_key(text):
+    addr, dummy, plen = text.partition('/')
+    return (ip_key(addr), int(plen) if plen.isdigit() else BITS)
