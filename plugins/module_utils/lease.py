@@ -320,12 +320,8 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
                         subnet6, value.get('PublicIPv6') if subnet6 is not None else None, data6.get('VtepMAC'))
 
     def as_peer(self):
-        """The peer dict of docs/architecture.md (the IPv6 keys only when the lease has IPv6)."""
-        peer = self._asdict()
-        if self.subnet6 is None:
-            for name in _V6_FIELDS:
-                del peer[name]
-        return peer
+        """The peer dict of docs/architecture.md (every key, null where the lease has no value)."""
+        return self._asdict()
 
     @classmethod
     def from_peer(cls, peer, what='peer'):

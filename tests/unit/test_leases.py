@@ -76,7 +76,7 @@ def test_from_store_accepts_flanneld_value_with_upper_case_mac():
 def test_as_peer_shape():
     assert lease('172.20.2.0/24', '198.18.0.12').as_peer() == {
         'subnet': '172.20.2.0/24', 'public_ip': '198.18.0.12', 'backend_type': 'vxlan',
-        'vni': 1, 'vtep_mac': MAC}
+        'vni': 1, 'vtep_mac': MAC, 'subnet6': None, 'public_ip6': None, 'vtep_mac6': None}
     assert lease('172.20.2.0/24', '198.18.0.12', 'host-gw').as_peer()['vtep_mac'] is None
     assert Lease.from_peer(lease('172.20.2.0/24', '198.18.0.12').as_peer()) == lease('172.20.2.0/24', '198.18.0.12')
 
