@@ -164,7 +164,7 @@ def pod_ips(result: dict | None) -> dict:
     """{"ip": first IPv4, "ip6": first IPv6} of a CNI ADD result (a family without one is absent)."""
     found = {}
     for entry in (result or {}).get("ips", []) or []:
-        text = str(entry.get("address", "")).split("/")[0]
+        text = str(entry.get("address", "")).split("/", maxsplit=1)[0]
         try:
             addr = ipaddress.ip_address(text)
         except ValueError:
