@@ -370,9 +370,11 @@ class Lab:
 
     def _wire_node(self, node: str, segment: int, ip_addr: str, ip6: str | None = None) -> None:
         ip = _tool("ip")
-        if ip6:  # before eth0 exists: links made in the node (eth0, cni0) skip DAD
-            self.exec(node, [_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                             "net.ipv6.conf.default.accept_dad=0"])
+        # before eth0 exists: links made in the node (eth0, the CNI bridge cni0) skip DAD, so
+        # IPv6 addresses work at once (also in an IPv4 lab whose conflist has an IPv6 range:
+        # cni0's gateway address would stay tentative for a second or two)
+        self.exec(node, [_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                         "net.ipv6.conf.default.accept_dad=0"])
         if self._fabric(ip, "link", "show", node, check=False).returncode != 0:
             self._fabric(ip, "link", "add", node, "type", "veth", "peer", "name", NODE_IFACE,
                          "netns", self.ns_path(node, "net"))

@@ -199,6 +199,12 @@ def test_ipv4_lab_has_no_ipv6(make_lab):
     state = lab.up(nodes=1)
     assert state["ipv6"] is False and "ip6" not in state["nodes"][0]
     assert addrs6(lab, "node1") == {}
+    # a dual-stack conflist still works at once: the node's cni0 skips DAD
+    lab.exec("node1", ["/bin/sh", "-c", "cat > /etc/cni/net.d/10-flannel.conflist"],
+             input=json.dumps(CONFLIST6))
+    lab.pod_add("node1", "p")
+    assert [flags for flags in addrs6(lab, "node1", "cni0").values()] == [[]]
+    assert reach.ping(lab, "node1/p", "fd00:20:0:1::1")
 
 
 def test_cli_up_ipv6_and_down_with_pods(make_lab, tmp_path, capsys):
