@@ -8,6 +8,7 @@ else the current directory when it holds ``playbooks/``.
     ezctl checkout <cluster>            make <cluster> the current one
     ezctl setup <cluster> 06|network [-- ansible-playbook args]
     ezctl lab up|down|status <cluster>  build / remove / show the namespace lab
+                                        (lab up --ipv6: nodes get IPv6 next to IPv4)
     ezctl lab exec <cluster> <node>[/<pod>] -- CMD...
     ezctl lab pod add|del <cluster> <node> <pod>
     ezctl add-node|del-node|reset-net, ezctl lab node add|del: see ezctl/nodes.py
@@ -172,10 +173,11 @@ def _lab(args) -> labmod.Lab:
 
 def cmd_lab_up(args, base: Path, runner) -> int:
     lab = _lab(args)
-    state = lab.up(nodes=args.nodes, segments=args.segments)
+    state = lab.up(nodes=args.nodes, segments=args.segments, ipv6=args.ipv6)
     cdir = lab.write_cluster(base, args.cluster)
     for node in state["nodes"]:
-        print(f"{node['name']}\t{node['ip']}/24\tsegment {node['segment']}")
+        ip6 = f"\t{node['ip6']}/{node.get('prefixlen6', 64)}" if node.get("ip6") else ""
+        print(f"{node['name']}\t{node['ip']}/24{ip6}\tsegment {node['segment']}")
     print(f"lab {args.cluster} is up in {lab.dir}; inventory: {cdir / 'hosts'}")
     return 0
 
@@ -196,11 +198,13 @@ def cmd_lab_status(args, base, runner) -> int:
         print(f"lab {args.cluster}: down")
         return 3
     print(f"lab {args.cluster}: {'up' if status['up'] else 'BROKEN (run ezctl lab down)'} "
-          f"({status['dir']}, {status['segments']} segment(s))")
+          f"({status['dir']}, {status['segments']} segment(s)"
+          f"{', IPv6' if status.get('ipv6') else ''})")
     for node in status["nodes"]:
         pods = status["pods"].get(node["name"], {})
-        pod_text = " ".join(f"{p}={v.get('ip')}" for p, v in sorted(pods.items()))
-        print(f"  {node['name']:<8} {node.get('ip', '?'):<14} "
+        pod_text = " ".join(f"{p}={','.join(pod_ip_texts(v))}" for p, v in sorted(pods.items()))
+        ip6 = f" {node['ip6']:<16}" if node.get("ip6") else ""
+        print(f"  {node['name']:<8} {node.get('ip', '?'):<14}{ip6} "
               f"seg{node.get('segment', '?')} {'ok' if node['present'] else 'MISSING'} "
               f"{pod_text}".rstrip())
     return 0 if status["up"] else 3
@@ -214,8 +218,19 @@ def cmd_lab_exec(args, base, runner) -> int:
                            timeout=None).returncode
 
 
+def pod_ip_texts(record: dict) -> list[str]:
+    """A pod's addresses, IPv4 first: what `lab pod add` prints and `lab status` shows."""
+    return [str(record[k]) for k in ("ip", "ip6") if record.get(k)] or ["None"]
+
+
 def cmd_pod_add(args, base, runner) -> int:
-    print(_lab(args).pod_add(args.node, args.pod))
+    lab = _lab(args)
+    primary = lab.pod_add(args.node, args.pod)
+    try:
+        texts = pod_ip_texts(lab.pod_addresses(args.node, args.pod))
+    except labmod.LabError:
+        texts = [primary]
+    print(" ".join(texts))  # IPv4-only: the IP alone, as before; dual-stack: "IPv4 IPv6"
     return 0
 
 
@@ -265,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=4, help="number of nodes (default 4)")
     p.add_argument("--segments", type=int, choices=(1, 2), default=1,
                    help="2 puts the last node on a second, routed segment")
+    p.add_argument("--ipv6", action="store_true", default=None,
+                   help="give nodes IPv6 too: 198.18.S.H gets fd53:18:0:S::H/64 (kept for "
+                   "nodes added later; default: what the lab has, IPv4 only for a new lab)")
     p.set_defaults(func=cmd_lab_up, needs_base=True)
     p = lsub.add_parser("down", parents=[labopt], help="remove the lab (keeps clusters/<cluster>/)")
     p.add_argument("cluster")
@@ -280,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lab_exec, needs_base=False)
     pod = lsub.add_parser("pod", parents=[labopt], help="add or delete a pod (real CNI plugins)")
     psub = pod.add_subparsers(dest="pod_command", metavar="POD_COMMAND", required=True)
-    for name, func, text in (("add", cmd_pod_add, "create a pod and print its IP"),
+    for name, func, text in (("add", cmd_pod_add, "create a pod and print its IP (IPv4 IPv6 when dual-stack)"),
                              ("del", cmd_pod_del, "delete a pod (CNI DEL)")):
         p = psub.add_parser(name, parents=[labopt], help=text)
         p.add_argument("cluster")

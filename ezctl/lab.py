@@ -4,7 +4,8 @@ Layout of a lab called ``NAME`` (``D = <root>/NAME``, root ``/run/kubeasz-lab``)
 
     D/                 private bind mount of itself (namespace files can be bound here)
     D/fabric.net       network namespace of the switch/router: bridges seg1 (198.18.0.1/24)
-                       and seg2 (198.18.1.1/24), ip_forward=1 (inside the fabric only)
+                       and seg2 (198.18.1.1/24), ip_forward=1 (inside the fabric only); with
+                       IPv6 also fd53:18::1/64 and fd53:18:0:1::1/64, IPv6 forwarding=1
     D/<node>.net|mnt|uts
                        the namespaces of node ``<node>`` (node1..nodeN); inside its mount
                        namespace /sys is the node's sysfs and /run/flannel, /etc/cni/net.d,
@@ -12,9 +13,14 @@ Layout of a lab called ``NAME`` (``D = <root>/NAME``, root ``/run/kubeasz-lab``)
     D/lab.json         saved state (nodes, IPs, segments, pods)
 
 Node ``i`` has ``eth0`` with 198.18.0.(10+i)/24 (or 198.18.1.(10+i)/24 for the last node when
-the lab has two segments), default route via the fabric's ``.1``. Pods are network namespaces
+the lab has two segments), default route via the fabric's ``.1``. A lab made with ``ipv6``
+(``ezctl lab up --ipv6``) gives every node the IPv6 twin of its IPv4 address next to it:
+198.18.S.H ↔ fd53:18:0:S::H/64 (the IPv4 digits reused as IPv6 groups, see ``address6``), and an
+IPv6 default route via the fabric's fd53:18:0:S::1; DAD is off on lab interfaces (``nodad``,
+``accept_dad=0`` in the lab's namespaces) so addresses work at once. Pods are network namespaces
 made with ``ip netns add`` inside a node and wired with the real CNI plugins, following the
-node's ``/etc/cni/net.d/10-flannel.conflist``.
+node's ``/etc/cni/net.d/10-flannel.conflist``; a conflist with an IPv4 and an IPv6 host-local
+range gives a pod both (state ``ip`` and ``ip6``).
 
 Nothing ever happens in the host's own network namespace. ``down()`` removes all of it, also
 after a half-failed ``up()``: it works from /proc/mounts and the files under ``D``.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -48,6 +55,9 @@ OPTIONAL_PLUGINS = ("portmap",)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 POD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_NODES = 200
+LAB_NET = ipaddress.IPv4Network("198.18.0.0/16")
+LAB_NET6 = ipaddress.IPv6Network("fd53:18::/48")  # segment S (198.18.S.0/24) ↔ fd53:18:0:S::/64
+PREFIXLEN6 = 64
 
 
 class LabError(RuntimeError):
@@ -112,6 +122,61 @@ def node_address(index: int, count: int, segments: int) -> tuple[int, str]:
     """(segment, ip) of node ``index`` (1-based) in a lab of ``count`` nodes."""
     segment = 2 if segments == 2 and index == count else 1
     return segment, f"198.18.{segment - 1}.{10 + index}"
+
+
+def address6(ipv4: str) -> str:
+    """The IPv6 twin of a lab IPv4 address: 198.18.S.H → fd53:18:0:S::H (RFC 5952 text).
+
+    The decimal digits of S and H are reused as the IPv6 groups (198.18.1.13 → fd53:18:0:1::13),
+    so both addresses read alike; gateways map the same way (198.18.0.1 → fd53:18::1).
+    """
+    try:
+        addr = ipaddress.IPv4Address(ipv4)
+    except ValueError as exc:
+        raise LabError(f"{ipv4!r} is not an IPv4 address") from exc
+    if addr not in LAB_NET:
+        raise LabError(f"{ipv4} is not a lab address (outside {LAB_NET})")
+    _net, _lab, segment, host = str(addr).split(".")
+    return str(ipaddress.IPv6Address(f"fd53:18:0:{segment}::{host}"))
+
+
+def node_address6(index: int, count: int, segments: int) -> tuple[int, str]:
+    """(segment, IPv6 address) of node ``index``: the twin of ``node_address``'s IPv4 one."""
+    segment, ip = node_address(index, count, segments)
+    return segment, address6(ip)
+
+
+def gateway(segment: int) -> str:
+    """The fabric's IPv4 address on ``segment`` (1 or 2): the nodes' default gateway."""
+    return f"198.18.{segment - 1}.1"
+
+
+def node_record(node: str, segment: int, ip: str, ipv6: bool) -> dict:
+    """A node's entry in lab.json (``ip6``/``prefixlen6``/``gateway6`` only in IPv6 labs)."""
+    record = {"name": node, "ip": ip, "prefixlen": 24, "segment": segment, "iface": NODE_IFACE,
+              "gateway": gateway(segment)}
+    if ipv6:
+        record.update(ip6=address6(ip), prefixlen6=PREFIXLEN6, gateway6=address6(gateway(segment)))
+    return record
+
+
+def pod_ips(result: dict | None) -> dict:
+    """{"ip": first IPv4, "ip6": first IPv6} of a CNI ADD result (a family without one is absent)."""
+    found = {}
+    for entry in (result or {}).get("ips", []) or []:
+        text = str(entry.get("address", "")).split("/", maxsplit=1)[0]
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        key = "ip" if addr.version == 4 else "ip6"
+        found.setdefault(key, str(addr))
+    return found
+
+
+def primary_ip(ips: dict) -> str | None:
+    """The pod's primary IP: IPv4 when it has one, else IPv6."""
+    return ips.get("ip") or ips.get("ip6")
 
 
 def node_python() -> str:
@@ -201,8 +266,12 @@ class Lab:
                     check=check)
 
     # ----------------------------------------------------------------- up
-    def up(self, nodes: int = 4, segments: int = 1) -> dict:
-        """Build the lab (idempotent) and return its state."""
+    def up(self, nodes: int = 4, segments: int = 1, ipv6: bool | None = None) -> dict:
+        """Build the lab (idempotent) and return its state.
+
+        ``ipv6``: give nodes and fabric IPv6 too (kept in lab.json as ``ipv6``, so nodes added
+        later get it); None keeps what an existing lab has (IPv4 only for a new lab).
+        """
         if os.geteuid() != 0:
             raise LabError("the lab needs root (it creates namespaces and mounts)")
         if not 1 <= int(nodes) <= MAX_NODES:
@@ -212,20 +281,25 @@ class Lab:
         if segments == 2 and nodes < 2:
             raise LabError("two segments need at least two nodes")
         old = self.load_state() if self.state_file.exists() else {}
-        if old and (len(old.get("nodes", [])) != nodes or old.get("segments") != segments):
+        if ipv6 is None:
+            ipv6 = bool(old.get("ipv6", False))
+        ipv6 = bool(ipv6)
+        if old and (len(old.get("nodes", [])) != nodes or old.get("segments") != segments
+                    or bool(old.get("ipv6", False)) != ipv6):
             raise LabError(f"lab {self.name} exists with {len(old.get('nodes', []))} nodes and "
-                           f"{old.get('segments')} segment(s): run ezctl lab down {self.name} "
-                           "first")
+                           f"{old.get('segments')} segment(s), "
+                           f"{'with' if old.get('ipv6') else 'without'} IPv6: run ezctl lab "
+                           f"down {self.name} first")
         self._mount_dir()
-        self._make_fabric(segments)
-        state = {"name": self.name, "dir": str(self.dir), "segments": segments, "nodes": [],
-                 "pods": old.get("pods", {})}
+        self._make_fabric(segments, ipv6)
+        state = {"name": self.name, "dir": str(self.dir), "segments": segments, "ipv6": ipv6,
+                 "nodes": [], "pods": old.get("pods", {})}
         for index, node in enumerate(node_names(nodes), start=1):
             segment, ip = node_address(index, nodes, segments)
+            record = node_record(node, segment, ip, ipv6)
             self._make_node(node)
-            self._wire_node(node, segment, ip)
-            state["nodes"].append({"name": node, "ip": ip, "prefixlen": 24, "segment": segment,
-                                   "iface": NODE_IFACE, "gateway": f"198.18.{segment - 1}.1"})
+            self._wire_node(node, segment, ip, record.get("ip6"))
+            state["nodes"].append(record)
             state["pods"].setdefault(node, {})
         with self._locked():
             state["pods"] = self.load_state().get("pods", state["pods"])
@@ -251,17 +325,23 @@ class Lab:
             path.touch()
         return True
 
-    def _make_fabric(self, segments: int) -> None:
+    def _make_fabric(self, segments: int, ipv6: bool = False) -> None:
         if self._new_ns_files(FABRIC, ("net",)):
             _run([_tool("unshare"), f"--net={self.ns_path(FABRIC, 'net')}", "true"])
         ip = _tool("ip")
         self._fabric(ip, "link", "set", "lo", "up")
         self._fabric(_tool("sysctl"), "-q", "-w", "net.ipv4.ip_forward=1")
+        if ipv6:  # inside the fabric only; links made from now on skip DAD
+            self._fabric(_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.forwarding=1",
+                         "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
         for seg in range(1, segments + 1):
             bridge = f"seg{seg}"
             if self._fabric(ip, "link", "show", bridge, check=False).returncode != 0:
                 self._fabric(ip, "link", "add", bridge, "type", "bridge")
-            self._fabric(ip, "addr", "replace", f"198.18.{seg - 1}.1/24", "dev", bridge)
+            self._fabric(ip, "addr", "replace", f"{gateway(seg)}/24", "dev", bridge)
+            if ipv6:
+                self._fabric(ip, "-6", "addr", "replace",
+                             f"{address6(gateway(seg))}/{PREFIXLEN6}", "dev", bridge, "nodad")
             self._fabric(ip, "link", "set", bridge, "up")
 
     def _make_node(self, node: str) -> None:
@@ -288,8 +368,13 @@ class Lab:
               f"--mount={self.ns_path(node, 'mnt')}", f"--uts={self.ns_path(node, 'uts')}",
               "--propagation", "private", "/bin/sh", "-c", script])
 
-    def _wire_node(self, node: str, segment: int, ip_addr: str) -> None:
+    def _wire_node(self, node: str, segment: int, ip_addr: str, ip6: str | None = None) -> None:
         ip = _tool("ip")
+        # before eth0 exists: links made in the node (eth0, the CNI bridge cni0) skip DAD, so
+        # IPv6 addresses work at once (also in an IPv4 lab whose conflist has an IPv6 range:
+        # cni0's gateway address would stay tentative for a second or two)
+        self.exec(node, [_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+                         "net.ipv6.conf.default.accept_dad=0"])
         if self._fabric(ip, "link", "show", node, check=False).returncode != 0:
             self._fabric(ip, "link", "add", node, "type", "veth", "peer", "name", NODE_IFACE,
                          "netns", self.ns_path(node, "net"))
@@ -297,8 +382,15 @@ class Lab:
         self._fabric(ip, "link", "set", node, "up")
         self.exec(node, [ip, "addr", "replace", f"{ip_addr}/24", "dev", NODE_IFACE])
         self.exec(node, [ip, "link", "set", NODE_IFACE, "up"])
-        self.exec(node, [ip, "route", "replace", "default", "via", f"198.18.{segment - 1}.1",
+        self.exec(node, [ip, "route", "replace", "default", "via", gateway(segment),
                          "dev", NODE_IFACE])
+        if ip6:
+            self.exec(node, [_tool("sysctl"), "-q", "-w",
+                             f"net.ipv6.conf.{NODE_IFACE}.accept_dad=0"])
+            self.exec(node, [ip, "-6", "addr", "replace", f"{ip6}/{PREFIXLEN6}", "dev",
+                             NODE_IFACE, "nodad"])
+            self.exec(node, [ip, "-6", "route", "replace", "default", "via",
+                             address6(gateway(segment)), "dev", NODE_IFACE])
 
     # ----------------------------------------------------------------- down
     def down(self) -> None:
@@ -399,7 +491,8 @@ class Lab:
             "name": self.name, "dir": str(self.dir),
             "up": bool(nodes) and all(n["present"] for n in nodes)
             and str(self.ns_path(FABRIC, "net")) in here,
-            "segments": state.get("segments"), "nodes": nodes, "pods": state.get("pods", {}),
+            "segments": state.get("segments"), "ipv6": bool(state.get("ipv6", False)),
+            "nodes": nodes, "pods": state.get("pods", {}),
         }
 
     # ----------------------------------------------------------------- pods
@@ -444,7 +537,11 @@ class Lab:
         return None
 
     def pod_add(self, node: str, pod: str) -> str:
-        """Create pod ``pod`` on ``node`` with the node's CNI conflist; return its IP."""
+        """Create pod ``pod`` on ``node`` with the node's CNI conflist; return its primary IP.
+
+        The primary IP is the IPv4 one, else the IPv6 one (an IPv6-only conflist); lab.json keeps
+        both as ``ip`` and ``ip6`` (see ``pod_addresses``).
+        """
         if not POD_RE.match(pod or ""):
             raise LabError(f"invalid pod name {pod!r}")
         conf = self._conflist(node)
@@ -455,6 +552,11 @@ class Lab:
         self.exec(node, [ip, "netns", "add", pod])
         try:
             self.exec(f"{node}/{pod}", [ip, "link", "set", "lo", "up"])
+            # the pod's eth0 (made in here by the bridge plugin) skips DAD: its IPv6 address
+            # is usable at once (the pod's own namespace; harmless without IPv6)
+            self.exec(f"{node}/{pod}", [_tool("sysctl"), "-q", "-w",
+                                        "net.ipv6.conf.all.accept_dad=0",
+                                        "net.ipv6.conf.default.accept_dad=0"], check=False)
             result, skipped = None, []
             for plugin in conf["plugins"]:
                 try:
@@ -463,7 +565,8 @@ class Lab:
                     if plugin.get("type") not in OPTIONAL_PLUGINS:
                         raise
                     skipped.append(plugin.get("type"))
-            pod_ip = next(iter(result.get("ips", [])), {}).get("address", "").split("/")[0]
+            ips = pod_ips(result)
+            pod_ip = primary_ip(ips)
             if not pod_ip:
                 raise LabError(f"{node}/{pod}: CNI result holds no IP address: {result}")
         except BaseException:
@@ -474,9 +577,16 @@ class Lab:
         with self._locked():
             state = self.load_state()
             state.setdefault("pods", {}).setdefault(node, {})[pod] = {
-                "ip": pod_ip, "result": result, "skipped": skipped}
+                **ips, "result": result, "skipped": skipped}
             self._save_state(state)
         return pod_ip
+
+    def pod_addresses(self, node: str, pod: str) -> dict:
+        """{"ip": IPv4, "ip6": IPv6} of a pod from lab.json (a family it lacks is absent)."""
+        record = self.load_state().get("pods", {}).get(node, {}).get(pod)
+        if record is None:
+            raise LabError(f"pod {pod} not found on {node}")
+        return {k: record[k] for k in ("ip", "ip6") if record.get(k)}
 
     def _cni_del(self, node, pod, conf, result):
         prev = result if str(conf.get("cniVersion", "0.3.1")) >= "0.4.0" else None
@@ -528,15 +638,17 @@ class Lab:
         python = node_python()
 
         def line(n):
+            ip6 = f" kubeasz_node_ip6={n['ip6']}" if n.get("ip6") else ""
             return (f"{n['name']} ansible_connection=kubeasz.network.netns "
                     f"ansible_host={n['name']} kubeasz_lab_dir={self.dir} "
-                    f"kubeasz_node_ip={n['ip']} ansible_python_interpreter={python}")
+                    f"kubeasz_node_ip={n['ip']}{ip6} ansible_python_interpreter={python}")
         first = state["nodes"][0]
         hosts = [
             f"# written by `ezctl lab up {cluster}`: nodes of lab {self.name} ({self.dir})",
             "[etcd]", line(first), "", "[kube_master]", line(first), "", "[kube_node]",
             *[line(n) for n in state["nodes"]], "", "[all:vars]",
             'CLUSTER_NETWORK="flannel"', 'CLUSTER_CIDR="172.20.0.0/16"',
+            *(['CLUSTER_CIDR_IPV6="fd00:20::/56"'] if state.get("ipv6") else []),
             'SERVICE_CIDR="10.68.0.0/16"', f'base_dir="{base}"', f'cluster_dir="{cdir}"',
             'bin_dir="/opt/kube/bin"', "",
         ]

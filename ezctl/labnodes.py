@@ -1,7 +1,8 @@
 """Lab nodes that join and leave a running lab (``ezctl lab node add|del``).
 
 A new node takes the next free ``node<i>`` and the address that ``lab up`` would give node ``i``
-on its segment (198.18.<segment-1>.<10+i>); a second segment's bridge is made when missing.
+on its segment (198.18.<segment-1>.<10+i>); a second segment's bridge is made when missing. In a
+lab made with IPv6 (lab.json ``ipv6``) the node gets its IPv6 twin too (``lab.address6``).
 Deleting a node stops the processes living in its namespaces (a route guard), deletes its pods,
 its veth in the fabric and its namespace files, and forgets it in ``lab.json``.
 """
@@ -34,12 +35,13 @@ def node_add(lab, segment: int = 1) -> tuple[str, str]:
             raise mod.LabError(f"a lab holds at most {mod.MAX_NODES} nodes")
         node, ip = f"node{index}", f"198.18.{segment - 1}.{10 + index}"
         segments = max(int(state.get("segments") or 1), segment)
-        lab._make_fabric(segments)
+        ipv6 = bool(state.get("ipv6", False))
+        record = mod.node_record(node, segment, ip, ipv6)
+        lab._make_fabric(segments, ipv6)
         lab._make_node(node)
-        lab._wire_node(node, segment, ip)
+        lab._wire_node(node, segment, ip, record.get("ip6"))
         state["segments"] = segments
-        state["nodes"].append({"name": node, "ip": ip, "prefixlen": 24, "segment": segment,
-                               "iface": mod.NODE_IFACE, "gateway": f"198.18.{segment - 1}.1"})
+        state["nodes"].append(record)
         state.setdefault("pods", {})[node] = {}
         lab._save_state(state)
     return node, ip
