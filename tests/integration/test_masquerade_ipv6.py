@@ -250,3 +250,15 @@ def test_ipv6_absent_removes_the_ipv6_rules_only(ns, ipv4_rules):
     assert ipv4_side(node) == ipv4_rules
     assert ansible(node, dict(state='absent', family='ipv6'))[0] == 'SUCCESS'
     assert not pod_reaches_outside(ns)
+
+
+def test_ipv6_runs_leave_the_ipv4_nft_table_alone(ns):
+    """IPv4 in nftables mode (table ip flannel-ipv4): neither ipv6 mode nor an ipv6 absent touches it."""
+    node = ns['node']
+    status, res = ansible(node, dict(network=NET4, subnet=OWN4, mode='nftables'))
+    assert status in ('CHANGED', 'SUCCESS') and res['family'] == 'ipv4'
+    before = ipv4_side(node)
+    assert ours(before[0]) == [] and 'table ip flannel-ipv4 {' in before[1]
+    for args in (dict(V6, mode='nftables'), dict(V6, mode='iptables'), dict(state='absent', family='ipv6')):
+        assert ansible(node, args)[0] == 'CHANGED'
+        assert ipv4_side(node) == before, 'an ipv6 run (%s) changed IPv4 rules' % args
