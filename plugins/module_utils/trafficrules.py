@@ -2,21 +2,26 @@
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """flanneld's traffic rules (pkg/trafficmngr) for the ansible dataplane: masquerade of pod
-traffic leaving the cluster network and the forward accept rules, in iptables or nftables.
+traffic leaving the cluster network and the forward accept rules, in iptables or nftables,
+for one address family per call (``FAMILIES``: ipv4 or ipv6).
 
-observe: one ``iptables-save`` (nat + filter) and one ``nft -j list table ip flannel-ipv4``;
+observe: one ``iptables-save`` (nat + filter) and one ``nft -j list table ip flannel-ipv4``
+         (ipv6: ``ip6tables-save`` and ``nft -j list table ip6 flannel-ipv6``);
 plan:    typed operations from the observed and the desired state (``RuleState`` both);
-apply:   one ``iptables-restore --noflush`` and/or one ``nft -f -`` transaction.
+apply:   one ``iptables-restore --noflush`` (ipv6: ``ip6tables-restore``) and/or one
+         ``nft -f -`` transaction.
 
-Ours, and the only things ever changed: the iptables chains FLANNEL-POSTRTG (nat) and
-FLANNEL-FWD (filter), the rules in POSTROUTING / FORWARD that jump to them, and the nft table
-``ip flannel-ipv4``. A chain of ours whose rules differ (another lease subnet, rules flushed or
+Ours, and the only things ever changed: the chains FLANNEL-POSTRTG (nat) and FLANNEL-FWD
+(filter) of the family's iptables, the rules in POSTROUTING / FORWARD that jump to them, and
+the family's nft table (``ip flannel-ipv4`` / ``ip6 flannel-ipv6``). The other family is never
+read nor changed. A chain of ours whose rules differ (another lease subnet, rules flushed or
 edited) is emptied and refilled in flanneld's order. Standard library only (runs on the node).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ipaddress
 import json
 import os
 import re
@@ -29,8 +34,6 @@ from ansible_collections.kubeasz.network.plugins.module_utils.lease import Datap
 
 MODES = ('iptables', 'nftables')
 KUBE_PROXY_MARK = 0x4000  # kube-proxy marks what it masquerades itself: never NAT it twice
-MULTICAST = '224.0.0.0/4'
-NFT_TABLE = 'flannel-ipv4'
 # go-iptables' HasRandomFully(), which flanneld asks: iptables >= 1.6.2
 RANDOM_FULLY_SINCE = (1, 6, 2)
 # the arguments of the two transactions (-w: wait for the xtables lock of legacy iptables)
@@ -38,8 +41,43 @@ RESTORE_ARGS = ('-w', '5', '--noflush')
 NFT_ARGS = ('-f', '-')
 EXTRA_PATH = ('/usr/sbin', '/sbin', '/usr/local/sbin')
 
-# What the rules are made from; the route guard's state file keeps it as a dict.
-RuleSpec = namedtuple('RuleSpec', ['mode', 'network', 'subnet', 'ip_masq', 'random_fully'])
+
+def _ipv4_cidr(value):
+    """((network int, prefix), canonical text) of an IPv4 CIDR; ValueError otherwise."""
+    return ipv4.parse_cidr(value)
+
+
+def _ipv6_cidr(value):
+    """((network int, prefix), canonical RFC 5952 text, as Go and nft print it); ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError('not a string')
+    net = ipaddress.IPv6Network(value, strict=True)
+    return (int(net.network_address), net.prefixlen), str(net)
+
+
+# What differs between the families (everything else is one code path):
+# label: for messages; bits: address width; save/restore: the iptables tools (flanneld's
+# go-iptables ProtocolIPv4/IPv6); nft_family: the nft table family, also the address match
+# keyword (knftables.IPv4Family "ip" / IPv6Family "ip6"); nft_table: flanneld's table name
+# (pkg/trafficmngr/nftables: ipv4Table / ipv6Table); multicast: the range never masqueraded
+# (masqRules / masqIP6Rules, addMasqRules); parse_cidr: value -> ((int, prefix), canonical text).
+Family = namedtuple('Family', ['name', 'label', 'bits', 'save', 'restore', 'nft_family', 'nft_table',
+                               'multicast', 'parse_cidr'])
+FAMILIES = {
+    'ipv4': Family('ipv4', 'IPv4', 32, 'iptables-save', 'iptables-restore', 'ip', 'flannel-ipv4',
+                   '224.0.0.0/4', _ipv4_cidr),
+    'ipv6': Family('ipv6', 'IPv6', 128, 'ip6tables-save', 'ip6tables-restore', 'ip6', 'flannel-ipv6',
+                   'ff00::/8', _ipv6_cidr),
+}
+FAMILY_NAMES = ('ipv4', 'ipv6')
+# the IPv4 names of before the families (kept for callers)
+MULTICAST = FAMILIES['ipv4'].multicast
+NFT_TABLE = FAMILIES['ipv4'].nft_table
+
+# What the rules are made from; the route guard's state file keeps it as a dict (family:
+# added last with default ipv4, so that specs and state files without it stay valid).
+RuleSpec = namedtuple('RuleSpec', ['mode', 'network', 'subnet', 'ip_masq', 'random_fully', 'family'])
+RuleSpec.__new__.__defaults__ = ('ipv4',)
 
 IptChainDef = namedtuple('IptChainDef', ['table', 'chain', 'parent', 'comment'])
 IPT_CHAINS = (IptChainDef('nat', 'FLANNEL-POSTRTG', 'POSTROUTING', 'flanneld masq'),
@@ -57,7 +95,8 @@ NFT_HEADS = dict((d.chain, d) for d in NFT_CHAINS)
 # {chain: NftChain} with head (type, hook, priority) and rules in `nft list` syntax.
 IptChain = namedtuple('IptChain', ['jumps', 'rules'])
 NftChain = namedtuple('NftChain', ['head', 'rules'])
-RuleState = namedtuple('RuleState', ['iptables', 'nft'])
+RuleState = namedtuple('RuleState', ['iptables', 'nft', 'family'])  # family: default ipv4
+RuleState.__new__.__defaults__ = ('ipv4',)
 
 # The plan's operations. backend: 'iptables' or 'nft'.
 FillChain = namedtuple('FillChain', ['backend', 'table', 'chain', 'rules'])  # create or empty, then fill
@@ -67,7 +106,9 @@ DelJump = namedtuple('DelJump', ['table', 'parent', 'spec'])
 AddTable = namedtuple('AddTable', ['table'])                                 # nft only
 DropTable = namedtuple('DropTable', ['table'])
 
-Tools = namedtuple('Tools', ['iptables_save', 'iptables_restore', 'nft'])  # absolute paths or None
+# absolute paths or None; iptables_save/iptables_restore are the family's (ip6tables-* for ipv6)
+Tools = namedtuple('Tools', ['iptables_save', 'iptables_restore', 'nft', 'family'])
+Tools.__new__.__defaults__ = ('ipv4',)
 
 _VERSION = re.compile(r'v(\d+)\.(\d+)\.(\d+)')
 
@@ -78,33 +119,58 @@ class TrafficRulesError(DataplaneError):
 
 # ------------------------------------------------------------------ the spec (pure)
 
-def _cidr(value, key):
+def family_def(family):
+    """The Family of 'ipv4' / 'ipv6' (None: ipv4); DataplaneError naming the option otherwise."""
+    found = FAMILIES.get(family or 'ipv4')
+    if found is None:
+        raise DataplaneError('family: %r is not one of %s' % (family, ', '.join(FAMILY_NAMES)))
+    return found
+
+
+def _cidr(value, key, fam):
+    """The family's parsed CIDR; the error names the option, and the other family when the
+    value is one of its networks."""
     try:
-        return ipv4.parse_cidr(value)
+        return fam.parse_cidr(value)
     except (TypeError, ValueError) as exc:
-        raise DataplaneError('%s: %r is not an IPv4 network (%s)' % (key, value, exc))
+        try:
+            other = 'ipv%d' % ipaddress.ip_network(value, strict=False).version
+        except (TypeError, ValueError):
+            other = fam.name
+        if other != fam.name:
+            raise DataplaneError('%s: %r is an %s network, but family is %s (set family: %s for it)'
+                                 % (key, value, FAMILIES[other].label, fam.name, other))
+        raise DataplaneError('%s: %r is not an %s network (%s)' % (key, value, fam.label, exc))
+
+
+def _subnet_of(inner, outer, bits):
+    """True when the parsed network inner lies inside outer (both (int, prefix) of one family)."""
+    shift = bits - outer[1]
+    return inner[1] >= outer[1] and inner[0] >> shift == outer[0] >> shift
 
 
 def rule_spec(params):
     """Validated RuleSpec from module params or the guard's state file (a dict).
 
-    subnet may be None with ip_masq false (only the forward rules need no subnet);
-    random_fully None means "not decided yet" (see random_fully_supported)."""
+    family (default ipv4) decides how network and subnet are read; subnet may be None with
+    ip_masq false (only the forward rules need no subnet); random_fully None means "not
+    decided yet" (see random_fully_supported)."""
+    fam = family_def(params.get('family'))
     mode = params.get('mode') or 'iptables'
     if mode not in MODES:
         raise DataplaneError('mode: %r is not one of %s' % (mode, ', '.join(MODES)))
-    network, network_text = _cidr(params.get('network'), 'network')
+    network, network_text = _cidr(params.get('network'), 'network', fam)
     subnet_text = None
     if params.get('subnet'):
-        subnet, subnet_text = _cidr(params['subnet'], 'subnet')
-        if not ipv4.subnet_of(subnet, network):
+        subnet, subnet_text = _cidr(params['subnet'], 'subnet', fam)
+        if not _subnet_of(subnet, network, fam.bits):
             raise DataplaneError('subnet: %s is not inside network %s' % (subnet_text, network_text))
     ip_masq = bool(params.get('ip_masq', True))
     if ip_masq and subnet_text is None:
         raise DataplaneError('subnet (this node\'s lease subnet) is required when ip_masq is true')
     random_fully = params.get('random_fully')
     return RuleSpec(mode, network_text, subnet_text, ip_masq,
-                    None if random_fully is None else bool(random_fully))
+                    None if random_fully is None else bool(random_fully), fam.name)
 
 
 # ------------------------------------------------------------------ desired rules (pure)
@@ -113,15 +179,16 @@ def iptables_jump(chain_def):
     return '-m comment --comment "%s" -j %s' % (chain_def.comment, chain_def.chain)
 
 
-def iptables_masq_rules(network, subnet, random_fully):
-    """FLANNEL-POSTRTG as flanneld fills it (and as iptables-save prints it)."""
+def iptables_masq_rules(network, subnet, random_fully, family='ipv4'):
+    """FLANNEL-POSTRTG as flanneld fills it (masqRules / masqIP6Rules: the same rules but the
+    multicast range) and as iptables-save / ip6tables-save print it."""
     tail = '-m comment --comment "%s" -j ' % IPT_CHAINS[0].comment
     masq = tail + 'MASQUERADE' + (' --random-fully' if random_fully else '')
     return ('-m mark --mark 0x%x/0x%x %sRETURN' % (KUBE_PROXY_MARK, KUBE_PROXY_MARK, tail),
             '-s %s -d %s %sRETURN' % (subnet, network, tail),
             '-s %s -d %s %sRETURN' % (network, subnet, tail),
             '! -s %s -d %s %sRETURN' % (network, subnet, tail),
-            '-s %s ! -d %s %s' % (network, MULTICAST, masq),
+            '-s %s ! -d %s %s' % (network, family_def(family).multicast, masq),
             '! -s %s -d %s %s' % (network, network, masq))
 
 
@@ -130,40 +197,46 @@ def iptables_forward_rules(network):
     return ('-s %s %s' % (network, tail), '-d %s %s' % (network, tail))
 
 
-def nft_masq_rules(network, subnet, random_fully):
-    """chain postrtg as flanneld fills it (and as ``nft list`` prints it, but the mark's zeros).
+def nft_masq_rules(network, subnet, random_fully, family='ipv4'):
+    """chain postrtg as flanneld fills it (addMasqRules; ``ip6`` matches and ff00::/8 in the
+    ip6 table) and as ``nft list`` prints it, but the mark's zeros.
 
     The fourth rule is flanneld's own (saddr != own subnet, daddr cluster): unlike its
     iptables twin, it returns before the last rule can match; kept as flanneld has it."""
+    fam = family_def(family)
     masq = 'masquerade' + (' fully-random' if random_fully else '')
+    ip = fam.nft_family
     return ('meta mark 0x%x return' % KUBE_PROXY_MARK,
-            'ip saddr %s ip daddr %s return' % (subnet, network),
-            'ip saddr %s ip daddr %s return' % (network, subnet),
-            'ip saddr != %s ip daddr %s return' % (subnet, network),
-            'ip saddr %s ip daddr != %s %s' % (network, MULTICAST, masq),
-            'ip saddr != %s ip daddr %s %s' % (network, network, masq))
+            '%s saddr %s %s daddr %s return' % (ip, subnet, ip, network),
+            '%s saddr %s %s daddr %s return' % (ip, network, ip, subnet),
+            '%s saddr != %s %s daddr %s return' % (ip, subnet, ip, network),
+            '%s saddr %s %s daddr != %s %s' % (ip, network, ip, fam.multicast, masq),
+            '%s saddr != %s %s daddr %s %s' % (ip, network, ip, network, masq))
 
 
-def nft_forward_rules(network):
-    return ('ip saddr %s accept' % network, 'ip daddr %s accept' % network)
+def nft_forward_rules(network, family='ipv4'):
+    ip = family_def(family).nft_family
+    return ('%s saddr %s accept' % (ip, network), '%s daddr %s accept' % (ip, network))
 
 
 def desired_state(spec, state='present'):
-    """The RuleState a spec asks for: one backend's rules, nothing of ours in the other."""
+    """The RuleState a spec asks for (in the spec's family): one backend's rules, nothing of
+    ours in the other."""
+    family = spec.family if spec is not None else 'ipv4'
     if state == 'absent':
-        return RuleState({}, None)
+        return RuleState({}, None, family)
     masq, forward = IPT_CHAINS
     if spec.mode == 'nftables':
-        chains = {'forward': NftChain(NFT_HEADS['forward'].head, nft_forward_rules(spec.network))}
+        chains = {'forward': NftChain(NFT_HEADS['forward'].head, nft_forward_rules(spec.network, family))}
         if spec.ip_masq:
-            chains['postrtg'] = NftChain(NFT_HEADS['postrtg'].head,
-                                         nft_masq_rules(spec.network, spec.subnet, spec.random_fully))
-        return RuleState({}, chains)
+            chains['postrtg'] = NftChain(NFT_HEADS['postrtg'].head, nft_masq_rules(
+                spec.network, spec.subnet, spec.random_fully, family))
+        return RuleState({}, chains, family)
     chains = {forward.chain: IptChain((iptables_jump(forward),), iptables_forward_rules(spec.network))}
     if spec.ip_masq:
-        chains[masq.chain] = IptChain((iptables_jump(masq),),
-                                      iptables_masq_rules(spec.network, spec.subnet, spec.random_fully))
-    return RuleState(chains, None)
+        chains[masq.chain] = IptChain((iptables_jump(masq),), iptables_masq_rules(
+            spec.network, spec.subnet, spec.random_fully, family))
+    return RuleState(chains, None, family)
 
 
 # ------------------------------------------------------------------ observed state (pure)
@@ -232,7 +305,7 @@ def _nft_statement(expr):
 
 
 def parse_nft_table(text):
-    """The table of ``nft -j list table ip flannel-ipv4`` -> {chain: NftChain}."""
+    """The table of ``nft -j list table ip flannel-ipv4`` (or ``ip6 flannel-ipv6``) -> {chain: NftChain}."""
     chains, rules = {}, {}
     for item in json.loads(text).get('nftables', []):
         if 'chain' in item:
@@ -266,39 +339,43 @@ def _plan_iptables_chain(d, have, want):
     return ops + [DelJump(d.table, d.parent, spec) for spec in extra]
 
 
-def _plan_nft(have, want):
+def _plan_nft(have, want, table):
     if want is None:
-        return [DropTable(NFT_TABLE)] if have is not None else []
-    ops = [AddTable(NFT_TABLE)] if have is None else []
+        return [DropTable(table)] if have is not None else []
+    ops = [AddTable(table)] if have is None else []
     have = have or {}
-    ops += [DropChain('nft', NFT_TABLE, name) for name in sorted(set(have) - set(want))]
+    ops += [DropChain('nft', table, name) for name in sorted(set(have) - set(want))]
     for d in NFT_CHAINS:
         got, wanted = have.get(d.chain), want.get(d.chain)
         if wanted is None:
             continue
         if got is not None and got.head != wanted.head:
-            ops.append(DropChain('nft', NFT_TABLE, d.chain))  # a chain's hook cannot change in place
+            ops.append(DropChain('nft', table, d.chain))  # a chain's hook cannot change in place
             got = None
         if got is None or got.rules != wanted.rules:
-            ops.append(FillChain('nft', NFT_TABLE, d.chain, wanted.rules))
+            ops.append(FillChain('nft', table, d.chain, wanted.rules))
     return ops
 
 
 def plan(observed, desired):
-    """Operations that turn the observed RuleState into the desired one (ours only)."""
+    """Operations that turn the observed RuleState into the desired one (ours only, both of
+    the desired state's family)."""
+    if observed.family != desired.family:
+        raise DataplaneError('cannot plan %s rules from an observed %s state' % (desired.family, observed.family))
     ops = []
     for d in IPT_CHAINS:
         ops += _plan_iptables_chain(d, observed.iptables.get(d.chain), desired.iptables.get(d.chain))
-    return ops + _plan_nft(observed.nft, desired.nft)
+    return ops + _plan_nft(observed.nft, desired.nft, family_def(desired.family).nft_table)
 
 
 # ------------------------------------------------------------------ text (pure)
 
 def iptables_restore_input(ops):
-    """The iptables ops as ``iptables-restore --noflush`` input ('' when none)."""
+    """The iptables ops as ``iptables-restore --noflush`` input ('' when none); the same text
+    for ``ip6tables-restore``."""
     lines = []
     for table in ('nat', 'filter'):
-        mine = [op for op in ops if op.table == table]  # nft ops are in table flannel-ipv4
+        mine = [op for op in ops if op.table == table]  # nft ops are in table flannel-ipv4/6
         if not mine:
             continue
         fills = [op for op in mine if isinstance(op, FillChain)]
@@ -314,25 +391,27 @@ def iptables_restore_input(ops):
     return text(lines)
 
 
-def _nft_chain_add(name):
+def _nft_chain_add(name, table, nft_family='ip'):
     d = NFT_HEADS[name]
-    return 'add chain ip %s %s { type %s hook %s priority %s ; comment "%s" ; }' % (
-        NFT_TABLE, name, d.head[0], d.head[1], d.priority_name, d.comment)
+    return 'add chain %s %s %s { type %s hook %s priority %s ; comment "%s" ; }' % (
+        nft_family, table, name, d.head[0], d.head[1], d.priority_name, d.comment)
 
 
-def nft_input(ops):
-    """The nft ops as ``nft -f -`` input ('' when none)."""
+def nft_input(ops, family='ipv4'):
+    """The nft ops as ``nft -f -`` input ('' when none), in the family's table family."""
+    f = family_def(family).nft_family
     lines = []
     for op in ops:
         if isinstance(op, AddTable):
-            lines.append('add table ip %s { comment "rules for %s" ; }' % (op.table, op.table))
+            lines.append('add table %s %s { comment "rules for %s" ; }' % (f, op.table, op.table))
         elif isinstance(op, DropTable):
-            lines.append('delete table ip %s' % op.table)
+            lines.append('delete table %s %s' % (f, op.table))
         elif isinstance(op, DropChain) and op.backend == 'nft':
-            lines += ['flush chain ip %s %s' % (op.table, op.chain), 'delete chain ip %s %s' % (op.table, op.chain)]
+            lines += ['flush chain %s %s %s' % (f, op.table, op.chain),
+                      'delete chain %s %s %s' % (f, op.table, op.chain)]
         elif isinstance(op, FillChain) and op.backend == 'nft':
-            lines += [_nft_chain_add(op.chain), 'flush chain ip %s %s' % (op.table, op.chain)]
-            lines += ['add rule ip %s %s %s' % (op.table, op.chain, rule) for rule in op.rules]
+            lines += [_nft_chain_add(op.chain, op.table, f), 'flush chain %s %s %s' % (f, op.table, op.chain)]
+            lines += ['add rule %s %s %s %s' % (f, op.table, op.chain, rule) for rule in op.rules]
     return text(lines)
 
 
@@ -341,11 +420,11 @@ def op_summary(op):
     return '%s %s/%s' % (type(op).__name__, op.table, getattr(op, 'chain', getattr(op, 'parent', op.table)))
 
 
-def plan_lines(ops):
+def plan_lines(ops, family='ipv4'):
     """The plan as run: each tool's command line, then its input lines."""
     lines = []
-    for argv, text in ((['iptables-restore'] + list(RESTORE_ARGS), iptables_restore_input(ops)),
-                       (['nft'] + list(NFT_ARGS), nft_input(ops))):
+    for argv, text in (([family_def(family).restore] + list(RESTORE_ARGS), iptables_restore_input(ops)),
+                       (['nft'] + list(NFT_ARGS), nft_input(ops, family))):
         if text:
             lines += ['# ' + ' '.join(argv)] + text.splitlines()
     return lines
@@ -364,7 +443,8 @@ def state_text(state):
                 lines += ['-A %s %s' % (d.chain, rule) for rule in chain.rules or ()]
             lines.append('COMMIT')
     if state.nft is not None:
-        lines.append('table ip %s {' % NFT_TABLE)
+        fam = family_def(state.family)
+        lines.append('table %s %s {' % (fam.nft_family, fam.nft_table))
         order = [d.chain for d in NFT_CHAINS]
         for name in sorted(state.nft, key=lambda n: (order.index(n) if n in order else len(order), n)):
             head = state.nft[name].head
@@ -378,14 +458,16 @@ def state_text(state):
 
 # ------------------------------------------------------------------ the node (impure)
 
-def find_tools(which=None):
-    """Absolute paths of iptables-save, iptables-restore and nft (None when missing);
-    sbin directories are searched too (a module's PATH may lack them)."""
+def find_tools(which=None, family='ipv4'):
+    """Absolute paths of the family's iptables-save and iptables-restore (ip6tables-save and
+    ip6tables-restore for ipv6) and nft (None when missing); sbin directories are searched
+    too (a module's PATH may lack them)."""
+    fam = family_def(family)
     path = os.pathsep.join([os.environ.get('PATH', '')] + list(EXTRA_PATH))
     which = which or (lambda name: shutil.which(name, path=path))
-    save, restore = which('iptables-save'), which('iptables-restore')
+    save, restore = which(fam.save), which(fam.restore)
     both = bool(save and restore)  # one without the other is no working iptables
-    return Tools(save if both else None, restore if both else None, which('nft'))
+    return Tools(save if both else None, restore if both else None, which('nft'), fam.name)
 
 
 def mode_tools(tools, mode):
@@ -402,8 +484,10 @@ def check_tools(tools, mode):
                                 'package %s (or your distribution\'s equivalent)'
                                 % ('nftables' if mode == 'nftables' else 'iptables'))
     if mode == 'iptables' and tools.iptables_save is None:
-        raise TrafficRulesError('iptables-save/iptables-restore not found: install the package iptables, '
-                                'or use nftables (PROXY_MODE nftables, net-conf EnableNFTables)')
+        fam = family_def(tools.family)
+        raise TrafficRulesError('%s/%s not found: install the package iptables, '
+                                'or use nftables (PROXY_MODE nftables, net-conf EnableNFTables)'
+                                % (fam.save, fam.restore))
     if mode == 'nftables' and tools.nft is None:
         raise TrafficRulesError('nft not found: install the package nftables (EnableNFTables is on)')
 
@@ -420,8 +504,10 @@ def _run_checked(run, argv, data=None):
 
 
 def random_fully_supported(run, tools, mode):
-    """Decided as flanneld does: iptables >= 1.6.2, or nft accepts a fully-random masquerade
-    (``nft --check``: validated by the kernel, nothing is changed)."""
+    """Decided as flanneld does: the family's iptables >= 1.6.2 (go-iptables HasRandomFully of
+    iptables / ip6tables), or nft accepts a fully-random masquerade (``nft --check``: validated
+    by the kernel, nothing is changed; flanneld's checkRandomfully probes in its ip table for
+    both families, and so does this)."""
     if mode == 'iptables':
         match = _VERSION.search(_run_checked(run, [tools.iptables_save, '--version']))
         return bool(match) and tuple(int(n) for n in match.groups()) >= RANDOM_FULLY_SINCE
@@ -431,10 +517,12 @@ def random_fully_supported(run, tools, mode):
 
 
 def observe(run, tools, mode='iptables'):
-    """The RuleState of what is ours on the node (one process per tool present).
+    """The RuleState of what is ours on the node in the tools' family (one process per tool
+    present).
 
     A backend that is not the mode's and cannot even be read (an nft binary on a kernel
     without nf_tables) cannot hold rules of ours: it counts as empty."""
+    fam = family_def(tools.family)
     ipt, nft = {}, None
     if tools.iptables_save:
         argv = [tools.iptables_save]
@@ -444,7 +532,7 @@ def observe(run, tools, mode='iptables'):
         elif mode == 'iptables':
             raise _failed(argv, rc, err)
     if tools.nft:
-        argv = [tools.nft, '-j', 'list', 'table', 'ip', NFT_TABLE]
+        argv = [tools.nft, '-j', 'list', 'table', fam.nft_family, fam.nft_table]
         rc, out, err = run(argv)
         if rc == 0:
             try:
@@ -453,14 +541,14 @@ def observe(run, tools, mode='iptables'):
                 raise TrafficRulesError('%s: unparsable output (%s)' % (' '.join(argv), exc))
         elif mode == 'nftables' and 'No such file or directory' not in (err or ''):
             raise _failed(argv, rc, err)
-    return RuleState(ipt, nft)
+    return RuleState(ipt, nft, fam.name)
 
 
 def apply(run, tools, ops, mode='iptables'):
     """One transaction per tool: the mode's own first, then the other one's clean-up
     (pods are never without rules while the mode switches)."""
     steps = [([tools.iptables_restore] + list(RESTORE_ARGS), iptables_restore_input(ops)),
-             ([tools.nft] + list(NFT_ARGS), nft_input(ops))]
+             ([tools.nft] + list(NFT_ARGS), nft_input(ops, tools.family))]
     if mode == 'nftables':
         steps.reverse()
     for argv, text in steps:
@@ -469,7 +557,11 @@ def apply(run, tools, ops, mode='iptables'):
 
 
 def sync(run, spec, tools, check_mode=False, state='present'):
-    """observe -> plan -> apply for a decided spec: (observed, desired, ops)."""
+    """observe -> plan -> apply for a decided spec: (observed, desired, ops).
+    tools must be the spec's family's (find_tools(which, spec.family))."""
+    if tools.family != spec.family:
+        raise TrafficRulesError('the rules are %s but the tools found are for %s (find_tools family=%s)'
+                                % (spec.family, tools.family, spec.family))
     observed = observe(run, tools, spec.mode)
     desired = desired_state(spec, state)
     ops = plan(observed, desired)
@@ -482,16 +574,18 @@ def traffic_rules(run, params, check_mode=False, diff=True, which=None):
     """Entry point of the traffic_rules module."""
     state = params.get('state') or 'present'
     if state == 'absent':
-        spec = RuleSpec(params.get('mode') or 'iptables', None, None, False, None)
+        spec = RuleSpec(params.get('mode') or 'iptables', None, None, False, None,
+                        family_def(params.get('family')).name)
     else:
         spec = rule_spec(params)
-    tools = find_tools(which)
+    tools = find_tools(which, spec.family)
     if state == 'present':
         check_tools(tools, spec.mode)
         if spec.random_fully is None:
             spec = spec._replace(random_fully=random_fully_supported(run, tools, spec.mode))
     observed, desired, ops = sync(run, spec, tools, check_mode, state)
-    result = dict(changed=bool(ops), plan=plan_lines(ops), mode=spec.mode, random_fully=spec.random_fully,
+    result = dict(changed=bool(ops), plan=plan_lines(ops, spec.family), mode=spec.mode, family=spec.family,
+                  random_fully=spec.random_fully,
                   spec=dict(spec._asdict()) if state == 'present' else {})
     if diff:
         result['diff'] = dict(before=text(state_text(observed)), after=text(state_text(desired)))

@@ -28,13 +28,21 @@ description:
     forward, priority filter) holding flanneld's nft rules (the same, except that flanneld's fourth
     rule there reads C(ip saddr != <subnet> ip daddr <network> return)), and no iptables chains of ours.
     O(mode=iptables) in turn removes that table.
+  - O(family=ipv6) does the same for IPv6, as flanneld does for C(EnableIPv6) - C(ip6tables) chains
+    C(FLANNEL-POSTRTG) and C(FLANNEL-FWD) with the same rules (flanneld's C(masqIP6Rules) and
+    C(forwardRules)) but the multicast range C(ff00::/8), or the nft table C(ip6 flannel-ipv6) with the
+    same chains and C(ip6 saddr) / C(ip6 daddr) matches. O(network) and O(subnet) are then IPv6
+    networks (flannel C(IPv6Network) and the lease's IPv6 subnet). Each run reads and changes one
+    family only; dual-stack nodes need one task per family.
   - O(ip_masq=false) removes the masquerade rules; the forward rules stay, as in flanneld.
   - MASQUERADE uses C(--random-fully) (nft C(fully-random)) where supported, decided as flanneld
-    does - iptables 1.6.2 or later, or C(nft --check) accepting it; O(random_fully) overrides.
-  - Reads the node once (C(iptables-save) and C(nft -j list table ip flannel-ipv4)) and applies
-    the difference in one C(iptables-restore --noflush) and/or one C(nft -f -) transaction. A chain
+    does - iptables (ip6tables for O(family=ipv6)) 1.6.2 or later, or C(nft --check) accepting it;
+    O(random_fully) overrides.
+  - Reads the node once (C(iptables-save) and C(nft -j list table ip flannel-ipv4); C(ip6tables-save) and
+    C(nft -j list table ip6 flannel-ipv6) for O(family=ipv6)) and applies the difference in one
+    C(iptables-restore --noflush) (C(ip6tables-restore)) and/or one C(nft -f -) transaction. A chain
     of ours whose rules differ (a new lease subnet, rules flushed or edited) is emptied and refilled.
-    Rules and chains that are not ours are never touched.
+    Rules and chains that are not ours, and those of the other family, are never touched.
 options:
   state:
     description: V(present) installs the rules; V(absent) removes every chain, jump and table of ours.
@@ -46,11 +54,23 @@ options:
     type: str
     choices: [iptables, nftables]
     default: iptables
+  family:
+    description:
+      - The address family of the rules - V(ipv4) (iptables, nft table C(ip flannel-ipv4)) or V(ipv6)
+        (ip6tables, nft table C(ip6 flannel-ipv6)).
+      - O(network) and O(subnet) must be networks of this family; O(state=absent) removes this family's
+        rules only.
+    type: str
+    choices: [ipv4, ipv6]
+    default: ipv4
   network:
-    description: The cluster network (CLUSTER_CIDR, flannel C(Network)). Required with O(state=present).
+    description:
+      - The cluster network (CLUSTER_CIDR, flannel C(Network)); with O(family=ipv6) the IPv6 one
+        (CLUSTER_CIDR_IPV6, flannel C(IPv6Network)). Required with O(state=present).
     type: str
   subnet:
-    description: This node's lease subnet. Required when O(state=present) and O(ip_masq=true).
+    description:
+      - This node's lease subnet (of O(family)). Required when O(state=present) and O(ip_masq=true).
     type: str
   ip_masq:
     description: Masquerade pod traffic leaving O(network) (C(FLANNEL_IPMASQ), flanneld C(--ip-masq)).
@@ -76,7 +96,8 @@ notes:
   - The node needs the Debian package C(iptables) (mode iptables) or C(nftables) (mode nftables);
     without it the task fails before anything changes, naming the package.
 requirements:
-  - iptables (iptables-save, iptables-restore) or nftables (nft with JSON output).
+  - iptables (iptables-save, iptables-restore; ip6tables-save, ip6tables-restore for O(family=ipv6))
+    or nftables (nft with JSON output).
 '''
 
 EXAMPLES = r'''
@@ -91,9 +112,28 @@ EXAMPLES = r'''
     network: 172.20.0.0/16
     ip_masq: false
 
-- name: Remove every rule of ours
+- name: The IPv6 rules of a dual-stack node (ip6tables)
+  kubeasz.network.traffic_rules:
+    family: ipv6
+    network: fd00:20::/56
+    subnet: "fd00:20:0:1::/64"
+
+- name: Every family of the cluster (flannel_config's cluster.families), one task each
+  kubeasz.network.traffic_rules:
+    family: "{{ item }}"
+    mode: nftables
+    network: "{{ (item == 'ipv6') | ternary('fd00:20::/56', '172.20.0.0/16') }}"
+    subnet: "{{ (item == 'ipv6') | ternary('fd00:20:0:1::/64', '172.20.1.0/24') }}"
+  loop: [ipv4, ipv6]
+
+- name: Remove every IPv4 rule of ours
   kubeasz.network.traffic_rules:
     state: absent
+
+- name: Remove every IPv6 rule of ours
+  kubeasz.network.traffic_rules:
+    state: absent
+    family: ipv6
 '''
 
 RETURN = r'''
@@ -102,6 +142,11 @@ mode:
   returned: always
   type: str
   sample: iptables
+family:
+  description: The address family of the rules.
+  returned: always
+  type: str
+  sample: ipv4
 random_fully:
   description: Whether MASQUERADE uses C(--random-fully) (null with O(state=absent)).
   returned: always
@@ -112,7 +157,7 @@ spec:
   returned: always
   type: dict
   sample: {"mode": "iptables", "network": "172.20.0.0/16", "subnet": "172.20.1.0/24",
-           "ip_masq": true, "random_fully": true}
+           "ip_masq": true, "random_fully": true, "family": "ipv4"}
 plan:
   description: Each transaction's command line (as a C(#) comment) followed by its input lines.
   returned: always
@@ -128,11 +173,11 @@ diff:
   type: dict
   contains:
     before:
-      description: Our chains, jumps and table before the run.
+      description: Our chains, jumps and table (of O(family)) before the run.
       type: str
       returned: always
     after:
-      description: Our chains, jumps and table after the run.
+      description: Our chains, jumps and table (of O(family)) after the run.
       type: str
       returned: always
 '''
@@ -148,6 +193,7 @@ def main():
         argument_spec=dict(
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             mode=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
+            family=dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
             network=dict(type='str'),
             subnet=dict(type='str'),
             ip_masq=dict(type='bool', default=True),
