@@ -28,7 +28,7 @@ import re
 import shutil
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import text
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
 
@@ -42,19 +42,6 @@ NFT_ARGS = ('-f', '-')
 EXTRA_PATH = ('/usr/sbin', '/sbin', '/usr/local/sbin')
 
 
-def _ipv4_cidr(value):
-    """((network int, prefix), canonical text) of an IPv4 CIDR; ValueError otherwise."""
-    return ipv4.parse_cidr(value)
-
-
-def _ipv6_cidr(value):
-    """((network int, prefix), canonical RFC 5952 text, as Go and nft print it); ValueError otherwise."""
-    if not isinstance(value, str):
-        raise ValueError('not a string')
-    net = ipaddress.IPv6Network(value, strict=True)
-    return (int(net.network_address), net.prefixlen), str(net)
-
-
 # What differs between the families (everything else is one code path):
 # label: for messages; bits: address width; save/restore: the iptables tools (flanneld's
 # go-iptables ProtocolIPv4/IPv6); nft_family: the nft table family, also the address match
@@ -65,11 +52,10 @@ Family = namedtuple('Family', ['name', 'label', 'bits', 'save', 'restore', 'nft_
                                'multicast', 'parse_cidr'])
 FAMILIES = {
     'ipv4': Family('ipv4', 'IPv4', 32, 'iptables-save', 'iptables-restore', 'ip', 'flannel-ipv4',
-                   '224.0.0.0/4', _ipv4_cidr),
+                   '224.0.0.0/4', ipv4.parse_cidr),
     'ipv6': Family('ipv6', 'IPv6', 128, 'ip6tables-save', 'ip6tables-restore', 'ip6', 'flannel-ipv6',
-                   'ff00::/8', _ipv6_cidr),
+                   'ff00::/8', ipv6.parse_cidr),
 }
-FAMILY_NAMES = ('ipv4', 'ipv6')
 # the IPv4 names of before the families (kept for callers)
 MULTICAST = FAMILIES['ipv4'].multicast
 NFT_TABLE = FAMILIES['ipv4'].nft_table
@@ -123,7 +109,7 @@ def family_def(family):
     """The Family of 'ipv4' / 'ipv6' (None: ipv4); DataplaneError naming the option otherwise."""
     found = FAMILIES.get(family or 'ipv4')
     if found is None:
-        raise DataplaneError('family: %r is not one of %s' % (family, ', '.join(FAMILY_NAMES)))
+        raise DataplaneError('family: %r is not one of %s' % (family, ', '.join(sorted(FAMILIES))))
     return found
 
 
