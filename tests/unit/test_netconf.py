@@ -135,10 +135,146 @@ def test_net_conf_reports_all_problems_at_once():
     assert len(exc.value.problems) >= 6
 
 
-def test_ipv6_rejected():
-    with pytest.raises(NetConfError):
-        parse_net_conf({'Network': '10.0.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00::/48',
+def net6(text):
+    return ipaddress.IPv6Network(text)
+
+
+def test_ipv4_only_families_and_ipv6_fields():
+    n = parse_net_conf({'Network': '10.0.0.0/16', 'Backend': {'Type': 'vxlan'}})
+    assert n.families == ('ipv4',)
+    assert (n.enable_ipv4, n.enable_ipv6, n.ipv6_network, n.ipv6_subnet_len, n.ipv6_subnet_min,
+            n.ipv6_subnet_max) == (True, False, None, 0, None, None)
+
+
+def test_dual_stack_defaults():
+    n = parse_net_conf({'Network': '10.0.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56',
                         'Backend': {'Type': 'vxlan'}})
+    assert n.families == ('ipv4', 'ipv6')
+    assert n.network == net('10.0.0.0/16')
+    assert n.ipv6_network == net6('fd00:20::/56')
+    assert n.ipv6_subnet_len == 64
+    assert n.ipv6_subnet_min == net6('fd00:20:0:1::/64')
+    assert n.ipv6_subnet_max == net6('fd00:20:0:ff::/64')
+
+
+def test_ipv6_only_needs_no_network():
+    n = parse_net_conf({'EnableIPv4': False, 'enableipv6': True, 'ipv6network': 'fd00:20::/56',
+                        'SubnetLen': 99, 'Backend': {'Type': 'host-gw'}})
+    assert n.families == ('ipv6',)
+    assert (n.network, n.subnet_len, n.subnet_min, n.subnet_max) == (None, None, None, None)
+    assert n.ipv6_network == net6('fd00:20::/56')
+
+
+def test_ipv6_keys_without_enable_ipv6_are_ignored_like_flannel():
+    n = parse_net_conf({'Network': '10.0.0.0/16', 'IPv6Network': 'fd00::/48', 'IPv6SubnetLen': 1,
+                        'Backend': {'Type': 'vxlan'}})
+    assert n.families == ('ipv4',)
+    assert n.ipv6_network is None
+
+
+def test_ipv6_host_bits_are_masked():
+    n = parse_net_conf({'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::1/56',
+                        'Backend': {'Type': 'vxlan'}})
+    assert n.ipv6_network == net6('fd00:20::/56')
+
+
+@pytest.mark.parametrize('prefix, expected', [(48, 64), (56, 64), (62, 64), (63, 65), (100, 102), (124, 126)])
+def test_default_ipv6_subnet_len(prefix, expected):
+    n = parse_net_conf({'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00::/%d' % prefix,
+                        'Backend': {'Type': 'vxlan'}})
+    assert n.ipv6_subnet_len == expected
+
+
+def test_explicit_ipv6_subnet_len_and_bounds():
+    n = parse_net_conf({'Network': '10.0.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56',
+                        'IPv6SubnetLen': 80, 'IPv6SubnetMin': 'fd00:20:0:5::', 'IPv6SubnetMax': 'fd00:20:0:9:1::',
+                        'Backend': {'Type': 'vxlan'}})
+    assert n.ipv6_subnet_len == 80
+    assert n.ipv6_subnet_min == net6('fd00:20:0:5::/80')
+    assert n.ipv6_subnet_max == net6('fd00:20:0:9:1::/80')
+
+
+def test_ipv6_bound_unspecified_address_means_default():
+    n = parse_net_conf({'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56',
+                        'IPv6SubnetMin': '::', 'IPv6SubnetMax': '', 'Backend': {'Type': 'vxlan'}})
+    assert n.ipv6_subnet_min == net6('fd00:20:0:1::/64')
+    assert n.ipv6_subnet_max == net6('fd00:20:0:ff::/64')
+
+
+V6 = {'Network': '10.0.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56', 'Backend': {'Type': 'vxlan'}}
+
+
+@pytest.mark.parametrize('override, text', [
+    ({'IPv6Network': None}, 'IPv6Network is required with EnableIPv6: an IPv6 CIDR such as "fd00:20::/56"'),
+    ({'IPv6Network': '10.1.0.0/16'}, "IPv6Network '10.1.0.0/16' is not an IPv6 CIDR"),
+    ({'IPv6Network': 'fd00::/125'}, 'IPv6Network is too small. Minimum useful network prefix is /124'),
+    ({'IPv6SubnetLen': 127}, 'IPv6SubnetLen must be less than /127'),
+    ({'IPv6SubnetLen': 57}, 'IPv6Network must be able to accommodate at least four subnets'),
+    ({'IPv6SubnetLen': -1}, 'IPv6SubnetLen must be a non-negative integer, not -1'),
+    ({'IPv6SubnetLen': '64'}, "IPv6SubnetLen must be a non-negative integer, not '64'"),
+    ({'IPv6SubnetMin': 'fd00:21::'}, 'IPv6SubnetMin is not in the range of the IPv6Network'),
+    ({'IPv6SubnetMax': 'fd00:21::'}, 'IPv6SubnetMax is not in the range of the IPv6Network'),
+    ({'IPv6SubnetMin': 'fd00:20:0:1::8'}, 'IPv6SubnetMin is not on a SubnetLen boundary: fd00:20:0:1::8'),
+    ({'IPv6SubnetMax': 'fd00:20:0:9:1::'}, 'IPv6SubnetMax is not on a SubnetLen boundary: fd00:20:0:9:1::'),
+    ({'IPv6SubnetMin': '10.0.1.0'}, "IPv6SubnetMin '10.0.1.0' is not an IPv6 address"),
+    ({'IPv6SubnetMin': 'fd00:20:0:9::', 'IPv6SubnetMax': 'fd00:20:0:2::'},
+     'IPv6SubnetMin fd00:20:0:9:: is above IPv6SubnetMax fd00:20:0:2::'),
+    ({'EnableIPv6': 'true'}, "EnableIPv6 must be true or false, not 'true'"),
+    ({'EnableIPv4': 0}, 'EnableIPv4 must be true or false, not 0'),
+    ({'EnableIPv4': False, 'EnableIPv6': False},
+     'EnableIPv4 and EnableIPv6 are both false: enable at least one address family'),
+])
+def test_ipv6_checks(override, text):
+    data = dict(V6)
+    data.update(override)
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf(data)
+    assert text in '\n'.join(exc.value.problems)
+
+
+def test_ipv6_only_requires_ipv6_network_not_network():
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'EnableIPv4': False, 'EnableIPv6': True, 'Backend': {'Type': 'vxlan'}})
+    assert exc.value.problems == ['IPv6Network is required with EnableIPv6: an IPv6 CIDR such as "fd00:20::/56"']
+
+
+def test_dual_stack_reports_every_problem_of_both_families():
+    with pytest.raises(NetConfError) as exc:
+        parse_net_conf({'Network': '10.0.0.0/16', 'SubnetLen': 31, 'SubnetMin': 'x', 'EnableIPv6': True,
+                        'IPv6Network': 'fd00::/56', 'IPv6SubnetLen': 127, 'EnableNFTables': 1,
+                        'Backend': {'Type': 'vxlan', 'VNI': 0}})
+    assert exc.value.problems == ['SubnetLen must be less than /31', 'IPv6SubnetLen must be less than /127',
+                                  'VNI must be an integer between 1 and 16777215, not 0',
+                                  'EnableNFTables must be true or false, not 1']
+
+
+def test_ipv6_to_net_conf_renders_only_what_flannel_would_not_derive():
+    dual = parse_net_conf(V6)
+    assert json.dumps(to_net_conf(dual)) == (
+        '{"Network": "10.0.0.0/16", "EnableIPv6": true, "IPv6Network": "fd00:20::/56", '
+        '"EnableNFTables": false, "Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": false}}')
+    only6 = parse_net_conf({'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56',
+                            'IPv6SubnetLen': 72, 'IPv6SubnetMin': 'fd00:20:0:1::', 'IPv6SubnetMax': 'fd00:20:0:2::',
+                            'Backend': {'Type': 'host-gw'}})
+    assert json.dumps(to_net_conf(only6)) == (
+        '{"EnableIPv4": false, "EnableIPv6": true, "IPv6Network": "fd00:20::/56", "IPv6SubnetLen": 72, '
+        '"IPv6SubnetMin": "fd00:20:0:1::", "IPv6SubnetMax": "fd00:20:0:2::", "EnableNFTables": false, '
+        '"Backend": {"Type": "host-gw"}}')
+
+
+@pytest.mark.parametrize('data', [
+    V6,
+    {'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56', 'Backend': {'Type': 'host-gw'}},
+    {'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/120', 'IPv6SubnetLen': 124,
+     'IPv6SubnetMax': 'fd00:20::e0', 'Backend': {'Type': 'vxlan'}},
+    {'Network': '10.0.0.0/16', 'SubnetLen': 26, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/48',
+     'IPv6SubnetLen': 60, 'IPv6SubnetMin': 'fd00:20:0:10::', 'EnableNFTables': True,
+     'Backend': {'Type': 'vxlan', 'MTU': 1500}},
+])
+def test_ipv6_round_trip_is_identity(data):
+    n = parse_net_conf(data)
+    assert parse_net_conf(to_net_conf(n)) == n
+    assert to_net_conf(parse_net_conf(to_net_conf(n))) == to_net_conf(n)
 
 
 def test_round_trip_is_identity():
