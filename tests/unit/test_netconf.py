@@ -764,3 +764,54 @@ def test_render_dual_stack_checksum_differs_from_ipv4_only():
     assert a['checksum'] != b['checksum']
     assert b['cluster']['families'] == ['ipv4', 'ipv6']
     assert json.loads(b['net_conf_json'])['IPv6Network'] == 'fd00:20::/56'
+
+
+# ------------------------------------------------------------------ CNI delegate conflist, dual-stack
+
+def _ipam(env):
+    return delegate_conflist(env)['plugins'][0]['ipam']
+
+
+def test_delegate_conflist_dual_stack_one_range_and_route_per_family_ipv4_first():
+    env = {'FLANNEL_NETWORK': '172.20.0.0/16', 'FLANNEL_SUBNET': '172.20.1.1/24',
+           'FLANNEL_IPV6_NETWORK': 'fd00:20::/56', 'FLANNEL_IPV6_SUBNET': 'fd00:20:0:1::1/64',
+           'FLANNEL_MTU': '1450', 'FLANNEL_IPMASQ': 'true'}
+    out = delegate_conflist(env)
+    assert out['plugins'][0]['ipam'] == {
+        'type': 'host-local',
+        'ranges': [[{'subnet': '172.20.1.0/24', 'gateway': '172.20.1.1'}],
+                   [{'subnet': 'fd00:20:0:1::/64', 'gateway': 'fd00:20:0:1::1'}]],
+        'routes': [{'dst': '172.20.0.0/16'}, {'dst': 'fd00:20::/56'}]}
+    v4 = dict((k, v) for k, v in env.items() if 'IPV6' not in k)
+    rest = dict(out['plugins'][0], ipam=None)
+    assert rest == dict(delegate_conflist(v4)['plugins'][0], ipam=None)   # only ipam differs
+
+
+def test_delegate_conflist_ipv6_only():
+    env = {'FLANNEL_IPV6_NETWORK': 'fd00:20::/56', 'FLANNEL_IPV6_SUBNET': 'fd00:20:0:5::1/64',
+           'FLANNEL_MTU': 1430, 'FLANNEL_IPMASQ': False}
+    ipam = _ipam(env)
+    assert ipam['ranges'] == [[{'subnet': 'fd00:20:0:5::/64', 'gateway': 'fd00:20:0:5::1'}]]
+    assert ipam['routes'] == [{'dst': 'fd00:20::/56'}]
+    assert delegate_conflist(env)['plugins'][0]['ipMasq'] is True
+
+
+def test_delegate_conflist_of_a_written_subnet_env():
+    from ansible_collections.kubeasz.network.plugins.module_utils.leases import parse_subnet_env
+    text = ('FLANNEL_NETWORK=10.0.0.0/16\nFLANNEL_SUBNET=10.0.3.1/24\nFLANNEL_IPV6_NETWORK=fd00::/48\n'
+            'FLANNEL_IPV6_SUBNET=fd00:0:0:3::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n')
+    assert _ipam(parse_subnet_env(text))['routes'] == [{'dst': '10.0.0.0/16'}, {'dst': 'fd00::/48'}]
+
+
+@pytest.mark.parametrize('env, text', [
+    ({'FLANNEL_IPV6_NETWORK': 'fd00:20::/56'}, 'holds FLANNEL_IPV6_NETWORK but not FLANNEL_IPV6_SUBNET'),
+    ({'FLANNEL_SUBNET': '10.0.5.1/24'}, 'holds FLANNEL_SUBNET but not FLANNEL_NETWORK'),
+    ({}, 'holds neither'),
+    ({'FLANNEL_IPV6_NETWORK': '10.0.0.0/16', 'FLANNEL_IPV6_SUBNET': '10.0.5.1/24'}, 'IPv6'),
+    ({'FLANNEL_NETWORK': 'fd00::/48', 'FLANNEL_SUBNET': 'fd00::1/64'}, 'IPv4'),
+])
+def test_delegate_conflist_rejects_incomplete_or_wrong_family(env, text):
+    env = dict(env, FLANNEL_MTU='1450', FLANNEL_IPMASQ='true')
+    with pytest.raises(ValueError) as exc:
+        delegate_conflist(env)
+    assert text in str(exc.value)
