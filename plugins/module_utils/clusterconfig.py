@@ -170,10 +170,10 @@ class _Reader:
         return value
 
 
-def _read_cidr(r, key, keys=KEYS4, example=None):
+def _read_cidr(r, key, keys=KEYS4):
     """The one network of ``keys``' family in ``key`` (CLUSTER_CIDR, CLUSTER_CIDR_IPV6), or None."""
     fam = keys.fam
-    example = example or fam.example
+    example = fam.example
     value = r.raw(key)
     if value is None:
         r.bad(key, 'is not set; write %s="%s" in %s' % (key, example, _where(key)))
@@ -194,8 +194,7 @@ def _read_cidr(r, key, keys=KEYS4, example=None):
     if fam is IPV4 and ':' in text:
         r.bad(key, '%s is an IPv6 CIDR; write an IPv4 one here, such as "%s", and the IPv6 one as '
               'CLUSTER_CIDR_IPV6: "%s" in config.yml (with FLANNEL_ENABLE_IPV4: false for IPv6-only)'
-              % (_show(value), example, text) if key == 'CLUSTER_CIDR' else
-              '%s is an IPv6 CIDR; write an IPv4 CIDR such as "%s"' % (_show(value), example))
+              % (_show(value), example, text))
         return None
     if fam is IPV6 and ':' not in text:
         r.bad(key, '%s is not an IPv6 CIDR; write one such as "%s" (IPv4 pods take CLUSTER_CIDR)'
