@@ -604,14 +604,17 @@ def test_ipv6_only_config():
 
 
 def test_ipv6_only_ignores_ipv4_keys_with_warnings():
-    c = cfg(FLANNEL_SUBNET_MIN='172.20.9.0', NODE_CIDR_LEN=99, **dict(ONLY6, CLUSTER_CIDR='172.20.0.0/16'))
+    c = cfg(FLANNEL_SUBNET_MIN='172.20.9.0', NODE_CIDR_LEN=99, **ONLY6)
+    c['CLUSTER_CIDR'] = '172.20.0.0/16'
     cc = load_cluster_config(c)
     assert cc.warnings == (
         "CLUSTER_CIDR '172.20.0.0/16' is ignored: FLANNEL_ENABLE_IPV4 is false (IPv6-only), the pod network "
         'is CLUSTER_CIDR_IPV6',
         'FLANNEL_SUBNET_MIN is ignored: FLANNEL_ENABLE_IPV4 is false (IPv6-only)')
     # kubeasz may hold the IPv6 pod network in CLUSTER_CIDR too (kube-controller-manager --cluster-cidr)
-    assert load_cluster_config(cfg(**dict(ONLY6, CLUSTER_CIDR='fd00:20::/56'))).warnings == ()
+    c['CLUSTER_CIDR'] = 'fd00:20::/56'
+    assert load_cluster_config(c).warnings == (
+        'FLANNEL_SUBNET_MIN is ignored: FLANNEL_ENABLE_IPV4 is false (IPv6-only)',)
 
 
 def test_ipv6_bounds_without_ipv6_are_warned():
