@@ -21,7 +21,7 @@ from typing import Mapping, Optional, Tuple
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import checksum, cni_conf, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD, ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
-    MTU_MAX, MTU_MIN, PORT_MAX, Backend, NetConf, NetConfError,
+    IPV4, IPV6, MTU_MAX, MTU_MIN, PORT_MAX, Backend, NetConf, NetConfError,
     is_int, backend_dict, backend_json, default_subnet_len, parse_net_conf, to_net_conf)
 
 DATAPLANES = ('flanneld', 'ansible')
@@ -34,6 +34,24 @@ SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(net), what) for net, what in (
     ('0.0.0.0/8', '"this network"'), ('127.0.0.0/8', 'the loopback range'),
     ('169.254.0.0/16', 'the link-local range'), ('224.0.0.0/4', 'the multicast range'),
     ('240.0.0.0/4', 'the reserved range')))
+SPECIAL_NETWORKS_IPV6 = tuple((ipaddress.IPv6Network(net), what) for net, what in (
+    ('::/128', 'the unspecified address'), ('::1/128', 'the loopback address'),
+    ('::ffff:0:0/96', 'the IPv4-mapped range'), ('fe80::/10', 'the link-local range'),
+    ('ff00::/8', 'the multicast range')))
+
+
+class _Keys:
+    """One address family's kubeasz keys, with the NetConf family (flannel's numbers) they feed."""
+
+    def __init__(self, fam, cidr, node_len, smin, smax, service_example):
+        self.fam, self.cidr, self.node_len, self.min, self.max = fam, cidr, node_len, smin, smax
+        self.service_example = service_example
+        self.special = SPECIAL_NETWORKS if fam is IPV4 else SPECIAL_NETWORKS_IPV6
+
+
+KEYS4 = _Keys(IPV4, 'CLUSTER_CIDR', 'NODE_CIDR_LEN', 'FLANNEL_SUBNET_MIN', 'FLANNEL_SUBNET_MAX', '10.68.0.0/16')
+KEYS6 = _Keys(IPV6, 'CLUSTER_CIDR_IPV6', 'NODE_CIDR_LEN_IPV6', 'FLANNEL_SUBNET_MIN_IPV6',
+              'FLANNEL_SUBNET_MAX_IPV6', 'fd00:10::/108')
 
 
 class ConfigError(ValueError):
@@ -66,20 +84,29 @@ class ClusterConfig:
     proxy_mode: str = 'ipvs'
     service_cidr: Optional[ipaddress.IPv4Network] = None
     warnings: Tuple[str, ...] = ()
+    service_cidr_ipv6: Optional[ipaddress.IPv6Network] = None
 
     def as_dict(self):
-        """Plain data for Ansible results and templates."""
+        """Plain data for Ansible results and templates (an absent family's values are None)."""
         nc = self.net_conf
+        services = [str(n) for n in (self.service_cidr, self.service_cidr_ipv6) if n is not None]
         return {
             'dataplane': self.dataplane, 'namespace': self.namespace, 'store': self.store,
             'iface': self.iface, 'iface_regex': self.iface_regex, 'ip_masq': self.ip_masq,
             'route_guard': self.route_guard, 'proxy_mode': self.proxy_mode,
-            'service_cidr': str(self.service_cidr) if self.service_cidr else '',
-            'network': str(nc.network), 'subnet_len': nc.subnet_len,
-            'subnet_min': str(nc.subnet_min), 'subnet_max': str(nc.subnet_max),
+            'service_cidr': ','.join(services),
+            'network': _text(nc.network), 'subnet_len': nc.subnet_len,
+            'subnet_min': _text(nc.subnet_min), 'subnet_max': _text(nc.subnet_max),
+            'ipv6_network': _text(nc.ipv6_network), 'ipv6_subnet_len': nc.ipv6_subnet_len or None,
+            'ipv6_subnet_min': _text(nc.ipv6_subnet_min), 'ipv6_subnet_max': _text(nc.ipv6_subnet_max),
+            'families': list(nc.families),
             'enable_nftables': nc.enable_nftables,
             'backend': backend_dict(nc.backend),
         }
+
+
+def _text(value):
+    return None if value is None else str(value)
 
 
 def _where(key):
@@ -143,31 +170,56 @@ class _Reader:
         return value
 
 
-def _read_cidr(r, key, example):
+def _read_cidr(r, key, keys=KEYS4):
+    """The one network of ``keys``' family in ``key`` (CLUSTER_CIDR, CLUSTER_CIDR_IPV6), or None."""
+    fam = keys.fam
+    example = fam.example
     value = r.raw(key)
     if value is None:
         r.bad(key, 'is not set; write %s="%s" in %s' % (key, example, _where(key)))
         return None
     text = str(value).strip()
     parts = [p.strip() for p in text.split(',')]
-    v4 = [p for p in parts if ':' not in p]
-    if len(parts) > 1 or not v4:
-        hint = ('write the IPv4 part "%s"' % v4[0]) if v4 else 'write an IPv4 CIDR such as "%s"' % example
-        r.bad(key, '%s: IPv6 and dual-stack are not supported by flannel here; %s'
-              % (_show(value), hint))
+    if len(parts) > 1:
+        v4 = [p for p in parts if ':' not in p]
+        v6 = [p for p in parts if ':' in p]
+        if fam is IPV4 and v4 and v6:
+            r.bad(key, '%s holds an IPv4 and an IPv6 network; write the IPv4 one here, %s="%s", and '
+                  'the IPv6 one as CLUSTER_CIDR_IPV6: "%s" in config.yml (dual-stack)'
+                  % (_show(value), key, v4[0], v6[0]))
+        else:
+            r.bad(key, '%s holds %d networks; write one %s CIDR such as "%s"'
+                  % (_show(value), len(parts), fam.name, example))
         return None
+    if fam is IPV4 and ':' in text:
+        r.bad(key, '%s is an IPv6 CIDR; write an IPv4 one here, such as "%s", and the IPv6 one as '
+              'CLUSTER_CIDR_IPV6: "%s" in config.yml (with FLANNEL_ENABLE_IPV4: false for IPv6-only)'
+              % (_show(value), example, text))
+        return None
+    if fam is IPV6 and ':' not in text:
+        r.bad(key, '%s is not an IPv6 CIDR; write one such as "%s" (IPv4 pods take CLUSTER_CIDR)'
+              % (_show(value), example))
+        return None
+    return _check_net(r, key, value, text, keys, example)
+
+
+def _check_net(r, key, value, text, keys, example):
+    """``text`` as a network of ``keys``' family: a CIDR without host bits, not a special range."""
+    fam = keys.fam
     try:
-        net = ipaddress.IPv4Network(text, strict=False)
+        net = fam.net_cls(text, strict=False)
+        address = fam.addr_cls(text.split('/')[0])
     except ValueError:
-        r.bad(key, '%s is not an IPv4 CIDR; write one such as "%s"' % (_show(value), example))
+        r.bad(key, '%s is not an %s CIDR; write one such as "%s"' % (_show(value), fam.name, example))
         return None
     if '/' not in text:
         r.bad(key, '%s has no prefix length; write a CIDR such as "%s"' % (_show(value), example))
         return None
     if str(net) != text:
-        r.bad(key, '%s has host bits set; write "%s"' % (_show(value), net))
+        what = 'has host bits set' if address != net.network_address else 'is not in canonical form'
+        r.bad(key, '%s %s; write "%s"' % (_show(value), what, net))
         return None
-    for special, what in SPECIAL_NETWORKS:
+    for special, what in keys.special:
         if net.overlaps(special):
             r.bad(key, '%s overlaps %s %s, which pods and services cannot use; write a private range '
                   'such as "%s"' % (_show(value), what, special, example))
@@ -175,69 +227,121 @@ def _read_cidr(r, key, example):
     return net
 
 
-def _read_subnet_len(r, network):
+def _read_service_cidr(r, families):
+    """SERVICE_CIDR: one network per family (kube-apiserver --service-cluster-ip-range), each of
+    a family the pods have. Returns (IPv4 network or None, IPv6 network or None)."""
+    key = 'SERVICE_CIDR'
+    value = r.raw(key)
+    if value is None:
+        return None, None
+    parts = [p.strip() for p in str(value).split(',')]
+    found = {}
+    for part in parts:
+        keys = KEYS6 if ':' in part else KEYS4
+        name = keys.fam.name
+        if name in found:
+            r.bad(key, '%s holds two %s networks; write at most one network per address family, e.g. '
+                  '"10.68.0.0/16,fd00:10::/108"' % (_show(value), name))
+            return None, None
+        found[name] = part
+    nets = {}
+    for keys, family in ((KEYS4, 'ipv4'), (KEYS6, 'ipv6')):
+        part = found.get(keys.fam.name)
+        if part is None:
+            continue
+        if family not in families:
+            if family == 'ipv6':
+                r.bad(key, '%s: the IPv6 service range %s needs IPv6 pods; set CLUSTER_CIDR_IPV6 in '
+                      'config.yml, or write an IPv4 CIDR such as "%s"' % (_show(value), part, KEYS4.service_example))
+            else:
+                r.bad(key, '%s: the IPv4 service range %s is unreachable from IPv6-only pods '
+                      '(FLANNEL_ENABLE_IPV4: false); write an IPv6 CIDR such as "%s"'
+                      % (_show(value), part, KEYS6.service_example))
+            continue
+        shown = value if len(parts) == 1 else part
+        nets[family] = _check_net(r, key, shown, part, keys, keys.service_example)
+    return nets.get('ipv4'), nets.get('ipv6')
+
+
+def _read_subnet_len(r, network, keys=KEYS4):
+    fam = keys.fam
     prefix = network.prefixlen if network is not None else None
     lo = (prefix + 2) if prefix is not None else 1
-    ctx = (' for CLUSTER_CIDR %s' % network) if network is not None else ''
-    value = r.raw('NODE_CIDR_LEN')
+    hi = fam.max_len
+    ctx = (' for %s %s' % (keys.cidr, network)) if network is not None else ''
+    value = r.raw(keys.node_len)
     if value is None:
         if prefix is None:
             return None
-        sl = default_subnet_len(prefix)
+        sl = default_subnet_len(prefix, fam)
         if sl is None:
-            r.bad('CLUSTER_CIDR', '%s is too small for flannel (the prefix must be /28 or shorter); '
-                  'write a larger network such as "172.20.0.0/16"' % network)
+            r.bad(keys.cidr, '%s is too small for flannel (the prefix must be /%d or shorter); '
+                  'write a larger network such as "%s"' % (network, fam.min_prefix, fam.example))
         return sl
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if not is_int(value):
-        r.bad('NODE_CIDR_LEN', '%s is not an integer; write a value between %d and 30%s'
-              % (_show(value), lo, ctx))
+        r.bad(keys.node_len, '%s is not an integer; write a value between %d and %d%s'
+              % (_show(value), lo, hi, ctx))
         return None
-    if value > 30:
-        r.bad('NODE_CIDR_LEN', '%d is too long for flannel (at most 30); write a value between %d '
-              'and 30%s' % (value, lo, ctx))
+    if value > hi:
+        r.bad(keys.node_len, '%d is too long for flannel (at most %d); write a value between %d '
+              'and %d%s' % (value, hi, lo, hi, ctx))
         return None
     if prefix is not None and value < lo:
-        if lo > 30:
-            r.bad('CLUSTER_CIDR', '%s is too small for flannel: it must hold at least four node '
-                  'subnets of at most /30; write a /28 or larger network' % network)
+        if lo > hi:
+            r.bad(keys.cidr, '%s is too small for flannel: it must hold at least four node '
+                  'subnets of at most /%d; write a /%d or larger network' % (network, hi, fam.min_prefix))
         else:
-            r.bad('NODE_CIDR_LEN', '%d leaves room for fewer than four node subnets in '
-                  'CLUSTER_CIDR %s; write a value between %d and 30' % (value, network, lo))
+            r.bad(keys.node_len, '%d leaves room for fewer than four node subnets in '
+                  '%s %s; write a value between %d and %d' % (value, keys.cidr, network, lo, hi))
         return None
     return value
 
 
-def _read_bound(r, key, network, subnet_len):
+def _read_bound(r, key, network, subnet_len, keys=KEYS4):
+    fam = keys.fam
     value = r.raw(key)
     if value is None or network is None:
         return None
     text = str(value).strip()
     try:
-        ip = ipaddress.IPv4Address(text.split('/', maxsplit=1)[0])
-        net = ipaddress.IPv4Network(text if '/' in text else '%s/%d' % (text, subnet_len or 32), strict=False)
+        ip = fam.addr_cls(text.split('/', maxsplit=1)[0])
+        net = fam.net_cls(text if '/' in text else '%s/%d' % (text, subnet_len or fam.bits), strict=False)
     except ValueError:
-        r.bad(key, '%s is not an IPv4 address; write the first address of a node subnet inside '
-              'CLUSTER_CIDR %s' % (_show(value), network))
+        r.bad(key, '%s is not an %s address; write the first address of a node subnet inside '
+              '%s %s' % (_show(value), fam.name, keys.cidr, network))
         return None
     if subnet_len is None:   # NODE_CIDR_LEN is wrong (reported): check what does not depend on it
         if ip not in network:
-            r.bad(key, '%s is outside CLUSTER_CIDR %s; write an address inside it' % (_show(value), network))
+            r.bad(key, '%s is outside %s %s; write an address inside it' % (_show(value), keys.cidr, network))
         return None
-    size = 1 << (32 - subnet_len)
+    size = 1 << (fam.bits - subnet_len)
     if net.prefixlen != subnet_len:
-        r.bad(key, '%s has prefix /%d but NODE_CIDR_LEN is %d; write "%s"'
-              % (_show(value), net.prefixlen, subnet_len, ipaddress.IPv4Network((int(ip) & ~(size - 1), subnet_len))))
+        r.bad(key, '%s has prefix /%d but %s is %d; write "%s"'
+              % (_show(value), net.prefixlen, keys.node_len, subnet_len,
+                 fam.net_cls((int(ip) & ~(size - 1), subnet_len))))
         return None
     if ip not in network:
-        r.bad(key, '%s is outside CLUSTER_CIDR %s; write an address inside it' % (_show(value), network))
+        r.bad(key, '%s is outside %s %s; write an address inside it' % (_show(value), keys.cidr, network))
         return None
     if int(ip) % size:
-        r.bad(key, '%s is not on a /%d boundary (NODE_CIDR_LEN); write "%s"'
-              % (_show(value), subnet_len, ipaddress.IPv4Address(int(ip) & ~(size - 1))))
+        r.bad(key, '%s is not on a /%d boundary (%s); write "%s"'
+              % (_show(value), subnet_len, keys.node_len, fam.addr_cls(int(ip) & ~(size - 1))))
         return None
-    return ipaddress.IPv4Network((int(ip), subnet_len))
+    return fam.net_cls((int(ip), subnet_len))
+
+
+def _read_family(r, network, keys):
+    """(subnet_len, subnet_min, subnet_max) of one family's pod network."""
+    subnet_len = _read_subnet_len(r, network, keys)
+    smin = _read_bound(r, keys.min, network, subnet_len, keys)
+    smax = _read_bound(r, keys.max, network, subnet_len, keys)
+    if smin is not None and smax is not None and smin.network_address > smax.network_address:
+        r.bad(keys.min, '%s is above %s %s; swap them: write %s: "%s" and %s: "%s"'
+              % (smin.network_address, keys.max, smax.network_address, keys.min, smax.network_address,
+                 keys.max, smin.network_address))
+    return subnet_len, smin, smax
 
 
 def _read_iface(r):
@@ -286,42 +390,78 @@ def _read_backend(r):
 
 
 def _check_node_addresses(r, addresses, nets):
-    """Inventory node addresses inside CLUSTER_CIDR or SERVICE_CIDR: pod or service routes would
+    """Inventory node addresses inside a pod or service network (CLUSTER_CIDR, CLUSTER_CIDR_IPV6,
+    SERVICE_CIDR): pod or service routes would
     capture the nodes' own traffic. ``addresses``: {host: address text} (non-IPs are skipped)."""
     for host, text in sorted((addresses or {}).items()):
         try:
-            address = ipaddress.IPv4Address(str(text))
+            address = ipaddress.ip_address(str(text))
         except ValueError:
             continue
-        for key, net in nets:
+        for key, net in nets:   # per family: an IPv4 address is never in an IPv6 network
             if net is not None and address in net:
                 r.bad(key, '%s holds the address %s of node %s; write a range outside the node '
                       'network in %s' % (net, address, host, _where(key)))
 
 
+def _overlap(r, service, network, keys, examples):
+    if network is not None and service is not None and network.overlaps(service):
+        r.bad('SERVICE_CIDR', '%s overlaps %s %s; write a range outside it, e.g. "%s"'
+              % (service, keys.cidr, network, examples[0] if not network.overlaps(ipaddress.ip_network(examples[0]))
+                 else examples[1]))
+
+
+def _read_families(r):
+    """(IPv4 network or None, IPv6 network or None, families): FLANNEL_ENABLE_IPV4, CLUSTER_CIDR
+    and CLUSTER_CIDR_IPV6 together."""
+    enable4 = r.boolean('FLANNEL_ENABLE_IPV4', True)
+    has6 = r.raw('CLUSTER_CIDR_IPV6') is not None
+    network6 = _read_cidr(r, 'CLUSTER_CIDR_IPV6', KEYS6) if has6 else None
+    network = None
+    if enable4 is False:
+        cidr = r.raw('CLUSTER_CIDR')
+        if not has6:
+            hint = str(cidr).strip() if cidr is not None and ':' in str(cidr) else IPV6.example
+            r.bad('FLANNEL_ENABLE_IPV4', 'false (IPv6-only) needs an IPv6 pod network; write '
+                  'CLUSTER_CIDR_IPV6: "%s" in config.yml, or FLANNEL_ENABLE_IPV4: true' % hint)
+        elif cidr is not None and str(cidr).strip() != str(r.raw('CLUSTER_CIDR_IPV6')).strip():
+            r.warnings.append('CLUSTER_CIDR %s is ignored: FLANNEL_ENABLE_IPV4 is false (IPv6-only), the pod '
+                              'network is CLUSTER_CIDR_IPV6' % _show(cidr))
+        for key in ('FLANNEL_SUBNET_MIN', 'FLANNEL_SUBNET_MAX'):
+            if r.raw(key) is not None:
+                r.warnings.append('%s is ignored: FLANNEL_ENABLE_IPV4 is false (IPv6-only)' % key)
+    elif enable4 or r.raw('CLUSTER_CIDR') is not None:   # a bad FLANNEL_ENABLE_IPV4 (reported) reads it if set
+        network = _read_cidr(r, 'CLUSTER_CIDR', KEYS4)
+    if not has6:
+        for key in ('FLANNEL_SUBNET_MIN_IPV6', 'FLANNEL_SUBNET_MAX_IPV6'):
+            if r.raw(key) is not None:
+                r.warnings.append('%s is ignored: CLUSTER_CIDR_IPV6 is not set (no IPv6 pods)' % key)
+    families = tuple(f for f, on in (('ipv4', enable4 is not False), ('ipv6', has6)) if on)
+    return network, network6, families
+
+
 def load_cluster_config(cfg, node_addresses=None):
     """kubeasz keys -> ClusterConfig; ConfigError names every bad key at once.
 
-    node_addresses: {inventory host: address} to check against CLUSTER_CIDR and SERVICE_CIDR."""
+    node_addresses: {inventory host: address} to check against the pod and service networks
+    (each address against the networks of its family)."""
     r = _Reader(cfg)
     cn = r.raw('CLUSTER_NETWORK')
     if cn is None or str(cn).strip().lower() != 'flannel':
         r.bad('CLUSTER_NETWORK', '%s is not flannel; write CLUSTER_NETWORK="flannel" in %s '
               '(this role deploys flannel only)' % (_show(cn), _where('CLUSTER_NETWORK')))
-    network = _read_cidr(r, 'CLUSTER_CIDR', '172.20.0.0/16')
-    service = _read_cidr(r, 'SERVICE_CIDR', '10.68.0.0/16') if r.raw('SERVICE_CIDR') is not None else None
-    if network is not None and service is not None and network.overlaps(service):
-        r.bad('SERVICE_CIDR', '%s overlaps CLUSTER_CIDR %s; write a range outside it, e.g. "%s"'
-              % (service, network, '10.68.0.0/16' if not network.overlaps(ipaddress.IPv4Network('10.68.0.0/16'))
-                 else '192.168.252.0/22'))
-    _check_node_addresses(r, node_addresses, [('CLUSTER_CIDR', network), ('SERVICE_CIDR', service)])
-    subnet_len = _read_subnet_len(r, network)
-    smin = _read_bound(r, 'FLANNEL_SUBNET_MIN', network, subnet_len)
-    smax = _read_bound(r, 'FLANNEL_SUBNET_MAX', network, subnet_len)
-    if smin is not None and smax is not None and smin.network_address > smax.network_address:
-        r.bad('FLANNEL_SUBNET_MIN', '%s is above FLANNEL_SUBNET_MAX %s; swap them: write '
-              'FLANNEL_SUBNET_MIN: "%s" and FLANNEL_SUBNET_MAX: "%s"'
-              % (smin.network_address, smax.network_address, smax.network_address, smin.network_address))
+    network, network6, families = _read_families(r)
+    service, service6 = _read_service_cidr(r, families)
+    _overlap(r, service, network, KEYS4, ('10.68.0.0/16', '192.168.252.0/22'))
+    _overlap(r, service6, network6, KEYS6, ('fd00:10::/108', 'fd00:ffff::/108'))
+    _check_node_addresses(r, node_addresses, [('CLUSTER_CIDR', network), ('CLUSTER_CIDR_IPV6', network6),
+                                              ('SERVICE_CIDR', service), ('SERVICE_CIDR', service6)])
+    subnet_len = smin = smax = None
+    if 'ipv4' in families:
+        subnet_len, smin, smax = _read_family(r, network, KEYS4)
+    subnet_len6 = smin6 = smax6 = None
+    if 'ipv6' in families:
+        subnet_len6, smin6, smax6 = _read_family(r, network6, KEYS6)
     backend = _read_backend(r)
     iface, iface_regex = _read_iface(r)
     dataplane = r.choice('FLANNEL_DATAPLANE', DATAPLANES, 'flanneld')
@@ -332,17 +472,31 @@ def load_cluster_config(cfg, node_addresses=None):
     if dataplane == 'flanneld' and store in ('file', 'etcd'):
         r.bad('FLANNEL_SUBNET_STORE', '%s works only with FLANNEL_DATAPLANE "ansible"; flanneld uses '
               'the Kubernetes API here: write "kube" or leave it empty' % _show(store))
+    elif store == 'etcd' and families == ('ipv6',):
+        r.bad('FLANNEL_SUBNET_STORE', '"etcd" cannot hold IPv6-only leases with FLANNEL_ENABLE_IPV4: false '
+              "(flannel's etcd registry keys every lease by its IPv4 subnet); write FLANNEL_SUBNET_STORE: "
+              '"file" or "kube", or FLANNEL_ENABLE_IPV4: true with an IPv4 CLUSTER_CIDR (dual-stack)')
     proxy = r.choice('PROXY_MODE', PROXY_MODES, 'ipvs')
     ip_masq = r.boolean('FLANNEL_IPMASQ', True)
     route_guard = r.boolean('FLANNEL_ROUTE_GUARD', True)
     if r.problems:
         raise ConfigError(r.problems)
-    data = {'Network': str(network), 'SubnetLen': subnet_len, 'EnableNFTables': proxy == 'nftables',
-            'Backend': backend_json(backend)}
-    if smin is not None:
-        data['SubnetMin'] = str(smin.network_address)
-    if smax is not None:
-        data['SubnetMax'] = str(smax.network_address)
+    data = {}
+    if 'ipv4' in families:
+        data.update(Network=str(network), SubnetLen=subnet_len)
+        if smin is not None:
+            data['SubnetMin'] = str(smin.network_address)
+        if smax is not None:
+            data['SubnetMax'] = str(smax.network_address)
+    else:
+        data['EnableIPv4'] = False
+    if 'ipv6' in families:
+        data.update(EnableIPv6=True, IPv6Network=str(network6), IPv6SubnetLen=subnet_len6)
+        if smin6 is not None:
+            data['IPv6SubnetMin'] = str(smin6.network_address)
+        if smax6 is not None:
+            data['IPv6SubnetMax'] = str(smax6.network_address)
+    data.update(EnableNFTables=proxy == 'nftables', Backend=backend_json(backend))
     try:
         nc = parse_net_conf(data)
     except NetConfError as exc:   # not expected: the key checks above mirror flannel's rules
@@ -350,7 +504,7 @@ def load_cluster_config(cfg, node_addresses=None):
     return ClusterConfig(net_conf=nc, dataplane=dataplane, namespace=namespace, store=store,
                          iface=iface, iface_regex=iface_regex, ip_masq=ip_masq,
                          route_guard=route_guard, proxy_mode=proxy, service_cidr=service,
-                         warnings=tuple(r.warnings))
+                         service_cidr_ipv6=service6, warnings=tuple(r.warnings))
 
 
 def from_cluster_config(cfg):

@@ -38,15 +38,50 @@ def _env_bool(value, key):
     raise ValueError('%s must be true or false, not %r' % (key, value))
 
 
+# subnet.env keys of each address family: (network key, subnet key, network type, interface type)
+ENV_FAMILIES = (
+    ('FLANNEL_NETWORK', 'FLANNEL_SUBNET', ipaddress.IPv4Network, ipaddress.IPv4Interface),
+    ('FLANNEL_IPV6_NETWORK', 'FLANNEL_IPV6_SUBNET', ipaddress.IPv6Network, ipaddress.IPv6Interface),
+)
+
+
+def _env_ranges(subnet_env):
+    """(host-local ranges, routes): one range and one route per family subnet.env holds, IPv4 first."""
+    ranges, routes = [], []
+    for net_key, sub_key, net_type, iface_type in ENV_FAMILIES:
+        present = [k for k in (net_key, sub_key) if subnet_env.get(k) not in (None, '')]
+        if not present:
+            continue
+        if len(present) == 1:
+            raise ValueError('subnet.env holds %s but not %s' % (present[0], ({net_key, sub_key} - set(present)).pop()))
+        family = 'IPv4' if net_type is ipaddress.IPv4Network else 'IPv6'
+        try:
+            network = net_type(str(subnet_env[net_key]))
+        except ValueError as exc:
+            raise ValueError('%s %r is not an %s network (%s)' % (net_key, subnet_env[net_key], family, exc))
+        try:
+            iface = iface_type(str(subnet_env[sub_key]))
+        except ValueError as exc:
+            raise ValueError('%s %r is not an %s address/length (%s)' % (sub_key, subnet_env[sub_key], family, exc))
+        ranges.append([{'subnet': str(iface.network), 'gateway': str(iface.ip)}])
+        routes.append({'dst': str(network)})
+    if not ranges:
+        raise ValueError('subnet.env holds neither FLANNEL_NETWORK/FLANNEL_SUBNET nor '
+                         'FLANNEL_IPV6_NETWORK/FLANNEL_IPV6_SUBNET')
+    return ranges, routes
+
+
 def delegate_conflist(subnet_env):
     """The conflist flannel's CNI plugin would hand to bridge/host-local for this subnet.env.
 
-    ``subnet_env`` holds FLANNEL_NETWORK, FLANNEL_SUBNET (gateway IP/len), FLANNEL_MTU and
-    FLANNEL_IPMASQ, as strings (parsed subnet.env) or typed values. flannel sets the
-    bridge's ipMasq to the opposite of FLANNEL_IPMASQ (flanneld masquerades itself).
+    ``subnet_env`` holds FLANNEL_NETWORK and FLANNEL_SUBNET (gateway IP/len), and/or
+    FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET, FLANNEL_MTU and FLANNEL_IPMASQ, as strings
+    (parsed subnet.env) or typed values. host-local gets one range per family (IPv4 first) and
+    one route per cluster network, as flannel's CNI plugin builds them; IPv6-only has no IPv4
+    keys. flannel sets the bridge's ipMasq to the opposite of FLANNEL_IPMASQ (flanneld
+    masquerades itself).
     """
-    network = ipaddress.IPv4Network(str(subnet_env['FLANNEL_NETWORK']))
-    iface = ipaddress.IPv4Interface(str(subnet_env['FLANNEL_SUBNET']))
+    ranges, routes = _env_ranges(subnet_env)
     mtu = subnet_env['FLANNEL_MTU']
     if isinstance(mtu, bool) or not str(mtu).isdigit():
         raise ValueError('FLANNEL_MTU must be an integer, not %r' % (mtu,))
@@ -54,11 +89,7 @@ def delegate_conflist(subnet_env):
     bridge = {
         'type': 'bridge', 'name': CNI_NAME, 'bridge': 'cni0', 'mtu': int(mtu),
         'hairpinMode': True, 'isGateway': True, 'isDefaultGateway': True, 'ipMasq': not ipmasq,
-        'ipam': {
-            'type': 'host-local',
-            'ranges': [[{'subnet': str(iface.network), 'gateway': str(iface.ip)}]],
-            'routes': [{'dst': str(network)}],
-        },
+        'ipam': {'type': 'host-local', 'ranges': ranges, 'routes': routes},
     }
     return {'cniVersion': CNI_VERSION, 'name': CNI_NAME,
             'plugins': [bridge, {'type': 'portmap', 'capabilities': {'portMappings': True}}]}

@@ -4,7 +4,7 @@
 """Flannel subnet leases: allocation, subnet.env, files and the stores (the lease itself: ``lease.py``).
 
 * ``allocate()``: flannel's acquire rules as a pure function (deterministic: lowest free subnet).
-* ``subnet_env_text()`` / ``parse_subnet_env()``: /run/flannel/subnet.env.
+* ``subnet_env_text()`` / ``parse_subnet_env()``: /run/flannel/subnet.env (IPv4, IPv6 or both).
 * ``write_atomic()``: compare, then temp file + fsync + rename.
 * ``LeaseStore``: what ``flannel_subnet`` needs of a store (``acquire``, ``release``, ``leases``);
   ``FileStore`` (one JSON file, guarded by ``flock`` on a sidecar lock file) is one, the etcd
@@ -150,12 +150,30 @@ def _bool_text(value):
     return 'true' if value else 'false'
 
 
-def subnet_env_text(netconf, lease, mtu, ip_masq):
-    """subnet.env as flanneld writes it (IPv4 only): fixed order, LF, no quotes."""
-    net = ipv4.parse_net(lease.subnet)
-    gateway = '%s/%d' % (ipv4.ip_text(net[0] + 1), net[1])
-    return ('FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\nFLANNEL_MTU=%d\nFLANNEL_IPMASQ=%s\n'
-            % (netconf.network, gateway, int(mtu), _bool_text(ip_masq)))
+def subnet_env_text(netconf, lease, mtu, ip_masq, ipv6_network=None, subnet6=None):
+    """subnet.env as flanneld writes it (WriteSubnetFile): fixed order, LF, no quotes.
+
+    IPv4 lines (FLANNEL_NETWORK, FLANNEL_SUBNET = first address of ``lease.subnet``/len) unless
+    ``netconf.enable_ipv4`` is false (IPv6-only); then FLANNEL_IPV6_NETWORK and
+    FLANNEL_IPV6_SUBNET (first address of the IPv6 subnet/len) when there is an IPv6 network:
+    ``ipv6_network``, else ``netconf.ipv6_network`` with IPv6 enabled. The IPv6 subnet is
+    ``subnet6``, else ``lease.subnet6``; ValueError when IPv6 is on and there is none.
+    """
+    text = ''
+    if getattr(netconf, 'enable_ipv4', True):
+        net = ipv4.parse_net(lease.subnet)
+        gateway = '%s/%d' % (ipv4.ip_text(net[0] + 1), net[1])
+        text += 'FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\n' % (netconf.network, gateway)
+    if ipv6_network is None and getattr(netconf, 'enable_ipv6', False):
+        ipv6_network = netconf.ipv6_network
+    if ipv6_network is not None:
+        subnet6 = subnet6 if subnet6 is not None else getattr(lease, 'subnet6', None)
+        if subnet6 is None:
+            raise ValueError('IPv6 network %s but the lease has no IPv6 subnet' % (ipv6_network,))
+        net6 = ipaddress.IPv6Network(str(subnet6))
+        text += 'FLANNEL_IPV6_NETWORK=%s\nFLANNEL_IPV6_SUBNET=%s/%d\n' % (
+            ipaddress.IPv6Network(str(ipv6_network)), net6.network_address + 1, net6.prefixlen)
+    return text + 'FLANNEL_MTU=%d\nFLANNEL_IPMASQ=%s\n' % (int(mtu), _bool_text(ip_masq))
 
 
 def parse_subnet_env(text):
@@ -174,6 +192,14 @@ def subnet_of_env(env):
     """The leased subnet named by a parsed subnet.env (FLANNEL_SUBNET), or None."""
     try:
         return ipaddress.IPv4Interface(env.get('FLANNEL_SUBNET', '')).network
+    except ValueError:
+        return None
+
+
+def subnet6_of_env(env):
+    """The leased IPv6 subnet named by a parsed subnet.env (FLANNEL_IPV6_SUBNET), or None."""
+    try:
+        return ipaddress.IPv6Interface(env.get('FLANNEL_IPV6_SUBNET', '')).network
     except ValueError:
         return None
 

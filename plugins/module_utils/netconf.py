@@ -6,15 +6,21 @@ the CNI documents: cniconf.py).
 
 * ``parse_net_conf(dict) -> NetConf``: flannel's own rules for net-conf.json
   (keys matched case-insensitively, unknown keys ignored, host bits masked,
-  SubnetLen/SubnetMin/SubnetMax defaults and checks, backend type lower-cased).
+  SubnetLen/SubnetMin/SubnetMax defaults and checks, backend type lower-cased), and
+  their IPv6 twins (``EnableIPv4``, default true; ``EnableIPv6``; ``IPv6Network``;
+  ``IPv6SubnetLen``/``IPv6SubnetMin``/``IPv6SubnetMax``, flannel's CheckNetworkConfig).
+  A family that is not enabled is ignored, as flannel ignores it: IPv6-only
+  (``EnableIPv4: false``) needs no ``Network`` and leaves ``network``/``subnet_*`` None.
 * ``to_net_conf``: the net-conf.json document flannel reads.
 
-Canonical net-conf.json (``to_net_conf``): ``Network`` and ``EnableNFTables``
+Canonical net-conf.json (``to_net_conf``): ``Network`` (with IPv4) and ``EnableNFTables``
 always; ``SubnetLen``/``SubnetMin``/``SubnetMax`` only when they differ from the
 value flannel would derive itself (so a kubeasz default renders the familiar
-short document, and flannel reads back exactly the same NetConf); ``Backend``
-with ``Type``; for vxlan also ``VNI`` and ``DirectRouting`` always, ``Port`` and
-``MTU`` when not 0, ``GBP`` and ``Learning`` when true.
+short document, and flannel reads back exactly the same NetConf); ``EnableIPv4: false``
+only for IPv6-only; with IPv6 ``EnableIPv6: true`` and ``IPv6Network``, and
+``IPv6SubnetLen``/``IPv6SubnetMin``/``IPv6SubnetMax`` under the same rule as the IPv4
+keys; ``Backend`` with ``Type``; for vxlan also ``VNI`` and ``DirectRouting`` always,
+``Port`` and ``MTU`` when not 0, ``GBP`` and ``Learning`` when true.
 
 All problems are collected and raised at once (``NetConfError``, with a
 ``problems`` list). Standard library only: this
@@ -26,7 +32,7 @@ __metaclass__ = type
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Optional
 
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
 
@@ -62,14 +68,28 @@ class Backend:
 
 @dataclass(frozen=True)
 class NetConf:
-    """A validated net-conf.json with flannel's defaults filled in."""
+    """A validated net-conf.json with flannel's defaults filled in.
 
-    network: ipaddress.IPv4Network
-    subnet_len: int
-    subnet_min: ipaddress.IPv4Network
-    subnet_max: ipaddress.IPv4Network
+    ``network``/``subnet_*`` are None when IPv4 is off (IPv6-only); ``ipv6_*`` are None
+    (``ipv6_subnet_len`` 0) when IPv6 is off."""
+
+    network: Optional[ipaddress.IPv4Network]
+    subnet_len: Optional[int]
+    subnet_min: Optional[ipaddress.IPv4Network]
+    subnet_max: Optional[ipaddress.IPv4Network]
     backend: Backend = field(default_factory=Backend)
     enable_nftables: bool = False
+    enable_ipv4: bool = True
+    enable_ipv6: bool = False
+    ipv6_network: Optional[ipaddress.IPv6Network] = None
+    ipv6_subnet_len: int = 0
+    ipv6_subnet_min: Optional[ipaddress.IPv6Network] = None
+    ipv6_subnet_max: Optional[ipaddress.IPv6Network] = None
+
+    @property
+    def families(self):
+        """('ipv4',), ('ipv6',) or ('ipv4', 'ipv6'): the enabled address families, IPv4 first."""
+        return tuple(f for f, on in (('ipv4', self.enable_ipv4), ('ipv6', self.enable_ipv6)) if on)
 
 
 def backend_dict(be):
@@ -80,29 +100,54 @@ def backend_dict(be):
 
 # --------------------------------------------------------------------------- flannel's rules
 
-def default_subnet_len(prefixlen):
-    """flannel's SubnetLen when unset; None when the network is too small (> /28)."""
-    if prefixlen > 28:
+class _Family:
+    """One address family's net-conf keys and flannel's numbers for them (CheckNetworkConfig)."""
+
+    def __init__(self, name, bits, net_cls, addr_cls, keys, max_len, min_prefix, default_len, example):
+        self.name, self.bits, self.net_cls, self.addr_cls = name, bits, net_cls, addr_cls
+        self.network_key, self.len_key, self.min_key, self.max_key = keys
+        self.max_len = max_len            # longest SubnetLen (a tunnel and a bridge address per host)
+        self.min_prefix = min_prefix      # longest Network prefix holding four subnets of max_len
+        self.default_len = default_len    # SubnetLen when unset and the Network is large enough
+        self.example = example
+
+
+IPV4 = _Family('IPv4', 32, ipaddress.IPv4Network, ipaddress.IPv4Address,
+               ('Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'), 30, 28, 24, '172.20.0.0/16')
+IPV6 = _Family('IPv6', 128, ipaddress.IPv6Network, ipaddress.IPv6Address,
+               ('IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax'), 126, 124, 64, 'fd00:20::/56')
+
+
+def _family(version):
+    return IPV6 if version in (6, 'ipv6', IPV6) else IPV4
+
+
+def default_subnet_len(prefixlen, family='ipv4'):
+    """flannel's SubnetLen (IPv6SubnetLen with family 'ipv6') when unset; None when the network
+    is too small (IPv4: > /28, IPv6: > /124)."""
+    fam = _family(family)
+    if prefixlen > fam.min_prefix:
         return None
-    return 24 if prefixlen <= 22 else prefixlen + 2
+    return fam.default_len if prefixlen <= fam.default_len - 2 else prefixlen + 2
 
 
-def subnet_len_problem(prefixlen, subnet_len):
-    """flannel's check of an explicit SubnetLen, as text, or None."""
-    if subnet_len > 30:
-        return 'SubnetLen must be less than /31'
+def subnet_len_problem(prefixlen, subnet_len, family='ipv4'):
+    """flannel's check of an explicit SubnetLen (IPv6SubnetLen with family 'ipv6'), as text, or None."""
+    fam = _family(family)
+    if subnet_len > fam.max_len:
+        return '%s must be less than /%d' % (fam.len_key, fam.max_len + 1)
     if subnet_len < prefixlen + 2:
-        return 'Network must be able to accommodate at least four subnets'
+        return '%s must be able to accommodate at least four subnets' % fam.network_key
     return None
 
 
 def default_subnet_range(network, subnet_len):
-    """(SubnetMin, SubnetMax) flannel derives: the second and the last subnet."""
-    size = 1 << (32 - subnet_len)
+    """(SubnetMin, SubnetMax) flannel derives: the second and the last subnet (IPv4 or IPv6)."""
+    cls = type(network)
+    size = 1 << (network.max_prefixlen - subnet_len)
     first = int(network.network_address)
     last = first + network.num_addresses - size
-    return (ipaddress.IPv4Network((first + size, subnet_len)),
-            ipaddress.IPv4Network((last, subnet_len)))
+    return cls((first + size, subnet_len)), cls((last, subnet_len))
 
 
 def _fold(data):
@@ -120,13 +165,26 @@ def parse_net_conf(data):
     if not isinstance(data, Mapping):
         raise NetConfError(['net-conf.json must be a JSON object'])
     d = _fold(data)
-    if d.get('enableipv6') is True or d.get('ipv6network'):
-        problems.append('IPv6 (EnableIPv6/IPv6Network) is not supported by kubeasz.network')
-    if d.get('enableipv4', True) is not True:
-        problems.append('EnableIPv4 must be true (IPv4-only clusters are supported)')
-    network = _parse_network(d.get('network'), problems)
-    subnet_len = _parse_subnet_len(d.get('subnetlen', 0), network, problems)
-    smin, smax = _parse_subnet_bounds(d, network, subnet_len, problems)
+    enable = {}
+    for key, name, default in (('enableipv4', 'EnableIPv4', True), ('enableipv6', 'EnableIPv6', False)):
+        enable[key] = d.get(key, default)
+        if not isinstance(enable[key], bool):
+            problems.append('%s must be true or false, not %r' % (name, enable[key]))
+            enable[key] = default
+    v4, v6 = enable['enableipv4'], enable['enableipv6']
+    if not v4 and not v6:
+        problems.append('EnableIPv4 and EnableIPv6 are both false: enable at least one address family')
+    network = subnet_len = smin = smax = None
+    if v4:   # flannel ignores Network and the Subnet* keys of IPv4-less configs
+        network = _parse_network(d, IPV4, problems)
+        subnet_len = _parse_subnet_len(d, IPV4, network, problems)
+        smin, smax = _parse_subnet_bounds(d, IPV4, network, subnet_len, problems)
+    network6 = smin6 = smax6 = None
+    subnet_len6 = 0
+    if v6:   # and the IPv6 keys without EnableIPv6
+        network6 = _parse_network(d, IPV6, problems)
+        subnet_len6 = _parse_subnet_len(d, IPV6, network6, problems)
+        smin6, smax6 = _parse_subnet_bounds(d, IPV6, network6, subnet_len6, problems)
     backend = _parse_backend(d.get('backend'), problems)
     nft = d.get('enablenftables', False)
     if not isinstance(nft, bool):
@@ -134,62 +192,74 @@ def parse_net_conf(data):
     if problems:
         raise NetConfError(problems)
     return NetConf(network=network, subnet_len=subnet_len, subnet_min=smin, subnet_max=smax,
-                   backend=backend, enable_nftables=nft)
+                   backend=backend, enable_nftables=nft, enable_ipv4=v4, enable_ipv6=v6,
+                   ipv6_network=network6, ipv6_subnet_len=subnet_len6 if v6 else 0,
+                   ipv6_subnet_min=smin6, ipv6_subnet_max=smax6)
 
 
-def _parse_network(value, problems):
+def _parse_network(d, fam, problems):
+    value = d.get(fam.network_key.lower())
     if not value or not isinstance(value, str):
-        problems.append('Network is required: an IPv4 CIDR such as "172.20.0.0/16"')
+        if fam is IPV4:
+            problems.append('Network is required: an IPv4 CIDR such as "172.20.0.0/16"')
+        else:
+            problems.append('IPv6Network is required with EnableIPv6: an IPv6 CIDR such as "%s"' % fam.example)
         return None
     try:
-        return ipaddress.IPv4Network(value, strict=False)   # flannel masks host bits
+        return fam.net_cls(value, strict=False)   # flannel masks host bits
     except ValueError as exc:
-        problems.append('Network %r is not an IPv4 CIDR: %s' % (value, exc))
+        problems.append('%s %r is not an %s CIDR: %s' % (fam.network_key, value, fam.name, exc))
         return None
 
 
-def _parse_subnet_len(value, network, problems):
+def _parse_subnet_len(d, fam, network, problems):
+    name = fam.len_key
+    value = d.get(name.lower(), 0)
     if not is_int(value) or value < 0:
-        problems.append('SubnetLen must be a non-negative integer, not %r' % (value,))
+        problems.append('%s must be a non-negative integer, not %r' % (name, value))
         return None
     if network is None:
         return value or None
     if value == 0:
-        sl = default_subnet_len(network.prefixlen)
+        sl = default_subnet_len(network.prefixlen, fam)
         if sl is None:
-            problems.append('Network is too small. Minimum useful network prefix is /28')
+            problems.append('%s is too small. Minimum useful network prefix is /%d'
+                            % (fam.network_key, fam.min_prefix))
         return sl
-    err = subnet_len_problem(network.prefixlen, value)
+    err = subnet_len_problem(network.prefixlen, value, fam)
     if err:
         problems.append(err)
         return None
     return value
 
 
-def _parse_subnet_bounds(d, network, subnet_len, problems):
+def _parse_subnet_bounds(d, fam, network, subnet_len, problems):
     if network is None or subnet_len is None:
         return None, None
     dmin, dmax = default_subnet_range(network, subnet_len)
+    unset = (None, '', str(fam.addr_cls(0)))
+    host_mask = (1 << (fam.bits - subnet_len)) - 1
     bounds = []
-    for key, name, default in (('subnetmin', 'SubnetMin', dmin), ('subnetmax', 'SubnetMax', dmax)):
-        value = d.get(key)
-        if value in (None, '', '0.0.0.0'):
+    for name, default in ((fam.min_key, dmin), (fam.max_key, dmax)):
+        value = d.get(name.lower())
+        if value in unset:
             bounds.append(default)
             continue
         try:
-            ip = ipaddress.IPv4Address(value)
+            ip = fam.addr_cls(value)
         except ValueError:
-            problems.append('%s %r is not an IPv4 address' % (name, value))
+            problems.append('%s %r is not an %s address' % (name, value, fam.name))
             bounds.append(None)
             continue
         if ip not in network:
-            problems.append('%s is not in the range of the Network' % name)
-        elif int(ip) % (1 << (32 - subnet_len)):
+            problems.append('%s is not in the range of the %s' % (name, fam.network_key))
+        elif int(ip) & host_mask:
             problems.append('%s is not on a SubnetLen boundary: %s' % (name, ip))
-        bounds.append(ipaddress.IPv4Network((int(ip) & ~((1 << (32 - subnet_len)) - 1), subnet_len)))
+        bounds.append(fam.net_cls((int(ip) & ~host_mask, subnet_len)))
     smin, smax = bounds
     if smin is not None and smax is not None and smin.network_address > smax.network_address:
-        problems.append('SubnetMin %s is above SubnetMax %s' % (smin.network_address, smax.network_address))
+        problems.append('%s %s is above %s %s' % (fam.min_key, smin.network_address,
+                                                  fam.max_key, smax.network_address))
     return smin, smax
 
 
@@ -237,17 +307,30 @@ def _net_int(b, key, name, default, lo, hi, problems):
 
 def to_net_conf(nc):
     """The canonical net-conf.json dict (see the module docstring for the shape)."""
-    out = {'Network': str(nc.network)}
-    if nc.subnet_len != default_subnet_len(nc.network.prefixlen):
-        out['SubnetLen'] = nc.subnet_len
-    dmin, dmax = default_subnet_range(nc.network, nc.subnet_len)
-    if nc.subnet_min != dmin:
-        out['SubnetMin'] = str(nc.subnet_min.network_address)
-    if nc.subnet_max != dmax:
-        out['SubnetMax'] = str(nc.subnet_max.network_address)
+    out = {}
+    if nc.enable_ipv4:
+        out['Network'] = str(nc.network)
+        _family_keys(out, IPV4, nc.network, nc.subnet_len, nc.subnet_min, nc.subnet_max)
+    else:
+        out['EnableIPv4'] = False
+    if nc.enable_ipv6:
+        out['EnableIPv6'] = True
+        out['IPv6Network'] = str(nc.ipv6_network)
+        _family_keys(out, IPV6, nc.ipv6_network, nc.ipv6_subnet_len, nc.ipv6_subnet_min, nc.ipv6_subnet_max)
     out['EnableNFTables'] = nc.enable_nftables
     out['Backend'] = backend_json(nc.backend)
     return out
+
+
+def _family_keys(out, fam, network, subnet_len, smin, smax):
+    """SubnetLen/SubnetMin/SubnetMax (or their IPv6 twins) where they differ from flannel's own."""
+    if subnet_len != default_subnet_len(network.prefixlen, fam):
+        out[fam.len_key] = subnet_len
+    dmin, dmax = default_subnet_range(network, subnet_len)
+    if smin != dmin:
+        out[fam.min_key] = str(smin.network_address)
+    if smax != dmax:
+        out[fam.max_key] = str(smax.network_address)
 
 
 def backend_json(be):

@@ -20,8 +20,10 @@ description:
     settings that are not part of net-conf.json.
   - This is an action plugin. It runs on the controller only and never connects to the host,
     so it is safe to run before anything else touches a node.
-  - C(net-conf.json) always holds C(Network) and C(EnableNFTables); C(SubnetLen), C(SubnetMin)
-    and C(SubnetMax) only when they differ from what flannel would derive itself; C(Backend.Type)
+  - C(net-conf.json) always holds C(EnableNFTables), and C(Network) with IPv4; C(SubnetLen), C(SubnetMin)
+    and C(SubnetMax) only when they differ from what flannel would derive itself; C(EnableIPv4) only
+    when false (IPv6-only); with IPv6 C(EnableIPv6) and C(IPv6Network), and C(IPv6SubnetLen),
+    C(IPv6SubnetMin) and C(IPv6SubnetMax) under the same rule as their IPv4 twins; C(Backend.Type)
     always, for vxlan also C(VNI) and C(DirectRouting), C(Port) and C(MTU) when not 0,
     C(GBP) and C(Learning) when true.
 author:
@@ -31,8 +33,17 @@ options:
     description:
       - The cluster keys. Unknown keys are ignored; missing optional keys take the defaults below.
       - C(CLUSTER_NETWORK) must be C(flannel).
-      - C(CLUSTER_CIDR) (required) IPv4 pod network in CIDR form, no host bits, /28 or larger.
-      - C(SERVICE_CIDR) optional IPv4 CIDR that must not overlap C(CLUSTER_CIDR).
+      - C(CLUSTER_CIDR) (required unless C(FLANNEL_ENABLE_IPV4) is false) IPv4 pod network in CIDR
+        form, no host bits, /28 or larger.
+      - C(CLUSTER_CIDR_IPV6) optional IPv6 pod network (flannel C(IPv6Network)), no host bits, /124 or
+        larger; set, the cluster is dual-stack (or IPv6-only with C(FLANNEL_ENABLE_IPV4) false).
+      - C(NODE_CIDR_LEN_IPV6) prefix length of each node's IPv6 subnet (flannel C(IPv6SubnetLen)), between
+        the C(CLUSTER_CIDR_IPV6) prefix + 2 and 126; default as flannel (64, or prefix + 2 for networks
+        smaller than /62). C(FLANNEL_SUBNET_MIN_IPV6), C(FLANNEL_SUBNET_MAX_IPV6) as their IPv4 twins.
+      - C(FLANNEL_ENABLE_IPV4) boolean, default true; false is IPv6-only (needs C(CLUSTER_CIDR_IPV6),
+        refused with the C(etcd) store, whose keys are IPv4 subnets).
+      - C(SERVICE_CIDR) optional, one CIDR per address family (comma-separated), each of a family the pods
+        have, not overlapping the pod network of its family.
       - C(NODE_CIDR_LEN) prefix length of each node's pod subnet (flannel C(SubnetLen)),
         between the C(CLUSTER_CIDR) prefix + 2 and 30; default as flannel (24, or prefix + 2 for
         networks smaller than /22).
@@ -155,25 +166,48 @@ cluster:
       type: str
       returned: success
     service_cidr:
-      description: Service network, empty when not given.
+      description: Service network (IPv4 first when there are two, comma-separated), empty when not given.
       type: str
       returned: success
     network:
-      description: Pod network.
+      description: IPv4 pod network; null when IPv6-only.
       type: str
       returned: success
     subnet_len:
-      description: Prefix length of node subnets.
+      description: Prefix length of IPv4 node subnets; null when IPv6-only.
       type: int
       returned: success
     subnet_min:
-      description: First node subnet a lease may take.
+      description: First IPv4 node subnet a lease may take; null when IPv6-only.
       type: str
       returned: success
     subnet_max:
-      description: Last node subnet a lease may take.
+      description: Last IPv4 node subnet a lease may take; null when IPv6-only.
       type: str
       returned: success
+    ipv6_network:
+      description: IPv6 pod network; null without IPv6.
+      type: str
+      returned: success
+      sample: fd00:20::/56
+    ipv6_subnet_len:
+      description: Prefix length of IPv6 node subnets; null without IPv6.
+      type: int
+      returned: success
+    ipv6_subnet_min:
+      description: First IPv6 node subnet a lease may take; null without IPv6.
+      type: str
+      returned: success
+    ipv6_subnet_max:
+      description: Last IPv6 node subnet a lease may take; null without IPv6.
+      type: str
+      returned: success
+    families:
+      description: The address families of the pod network, IPv4 first.
+      type: list
+      elements: str
+      returned: success
+      sample: [ipv4, ipv6]
     enable_nftables:
       description: Whether flannel uses nftables.
       type: bool

@@ -231,6 +231,53 @@ def test_subnet_env_ipmasq_false_and_parse_tolerates_noise():
     assert L.subnet_of_env({'FLANNEL_SUBNET': 'garbage'}) is None
 
 
+def _netconf6(**kw):
+    from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
+    data = {'Network': '172.20.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56', 'Backend': {'Type': 'vxlan'}}
+    data.update(kw)
+    return parse_net_conf(data)
+
+
+DUAL_ENV = ('FLANNEL_NETWORK=172.20.0.0/16\nFLANNEL_SUBNET=172.20.1.1/24\n'
+            'FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64\n'
+            'FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n')
+
+
+def test_subnet_env_text_dual_stack_in_flannels_order():
+    lease4 = lease('172.20.1.0/24', node(1))
+    assert subnet_env_text(_netconf6(), lease4, 1450, True, subnet6='fd00:20:0:1::/64') == DUAL_ENV
+    # the IPv6 network may be given instead of coming from the NetConf; the subnet from the lease
+    lease6 = SimpleNamespace(subnet='172.20.1.0/24', subnet6=ipaddress.IPv6Network('fd00:20:0:1::/64'))
+    assert subnet_env_text(net_conf(), lease6, 1450, True, ipv6_network='fd00:20::/56') == DUAL_ENV
+    env = parse_subnet_env(DUAL_ENV)
+    assert list(env) == list(L.SUBNET_ENV_KEYS)
+    assert str(L.subnet_of_env(env)) == '172.20.1.0/24'
+    assert str(L.subnet6_of_env(env)) == 'fd00:20:0:1::/64'
+
+
+def test_subnet_env_text_ipv6_only_omits_the_ipv4_lines():
+    nc = _netconf6(EnableIPv4=False)
+    lease6 = SimpleNamespace(subnet=None, subnet6='fd00:20:0:a::/64')
+    text = subnet_env_text(nc, lease6, 1430, False)
+    assert text == ('FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:a::1/64\n'
+                    'FLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n')
+    env = parse_subnet_env(text)
+    assert L.subnet_of_env(env) is None
+    assert str(L.subnet6_of_env(env)) == 'fd00:20:0:a::/64'
+    assert L.subnet6_of_env({'FLANNEL_IPV6_SUBNET': '10.0.0.1/24'}) is None
+
+
+def test_subnet_env_text_ipv4_only_ignores_ipv6_inputs_it_is_not_given():
+    lease6 = SimpleNamespace(subnet='172.20.1.0/24', subnet6='fd00:20:0:1::/64')
+    assert 'IPV6' not in subnet_env_text(net_conf(), lease6, 1450, True)
+
+
+def test_subnet_env_text_ipv6_without_a_subnet_is_an_error():
+    with pytest.raises(ValueError) as exc:
+        subnet_env_text(_netconf6(), lease('172.20.1.0/24', node(1)), 1450, True)
+    assert 'no IPv6 subnet' in str(exc.value)
+
+
 # ------------------------------------------------------------------ files
 
 def test_write_atomic_mode_dirs_and_compare_before_write(tmp_path):
