@@ -26,7 +26,7 @@ __metaclass__ = type
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Optional
 
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
 
@@ -62,14 +62,28 @@ class Backend:
 
 @dataclass(frozen=True)
 class NetConf:
-    """A validated net-conf.json with flannel's defaults filled in."""
+    """A validated net-conf.json with flannel's defaults filled in.
 
-    network: ipaddress.IPv4Network
-    subnet_len: int
-    subnet_min: ipaddress.IPv4Network
-    subnet_max: ipaddress.IPv4Network
+    ``network``/``subnet_*`` are None when IPv4 is off (IPv6-only); ``ipv6_*`` are None
+    (``ipv6_subnet_len`` 0) when IPv6 is off."""
+
+    network: Optional[ipaddress.IPv4Network]
+    subnet_len: Optional[int]
+    subnet_min: Optional[ipaddress.IPv4Network]
+    subnet_max: Optional[ipaddress.IPv4Network]
     backend: Backend = field(default_factory=Backend)
     enable_nftables: bool = False
+    enable_ipv4: bool = True
+    enable_ipv6: bool = False
+    ipv6_network: Optional[ipaddress.IPv6Network] = None
+    ipv6_subnet_len: int = 0
+    ipv6_subnet_min: Optional[ipaddress.IPv6Network] = None
+    ipv6_subnet_max: Optional[ipaddress.IPv6Network] = None
+
+    @property
+    def families(self):
+        """('ipv4',), ('ipv6',) or ('ipv4', 'ipv6'): the enabled address families, IPv4 first."""
+        return tuple(f for f, on in (('ipv4', self.enable_ipv4), ('ipv6', self.enable_ipv6)) if on)
 
 
 def backend_dict(be):
