@@ -129,8 +129,9 @@ class ActionModule(ActionBase):
             def env(lease):
                 if state == 'query':
                     return False, [], {}
-                subnets = {} if lease is None else dict((k, v) for k, v in (('subnet', lease.subnet),
-                                                                           ('subnet6', lease.subnet6)) if v)
+                subnets = {}
+                if lease is not None:
+                    subnets = dict((k, v) for k, v in (('subnet', lease.subnet), ('subnet6', lease.subnet6)) if v)
                 res = self._module(args, state=state, **subnets)
                 results.append(res)
                 return bool(res.get('changed')), diffs_of(res), self._facts(res)

@@ -176,9 +176,9 @@ def subnet_env(netconf, lease, mtu, ip_masq):
 def _check_fits(netconf, subnet, subnet6):
     """The leased subnets are this network's (IPv4 and/or IPv6, as the network has them)."""
     families = config_families(netconf)
-    for family, value, network, subnet_len in (('ipv4', subnet, netconf.network, netconf.subnet_len),
-                                                ('ipv6', subnet6, getattr(netconf, 'ipv6_network', None),
-                                                 getattr(netconf, 'ipv6_subnet_len', None))):
+    checks = (('ipv4', subnet, netconf.network, netconf.subnet_len),
+              ('ipv6', subnet6, getattr(netconf, 'ipv6_network', None), getattr(netconf, 'ipv6_subnet_len', None)))
+    for family, value, network, subnet_len in checks:
         if family not in families:
             continue
         if value is None:
