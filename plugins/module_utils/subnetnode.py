@@ -160,12 +160,17 @@ def subnet_env(netconf, lease, mtu, ip_masq):
     """subnet.env as flanneld's WriteSubnetFile writes it, IPv6 lines included (FLANNEL_NETWORK,
     FLANNEL_SUBNET, FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ; the
     families the lease has). An adapter over ``leases.subnet_env_text()``, which writes the IPv4
-    file: the IPv6 lines go in before FLANNEL_MTU."""
-    if lease.subnet is not None:
+    file: the IPv6 lines go in before FLANNEL_MTU. Once the writer writes them itself (issue 16's
+    subnet_env_text with IPv6), its text is taken as it is."""
+    lines = []
+    try:
         lines = subnet_env_text(netconf, lease, mtu, ip_masq).splitlines()
-    else:
+    except (AttributeError, TypeError, ValueError):
+        if lease.subnet is not None:
+            raise   # an IPv4-only writer cannot write an IPv6-only file: that one is written here
+    if lease.subnet is None and not any(line.startswith('FLANNEL_MTU=') for line in lines):
         lines = ['FLANNEL_MTU=%d' % int(mtu), 'FLANNEL_IPMASQ=%s' % ('true' if ip_masq else 'false')]
-    if lease.subnet6 is not None:
+    if lease.subnet6 is not None and not any(line.startswith('FLANNEL_IPV6_SUBNET=') for line in lines):
         net = ipv6.parse_net(lease.subnet6)
         at = next(i for i, line in enumerate(lines) if line.startswith('FLANNEL_MTU='))
         lines[at:at] = ['FLANNEL_IPV6_NETWORK=%s' % netconf.ipv6_network,
