@@ -244,9 +244,10 @@ def on_node(module, netconf):
     params = module.params
     store = open_store(params)
     public_ip, public_ip6 = params['public_ip'], params.get('public_ip6')
-    if params['store'] == 'kube' and not (public_ip and public_ip6) and params['state'] != 'absent':
+    ipv6_on = netconf is not None and 'ipv6' in config_families(netconf)
+    if params['store'] == 'kube' and (not public_ip or (ipv6_on and not public_ip6)) and params['state'] != 'absent':
         overwrite, overwrite6 = store.public_ip_overwrites()
-        public_ip, public_ip6 = public_ip or overwrite, public_ip6 or overwrite6
+        public_ip, public_ip6 = public_ip or overwrite, public_ip6 or (overwrite6 if ipv6_on else None)
     if params['state'] == 'absent':
         found = {} if public_ip or public_ip6 else node_facts(module, None)[0]
         facts = dict(public_ip=public_ip or found.get('public_ip'))

@@ -202,3 +202,25 @@ def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
     assert '"172.20.1.0-24&fd00:20:0:1::-64"' in out['diff'][0]['after']
     assert 'FLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64' in out['diff'][1]['after']
     assert not (tmp_path / 'leases.json').exists() and not (tmp_path / 'subnet.env').exists()
+
+
+def test_kube_store_on_the_node_dual_stack_with_public_ipv6_overwrite(tmp_path, monkeypatch):
+    from ansible_collections.kubeasz.network.tests.unit.test_kube_store import API, RECORDED, FakeAPI, dual_node
+    from ansible_collections.kubeasz.network.plugins.module_utils import kubestore
+    node = dual_node(('172.20.3.0/24', 'fd00:20:0:3::/64'))
+    node['metadata']['annotations'][kubestore.PUBLIC_IPV6_OVERWRITE] = '2001:db8::3'
+    api = FakeAPI([node])
+    monkeypatch.setattr(module, 'open_store', lambda params: kubestore.KubeStore(
+        kubestore.KubeClient(API, opener=api), RECORDED))
+    fake = FakeModule6(tmp_path, state='present', store='kube', network={})
+    out = module.on_node(fake, conf6())
+    assert out['lease']['subnet6'] == 'fd00:20:0:3::/64' and out['lease']['public_ip6'] == '2001:db8::3'
+    assert out['public_ip6'] == '2001:db8::3' and out['public_ip'] == '198.18.0.11'
+    assert 'FLANNEL_IPV6_SUBNET=fd00:20:0:3::1/64' in (tmp_path / 'subnet.env').read_text()
+    assert api.nodes[RECORDED]['metadata']['annotations'][kubestore.PUBLIC_IPV6] == '2001:db8::3'
+    # a node whose podCIDRs lack the IPv6 one: refused before subnet.env changes
+    (tmp_path / 'subnet.env').unlink()
+    api.nodes[RECORDED]['spec']['podCIDRs'] = ['172.20.3.0/24']
+    with pytest.raises(LeaseError, match='has no IPv6 subnet'):
+        module.on_node(fake, conf6())
+    assert not (tmp_path / 'subnet.env').exists()
