@@ -7,9 +7,9 @@ store=etcd|kube: the module talks to the store from the node; this plugin only c
 files named by etcd_ca/etcd_cert/etcd_key/kube_ca/kube_cert/kube_key from the controller to the
 task's temporary directory on the node (removed after the task) and runs the module.
 
-store=file: module(state=query) on the node for its facts (absent: unless public_ip is given), then
+store=file: module(state=query) on the node for its facts (absent: unless public_ip or public_ip6 is given), then
 ``leases.lease_state()`` (the state machine the module runs for etcd/kube) on the controller with
-the lease file under its lock; subnet.env is written by module(state=present, subnet=...) and
+the lease file under its lock; subnet.env is written by module(state=present, subnet=..., subnet6=...) and
 removed by module(state=absent).
 """
 
@@ -42,8 +42,9 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC, required_if=ACTION_REQUIRED_IF)
-        if args.get('subnet') is not None:
-            raise AnsibleActionFail('subnet is internal to kubeasz.network.flannel_subnet; do not set it')
+        for internal in ('subnet', 'subnet6'):
+            if args.get(internal) is not None:
+                raise AnsibleActionFail('%s is internal to kubeasz.network.flannel_subnet; do not set it' % internal)
         self._task_vars = task_vars
         try:
             netconf = self._netconf(args)
@@ -78,7 +79,8 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _facts(res):
-        keep = ('iface', 'public_ip', 'mtu', 'vtep_mac', 'subnet_env', 'previous_subnet')
+        keep = ('iface', 'public_ip', 'mtu', 'vtep_mac', 'subnet_env', 'previous_subnet',
+                'public_ip6', 'vtep_mac6', 'previous_subnet6')
         return dict((k, res[k]) for k in keep if k in res)
 
     def _copy_tls(self, option, path):
@@ -113,8 +115,10 @@ class ActionModule(ActionBase):
         state, check_mode = args['state'], self._task.check_mode
         results = []
         try:
-            if state == 'absent' and args['public_ip']:
+            if state == 'absent' and (args['public_ip'] or args['public_ip6']):
                 facts = dict(public_ip=args['public_ip'])
+                if args['public_ip6']:
+                    facts['public_ip6'] = args['public_ip6']
             else:
                 results.append(self._module(args, state='query'))
                 facts = self._facts(results[0])
@@ -125,7 +129,10 @@ class ActionModule(ActionBase):
             def env(lease):
                 if state == 'query':
                     return False, [], {}
-                res = self._module(args, state=state, **({} if lease is None else {'subnet': lease.subnet}))
+                subnets = {}
+                if lease is not None:
+                    subnets = dict((k, v) for k, v in (('subnet', lease.subnet), ('subnet6', lease.subnet6)) if v)
+                res = self._module(args, state=state, **subnets)
                 results.append(res)
                 return bool(res.get('changed')), diffs_of(res), self._facts(res)
             store = FileStore(args['lease_file'])
@@ -138,7 +145,8 @@ class ActionModule(ActionBase):
             out.pop('diff', None)
         self._renewal(store, state, out.get('lease'), check_mode)
         if state != 'absent' and out.get('lease'):
-            out['renewed'] = load_renewals(store.path).get(subnet_key(out['lease']['subnet']))
+            out['renewed'] = load_renewals(store.path).get(subnet_key(out['lease']['subnet'],
+                                                                      out['lease'].get('subnet6')))
         return self._warn(out, out.pop('warnings'), *results)
 
     @staticmethod
@@ -147,7 +155,7 @@ class ActionModule(ActionBase):
         if check_mode or state == 'query' or not lease:
             return
         with store.locked(create=False):
-            record_renewal(store.path, subnet_key(lease['subnet']), gone=state == 'absent')
+            record_renewal(store.path, subnet_key(lease['subnet'], lease.get('subnet6')), gone=state == 'absent')
 
     @staticmethod
     def _warn(out, warnings, *results):

@@ -7,7 +7,8 @@
   revoke``); keys and values travel base64-encoded, 64-bit numbers come back as strings.
   Endpoints are tried in order; an error names the endpoint(s) and what failed there.
 * ``EtcdStore``: flannel's layout: the config at ``<prefix>/config``, leases at
-  ``<prefix>/subnets/<a.b.c.d>-<len>`` holding flannel's lease JSON. A new lease is created by a
+  ``<prefix>/subnets/<a.b.c.d>-<len>`` (dual-stack: ``<a.b.c.d>-<len>&<ipv6>-<len>``, flannel's
+  MakeSubnetKey) holding flannel's lease JSON. A new lease is created by a
   transaction that succeeds only if the key does not exist (compare CREATE revision 0) and is
   bound to an etcd lease (24 h); a race lost to another node is retried. Each run renews the
   etcd lease (keepalive), as flanneld does before its lease expires.
@@ -38,7 +39,8 @@ try:
 except ImportError:   # ansible-core < 2.15: a context per request
     make_context = None
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseStore, allocate, decoded, parse_leases
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
+    LeaseStore, allocate, decoded, is_own, node_ips, parse_leases, stale_leases)
 
 DEFAULT_PREFIX = '/coreos.com/network'
 LEASE_TTL = 24 * 3600
@@ -236,8 +238,9 @@ class EtcdStore(LeaseStore):
                 doc['config'] = decoded(kv['value'])
                 meta['config'] = (kv['key'], kv['mod_revision'], kv['lease'])
             elif name.startswith('subnets/'):
-                # dual-stack keys are "<a.b.c.d>-<len>&<ipv6>-<len>": the IPv4 part names the lease
-                key = name[len('subnets/'):].split('&', 1)[0]
+                # the whole key: "<a.b.c.d>-<len>" or, dual-stack, "<a.b.c.d>-<len>&<ipv6>-<len>"
+                # (parse_leases reads both subnets of it, and reports a corrupt one naming it)
+                key = name[len('subnets/'):]
                 doc['leases'][key] = decoded(kv['value'])
                 meta[key] = (kv['key'], kv['mod_revision'], kv['lease'])
         return doc, meta
@@ -247,8 +250,12 @@ class EtcdStore(LeaseStore):
         return leases, warnings
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False):
+                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
+                preferred6=None):
         """flanneld's acquire on etcd; see LeaseStore. Nothing is written in check mode."""
+        if not getattr(netconf, 'enable_ipv4', True):
+            raise EtcdError('%s: flannel\'s etcd registry keys every lease by its IPv4 subnet, so IPv6-only '
+                            '(FLANNEL_ENABLE_IPV4: false) needs FLANNEL_SUBNET_STORE file or kube' % self.label)
         granted = [None]
         try:
             for attempt in range(self.retries):
@@ -257,8 +264,9 @@ class EtcdStore(LeaseStore):
                 # lowest free subnet first; after a lost race one of the first 2**attempt free ones,
                 # so that racing nodes spread out instead of all retrying the same subnet
                 lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved,
-                                 spread=min(1 << attempt, SPREAD_MAX))
-                stale = [old for old in leases if old.public_ip == lease.public_ip and old.subnet != lease.subnet]
+                                 spread=min(1 << attempt, SPREAD_MAX), public_ip6=public_ip6, vtep_mac6=vtep_mac6,
+                                 preferred6=preferred6)
+                stale = stale_leases(leases, lease)
                 key, value = lease.to_store()
                 after = {'config': doc['config'] if config is None else config,
                          'leases': dict((k, v) for k, v in doc['leases'].items() if k not in [s.key for s in stale])}
@@ -320,10 +328,11 @@ class EtcdStore(LeaseStore):
         else:
             self.client.create(self.prefix + '/config', text)
 
-    def release(self, public_ip, check_mode=False):
+    def release(self, public_ip, check_mode=False, public_ip6=None):
+        public_ip, public_ip6 = node_ips(public_ip, public_ip6)
         doc, meta = self.snapshot()
         leases, dummy, dummy2 = parse_leases(doc['leases'])
-        gone = [lease for lease in leases if str(lease.public_ip) == str(public_ip)]
+        gone = [lease for lease in leases if is_own(lease, public_ip, public_ip6)]
         if not check_mode:
             self._drop(gone, meta)
         return gone, bool(gone)

@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The node's external (underlay) interface, chosen the way flanneld chooses it.
 
-Reads the 'addr' table (and 'route' for the default route) of ``iproute.observe()``.
+Reads the 'addr' table (and 'route' for the default route; IPv6-only: 'route6', the IPv6
+routes) of ``iproute.observe()``. With IPv6 the interface also gives the node's public IPv6
+address, as flanneld's ``GetInterfaceIP6Addrs`` picks it (``ipv6_addrs``).
 Standard library only (runs on the managed node).
 """
 
@@ -13,9 +15,11 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, check_ip, check_ifname
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+    DataplaneError, check_ifname, check_ip, check_node_ip)
 
-ExternalInterface = namedtuple('ExternalInterface', ['name', 'ip', 'mtu'])
+# ip6: the public IPv6 address (None without IPv6); ip is None for IPv6-only
+ExternalInterface = namedtuple('ExternalInterface', ['name', 'ip', 'mtu', 'ip6'], defaults=(None,))
 
 
 def links_by_name(observed):
@@ -26,6 +30,26 @@ def ipv4_addrs(link):
     return [a for a in link.get('addr_info') or [] if a.get('family') == 'inet']
 
 
+def ipv6_addrs(link):
+    """The interface's IPv6 addresses a node can be reached on, best first, as flanneld's
+    ``GetInterfaceIP6Addrs``: deprecated ones skipped, permanent (configured) before dynamic
+    (SLAAC, DHCPv6), non-temporary before temporary (privacy) ones, else kernel order. Unlike
+    flanneld, only global scope: a link-local address (flanneld's last resort) needs a zone,
+    which neither VXLAN nor a route via a peer can carry; ``dadfailed`` ones are skipped too
+    (a duplicate never becomes usable)."""
+    addrs = [a for a in link.get('addr_info') or []
+             if a.get('family') == 'inet6' and a.get('scope', 'global') == 'global' and _node_ip6(a.get('local'))
+             and not a.get('deprecated') and not a.get('dadfailed')]
+    return sorted(addrs, key=lambda a: (bool(a.get('dynamic')), bool(a.get('temporary'))))
+
+
+def _node_ip6(text):
+    try:
+        return check_node_ip(str(text), 'address', 'ipv6')
+    except DataplaneError:
+        return None
+
+
 def addr_link(observed, name):
     for link in observed.get('addr') or observed.get('link') or []:
         if link.get('ifname') == name:
@@ -33,54 +57,80 @@ def addr_link(observed, name):
     return None
 
 
-def _default_route_dev(observed):
-    for route in observed.get('route') or []:
+def _default_route_dev(observed, table='route'):
+    for route in observed.get(table) or []:
         if route.get('dst') == 'default' and route.get('dev'):
             return route['dev']
     return None
 
 
-def _regex_iface(observed, iface_regex):
+_LISTS = {'ipv4': ipv4_addrs, 'ipv6': ipv6_addrs}
+
+
+def _regex_iface(observed, iface_regex, families):
     try:
         pattern = re.compile(iface_regex)
     except re.error as exc:
         raise DataplaneError('iface_regex %r is not a regular expression: %s' % (iface_regex, exc))
     names = [link.get('ifname') for link in observed.get('addr') or []
-             if pattern.search(link.get('ifname') or '') and ipv4_addrs(link)]
+             if pattern.search(link.get('ifname') or '') and all(_LISTS[f](link) for f in families)]
     if not names:
-        raise DataplaneError('no interface with an IPv4 address matches iface_regex %r' % iface_regex)
+        raise DataplaneError('no interface with %s matches iface_regex %r'
+                             % (' and '.join({'ipv4': 'an IPv4 address', 'ipv6': 'a global IPv6 address'}[f]
+                                             for f in families), iface_regex))
     return names[0]
 
 
-def _iface_name(observed, iface, iface_regex):
+def _iface_name(observed, iface, iface_regex, families):
     if iface:
         name = check_ifname(iface)
         if addr_link(observed, name) is None:
             raise DataplaneError('interface %s (FLANNEL_IFACE) does not exist' % name)
         return name
     if iface_regex:
-        return _regex_iface(observed, iface_regex)
+        return _regex_iface(observed, iface_regex, families)
+    if 'ipv4' not in families:   # IPv6-only: the IPv6 default route, as flanneld
+        name = _default_route_dev(observed, 'route6')
+        if not name:
+            raise DataplaneError('no IPv6 default route: set FLANNEL_IFACE')
+        return name
     name = _default_route_dev(observed)
     if not name:
         raise DataplaneError('no default route: set FLANNEL_IFACE')
     return name
 
 
-def external_interface(observed, iface=None, iface_regex=None, public_ip=None):
+def external_interface(observed, iface=None, iface_regex=None, public_ip=None, families=('ipv4',),
+                       public_ip6=None):
     """flannel's choice of the external interface: iface, else the first name
-    matching iface_regex, else the default route's device; ip = public_ip or
-    the interface's first IPv4 address.  Needs the 'addr' table (and 'route'
+    matching iface_regex (with an address of each family), else the default
+    route's device (IPv6-only: the IPv6 default route's, from 'route6'); ip =
+    public_ip or the interface's first IPv4 address (None for IPv6-only); with
+    'ipv6' in ``families`` ip6 = public_ip6 or the interface's first global IPv6
+    address (``ipv6_addrs``).  Needs the 'addr' table (and 'route' / 'route6'
     when neither iface nor iface_regex is given)."""
-    name = _iface_name(observed, iface, iface_regex)
+    name = _iface_name(observed, iface, iface_regex, families)
     link = addr_link(observed, name) or {}
-    addrs = ipv4_addrs(link)
-    if public_ip:
-        ip = check_ip(public_ip, 'public_ip')
-    elif addrs:
-        ip = addrs[0]['local']
-    else:
-        raise DataplaneError('interface %s has no IPv4 address: set FLANNEL_IFACE or public_ip' % name)
+    ip = ip6 = None
+    if 'ipv4' in families:
+        addrs = ipv4_addrs(link)
+        if public_ip:
+            ip = check_ip(public_ip, 'public_ip')
+        elif addrs:
+            ip = addrs[0]['local']
+        else:
+            raise DataplaneError('interface %s has no IPv4 address: set FLANNEL_IFACE or public_ip' % name)
+    if 'ipv6' in families:
+        addrs6 = ipv6_addrs(link)
+        if public_ip6:
+            ip6 = check_node_ip(public_ip6, 'public_ip6', 'ipv6')
+        elif addrs6:
+            ip6 = _node_ip6(addrs6[0]['local'])
+        else:
+            raise DataplaneError('interface %s has no global IPv6 address and the network has IPv6 '
+                                 '(CLUSTER_CIDR_IPV6): add an IPv6 address to %s, or set FLANNEL_IFACE to an '
+                                 'interface that has one (or public_ip6)' % (name, name))
     mtu = link.get('mtu') or links_by_name(observed).get(name, {}).get('mtu')
     if not mtu:
         raise DataplaneError('interface %s: MTU unknown' % name)
-    return ExternalInterface(name, ip, int(mtu))
+    return ExternalInterface(name, ip, int(mtu), ip6)

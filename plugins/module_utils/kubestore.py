@@ -7,7 +7,11 @@ The node's ``spec.podCIDR`` (assigned by kube-controller-manager with ``--alloca
 is its lease; flannel's node annotations (prefix ``flannel.alpha.coreos.com/``) carry the rest:
 ``backend-type``, ``backend-data`` (``{"VNI":1,"VtepMAC":".."}``, ``null`` for host-gw),
 ``public-ip`` and ``kube-subnet-manager: "true"``; ``public-ip-overwrite`` wins over the
-detected IP. The API is reached with Ansible's ``open_url`` (token or client certificate).
+detected IP. With IPv6 (dual-stack, IPv6-only) ``spec.podCIDRs`` holds one subnet per family
+and ``public-ipv6`` / ``backend-v6-data`` (vxlan: ``{"VNI":1,"VtepMAC":".."}``, host-gw: ``null``)
+carry the IPv6 side, ``public-ipv6-overwrite`` wins over the detected IPv6 address (flannel's
+kube.go); IPv6-only leases write no ``public-ip``/``backend-data``, as flanneld's vxlan does.
+The API is reached with Ansible's ``open_url`` (token or client certificate).
 
 Imported on the managed node: standard library and ansible.module_utils only.
 """
@@ -22,16 +26,20 @@ import socket
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlparse
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import tls_opener
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import FAMILIES
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError, subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseStore, parse_leases
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseStore, config_families, parse_leases
 
 PREFIX = 'flannel.alpha.coreos.com/'
 BACKEND_TYPE = PREFIX + 'backend-type'
 BACKEND_DATA = PREFIX + 'backend-data'
+BACKEND_V6_DATA = PREFIX + 'backend-v6-data'
 PUBLIC_IP = PREFIX + 'public-ip'
+PUBLIC_IPV6 = PREFIX + 'public-ipv6'
 PUBLIC_IP_OVERWRITE = PREFIX + 'public-ip-overwrite'
+PUBLIC_IPV6_OVERWRITE = PREFIX + 'public-ipv6-overwrite'
 KUBE_MANAGED = PREFIX + 'kube-subnet-manager'
-OWNED = (BACKEND_TYPE, BACKEND_DATA, PUBLIC_IP, KUBE_MANAGED)
+OWNED = (BACKEND_TYPE, BACKEND_DATA, PUBLIC_IP, KUBE_MANAGED, BACKEND_V6_DATA, PUBLIC_IPV6)
 TIMEOUT = 10
 PAGE = 500
 
@@ -117,60 +125,137 @@ def public_ip_overwrite(node):
     return annotations_of(node).get(PUBLIC_IP_OVERWRITE) or None
 
 
-def pod_cidr(node, netconf=None):
-    """The node's lease: ``spec.podCIDR``, checked against the network (clear errors)."""
+def public_ipv6_overwrite(node):
+    """``flannel.alpha.coreos.com/public-ipv6-overwrite``, or None."""
+    return annotations_of(node).get(PUBLIC_IPV6_OVERWRITE) or None
+
+
+def pod_cidr_texts(node):
+    """``spec.podCIDRs`` (or, on an old API server, ``[spec.podCIDR]``) as given."""
+    spec = node.get('spec') or {}
+    cidrs = spec.get('podCIDRs') or ([spec['podCIDR']] if spec.get('podCIDR') else [])
+    return [str(cidr) for cidr in cidrs]
+
+
+def _by_family(cidrs):
+    """{'ipv4': text, 'ipv6': text}: the first podCIDR of each family (flannel's nodeToLease)."""
+    found = {}
+    for cidr in cidrs:
+        found.setdefault('ipv6' if ':' in cidr else 'ipv4', cidr)
+    return found
+
+
+_KCM = {('ipv4',): '--cluster-cidr=<CLUSTER_CIDR> --node-cidr-mask-size=<NODE_CIDR_LEN>',
+        ('ipv6',): '--cluster-cidr=<CLUSTER_CIDR_IPV6> --node-cidr-mask-size=<NODE_CIDR_LEN_IPV6>',
+        ('ipv4', 'ipv6'): '--cluster-cidr=<CLUSTER_CIDR>,<CLUSTER_CIDR_IPV6> --node-cidr-mask-size-ipv4=<NODE_CIDR_LEN> '
+                          '--node-cidr-mask-size-ipv6=<NODE_CIDR_LEN_IPV6>'}
+_KEYS = {'ipv4': ('CLUSTER_CIDR', 'NODE_CIDR_LEN', '--node-cidr-mask-size'),
+         'ipv6': ('CLUSTER_CIDR_IPV6', 'NODE_CIDR_LEN_IPV6', '--node-cidr-mask-size-ipv6')}
+
+
+def pod_cidrs(node, netconf=None):
+    """The node's lease: (IPv4 subnet or None, IPv6 subnet or None) from ``spec.podCIDRs``, one
+    for each family the network has (IPv4 only without ``netconf``), checked against the network
+    (clear errors naming the node and the fix)."""
     name = name_of(node)
-    value = (node.get('spec') or {}).get('podCIDR')
-    if not value:
-        raise LeaseError(
-            'node %s: podCIDR not assigned (spec.podCIDR is empty): kube-controller-manager must run with '
-            '--allocate-node-cidrs --cluster-cidr=<CLUSTER_CIDR> --node-cidr-mask-size=<NODE_CIDR_LEN>' % name)
-    try:
-        subnet = ipaddress.IPv4Network(value)
-    except ValueError as exc:
-        raise LeaseError('node %s: podCIDR %r is not an IPv4 subnet (%s)' % (name, value, exc))
-    if netconf is not None:
-        if not subnet.subnet_of(netconf.network):
-            raise LeaseError('node %s: podCIDR %s is not inside the network %s (CLUSTER_CIDR must equal '
-                             'kube-controller-manager --cluster-cidr)' % (name, subnet, netconf.network))
-        if subnet.prefixlen != netconf.subnet_len:
-            raise LeaseError('node %s: podCIDR %s is not a /%d (NODE_CIDR_LEN must equal kube-controller-manager '
-                             '--node-cidr-mask-size)' % (name, subnet, netconf.subnet_len))
-    return subnet
+    families = config_families(netconf) if netconf is not None else ('ipv4',)
+    kcm = 'kube-controller-manager must run with --allocate-node-cidrs %s' % _KCM[families]
+    cidrs = pod_cidr_texts(node)
+    if not cidrs:
+        raise LeaseError('node %s: podCIDR not assigned (spec.podCIDR is empty): %s' % (name, kcm))
+    if len(cidrs) > 2:
+        raise LeaseError('node %s: spec.podCIDRs %s holds more than one subnet per family' % (name, ', '.join(cidrs)))
+    found = _by_family(cidrs)
+    subnets = {}
+    for family in families:
+        value = found.get(family)
+        if value is None:
+            label = 'IPv6' if family == 'ipv6' else 'IPv4'
+            raise LeaseError(
+                'node %s: spec.podCIDRs (%s) has no %s subnet, and the network has %s: %s; a node keeps the '
+                'podCIDRs it registered with, so delete the Node and let its kubelet register it again '
+                'after that change' % (name, ', '.join(cidrs), label, label, kcm))
+        try:
+            subnet = ipaddress.IPv6Network(value) if family == 'ipv6' else ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise LeaseError('node %s: podCIDR %r is not an %s subnet (%s)'
+                             % (name, value, 'IPv6' if family == 'ipv6' else 'IPv4', exc))
+        if netconf is not None:
+            network, subnet_len = ((netconf.ipv6_network, netconf.ipv6_subnet_len) if family == 'ipv6'
+                                   else (netconf.network, netconf.subnet_len))
+            cidr_key, len_key, mask_flag = _KEYS[family]
+            if not subnet.subnet_of(network):
+                raise LeaseError('node %s: podCIDR %s is not inside the network %s (%s must equal '
+                                 'kube-controller-manager --cluster-cidr)' % (name, subnet, network, cidr_key))
+            if subnet.prefixlen != subnet_len:
+                raise LeaseError('node %s: podCIDR %s is not a /%d (%s must equal kube-controller-manager '
+                                 '%s)' % (name, subnet, subnet_len, len_key, mask_flag))
+        subnets[family] = subnet
+    return subnets.get('ipv4'), subnets.get('ipv6')
+
+
+def pod_cidr(node, netconf=None):
+    """The node's IPv4 lease: ``spec.podCIDR``, checked against the network (clear errors)."""
+    return pod_cidrs(node, netconf)[0]
+
+
+def _json_text(data):
+    return json.dumps(data, separators=(',', ':')) if data is not None else 'null'
 
 
 def wanted_annotations(lease):
-    """flannel's annotations for ``lease`` (backend-data as flanneld marshals it)."""
-    data = lease.backend_data()
-    return {BACKEND_TYPE: lease.backend_type,
-            BACKEND_DATA: json.dumps(data, separators=(',', ':')) if data is not None else 'null',
-            PUBLIC_IP: str(lease.public_ip), KUBE_MANAGED: 'true'}
+    """flannel's annotations for ``lease`` (backend-data / backend-v6-data as flanneld marshals
+    them: host-gw ``null``); the IPv4 ones only with an IPv4 subnet, the IPv6 ones only with an
+    IPv6 subnet."""
+    notes = {BACKEND_TYPE: lease.backend_type}
+    if lease.subnet is not None:
+        notes.update({BACKEND_DATA: _json_text(lease.backend_data()), PUBLIC_IP: str(lease.public_ip)})
+    notes[KUBE_MANAGED] = 'true'
+    if lease.subnet6 is not None:
+        notes.update({BACKEND_V6_DATA: _json_text(lease.backend_data('ipv6')), PUBLIC_IPV6: str(lease.public_ip6)})
+    return notes
 
 
-def store_entry(node):
-    """(lease key, flannel lease value) of a node flannel manages, or None (not yet managed)."""
+def _decoded(text):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text   # left as text: Lease.from_store reports it
+
+
+def store_entry(node, families=FAMILIES):
+    """(lease key, flannel lease value) of a node flannel manages, or None (not yet managed).
+
+    Each of ``families`` for which the node has a podCIDR and flannel's public-ip / public-ipv6
+    annotation is in the lease (a peer that has not run with IPv6 yet is an IPv4 lease).
+    """
     notes = annotations_of(node)
-    podcidr = (node.get('spec') or {}).get('podCIDR')
-    if not podcidr or BACKEND_TYPE not in notes or PUBLIC_IP not in notes:
+    cidrs = pod_cidr_texts(node)
+    found = _by_family(cidrs)
+    use = dict((family, family in families and family in found and address in notes)
+               for family, address in (('ipv4', PUBLIC_IP), ('ipv6', PUBLIC_IPV6)))
+    if BACKEND_TYPE not in notes or not (use['ipv4'] or use['ipv6']):
         return None
     try:
-        key = subnet_key(ipaddress.IPv4Network(podcidr))
+        key = subnet_key(ipaddress.IPv4Network(found['ipv4']) if use['ipv4'] else None,
+                         ipaddress.IPv6Network(found['ipv6']) if use['ipv6'] else None)
     except ValueError:
-        key = 'node %s podCIDR %s' % (name_of(node), podcidr)   # reported as corrupt
-    data = notes.get(BACKEND_DATA)
-    try:
-        data = json.loads(data) if data else None
-    except ValueError:
-        pass   # left as text: Lease.from_store reports it
-    return key, {'PublicIP': notes.get(PUBLIC_IP), 'PublicIPv6': None,
-                 'BackendType': notes.get(BACKEND_TYPE), 'BackendData': data}
+        key = 'node %s podCIDR %s' % (name_of(node), ','.join(cidrs))   # reported as corrupt
+    value = {'PublicIP': notes.get(PUBLIC_IP) if use['ipv4'] else '0.0.0.0',
+             'PublicIPv6': notes.get(PUBLIC_IPV6) if use['ipv6'] else None,
+             'BackendType': notes.get(BACKEND_TYPE)}
+    if use['ipv4']:
+        value['BackendData'] = _decoded(notes.get(BACKEND_DATA))
+    if use['ipv6']:
+        value['BackendV6Data'] = _decoded(notes.get(BACKEND_V6_DATA))
+    return key, value
 
 
-def document(nodes):
+def document(nodes, families=FAMILIES):
     """Store document of the flannel-managed nodes."""
     doc = {'config': None, 'leases': {}}
     for node in nodes:
-        entry = store_entry(node)
+        entry = store_entry(node, families)
         if entry:
             doc['leases'][entry[0]] = entry[1]
     return doc
@@ -191,6 +276,11 @@ class KubeStore(LeaseStore):
     def public_ip_overwrite(self):
         return public_ip_overwrite(self.client.node(self.node_name))
 
+    def public_ip_overwrites(self):
+        """(public-ip-overwrite, public-ipv6-overwrite) of the node, in one request."""
+        node = self.client.node(self.node_name)
+        return public_ip_overwrite(node), public_ipv6_overwrite(node)
+
     def leases(self):
         leases, warnings, dummy = parse_leases(document(self.client.nodes())['leases'])
         return leases, warnings
@@ -203,21 +293,27 @@ class KubeStore(LeaseStore):
                         % (self.client.api, self.node_name))
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False):
+                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
+                preferred6=None):
         nodes = self.client.nodes()
         node = self._own(nodes)
-        lease = Lease.make(pod_cidr(node, netconf), public_ip, backend_type, vni, vtep_mac)
+        subnet, subnet6 = pod_cidrs(node, netconf)
+        lease = Lease.make(subnet, public_ip, backend_type, vni, vtep_mac, None, subnet6, public_ip6, vtep_mac6)
         current = annotations_of(node)
         patch = dict((k, v) for k, v in wanted_annotations(lease).items() if current.get(k) != v)
-        before = document(nodes)
+        families = config_families(netconf)
+        before = document(nodes, families)
         leases, warnings, dummy = parse_leases(before['leases'])
         after = {'config': None, 'leases': dict(before['leases'])}
+        mine = store_entry(node, families)
+        if mine:
+            after['leases'].pop(mine[0], None)
         after['leases'][lease.key] = json.loads(lease.to_store()[1])
         if patch and not check_mode:
             self.client.annotate(self.node_name, patch)
         return lease, bool(patch), warnings, before, after
 
-    def release(self, public_ip=None, check_mode=False):
+    def release(self, public_ip=None, check_mode=False, public_ip6=None):
         """Remove flannel's annotations (the podCIDR belongs to kube-controller-manager)."""
         node = self.client.node(self.node_name)
         current = annotations_of(node)

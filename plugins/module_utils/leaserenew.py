@@ -9,7 +9,10 @@ guard's loop). The role puts what renewal needs under ``lease_renewal`` in the g
 (``/run/flannel/routes.json``)::
 
     {"endpoints": ["https://10.0.0.1:2379"], "prefix": "/coreos.com/network",
-     "subnet": "172.20.1.0/24", "ca": "", "cert": "", "key": ""}
+     "subnet": "172.20.1.0/24", "subnet6": "fd00:20:0:1::/64", "ca": "", "cert": "", "key": ""}
+
+(``subnet6`` null or absent without IPv6: the etcd key is flannel's, ``172.20.1.0-24`` or
+``172.20.1.0-24&fd00:20:0:1::-64``.)
 
 Each check reads the key's etcd lease (``/v3/lease/timetolive``) and renews it (keepalive) when
 less than ``min(1 h, TTL / 2)`` is left, the way flanneld does for 24 h leases and scaled down
@@ -79,9 +82,22 @@ def load_config(state_file):
     except (OSError, ValueError):
         return None
     config = doc.get('lease_renewal') if isinstance(doc, dict) else None
-    if not isinstance(config, dict) or not config.get('endpoints') or not config.get('subnet'):
+    if not isinstance(config, dict) or not config.get('endpoints') or not (config.get('subnet') or config.get('subnet6')):
         return None
     return config
+
+
+def lease_key(config):
+    """The lease's etcd key (flannel's MakeSubnetKey of ``subnet`` and ``subnet6``)."""
+    subnet, subnet6 = config.get('subnet'), config.get('subnet6')
+    return '%s/subnets/%s' % (config.get('prefix', '/coreos.com/network').rstrip('/'),
+                              subnet_key(ipaddress.IPv4Network(subnet) if subnet else None,
+                                         ipaddress.IPv6Network(subnet6) if subnet6 else None))
+
+
+def lease_name(config):
+    """The lease in messages: its subnets."""
+    return ' '.join(subnet for subnet in (config.get('subnet'), config.get('subnet6')) if subnet)
 
 
 class Renewer(object):
@@ -101,13 +117,13 @@ class Renewer(object):
         config = load_config(self.state_file)
         if config is None:
             return CHECK_MAX
-        key = '%s/subnets/%s' % (config.get('prefix', '/coreos.com/network').rstrip('/'),
-                                 subnet_key(ipaddress.IPv4Network(config['subnet'])))
+        name = lease_name(config)
         try:
+            key = lease_key(config)
             client = self.client(config)
             kvs = [kv for kv in client.range_prefix(key) if kv['key'] == key]
             if not kvs:
-                self._say('lease %s is gone from etcd: the next run of 06 takes one again' % config['subnet'])
+                self._say('lease %s is gone from etcd: the next run of 06 takes one again' % name)
                 return CHECK_MAX
             lease = kvs[0]['lease']
             if not lease:
@@ -115,16 +131,16 @@ class Renewer(object):
             answer = client.post('/v3/lease/timetolive', {'ID': str(lease)})
             remaining, granted = int(answer.get('TTL') or -1), int(answer.get('grantedTTL') or 0)
             if remaining <= 0:
-                self._say('lease %s expired in etcd' % config['subnet'])
+                self._say('lease %s expired in etcd' % name)
                 return CHECK_MIN
             if renew_due(remaining, granted):
                 ttl = client.keepalive(lease)
-                self._say('renewed lease %s (%ds were left, now %ds)' % (config['subnet'], remaining, ttl),
+                self._say('renewed lease %s (%ds were left, now %ds)' % (name, remaining, ttl),
                           repeat=True)
                 remaining = ttl
             return next_check(remaining, granted)
         except (EtcdError, OSError, ValueError, KeyError) as exc:
-            self._say('cannot renew lease %s: %s' % (config['subnet'], exc))
+            self._say('cannot renew lease %s: %s' % (name, exc))
             return min(CHECK_MAX, 10.0)
 
     def _say(self, message, repeat=False):

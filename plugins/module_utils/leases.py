@@ -27,65 +27,118 @@ import os
 import random
 import tempfile
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import FAMILIES, LABEL
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
-    Lease, LeaseError, check_node_ip, subnet_from_key)
+    Lease, LeaseError, check_node_ip, subnets_from_key)
 
 SUBNET_ENV_PATH = '/run/flannel/subnet.env'
 SUBNET_ENV_KEYS = ('FLANNEL_NETWORK', 'FLANNEL_SUBNET', 'FLANNEL_IPV6_NETWORK',
                    'FLANNEL_IPV6_SUBNET', 'FLANNEL_MTU', 'FLANNEL_IPMASQ')
 
 
-def _subnet(value, what):
+def _subnet(value, what, family='ipv4'):
+    cls = ipaddress.IPv6Network if family == 'ipv6' else ipaddress.IPv4Network
     try:
-        return ipaddress.IPv4Network(value if isinstance(value, (str, ipaddress.IPv4Network)) else '<%r>' % (value,))
+        return cls(value if isinstance(value, (str, cls)) else '<%r>' % (value,))
     except ValueError as exc:
-        raise LeaseError('%s: %r is not an IPv4 subnet (%s)' % (what, value, exc))
+        raise LeaseError('%s: %r is not an %s subnet (%s)' % (what, value, LABEL[family], exc))
+
+
+def lease_order(lease):
+    """Sort key of leases: by IPv4 subnet, IPv6-only leases last (by IPv6 subnet)."""
+    return (lease.subnet is None, ipv4.net_key(lease.subnet) if lease.subnet is not None else (0, 0),
+            ipv6.net_key(lease.subnet6) if lease.subnet6 is not None else (-1, 0))
 
 
 def parse_leases(entries):
     """{key: value} -> (sorted valid leases, warnings, reserved subnets of corrupt entries).
 
-    A corrupt entry whose key still names a subnet keeps that subnet reserved, so it is
-    never handed to a second node; fixing or deleting it is the operator's call.
+    A corrupt entry whose key still names a subnet keeps that subnet reserved (each family's
+    part of a dual-stack key: IPv4Network and IPv6Network), so it is never handed to a second
+    node; fixing or deleting it is the operator's call.
     """
     leases, warnings, reserved = [], [], []
     for key in sorted(entries or {}):
         try:
             leases.append(Lease.from_store(key, entries[key]))
         except LeaseError as exc:
-            warnings.append('skipping corrupt lease: %s' % exc)
+            # a bad part of a dual-stack key is named alone by lease.py: name the whole key
+            warnings.append('skipping corrupt lease: %s%s' % (exc, '' if key in str(exc) else ' (store key %s)' % key))
             try:
-                reserved.append(ipaddress.IPv4Network(subnet_from_key(key)))
+                reserved.extend(ipaddress.ip_network(sub) for sub in subnets_from_key(key) if sub is not None)
             except LeaseError:
                 pass
-    leases.sort(key=lambda lease: ipv4.net_key(lease.subnet))
+    leases.sort(key=lease_order)
     return leases, warnings, reserved
 
 
 # ---------------------------------------------------------------- allocation
 
+_NETWORK = {'ipv4': ipaddress.IPv4Network, 'ipv6': ipaddress.IPv6Network}
+_BITS = {'ipv4': 32, 'ipv6': 128}
+
+
+def _family(subnet):
+    return 'ipv6' if subnet.version == 6 else 'ipv4'
+
+
+def family_conf(netconf, family):
+    """(Network, SubnetLen, SubnetMin, SubnetMax) of ``family``, or None when the config does
+    not enable it (EnableIPv4 / EnableIPv6; a config without these attributes is IPv4-only)."""
+    if family == 'ipv4':
+        if not getattr(netconf, 'enable_ipv4', True):
+            return None
+        return netconf.network, netconf.subnet_len, netconf.subnet_min, netconf.subnet_max
+    if not getattr(netconf, 'enable_ipv6', False):
+        return None
+    return netconf.ipv6_network, netconf.ipv6_subnet_len, netconf.ipv6_subnet_min, netconf.ipv6_subnet_max
+
+
+def config_families(netconf):
+    return tuple(family for family in FAMILIES if family_conf(netconf, family) is not None)
+
+
 def fits(netconf, subnet):
-    """A subnet this network config could have leased: of SubnetLen, inside Network."""
-    return subnet.prefixlen == netconf.subnet_len and subnet.subnet_of(netconf.network)
+    """A subnet (IPv4Network or IPv6Network) this network config could have leased: of its
+    family's SubnetLen, inside its Network (never, when the config does not enable the family)."""
+    conf = family_conf(netconf, _family(subnet))
+    return conf is not None and subnet.prefixlen == conf[1] and subnet.subnet_of(conf[0])
 
 
 def compatible(netconf, subnet):
-    """flannel's isSubnetConfigCompat: between SubnetMin and SubnetMax, of SubnetLen."""
-    return (subnet.prefixlen == netconf.subnet_len
-            and netconf.subnet_min.network_address <= subnet.network_address <= netconf.subnet_max.network_address)
+    """flannel's isSubnetConfigCompat (an IPv6Network: isIPv6SubnetConfigCompat): between the
+    family's SubnetMin and SubnetMax, of its SubnetLen."""
+    conf = family_conf(netconf, _family(subnet))
+    return (conf is not None and subnet.prefixlen == conf[1]
+            and conf[2].network_address <= subnet.network_address <= conf[3].network_address)
 
 
-def subnet_count(netconf):
-    size = 1 << (32 - netconf.subnet_len)
-    return (int(netconf.subnet_max.network_address) - int(netconf.subnet_min.network_address)) // size + 1
+def lease_compatible(netconf, lease):
+    """flannel's isSubnetConfigCompat && isIPv6SubnetConfigCompat: each family the config
+    enables is in the lease and compatible, and the lease has no family the config does not
+    enable (an IPv4 lease is not compatible once IPv6 is on, a dual-stack one once it is off)."""
+    for family, subnet in (('ipv4', lease.network), ('ipv6', lease.network6)):
+        if family_conf(netconf, family) is None:
+            if subnet is not None:
+                return False
+        elif subnet is None or not compatible(netconf, subnet):
+            return False
+    return True
 
 
-def _free_subnets(netconf, taken):
+def subnet_count(netconf, family='ipv4'):
+    dummy, subnet_len, smin, smax = family_conf(netconf, family)
+    size = 1 << (_BITS[family] - subnet_len)
+    return (int(smax.network_address) - int(smin.network_address)) // size + 1
+
+
+def _free_subnets(netconf, taken, family='ipv4'):
     """Free subnets of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``, lowest first."""
-    size = 1 << (32 - netconf.subnet_len)
-    cand = int(netconf.subnet_min.network_address)
-    last = int(netconf.subnet_max.network_address)
+    dummy, subnet_len, smin, smax = family_conf(netconf, family)
+    size = 1 << (_BITS[family] - subnet_len)
+    cand = int(smin.network_address)
+    last = int(smax.network_address)
     spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in taken)
     index = 0
     while cand <= last:
@@ -94,7 +147,7 @@ def _free_subnets(netconf, taken):
         if index < len(spans) and spans[index][0] <= cand + size - 1:
             cand = (spans[index][1] + size) // size * size   # first boundary after the taken span
             continue
-        yield ipaddress.IPv4Network((cand, netconf.subnet_len))
+        yield _NETWORK[family]((cand, subnet_len))
         cand += size
 
 
@@ -102,46 +155,81 @@ def _overlaps(subnet, taken):
     return any(subnet.overlaps(other) for other in taken)
 
 
+def is_own(lease, public_ip, public_ip6=None):
+    """The lease of the node with these public addresses: same PublicIP or same PublicIPv6."""
+    return ((public_ip is not None and lease.public_ip == str(public_ip))
+            or (public_ip6 is not None and lease.public_ip6 == str(public_ip6)))
+
+
+def _lease_nets(lease):
+    return {'ipv4': lease.network, 'ipv6': lease.network6}
+
+
 def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, preferred=None, reserved=(),
-             spread=1):
+             spread=1, public_ip6=None, vtep_mac6=None, preferred6=None):
     """Pick this node's lease following flanneld's acquire rules.
 
-    1. a lease already holding ``public_ip`` and compatible with the config is kept (backend
-       data updated); several such leases (a damaged store): the lowest subnet wins;
-    2. else ``preferred`` (the subnet of an existing subnet.env) if compatible and free;
+    1. a lease already holding ``public_ip`` (or ``public_ip6``) and compatible with the config
+       (``lease_compatible``: every enabled family, no other) is kept (backend data updated);
+       several such leases (a damaged store): the lowest subnet wins;
+    2. else, for each family the config enables: the node's subnet of that family in a lease
+       that is not kept (so switching IPv6 on or off keeps the IPv4 subnet), else ``preferred``
+       / ``preferred6`` (the subnets of an existing subnet.env), when compatible and free;
     3. else the lowest free compatible subnet (flanneld picks at random among the first 100
        free ones; lowest-first makes runs reproducible); with ``spread`` > 1 one at random among
        the first ``spread`` free ones (a store retrying after a lost race spreads the racers).
 
-    ``leases``: valid leases of the store; ``reserved``: subnets that are taken by entries
-    that could not be parsed. Leases of ``public_ip`` that are not kept are free for reuse
-    (the caller removes them). Raises LeaseError "out of subnets".
+    ``leases``: valid leases of the store; ``reserved``: subnets (either family) that are taken
+    by entries that could not be parsed. Leases of the node that are not kept are free for reuse
+    (the caller removes them). IPv6-only configs (EnableIPv4 false) lease only ``subnet6``.
+    Raises LeaseError "out of subnets" / "out of IPv6 subnets".
     """
-    public_ip = check_node_ip(str(public_ip), 'public_ip')
-    what = 'node %s' % public_ip
-    mine = sorted((lease.network for lease in leases if lease.public_ip == public_ip))
+    families = config_families(netconf)
+    addresses = {'ipv4': public_ip, 'ipv6': public_ip6}
+    for family in families:
+        if addresses[family] is None:
+            raise LeaseError('the network has %s: the node needs public_ip%s'
+                             % (LABEL[family], '6' if family == 'ipv6' else ''))
+    public_ip = None if public_ip is None else check_node_ip(str(public_ip), 'public_ip')
+    public_ip6 = None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', 'ipv6')
+    what = 'node %s' % (public_ip if public_ip is not None else public_ip6)
+    mine = sorted((lease for lease in leases if is_own(lease, public_ip, public_ip6)), key=lease_order)
     # a lease of another size or outside the network cannot be this config's: it blocks nothing
-    others = [subnet for subnet in [lease.network for lease in leases if lease.public_ip != public_ip]
-              + list(reserved) if fits(netconf, subnet)]
+    taken = dict((family, []) for family in FAMILIES)
+    for subnet in [net for lease in leases if not is_own(lease, public_ip, public_ip6)
+                   for net in (lease.network, lease.network6) if net is not None] + list(reserved):
+        if fits(netconf, subnet):
+            taken[_family(subnet)].append(subnet)
 
-    def lease_of(subnet):
-        return Lease.make(subnet, public_ip, backend_type, vni, vtep_mac, what)
+    def lease_of(subnets):
+        return Lease.make(subnets.get('ipv4'), public_ip, backend_type, vni, vtep_mac, what,
+                          subnets.get('ipv6'), public_ip6, vtep_mac6)
 
-    for subnet in mine:
-        if compatible(netconf, subnet) and not _overlaps(subnet, others):
-            return lease_of(subnet)
-    if preferred is not None:
-        preferred = _subnet(preferred, 'preferred subnet')
-        if compatible(netconf, preferred) and not _overlaps(preferred, others):
-            return lease_of(preferred)
-    free = list(itertools.islice(_free_subnets(netconf, others), max(1, int(spread))))
-    subnet = random.choice(free) if free else None
-    if subnet is None:
-        raise LeaseError(
-            'out of subnets: network %s has %d subnets of /%d between %s and %s and all are leased'
-            % (netconf.network, subnet_count(netconf), netconf.subnet_len,
-               netconf.subnet_min, netconf.subnet_max))
-    return lease_of(subnet)
+    def free(subnet, family):
+        return subnet is not None and compatible(netconf, subnet) and not _overlaps(subnet, taken[family])
+
+    for lease in mine:
+        nets = _lease_nets(lease)
+        if lease_compatible(netconf, lease) and all(free(nets[family], family) for family in families):
+            return lease_of(nets)
+    chosen = {}
+    wanted = {'ipv4': preferred, 'ipv6': preferred6}
+    for family in families:
+        candidates = [_lease_nets(lease)[family] for lease in mine]
+        if wanted[family] is not None:
+            candidates.append(_subnet(wanted[family], 'preferred subnet%s' % ('6' if family == 'ipv6' else ''),
+                                      family))
+        chosen[family] = next((subnet for subnet in candidates if free(subnet, family)), None)
+        if chosen[family] is None:
+            spare = list(itertools.islice(_free_subnets(netconf, taken[family], family), max(1, int(spread))))
+            if not spare:
+                network, subnet_len, smin, smax = family_conf(netconf, family)
+                raise LeaseError(
+                    'out of %ssubnets: network %s has %d subnets of /%d between %s and %s and all are leased'
+                    % ('IPv6 ' if family == 'ipv6' else '', network, subnet_count(netconf, family), subnet_len,
+                       smin, smax))
+            chosen[family] = random.choice(spare)
+    return lease_of(chosen)
 
 
 # ---------------------------------------------------------------- subnet.env
@@ -302,12 +390,14 @@ class LeaseStore(object):
         raise NotImplementedError
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False):
-        """Allocate or keep the node's lease -> (lease, changed, warnings, before, after)."""
+                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
+                preferred6=None):
+        """Allocate or keep the node's lease -> (lease, changed, warnings, before, after).
+        ``public_ip6``/``vtep_mac6``/``preferred6``: the IPv6 twins (when the config has IPv6)."""
         raise NotImplementedError
 
-    def release(self, public_ip, check_mode=False):
-        """Remove the node's leases -> (released leases, changed)."""
+    def release(self, public_ip, check_mode=False, public_ip6=None):
+        """Remove the node's leases (by PublicIP or PublicIPv6) -> (released leases, changed)."""
         raise NotImplementedError
 
 
@@ -321,22 +411,23 @@ def decoded(value):
     return value
 
 
-def own_entries(doc, public_ip):
-    """The store entries of ``public_ip`` (and the config) as text, for --diff."""
+def own_entries(doc, public_ip, public_ip6=None):
+    """The store entries of ``public_ip`` or ``public_ip6`` (and the config) as text, for --diff."""
     mine = {}
     for key, value in sorted((doc.get('leases') or {}).items()):
         value = decoded(value)
-        if isinstance(value, dict) and value.get('PublicIP') == str(public_ip):
+        if isinstance(value, dict) and ((public_ip is not None and value.get('PublicIP') == str(public_ip))
+                                        or (public_ip6 is not None and value.get('PublicIPv6') == str(public_ip6))):
             mine[key] = value
     if not mine:
         return ''
     return json.dumps({'config': doc.get('config'), 'leases': mine}, indent=2, sort_keys=True) + '\n'
 
 
-def store_diff(label, before, after, public_ip):
+def store_diff(label, before, after, public_ip, public_ip6=None):
     """--diff entry of the node's lease in a store."""
-    header = '%s (%s)' % (label, public_ip)
-    return dict(before=own_entries(before, public_ip), after=own_entries(after, public_ip),
+    header = '%s (%s)' % (label, ', '.join(str(ip) for ip in (public_ip, public_ip6) if ip is not None))
+    return dict(before=own_entries(before, public_ip, public_ip6), after=own_entries(after, public_ip, public_ip6),
                 before_header=header, after_header=header)
 
 
@@ -409,7 +500,8 @@ class FileStore(LeaseStore):
         return leases, warnings
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False):
+                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
+                preferred6=None):
         """Allocate/keep this node's lease and store it. Call inside ``locked()``.
 
         Returns (lease, changed, warnings, before, after) where before/after are the store
@@ -417,11 +509,11 @@ class FileStore(LeaseStore):
         """
         before = self.load()
         leases, warnings, reserved = parse_leases(before['leases'])
-        lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved)
+        lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved,
+                         public_ip6=public_ip6, vtep_mac6=vtep_mac6, preferred6=preferred6)
         after = {'config': before['config'] if config is None else config, 'leases': dict(before['leases'])}
-        for old in leases:
-            if old.public_ip == lease.public_ip and old.subnet != lease.subnet:
-                del after['leases'][old.key]   # flannel deletes our incompatible lease
+        for old in stale_leases(leases, lease):
+            del after['leases'][old.key]   # flannel deletes our incompatible lease
         key, value = lease.to_store()
         after['leases'][key] = json.loads(value)
         changed = self.dumps(after) != read_text(self.path)
@@ -429,15 +521,15 @@ class FileStore(LeaseStore):
             self.save(after)
         return lease, changed, warnings, before, after
 
-    def release(self, public_ip, check_mode=False):
-        """Remove every valid lease of ``public_ip``. Call inside ``locked()``.
+    def release(self, public_ip, check_mode=False, public_ip6=None):
+        """Remove every valid lease of ``public_ip`` or ``public_ip6``. Call inside ``locked()``.
 
         Returns (released leases, changed).
         """
-        public_ip = check_node_ip(str(public_ip), 'public_ip')
+        public_ip, public_ip6 = node_ips(public_ip, public_ip6)
         data = self.load()
         leases, dummy, dummy2 = parse_leases(data['leases'])
-        gone = [lease for lease in leases if lease.public_ip == public_ip]
+        gone = [lease for lease in leases if is_own(lease, public_ip, public_ip6)]
         for lease in gone:
             del data['leases'][lease.key]
         if gone and not check_mode:
@@ -445,20 +537,54 @@ class FileStore(LeaseStore):
         return gone, bool(gone)
 
 
-def split_peers(leases, public_ip, netconf=None):
+def node_ips(public_ip, public_ip6=None):
+    """Canonical (public_ip, public_ip6) of a node; at least one of them is needed."""
+    if public_ip is None and public_ip6 is None:
+        raise LeaseError('public_ip or public_ip6 is needed to find the node\'s lease')
+    return (None if public_ip is None else check_node_ip(str(public_ip), 'public_ip'),
+            None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', 'ipv6'))
+
+
+def stale_leases(leases, lease):
+    """The leases of ``lease``'s node that it replaces (flannel deletes them)."""
+    return [old for old in leases if is_own(old, lease.public_ip, lease.public_ip6) and old.key != lease.key]
+
+
+def _misfit(netconf, lease):
+    """Why ``lease`` cannot belong to ``netconf`` (a family of the lease the config enables is not
+    of its SubnetLen inside its Network), or None. Families the config does not enable are not
+    looked at (a peer not yet run with the new config keeps the families both have)."""
+    for family, subnet in (('ipv4', lease.network), ('ipv6', lease.network6)):
+        conf = family_conf(netconf, family)
+        if subnet is not None and conf is not None and not fits(netconf, subnet):
+            return 'not a /%d inside network %s' % (conf[1], conf[0])
+    if not any(family_conf(netconf, family) is not None for family in lease.families):
+        return 'no subnet of the network\'s families (%s)' % ', '.join(LABEL[f] for f in config_families(netconf))
+    return None
+
+
+def split_peers(leases, public_ip, netconf=None, public_ip6=None):
     """(own lease or None, other leases, warnings); leases that cannot belong to ``netconf``
     (outside its network, or not of its SubnetLen) are skipped with a warning, as flanneld does."""
-    public_ip = str(public_ip)
     own, peers, warnings = None, [], []
     for lease in leases:
-        if lease.public_ip == public_ip:
+        why = None if netconf is None else _misfit(netconf, lease)
+        if is_own(lease, public_ip, public_ip6):
             own = own or lease
-        elif netconf is not None and not fits(netconf, lease.network):
-            warnings.append('skipping lease %s of %s (store key %s): not a /%d inside network %s'
-                            % (lease.subnet, lease.public_ip, lease.key, netconf.subnet_len, netconf.network))
+        elif why:
+            subnets = ', '.join(subnet for subnet in (lease.subnet, lease.subnet6) if subnet is not None)
+            node = ', '.join(ip for ip in (lease.public_ip, lease.public_ip6) if ip is not None)
+            warnings.append('skipping lease %s of %s (store key %s): %s' % (subnets, node, lease.key, why))
         else:
             peers.append(lease)
     return own, peers, warnings
+
+
+def families_compatible(netconf, lease):
+    """Every family of ``lease`` that the config enables is compatible (check mode's guess that the
+    peer keeps its lease)."""
+    return all(compatible(netconf, subnet) for subnet in (lease.network, lease.network6)
+               if subnet is not None and family_conf(netconf, _family(subnet)) is not None)
 
 
 # ---------------------------------------------------------------- flannel_subnet's states
@@ -469,36 +595,44 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
     present: acquire (or keep) the node's lease, then ``env(lease)`` writes subnet.env;
     query: the node's lease and the peers, nothing changes;
     absent: release the node's leases, then ``env(None)`` removes subnet.env.
-    facts: the node's facts (``public_ip``; with present also ``backend_type``, ``vni``, ``vtep_mac``,
-    ``previous_subnet``); env returns (changed, diffs, facts to report). Returns the module result,
-    with ``warnings``. The file store is locked around its read-modify-write, not around ``env``.
+    facts: the node's facts (``public_ip``, with IPv6 ``public_ip6`` (``public_ip`` None for
+    IPv6-only); with present also ``backend_type``, ``vni``, ``vtep_mac``, ``vtep_mac6``,
+    ``previous_subnet``, ``previous_subnet6``); env returns (changed, diffs, facts to report).
+    Returns the module result, with ``warnings``. The file store is locked around its
+    read-modify-write, not around ``env``.
     """
-    public_ip = str(facts['public_ip'])
+    public_ip, public_ip6 = facts.get('public_ip'), facts.get('public_ip6')
+    public_ip = None if public_ip is None else str(public_ip)
+    public_ip6 = None if public_ip6 is None else str(public_ip6)
     result = dict(facts, changed=False, lease=None)
     if state == 'query':
         with store.locked(shared=True, create=False):
             leases, warnings = store.leases()
     elif state == 'absent':
         with store.locked(create=not check_mode):
-            gone, result['changed'] = store.release(public_ip, check_mode=check_mode)
+            gone, result['changed'] = store.release(public_ip, check_mode=check_mode, public_ip6=public_ip6)
             leases, warnings = store.leases()
         leases = [lease for lease in leases if lease not in gone]
         changed, diffs, more = env(None)
         before = {'config': None, 'leases': dict((g.key, json.loads(g.to_store()[1])) for g in gone)}
         result.update(more, subnet_env={}, public_ip=public_ip, lease=gone[0].as_peer() if gone else None,
-                      diff=[store_diff(store.label, before, {}, public_ip)] + diffs)
+                      diff=[store_diff(store.label, before, {}, public_ip, public_ip6)] + diffs)
+        if public_ip6 is not None:
+            result['public_ip6'] = public_ip6
     else:
         with store.locked(create=not check_mode):
             lease, result['changed'], warnings, before, after = store.acquire(
                 netconf, public_ip, facts['backend_type'], facts.get('vni'), facts.get('vtep_mac'),
-                preferred=facts.get('previous_subnet'), config=config, check_mode=check_mode)
+                preferred=facts.get('previous_subnet'), config=config, check_mode=check_mode,
+                public_ip6=public_ip6, vtep_mac6=facts.get('vtep_mac6'), preferred6=facts.get('previous_subnet6'))
         leases = leases_of(after)
         changed, diffs, more = env(lease)
-        result.update(more, lease=lease.as_peer(), diff=[store_diff(store.label, before, after, public_ip)] + diffs)
-    own, peers, skipped = split_peers(leases, public_ip, netconf)
+        result.update(more, lease=lease.as_peer(),
+                      diff=[store_diff(store.label, before, after, public_ip, public_ip6)] + diffs)
+    own, peers, skipped = split_peers(leases, public_ip, netconf, public_ip6)
     if check_mode and netconf is not None and state != 'absent':
         # the real run's peers hold the new backend once every node has run: so plan with them
-        peers = [peer.after_run(netconf.backend) if compatible(netconf, peer.network) else peer for peer in peers]
+        peers = [peer.after_run(netconf.backend) if families_compatible(netconf, peer) else peer for peer in peers]
     if state == 'query':
         result['lease'] = own.as_peer() if own else None
     else:

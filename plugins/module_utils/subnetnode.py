@@ -4,6 +4,10 @@
 """The node side of kubeasz.network.flannel_subnet: the node's interface facts and FLANNEL_MTU,
 subnet.env and the CNI config, and the stores a node reaches itself (etcd, kube).
 
+With IPv6 (``NetConf.families``) the facts also hold ``public_ip6`` (flanneld's choice, or the
+``public_ip6`` option), ``vtep_mac6`` and ``previous_subnet6`` (subnet.env's FLANNEL_IPV6_SUBNET),
+and subnet.env gets flannel's FLANNEL_IPV6_NETWORK / FLANNEL_IPV6_SUBNET lines.
+
 Standard library and ansible.module_utils only (runs on the managed node).
 """
 
@@ -13,14 +17,15 @@ __metaclass__ = type
 import ipaddress
 import socket
 
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import addr_link, external_interface, ipv4_addrs
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe, parse_json
 from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text, subnet_of_env,
-    write_atomic)
+    config_families, lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text,
+    subnet_of_env, write_atomic)
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 
@@ -39,36 +44,102 @@ def check_node_fits(netconf, ext):
         raise DataplaneError('FLANNEL_MTU: %d is more than the MTU of %s (%d), which VXLAN packets '
                              'must fit; write FLANNEL_MTU: 0 (use the interface MTU) or at most %d'
                              % (backend.mtu, ext.name, ext.mtu, ext.mtu))
-    if ext.ip is not None and ipaddress.IPv4Address(ext.ip) in netconf.network:
+    if ext.ip is not None and netconf.network is not None and ipaddress.IPv4Address(ext.ip) in netconf.network:
         raise DataplaneError('CLUSTER_CIDR: %s holds this node\'s address %s (%s); pod subnets '
                              'would capture node traffic: choose a CLUSTER_CIDR outside the node network'
                              % (netconf.network, ext.ip, ext.name))
+    network6 = getattr(netconf, 'ipv6_network', None)
+    if ext.ip6 is not None and network6 is not None and ipaddress.IPv6Address(ext.ip6) in network6:
+        raise DataplaneError('CLUSTER_CIDR_IPV6: %s holds this node\'s address %s (%s); pod subnets '
+                             'would capture node traffic: choose a CLUSTER_CIDR_IPV6 outside the node network'
+                             % (network6, ext.ip6, ext.name))
 
 
-def node_facts(module, netconf, public_ip=None):
-    """Observe once; the external interface, public IP, MTU, VTEP MAC and current subnet.env."""
+def subnet6_of_env(env):
+    """The IPv6 subnet named by a parsed subnet.env (FLANNEL_IPV6_SUBNET), or None."""
+    try:
+        return ipaddress.IPv6Interface(env.get('FLANNEL_IPV6_SUBNET', '')).network
+    except ValueError:
+        return None
+
+
+def _interface(observed, params, families, public_ip, public_ip6, ipv6_routes):
+    """external_interface() for ``families``; None (no network: absent, query): the families the
+    interface has (IPv4 and IPv6, else IPv4, else IPv6), so the node's lease is found either way.
+    ``ipv6_routes()`` adds the IPv6 default route ('route6') when an IPv6-only choice needs it."""
+    args = (observed, params['iface'], params['iface_regex'], public_ip)
+    by_route = not params['iface'] and not params['iface_regex']
+    if families is not None:
+        if by_route and 'ipv4' not in families:
+            ipv6_routes()
+        return external_interface(*args, families=families, public_ip6=public_ip6)
+    problems = []
+    for tried in (('ipv4', 'ipv6'), ('ipv4',), ('ipv6',)):
+        try:
+            if by_route and tried == ('ipv6',):
+                ipv6_routes()
+            return external_interface(*args, families=tried, public_ip6=public_ip6)
+        except DataplaneError as exc:
+            problems.append(exc)
+    raise problems[1]   # the IPv4 one, as without IPv6
+
+
+def node_facts(module, netconf, public_ip=None, public_ip6=None):
+    """Observe once; the external interface, public IP(s), MTU, VTEP MAC(s) and current subnet.env.
+
+    The IPv6 facts (``public_ip6``, ``vtep_mac6``, ``previous_subnet6``) are there when the
+    network has IPv6 (without a network: ``public_ip6`` when the interface has one)."""
     params = module.params
 
     def runner(argv, data=None):
         return module.run_command(argv, data=data, binary_data=False)
 
+    families = config_families(netconf) if netconf is not None else None
     observed = observe(runner, ['link', 'addr', 'route'])
-    ext = external_interface(observed, params['iface'], params['iface_regex'], public_ip or params['public_ip'])
+
+    def ipv6_routes():
+        argv = ['ip', '-6', '-json', 'route', 'show', 'table', 'main', 'default']
+        rc, out, err = runner(argv)
+        if rc != 0:
+            raise IprouteError(' '.join(argv), rc, err)
+        observed['route6'] = parse_json(out)
+    ext = _interface(observed, params, families, public_ip or params['public_ip'],
+                     public_ip6 or params.get('public_ip6'), ipv6_routes)
     text = read_text(params['subnet_file'])
     env = parse_subnet_env(text) if text is not None else {}
     previous = subnet_of_env(env) if env else None
     facts = dict(iface=ext.name, public_ip=ext.ip, subnet_env=env,
                  previous_subnet=str(previous) if previous else None)
+    if ext.ip6 is not None:
+        facts['public_ip6'] = ext.ip6
+    if families is not None and 'ipv6' in families:
+        previous6 = subnet6_of_env(env) if env else None
+        facts['previous_subnet6'] = str(previous6) if previous6 else None
     if netconf is not None:
         backend = netconf.backend
         check_node_fits(netconf, ext)
-        if backend.type == 'host-gw' and ext.ip not in [a.get('local') for a in ipv4_addrs(addr_link(observed, ext.name) or {})]:
+        link = addr_link(observed, ext.name) or {}
+        if backend.type == 'host-gw' and ext.ip is not None and ext.ip not in [a.get('local') for a in ipv4_addrs(link)]:
             raise DataplaneError('public_ip %s is not an address of %s: the host-gw backend does not '
                                  'support NAT (a public IP differing from the interface IP)' % (ext.ip, ext.name))
+        if backend.type == 'host-gw' and ext.ip6 is not None and ext.ip6 not in _ipv6_locals(link):
+            raise DataplaneError('public_ip6 %s is not an address of %s: the host-gw backend does not '
+                                 'support NAT (a public IP differing from the interface IP)' % (ext.ip6, ext.name))
+        vxlan = backend.type == 'vxlan'
         facts.update(mtu=flannel_mtu(backend, ext.mtu), backend_type=backend.type,
-                     vni=backend.vni if backend.type == 'vxlan' else None,
-                     vtep_mac=vtep_mac(ext.ip, backend.vni) if backend.type == 'vxlan' else None)
+                     vni=backend.vni if vxlan else None,
+                     vtep_mac=vtep_mac(ext.ip, backend.vni) if vxlan and ext.ip is not None else None)
+        if 'ipv6' in families:
+            facts['vtep_mac6'] = vtep_mac(ext.ip6, backend.vni) if vxlan else None
     return facts, text
+
+
+def _ipv6_locals(link):
+    locals6 = []
+    for addr in link.get('addr_info') or []:
+        if addr.get('family') == 'inet6' and ipv6.ip_int(str(addr.get('local'))) is not None:
+            locals6.append(ipv6.ip_text(ipv6.ip_int(str(addr['local']))))
+    return locals6
 
 
 def file_diff(path, before, after):
@@ -85,15 +156,54 @@ def put(module, path, text):
     return changed, file_diff(path, before, text)
 
 
-def write_env(module, netconf, facts, subnet):
-    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet``;
-    (changed, diffs, facts to report)."""
+def subnet_env(netconf, lease, mtu, ip_masq):
+    """subnet.env as flanneld's WriteSubnetFile writes it, IPv6 lines included (FLANNEL_NETWORK,
+    FLANNEL_SUBNET, FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ; the
+    families the lease has). An adapter over ``leases.subnet_env_text()``, which writes the IPv4
+    file: the IPv6 lines go in before FLANNEL_MTU. Once the writer writes them itself (issue 16's
+    subnet_env_text with IPv6), its text is taken as it is."""
+    lines = []
+    try:
+        lines = subnet_env_text(netconf, lease, mtu, ip_masq).splitlines()
+    except (AttributeError, TypeError, ValueError):
+        if lease.subnet is not None:
+            raise   # an IPv4-only writer cannot write an IPv6-only file: that one is written here
+    if lease.subnet is None and not any(line.startswith('FLANNEL_MTU=') for line in lines):
+        lines = ['FLANNEL_MTU=%d' % int(mtu), 'FLANNEL_IPMASQ=%s' % ('true' if ip_masq else 'false')]
+    if lease.subnet6 is not None and not any(line.startswith('FLANNEL_IPV6_SUBNET=') for line in lines):
+        net = ipv6.parse_net(lease.subnet6)
+        at = next(i for i, line in enumerate(lines) if line.startswith('FLANNEL_MTU='))
+        lines[at:at] = ['FLANNEL_IPV6_NETWORK=%s' % netconf.ipv6_network,
+                        'FLANNEL_IPV6_SUBNET=%s/%d' % (ipv6.ip_text(net[0] + 1), net[1])]
+    return '\n'.join(lines) + '\n'
+
+
+def _check_fits(netconf, subnet, subnet6):
+    """The leased subnets are this network's (IPv4 and/or IPv6, as the network has them)."""
+    families = config_families(netconf)
+    checks = (('ipv4', subnet, netconf.network, netconf.subnet_len),
+              ('ipv6', subnet6, getattr(netconf, 'ipv6_network', None), getattr(netconf, 'ipv6_subnet_len', None)))
+    for family, value, network, subnet_len in checks:
+        if family not in families:
+            continue
+        if value is None:
+            raise LeaseError('the network has %s but the lease has no %s subnet'
+                             % (('IPv6', 'IPv6') if family == 'ipv6' else ('IPv4', 'IPv4')))
+        net = ipaddress.IPv6Network(value) if family == 'ipv6' else ipaddress.IPv4Network(value)
+        if not net.subnet_of(network) or net.prefixlen != subnet_len:
+            raise LeaseError('subnet%s %s is not a /%d inside network %s'
+                             % ('6' if family == 'ipv6' else '', net, subnet_len, network))
+    return (subnet if 'ipv4' in families else None), (subnet6 if 'ipv6' in families else None)
+
+
+def write_env(module, netconf, facts, subnet, subnet6=None):
+    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet`` /
+    ``subnet6``; (changed, diffs, facts to report)."""
     params = module.params
-    subnet = ipaddress.IPv4Network(subnet)
-    if not subnet.subnet_of(netconf.network) or subnet.prefixlen != netconf.subnet_len:
-        raise LeaseError('subnet %s is not a /%d inside network %s' % (subnet, netconf.subnet_len, netconf.network))
-    lease = Lease.make(subnet, facts['public_ip'], facts['backend_type'], facts['vni'], facts['vtep_mac'])
-    env = subnet_env_text(netconf, lease, facts['mtu'], params['ip_masq'])
+    subnet, subnet6 = _check_fits(netconf, subnet, subnet6)
+    lease = Lease.make(subnet, facts.get('public_ip'), facts['backend_type'], facts['vni'], facts.get('vtep_mac'),
+                       None, subnet6, facts.get('public_ip6'), facts.get('vtep_mac6'))
+    env = subnet_env(netconf, lease, facts['mtu'], params['ip_masq'])
     changed, diff = put(module, params['subnet_file'], env)
     diffs = [diff]
     if params['cni_conf_file']:
@@ -133,18 +243,23 @@ def on_node(module, netconf):
     """store=etcd|kube: the module reads and writes the store itself. Returns the result."""
     params = module.params
     store = open_store(params)
-    public_ip = params['public_ip']
-    if params['store'] == 'kube' and not public_ip and params['state'] != 'absent':
-        public_ip = store.public_ip_overwrite()
+    public_ip, public_ip6 = params['public_ip'], params.get('public_ip6')
+    ipv6_on = netconf is not None and 'ipv6' in config_families(netconf)
+    if params['store'] == 'kube' and (not public_ip or (ipv6_on and not public_ip6)) and params['state'] != 'absent':
+        overwrite, overwrite6 = store.public_ip_overwrites()
+        public_ip, public_ip6 = public_ip or overwrite, public_ip6 or (overwrite6 if ipv6_on else None)
     if params['state'] == 'absent':
-        facts = dict(public_ip=public_ip or node_facts(module, None)[0]['public_ip'])
+        found = {} if public_ip or public_ip6 else node_facts(module, None)[0]
+        facts = dict(public_ip=public_ip or found.get('public_ip'))
+        if public_ip6 or found.get('public_ip6'):
+            facts['public_ip6'] = public_ip6 or found['public_ip6']
     else:
-        facts = node_facts(module, netconf, public_ip)[0]
+        facts = node_facts(module, netconf, public_ip, public_ip6)[0]
 
     def env(lease):
         if lease is None:
             return remove(module) + ({},)
-        return write_env(module, netconf, facts, lease.subnet)
+        return write_env(module, netconf, facts, lease.subnet, lease.subnet6)
     return lease_state(store, params['state'], netconf, facts, env, params['network'], module.check_mode)
 
 
@@ -153,7 +268,7 @@ def run_flannel_subnet(module):
     params = module.params
     try:
         netconf = parse_net_conf(params['network']) if params['network'] is not None else None
-        if params['store'] != 'file' and params['subnet'] is None:
+        if params['store'] != 'file' and params['subnet'] is None and params.get('subnet6') is None:
             result = on_node(module, netconf)
             for warning in result.pop('warnings'):
                 module.warn(warning)
@@ -164,10 +279,10 @@ def run_flannel_subnet(module):
         facts, dummy = node_facts(module, netconf)
         if params['state'] == 'query':
             module.exit_json(changed=False, **facts)
-        if params['subnet'] is None:
+        if params['subnet'] is None and params.get('subnet6') is None:
             module.fail_json(msg='subnet is set by the kubeasz.network.flannel_subnet action plugin '
                                  'after allocation (store=%s); run the module through it' % params['store'])
-        changed, diffs, more = write_env(module, netconf, facts, params['subnet'])
+        changed, diffs, more = write_env(module, netconf, facts, params['subnet'], params.get('subnet6'))
         facts.update(more)
     except NetConfError as exc:
         module.fail_json(msg='network: %s' % exc)

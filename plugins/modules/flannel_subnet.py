@@ -25,6 +25,16 @@ description:
     (flanneld picks at random among the first free ones; lowest-first is reproducible)."
   - The node's external interface, public IP and MTU are detected like flanneld
     (O(iface), else O(iface_regex), else the default route's device).
+  - "IPv6 (C(EnableIPv6) in O(network), dual-stack or IPv6-only with C(EnableIPv4: false)): the lease
+    also gets an IPv6 subnet from C(IPv6SubnetMin)..C(IPv6SubnetMax) (kept across runs, never one of
+    another node's), flannel's dual-stack key (C(172.20.1.0-24&fd00:20:0:1::-64)) and JSON
+    (C(PublicIPv6), C(BackendV6Data)) are stored, and C(subnet.env) gets C(FLANNEL_IPV6_NETWORK) and
+    C(FLANNEL_IPV6_SUBNET). The node's public IPv6 address is O(public_ip6), else the first usable
+    global IPv6 address of the external interface (flanneld's order: not deprecated, configured
+    before SLAAC/DHCPv6, non-temporary first; link-local ones are not used); without one the task
+    fails before anything changes. A lease that no longer fits the config (IPv6 switched on or off,
+    another IPv6 network or length) is replaced by a new lease, as flanneld does; the node keeps
+    the subnet of the family that still fits (flanneld would pick a new IPv4 subnet too)."
   - Leases of other nodes are validated like user input; a corrupt one is skipped with a warning
     (and its subnet is never handed out again until the operator fixes or removes it).
 options:
@@ -57,6 +67,14 @@ options:
       - IP address other nodes reach this node on (flanneld C(--public-ip)); default is the first
         IPv4 address of the external interface. The C(host-gw) backend refuses a public IP that
         is not an address of the external interface (NAT).
+    type: str
+  public_ip6:
+    description:
+      - IPv6 address other nodes reach this node on (flanneld C(--public-ipv6)), used when O(network)
+        has IPv6; default is the first usable global IPv6 address of the external interface (see above).
+        With O(store=kube) the node annotation C(flannel.alpha.coreos.com/public-ipv6-overwrite) is used
+        when this is unset. The C(host-gw) backend refuses an address that is not one of the external interface.
+      - With O(state=absent), the node's lease is also found by this address (IPv6-only leases have no public IP).
     type: str
   ip_masq:
     description:
@@ -164,6 +182,11 @@ options:
       - Internal, set by the action plugin after allocation (the leased subnet, for example
         V(172.20.1.0/24)). Do not set it in a task.
     type: str
+  subnet6:
+    description:
+      - Internal, set by the action plugin after allocation (the leased IPv6 subnet, for example
+        V(fd00:20:0:1::/64)). Do not set it in a task.
+    type: str
 notes:
   - In check mode on a fresh store every node is shown the same first free subnet, because no
     lease is saved between them.
@@ -237,13 +260,20 @@ EXAMPLES = r'''
 
 RETURN = r'''
 lease:
-  description: This node's lease as a peer dictionary; null when it holds none (query, absent).
+  description:
+    - This node's lease as a peer dictionary; null when it holds none (query, absent).
+    - With IPv6 it also holds C(subnet6), C(public_ip6) and C(vtep_mac6) (null for host-gw); an
+      IPv6-only lease has C(subnet), C(public_ip) and C(vtep_mac) null. The IPv6 keys are left out
+      of leases without IPv6.
   returned: always
   type: dict
   sample: {"subnet": "172.20.1.0/24", "public_ip": "198.18.0.11", "backend_type": "vxlan",
-           "vni": 1, "vtep_mac": "0e:2b:5c:11:aa:01"}
+           "vni": 1, "vtep_mac": "0e:2b:5c:11:aa:01", "subnet6": "fd00:20:0:1::/64",
+           "public_ip6": "fd53:18::11", "vtep_mac6": "8a:51:7d:03:c4:2e"}
 peers:
-  description: The valid leases of all other nodes, sorted by subnet, in the same shape.
+  description:
+    - The valid leases of all other nodes, sorted by subnet, in the same shape (a peer that has not
+      run with IPv6 yet has no IPv6 keys).
   returned: always
   type: list
   elements: dict
@@ -253,10 +283,24 @@ iface:
   type: str
   sample: eth0
 public_ip:
-  description: The node's public IP (the lease's PublicIP).
+  description: The node's public IP (the lease's PublicIP); null for IPv6-only.
   returned: unless state=absent with public_ip set
   type: str
   sample: 198.18.0.11
+public_ip6:
+  description: The node's public IPv6 address (the lease's PublicIPv6), O(public_ip6) or flanneld's choice on the external interface.
+  returned: when O(network) has IPv6 (without O(network) - O(state=absent) - when the interface has a global IPv6 address)
+  type: str
+  sample: fd53:18::11
+vtep_mac6:
+  description: MAC address of the C(flannel-v6.<VNI>) device, as stored in the lease (C(BackendV6Data)).
+  returned: when O(network) has IPv6; null for host-gw
+  type: str
+previous_subnet6:
+  description: The IPv6 subnet named by the subnet.env found on the node before the run (C(FLANNEL_IPV6_SUBNET)), if any.
+  returned: when O(network) has IPv6
+  type: str
+  sample: fd00:20:0:1::/64
 mtu:
   description: C(FLANNEL_MTU). For vxlan the backend MTU (or the interface MTU) minus 50; for host-gw the interface MTU.
   returned: when network is given
@@ -271,6 +315,7 @@ subnet_env:
   returned: always
   type: dict
   sample: {"FLANNEL_NETWORK": "172.20.0.0/16", "FLANNEL_SUBNET": "172.20.1.1/24",
+           "FLANNEL_IPV6_NETWORK": "fd00:20::/56", "FLANNEL_IPV6_SUBNET": "fd00:20:0:1::1/64",
            "FLANNEL_MTU": "1450", "FLANNEL_IPMASQ": "true"}
 renewed:
   description:
@@ -295,6 +340,7 @@ ARGUMENT_SPEC = dict(
     iface=dict(type='str'),
     iface_regex=dict(type='str'),
     public_ip=dict(type='str'),
+    public_ip6=dict(type='str'),
     ip_masq=dict(type='bool', default=True),
     store=dict(type='str', choices=['file', 'etcd', 'kube'], default='file'),
     etcd_endpoints=dict(type='list', elements='str'),
@@ -313,6 +359,7 @@ ARGUMENT_SPEC = dict(
     subnet_file=dict(type='path', default='/run/flannel/subnet.env'),
     cni_conf_file=dict(type='path'),
     subnet=dict(type='str'),
+    subnet6=dict(type='str'),
 )
 # The module's own checks; the action plugin adds ACTION_REQUIRED_IF (query needs the network
 # there to filter peers, while the module's query also serves state=absent without one).

@@ -224,6 +224,47 @@ def test_corrupt_leases_are_skipped_with_a_warning_and_keep_their_subnet(etcd):
                for k, v in bad.items())
 
 
+def test_dual_stack_leases_in_flannel_s_keys_next_to_flanneld_s(etcd):
+    """IPv6 (issue 16): dual-stack keys and values exactly flanneld's, a flanneld dual-stack lease
+    honoured, IPv6 switched on for an IPv4 lease (the key replaced, the IPv4 subnet kept), the
+    renewal's key, and release by the IPv6 address."""
+    import dataclasses
+    import ipaddress
+    from ansible_collections.kubeasz.network.plugins.module_utils import leaserenew
+    prefix = '/dual/coreos.com/network'
+    net6 = dataclasses.replace(parse_net_conf(NET), enable_ipv6=True, ipv6_network=ipaddress.IPv6Network('fd00:20::/56'),
+                               ipv6_subnet_len=64, ipv6_subnet_min=ipaddress.IPv6Network('fd00:20:0:1::/64'),
+                               ipv6_subnet_max=ipaddress.IPv6Network('fd00:20:0:ff::/64'))
+    flanneld = ('{"PublicIP":"192.168.2.22","PublicIPv6":"fd53::22","BackendType":"vxlan",'
+                '"BackendData":{"VNI":1,"VtepMAC":"0e:5a:1c:9f:22:01"},'
+                '"BackendV6Data":{"VNI":1,"VtepMAC":"0e:5a:1c:9f:22:02"}}')
+    etcd.ctl('put', prefix + '/subnets/172.20.1.0-24&fd00:20:0:1::-64', flanneld)
+    old = take(etcd.url, prefix, '10.0.6.1')[0]           # IPv4 first: 172.20.2.0/24
+    etcd_store = store(etcd.url, prefix)
+
+    def take6(i):
+        return etcd_store.acquire(net6, '10.0.6.%d' % i, 'vxlan', 1, '0e:00:00:00:06:%02x' % i, config=NET,
+                                  public_ip6='fd53::6:%d' % i, vtep_mac6='0e:00:00:00:66:%02x' % i)
+    lease, changed, warnings = take6(1)[:3]
+    assert changed and not warnings and (lease.subnet, lease.subnet6) == (old.subnet, 'fd00:20:0:2::/64')
+    second = take6(2)[0]
+    assert (second.subnet, second.subnet6) == ('172.20.3.0/24', 'fd00:20:0:3::/64')
+    assert take6(1)[:2] == (lease, False)
+    assert etcd.keys(prefix + '/subnets/') == [prefix + '/subnets/' + key for key in (
+        '172.20.1.0-24&fd00:20:0:1::-64', '172.20.2.0-24&fd00:20:0:2::-64', '172.20.3.0-24&fd00:20:0:3::-64')]
+    value = etcd.ctl('get', '--print-value-only', prefix + '/subnets/172.20.2.0-24&fd00:20:0:2::-64').strip()
+    assert value == ('{"PublicIP":"10.0.6.1","PublicIPv6":"fd53::6:1","BackendType":"vxlan",'
+                     '"BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:06:01"},'
+                     '"BackendV6Data":{"VNI":1,"VtepMAC":"0e:00:00:00:66:01"}}')
+    (peer,) = [x for x in etcd_store.leases()[0] if x.public_ip == '192.168.2.22']
+    assert (peer.subnet6, peer.public_ip6, peer.vtep_mac6) == ('fd00:20:0:1::/64', 'fd53::22', '0e:5a:1c:9f:22:02')
+    config = {'endpoints': [etcd.url], 'prefix': prefix, 'subnet': lease.subnet, 'subnet6': lease.subnet6}
+    assert EtcdClient([etcd.url]).range_prefix(leaserenew.lease_key(config))[0]['lease']   # the key renewal renews
+    gone, changed = etcd_store.release(None, public_ip6='fd53::6:1')
+    assert changed and [x.key for x in gone] == ['172.20.2.0-24&fd00:20:0:2::-64']
+    assert etcd.ctl('get', '--print-value-only', prefix + '/subnets/172.20.1.0-24&fd00:20:0:1::-64').strip() == flanneld
+
+
 def test_stopped_etcd_fails_naming_the_endpoint(tmp_path):
     server = Etcd(tmp_path / 'data')
     server.start()

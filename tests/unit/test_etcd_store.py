@@ -327,3 +327,86 @@ def test_ttl_zero_makes_leases_that_never_expire(fake):
     assert fake.kv[P + '/subnets/172.20.1.0-24']['lease'] == 0 and fake.leases == {}
     revision = fake.rev
     assert take(store, '198.18.0.11')[1] is False and fake.rev == revision
+
+
+# ---------------------------------------------------------------- IPv6: dual-stack keys (issue 16)
+
+def net6(ipv4=True):
+    """NetConf with IPv6 fd00:20::/56 (/64 subnets from fd00:20:0:1::), built directly: the
+    IPv6 keys of net-conf.json are parsed by netconf.py (another change)."""
+    import dataclasses
+    import ipaddress
+    base = parse_net_conf(NET)
+    extra = dict(enable_ipv6=True, ipv6_network=ipaddress.IPv6Network('fd00:20::/56'), ipv6_subnet_len=64,
+                 ipv6_subnet_min=ipaddress.IPv6Network('fd00:20:0:1::/64'),
+                 ipv6_subnet_max=ipaddress.IPv6Network('fd00:20:0:ff::/64'))
+    if not ipv4:
+        extra.update(enable_ipv4=False, network=None, subnet_len=None, subnet_min=None, subnet_max=None)
+    return dataclasses.replace(base, **extra)
+
+
+def take6(store, i, netconf=None, **kwargs):
+    return store.acquire(netconf or net6(), '198.18.0.%d' % i, 'vxlan', 1, '0e:00:00:00:00:%02x' % i,
+                         config=NET, public_ip6='fd53:18::%d' % i, vtep_mac6='0e:00:00:00:06:%02x' % i, **kwargs)
+
+
+def test_dual_stack_keys_are_flannels_and_listed_with_both_subnets(fake):
+    store = make_store(fake)
+    fake._put(P + '/subnets/172.20.1.0-24&fd00:20:0:1::-64',
+              '{"PublicIP":"192.168.2.22","PublicIPv6":"fd53:18::22","BackendType":"vxlan",'
+              '"BackendData":{"VNI":1,"VtepMAC":"0e:5a:1c:9f:22:01"},'
+              '"BackendV6Data":{"VNI":1,"VtepMAC":"0e:5a:1c:9f:22:02"}}')
+    (flanneld,), warnings = store.leases()
+    assert not warnings and (flanneld.subnet, flanneld.subnet6, flanneld.public_ip6, flanneld.vtep_mac6) == (
+        '172.20.1.0/24', 'fd00:20:0:1::/64', 'fd53:18::22', '0e:5a:1c:9f:22:02')
+    lease, changed, warnings, before, after = take6(store, 11)
+    assert changed and not warnings and lease.key == '172.20.2.0-24&fd00:20:0:2::-64'
+    entry = fake.kv[P + '/subnets/172.20.2.0-24&fd00:20:0:2::-64']
+    assert entry['value'] == lease.to_store()[1] and entry['lease'] in fake.leases
+    assert json.loads(entry['value'])['BackendV6Data'] == {'VNI': 1, 'VtepMAC': '0e:00:00:00:06:0b'}
+    assert sorted(after['leases']) == ['172.20.1.0-24&fd00:20:0:1::-64', '172.20.2.0-24&fd00:20:0:2::-64']
+    revision = fake.rev
+    assert take6(store, 11)[1] is False and fake.rev == revision        # kept and renewed
+
+
+def test_switching_ipv6_on_replaces_the_ipv4_key_with_a_dual_stack_key(fake):
+    store = make_store(fake)
+    old = take(store, '198.18.0.11')[0]
+    take(store, '198.18.0.12')
+    lease, changed = take6(store, 11)[:2]
+    assert changed and lease.subnet == old.subnet == '172.20.1.0/24' and lease.subnet6 == 'fd00:20:0:1::/64'
+    assert sorted(fake.kv) == [P + '/config', P + '/subnets/172.20.1.0-24&fd00:20:0:1::-64',
+                               P + '/subnets/172.20.2.0-24']
+    # and off again: the IPv4 key, the value byte-identical to the first one
+    assert take(store, '198.18.0.11')[0] == old
+    assert fake.kv[P + '/subnets/172.20.1.0-24']['value'] == old.to_store()[1]
+    assert P + '/subnets/172.20.1.0-24&fd00:20:0:1::-64' not in fake.kv
+
+
+def test_corrupt_dual_stack_entries_are_named_and_reserve_both_subnets(fake):
+    fake._put(P + '/subnets/172.20.1.0-24&fd00:20:0:1::-64', FLANNELD)        # no PublicIPv6/BackendV6Data
+    fake._put(P + '/subnets/172.20.2.0-24&fd00:20:0:2::1-64', FLANNELD)       # host bits in the key
+    lease, dummy, warnings = take6(make_store(fake), 11)[:3]
+    assert len(warnings) == 2
+    assert '172.20.1.0-24&fd00:20:0:1::-64' in warnings[0] and '172.20.2.0-24&fd00:20:0:2::1-64' in warnings[1]
+    # the first key's subnets stay reserved; the second key names no subnet, so it reserves none
+    assert (lease.subnet, lease.subnet6) == ('172.20.2.0/24', 'fd00:20:0:2::/64')
+
+
+def test_release_finds_the_lease_by_public_ip_or_public_ipv6(fake):
+    store = make_store(fake)
+    take6(store, 11)
+    take6(store, 12)
+    gone, changed = store.release(None, public_ip6='fd53:18::11')
+    assert changed and [x.key for x in gone] == ['172.20.1.0-24&fd00:20:0:1::-64']
+    gone, changed = store.release('198.18.0.12')
+    assert changed and [x.key for x in gone] == ['172.20.2.0-24&fd00:20:0:2::-64']
+    assert sorted(fake.kv) == [P + '/config']
+    with pytest.raises(LeaseError, match='public_ip or public_ip6 is needed'):
+        store.release(None)
+
+
+def test_ipv6_only_is_refused_on_etcd_naming_the_keys(fake):
+    with pytest.raises(EtcdError, match='IPv6-only .FLANNEL_ENABLE_IPV4: false. needs FLANNEL_SUBNET_STORE file or kube'):
+        take6(make_store(fake), 11, net6(ipv4=False))
+    assert fake.kv == {}

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import subnetnode as module
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, LeaseError
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, parse_net_conf
 
@@ -78,3 +78,149 @@ def test_node_facts_refuses_a_cluster_cidr_holding_the_node_address(tmp_path):
     netconf = parse_net_conf({'Network': '198.18.0.0/16', 'Backend': {'Type': 'vxlan'}})
     with pytest.raises(DataplaneError, match=r"CLUSTER_CIDR: 198.18.0.0/16 holds this node's address 198.18.0.11"):
         module.node_facts(FakeModule(tmp_path), netconf)
+
+
+# ------------------------------------------------------------------ IPv6 (issue 16)
+
+def conf6(backend=None, ipv4=True, network6='fd00:20::/56'):
+    """A dual-stack (or IPv6-only) NetConf built directly: net-conf's IPv6 keys are parsed by netconf.py."""
+    import dataclasses
+    import ipaddress
+    extra = dict(enable_ipv6=True, ipv6_network=ipaddress.IPv6Network(network6), ipv6_subnet_len=64,
+                 ipv6_subnet_min=ipaddress.IPv6Network((int(ipaddress.IPv6Network(network6).network_address) + (1 << 64), 64)),
+                 ipv6_subnet_max=ipaddress.IPv6Network('fd00:20:0:ff::/64'))
+    if not ipv4:
+        extra.update(enable_ipv4=False, network=None, subnet_len=None, subnet_min=None, subnet_max=None)
+    return dataclasses.replace(conf(backend or {'Type': 'vxlan', 'VNI': 4}), **extra)
+
+
+V6_ADDRS = [{'family': 'inet6', 'local': 'fd53:18::99', 'prefixlen': 64, 'scope': 'global', 'dynamic': True},
+            {'family': 'inet6', 'local': 'fd53:18::11', 'prefixlen': 64, 'scope': 'global'},
+            {'family': 'inet6', 'local': 'fe80::1', 'prefixlen': 64, 'scope': 'link'}]
+
+
+class FakeModule6(FakeModule):
+    """FakeModule whose eth0 also has IPv6 addresses, and an IPv6 default route (``ip -6 route``)."""
+
+    def __init__(self, tmp_path, v4=True, v6=True, **params):
+        super(FakeModule6, self).__init__(tmp_path, **dict(dict(public_ip6=None, ip_masq=True, cni_conf_file=None), **params))
+        self.check_mode = False
+        eth0 = dict(self.TABLES['addr'][1])
+        eth0['addr_info'] = (eth0['addr_info'] if v4 else []) + (V6_ADDRS if v6 else [])
+        self.TABLES = dict(self.TABLES, addr=[self.TABLES['addr'][0], eth0])
+
+    def run_command(self, argv, data=None, binary_data=False):
+        if '-6' in argv:
+            self.calls.append(argv)
+            return 0, json.dumps([{'dst': 'default', 'gateway': 'fd53:18::1', 'dev': 'eth0', 'flags': []}]), ''
+        return super(FakeModule6, self).run_command(argv, data, binary_data)
+
+
+def test_node_facts_dual_stack_public_ipv6_vtep_mac6_and_previous_subnet6(tmp_path):
+    (tmp_path / 'subnet.env').write_text('FLANNEL_NETWORK=172.20.0.0/16\nFLANNEL_SUBNET=172.20.7.1/24\n'
+                                         'FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:7::1/64\n')
+    fake = FakeModule6(tmp_path)
+    facts, dummy = module.node_facts(fake, conf6())
+    assert len(fake.calls) == 3                      # no IPv6 route lookup: the IPv4 default route names eth0
+    assert facts['public_ip'] == '198.18.0.11' and facts['public_ip6'] == 'fd53:18::11'   # configured, not SLAAC
+    assert facts['vtep_mac6'] == vtep_mac('fd53:18::11', 4) and facts['vtep_mac'] == vtep_mac('198.18.0.11', 4)
+    assert facts['previous_subnet'] == '172.20.7.0/24' and facts['previous_subnet6'] == 'fd00:20:0:7::/64'
+    assert module.node_facts(FakeModule6(tmp_path, public_ip6='2001:db8::5'), conf6())[0]['public_ip6'] == '2001:db8::5'
+    ipv4_only = module.node_facts(FakeModule6(tmp_path), conf({'Type': 'vxlan'}))[0]
+    assert not [k for k in ipv4_only if k.endswith('6')]       # IPv4-only: the facts as before
+
+
+def test_node_facts_without_an_ipv6_address_fails_before_any_write(tmp_path):
+    with pytest.raises(DataplaneError, match=r'interface eth0 has no global IPv6 address .*add an IPv6 address to '
+                                             r'eth0, or set FLANNEL_IFACE'):
+        module.node_facts(FakeModule6(tmp_path, v6=False), conf6())
+    assert not (tmp_path / 'subnet.env').exists()
+    with pytest.raises(DataplaneError, match="CLUSTER_CIDR_IPV6: fd53::/16 holds this node's address fd53:18::11"):
+        module.node_facts(FakeModule6(tmp_path), conf6(network6='fd53::/16'))
+    with pytest.raises(DataplaneError, match='public_ip6 2001:db8::5 is not an address of eth0: the host-gw backend'):
+        module.node_facts(FakeModule6(tmp_path, public_ip6='2001:db8::5'), conf6({'Type': 'host-gw'}))
+
+
+def test_node_facts_ipv6_only_uses_the_ipv6_default_route(tmp_path):
+    fake = FakeModule6(tmp_path, v4=False)
+    facts, dummy = module.node_facts(fake, conf6(ipv4=False))
+    assert ['ip', '-6', '-json', 'route', 'show', 'table', 'main', 'default'] in fake.calls
+    assert (facts['iface'], facts['public_ip'], facts['public_ip6'], facts['vtep_mac']) == (
+        'eth0', None, 'fd53:18::11', None)
+    # no network (state=absent): whatever family the interface has finds the lease
+    assert module.node_facts(FakeModule6(tmp_path, v4=False), None)[0]['public_ip6'] == 'fd53:18::11'
+
+
+def lease6(subnet='172.20.1.0/24', subnet6='fd00:20:0:1::/64'):
+    from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease
+    return Lease.make(subnet, '198.18.0.11' if subnet else None, 'vxlan', 4, vtep_mac('198.18.0.11', 4) if subnet else None,
+                      None, subnet6, 'fd53:18::11', vtep_mac('fd53:18::11', 4))
+
+
+def test_subnet_env_is_flannels_write_subnet_file_with_the_ipv6_lines():
+    assert module.subnet_env(conf6(), lease6(), 1450, True) == (
+        'FLANNEL_NETWORK=172.20.0.0/16\nFLANNEL_SUBNET=172.20.1.1/24\n'
+        'FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64\n'
+        'FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n')
+    assert module.subnet_env(conf6(ipv4=False), lease6(None), 1450, False) == (
+        'FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64\n'
+        'FLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n')
+    from ansible_collections.kubeasz.network.plugins.module_utils.leases import subnet_env_text
+    v4 = lease6(subnet6=None)
+    assert module.subnet_env(conf({'Type': 'vxlan'}), v4, 1450, True) == subnet_env_text(conf({'Type': 'vxlan'}), v4, 1450, True)
+
+
+def test_write_env_dual_stack_and_check_mode_diff_names_the_ipv6_subnet(tmp_path):
+    fake = FakeModule6(tmp_path)
+    facts = module.node_facts(fake, conf6())[0]
+    fake.check_mode = True
+    changed, diffs, more = module.write_env(fake, conf6(), facts, '172.20.1.0/24', 'fd00:20:0:1::/64')
+    assert changed and not (tmp_path / 'subnet.env').exists()
+    assert 'FLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64' in diffs[0]['after']
+    assert more['lease'] == lease6().as_peer() and more['subnet_env']['FLANNEL_IPV6_NETWORK'] == 'fd00:20::/56'
+    fake.check_mode = False
+    assert module.write_env(fake, conf6(), facts, '172.20.1.0/24', 'fd00:20:0:1::/64')[0]
+    assert (tmp_path / 'subnet.env').read_text().count('FLANNEL_IPV6_') == 2
+    with pytest.raises(LeaseError, match='the network has IPv6 but the lease has no IPv6 subnet'):
+        module.write_env(fake, conf6(), facts, '172.20.1.0/24')
+    with pytest.raises(LeaseError, match='subnet6 fd00:99::/64 is not a /64 inside network fd00:20::/56'):
+        module.write_env(fake, conf6(), facts, '172.20.1.0/24', 'fd00:99::/64')
+
+
+def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
+    """What the action plugin does for store=file: lease_state on the controller, write_env on the node."""
+    from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state
+    fake = FakeModule6(tmp_path)
+    fake.check_mode = True
+    facts = module.node_facts(fake, conf6())[0]
+    store = FileStore(str(tmp_path / 'leases.json'))
+
+    def env(got):
+        return module.write_env(fake, conf6(), facts, got.subnet, got.subnet6)
+    out = lease_state(store, 'present', conf6(), facts, env, check_mode=True)
+    assert out['changed'] and out['lease']['subnet6'] == 'fd00:20:0:1::/64' and out['public_ip6'] == 'fd53:18::11'
+    assert '"172.20.1.0-24&fd00:20:0:1::-64"' in out['diff'][0]['after']
+    assert 'FLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64' in out['diff'][1]['after']
+    assert not (tmp_path / 'leases.json').exists() and not (tmp_path / 'subnet.env').exists()
+
+
+def test_kube_store_on_the_node_dual_stack_with_public_ipv6_overwrite(tmp_path, monkeypatch):
+    from ansible_collections.kubeasz.network.tests.unit.test_kube_store import API, RECORDED, FakeAPI, dual_node
+    from ansible_collections.kubeasz.network.plugins.module_utils import kubestore
+    node = dual_node(('172.20.3.0/24', 'fd00:20:0:3::/64'))
+    node['metadata']['annotations'][kubestore.PUBLIC_IPV6_OVERWRITE] = '2001:db8::3'
+    api = FakeAPI([node])
+    monkeypatch.setattr(module, 'open_store', lambda params: kubestore.KubeStore(
+        kubestore.KubeClient(API, opener=api), RECORDED))
+    fake = FakeModule6(tmp_path, state='present', store='kube', network={})
+    out = module.on_node(fake, conf6())
+    assert out['lease']['subnet6'] == 'fd00:20:0:3::/64' and out['lease']['public_ip6'] == '2001:db8::3'
+    assert out['public_ip6'] == '2001:db8::3' and out['public_ip'] == '198.18.0.11'
+    assert 'FLANNEL_IPV6_SUBNET=fd00:20:0:3::1/64' in (tmp_path / 'subnet.env').read_text()
+    assert api.nodes[RECORDED]['metadata']['annotations'][kubestore.PUBLIC_IPV6] == '2001:db8::3'
+    # a node whose podCIDRs lack the IPv6 one: refused before subnet.env changes
+    (tmp_path / 'subnet.env').unlink()
+    api.nodes[RECORDED]['spec']['podCIDRs'] = ['172.20.3.0/24']
+    with pytest.raises(LeaseError, match='has no IPv6 subnet'):
+        module.on_node(fake, conf6())
+    assert not (tmp_path / 'subnet.env').exists()

@@ -109,7 +109,7 @@ def test_our_annotations_for_the_recorded_lease_equal_flanneld_s():
     node = fixture('node-with-podcidr.json')
     lease = Lease.make('10.42.0.0/24', '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
     notes = node['metadata']['annotations']
-    assert kubestore.wanted_annotations(lease) == dict((k, notes[k]) for k in kubestore.OWNED)
+    assert kubestore.wanted_annotations(lease) == dict((k, notes[k]) for k in kubestore.OWNED if k in notes)
 
 
 def test_acquire_on_a_node_flanneld_annotated_changes_nothing():
@@ -201,3 +201,117 @@ def test_api_errors_name_the_server():
 def test_bad_api_url_is_refused(api):
     with pytest.raises(KubeError, match='kube_api'):
         KubeClient(api, opener=FakeAPI([]))
+
+
+# ---------------------------------------------------------------- IPv6: podCIDRs and the v6 annotations (issue 16)
+
+V6_NET = 'fd00:42::/56'
+MAC6 = '0e:11:22:33:44:66'
+
+
+def k3s_net6(ipv4=True):
+    """K3S_NET with IPv6 fd00:42::/56 (/64s), built directly (net-conf's IPv6 keys: netconf.py)."""
+    import dataclasses
+    import ipaddress
+    extra = dict(enable_ipv6=True, ipv6_network=ipaddress.IPv6Network(V6_NET), ipv6_subnet_len=64,
+                 ipv6_subnet_min=ipaddress.IPv6Network('fd00:42:0:1::/64'),
+                 ipv6_subnet_max=ipaddress.IPv6Network('fd00:42:0:ff::/64'))
+    if not ipv4:
+        extra.update(enable_ipv4=False, network=None, subnet_len=None, subnet_min=None, subnet_max=None)
+    return dataclasses.replace(K3S_NET, **extra)
+
+
+def dual_node(cidrs=('10.42.0.0/24', 'fd00:42:0:5::/64'), **notes):
+    node = fixture('node-with-podcidr.json')
+    node['spec']['podCIDR'] = cidrs[0]
+    node['spec']['podCIDRs'] = list(cidrs)
+    node['metadata']['annotations'].update(notes)
+    return node
+
+
+def test_pod_cidrs_hold_one_subnet_per_family():
+    assert [str(x) for x in kubestore.pod_cidrs(dual_node(), k3s_net6())] == ['10.42.0.0/24', 'fd00:42:0:5::/64']
+    assert kubestore.pod_cidrs(dual_node(('fd00:42:0:5::/64',)), k3s_net6(ipv4=False))[0] is None
+    assert str(kubestore.pod_cidr(dual_node(), K3S_NET)) == '10.42.0.0/24'      # IPv4-only: the IPv6 one unused
+
+
+def test_pod_cidrs_without_the_ipv6_subnet_is_a_clear_error_before_any_patch():
+    store, api = store_for([fixture('node-with-podcidr.json')])
+    with pytest.raises(LeaseError, match=r'node %s: spec.podCIDRs \(10\.42\.0\.0/24\) has no IPv6 subnet, and the '
+                                         r'network has IPv6: kube-controller-manager must run with '
+                                         r'--allocate-node-cidrs --cluster-cidr=<CLUSTER_CIDR>,<CLUSTER_CIDR_IPV6> '
+                                         r'--node-cidr-mask-size-ipv4=<NODE_CIDR_LEN> '
+                                         r'--node-cidr-mask-size-ipv6=<NODE_CIDR_LEN_IPV6>; .*delete the Node' % RECORDED):
+        store.acquire(k3s_net6(), '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4',
+                      public_ip6='fd53::250', vtep_mac6=MAC6)
+    assert [r[0] for r in api.requests] == ['GET']
+    with pytest.raises(LeaseError, match=r'podCIDR not assigned .*--cluster-cidr=<CLUSTER_CIDR_IPV6> '
+                                         r'--node-cidr-mask-size=<NODE_CIDR_LEN_IPV6>'):
+        kubestore.pod_cidrs(fixture('node-without-podcidr.json'), k3s_net6(ipv4=False))
+
+
+def test_ipv6_pod_cidr_outside_the_ipv6_network_or_of_another_length_is_refused():
+    with pytest.raises(LeaseError, match=r'podCIDR fd00:99::/64 is not inside the network fd00:42::/56 '
+                                         r'\(CLUSTER_CIDR_IPV6 must equal'):
+        kubestore.pod_cidrs(dual_node(('10.42.0.0/24', 'fd00:99::/64')), k3s_net6())
+    with pytest.raises(LeaseError, match=r'is not a /64 \(NODE_CIDR_LEN_IPV6 must equal kube-controller-manager '
+                                         r'--node-cidr-mask-size-ipv6\)'):
+        kubestore.pod_cidrs(dual_node(('10.42.0.0/24', 'fd00:42:0:5::/80')), k3s_net6())
+    with pytest.raises(LeaseError, match='more than one subnet per family'):
+        kubestore.pod_cidrs(dual_node(('10.42.0.0/24', 'fd00:42:0:5::/64', '10.42.1.0/24')), k3s_net6())
+
+
+def test_v6_annotations_as_flanneld_writes_them():
+    lease = Lease.make('10.42.0.0/24', '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4', None,
+                       'fd00:42:0:5::/64', 'fd53::250', MAC6)
+    notes = kubestore.wanted_annotations(lease)
+    assert notes[kubestore.BACKEND_V6_DATA] == '{"VNI":1,"VtepMAC":"0e:11:22:33:44:66"}'
+    assert notes[kubestore.PUBLIC_IPV6] == 'fd53::250' and notes[kubestore.PUBLIC_IP] == '192.168.241.250'
+    hostgw = Lease.make('10.42.0.0/24', '192.168.241.250', 'host-gw', subnet6='fd00:42:0:5::/64', public_ip6='fd53::250')
+    assert kubestore.wanted_annotations(hostgw)[kubestore.BACKEND_V6_DATA] == 'null'
+    only6 = Lease.make(None, None, 'vxlan', 1, None, None, 'fd00:42:0:5::/64', 'fd53::250', MAC6)
+    assert sorted(kubestore.wanted_annotations(only6)) == sorted([
+        kubestore.BACKEND_TYPE, kubestore.KUBE_MANAGED, kubestore.BACKEND_V6_DATA, kubestore.PUBLIC_IPV6])
+
+
+def test_dual_stack_acquire_patches_the_v6_annotations_and_keys_the_lease_flannels_way():
+    peer = dual_node(('10.42.1.0/24', 'fd00:42:0:6::/64'))
+    peer['metadata']['name'] = 'peer'
+    peer['metadata']['annotations'][kubestore.PUBLIC_IP] = '192.168.241.251'   # has not run with IPv6 yet
+    store, api = store_for([dual_node(), peer])
+    lease, changed, warnings, before, after = store.acquire(
+        k3s_net6(), '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4', public_ip6='fd53::250', vtep_mac6=MAC6)
+    assert changed and not warnings and lease.key == '10.42.0.0-24&fd00:42:0:5::-64'
+    assert api.requests[-1][2] == {'metadata': {'annotations': {
+        kubestore.BACKEND_V6_DATA: '{"VNI":1,"VtepMAC":"0e:11:22:33:44:66"}', kubestore.PUBLIC_IPV6: 'fd53::250'}}}
+    assert sorted(before['leases']) == ['10.42.0.0-24', '10.42.1.0-24']
+    assert sorted(after['leases']) == ['10.42.0.0-24&fd00:42:0:5::-64', '10.42.1.0-24']
+    leases, warnings = store.leases()
+    assert [(x.subnet, x.subnet6, x.public_ip6, x.vtep_mac6) for x in leases] == [
+        ('10.42.0.0/24', 'fd00:42:0:5::/64', 'fd53::250', MAC6), ('10.42.1.0/24', None, None, None)]
+    again = store.acquire(k3s_net6(), '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4',
+                          public_ip6='fd53::250', vtep_mac6=MAC6)
+    assert again[0] == lease and again[1] is False and again[3] == again[4]
+
+
+def test_ipv6_only_and_host_gw_and_corrupt_v6_annotations():
+    store, api = store_for([dual_node(('fd00:42:0:5::/64',))])
+    lease, changed = store.acquire(k3s_net6(ipv4=False), None, 'host-gw', public_ip6='fd53::250')[:2]
+    assert changed and (lease.subnet, lease.subnet6, lease.key) == (None, 'fd00:42:0:5::/64', 'fd00:42:0:5::-64')
+    patch = api.requests[-1][2]['metadata']['annotations']
+    assert patch[kubestore.BACKEND_V6_DATA] == 'null' and patch[kubestore.BACKEND_TYPE] == 'host-gw'
+    assert store.leases()[0] == [lease]
+    bad = dual_node(**{kubestore.PUBLIC_IPV6: 'fd53::250', kubestore.BACKEND_V6_DATA: '{"VNI":1,"VtepMAC":"zz"}'})
+    leases, warnings = store_for([bad])[0].leases()
+    assert leases == [] and len(warnings) == 1 and '10.42.0.0-24&fd00:42:0:5::-64' in warnings[0]
+
+
+def test_release_removes_the_v6_annotations_and_overwrites_are_read_in_one_request():
+    node = dual_node(**{kubestore.PUBLIC_IPV6: 'fd53::250', kubestore.BACKEND_V6_DATA: '{"VNI":1,"VtepMAC":"%s"}' % MAC6,
+                        kubestore.PUBLIC_IPV6_OVERWRITE: 'fd53::7'})
+    store, api = store_for([node])
+    assert store.public_ip_overwrites() == (None, 'fd53::7') and len(api.requests) == 1
+    gone, changed = store.release(None, public_ip6='fd53::250')
+    assert changed and [x.key for x in gone] == ['10.42.0.0-24&fd00:42:0:5::-64']
+    notes = api.nodes[RECORDED]['metadata']['annotations']
+    assert not [k for k in notes if k.startswith('flannel.') and 'overwrite' not in k]

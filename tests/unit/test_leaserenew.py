@@ -78,3 +78,21 @@ def test_file_store_records_renewals_beside_the_lease_file(tmp_path):
     leaserenew.record_renewal(lease_file, '172.20.1.0-24', gone=True)
     leaserenew.record_renewal(lease_file, '172.20.9.0-24', gone=True)
     assert list(leaserenew.load_renewals(lease_file)) == ['172.20.2.0-24']
+
+
+def test_dual_stack_lease_is_renewed_by_its_dual_stack_key(tmp_path, monkeypatch):
+    key = '/coreos.com/network/subnets/172.20.1.0-24&fd00:20:0:1::-64'
+    config = {'endpoints': ['http://10.0.0.1:2379'], 'prefix': '/coreos.com/network/',
+              'subnet': '172.20.1.0/24', 'subnet6': 'fd00:20:0:1::/64'}
+    assert leaserenew.lease_key(config) == key
+    assert leaserenew.lease_key(dict(config, subnet6=None)) == '/coreos.com/network/subnets/172.20.1.0-24'
+    assert leaserenew.lease_name(config) == '172.20.1.0/24 fd00:20:0:1::/64'
+    fake, logs = FakeEtcd(remaining=100, granted=86400), []
+    state = tmp_path / 'routes.json'
+    state.write_text(json.dumps({'lease_renewal': config}))
+    renewer = leaserenew.Renewer(str(state), logs.append, opener_factory=fake.opener_factory)
+    renewer.tick()   # the fake holds KEY, the IPv4 key: not this lease's
+    assert logs == ['lease 172.20.1.0/24 fd00:20:0:1::/64 is gone from etcd: the next run of 06 takes one again']
+    monkeypatch.setitem(globals(), 'KEY', key)
+    renewer.tick()
+    assert logs[-1] == 'renewed lease 172.20.1.0/24 fd00:20:0:1::/64 (100s were left, now 86400s)'

@@ -408,3 +408,191 @@ def test_check_mode_plans_with_the_peers_leases_after_their_run(tmp_path):
     assert not (tmp_path / 'leases.json').read_text().count('host-gw')      # check mode wrote nothing
     back = Lease.make('172.20.1.0/24', node(2), 'host-gw').after_run(net_conf().backend)
     assert back == Lease.make('172.20.1.0/24', node(2), 'vxlan', 1, vtep_mac(node(2), 1))
+
+
+# ------------------------------------------------------------------ IPv6: dual-stack and IPv6-only (issue 16)
+
+MAC6 = '0e:2b:5c:11:aa:06'
+
+
+def net_conf6(ipv6_network='fd00:20::/56', ipv6_len=64, ipv4=True, backend='vxlan', network='172.20.0.0/16'):
+    """A NetConf with IPv6 and flannel's derived IPv6SubnetMin/Max (the second and the last subnet)."""
+    from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, NetConf
+    v4 = net_conf(network) if ipv4 else SimpleNamespace(network=None, subnet_len=None, subnet_min=None, subnet_max=None)
+    net6 = ipaddress.IPv6Network(ipv6_network)
+    size = 1 << (128 - ipv6_len)
+    return NetConf(network=v4.network, subnet_len=v4.subnet_len, subnet_min=v4.subnet_min, subnet_max=v4.subnet_max,
+                   backend=Backend(type=backend), enable_ipv4=ipv4, enable_ipv6=True, ipv6_network=net6,
+                   ipv6_subnet_len=ipv6_len,
+                   ipv6_subnet_min=ipaddress.IPv6Network((int(net6.network_address) + size, ipv6_len)),
+                   ipv6_subnet_max=ipaddress.IPv6Network((int(net6.broadcast_address) + 1 - size, ipv6_len)))
+
+
+def node6(i):
+    return 'fd53:18::%d' % (10 + i)
+
+
+def lease6(subnet, ip, subnet6, ip6, backend='vxlan'):
+    vxlan = backend == 'vxlan'
+    return Lease.make(subnet, ip, backend, 1 if vxlan else None, MAC if vxlan and subnet else None, None,
+                      subnet6, ip6, MAC6 if vxlan else None)
+
+
+def take6(netconf, leases, i, **kw):
+    return allocate(netconf, leases, node(i) if netconf.enable_ipv4 else None, 'vxlan', 1, MAC,
+                    public_ip6=node6(i), vtep_mac6=MAC6, **kw)
+
+
+def test_dual_stack_allocation_lowest_free_in_both_families_and_kept_across_runs():
+    nc = net_conf6()
+    leases = []
+    for i in (1, 2, 3):
+        leases.append(take6(nc, leases, i))
+    assert [(x.subnet, x.subnet6) for x in leases] == [
+        ('172.20.1.0/24', 'fd00:20:0:1::/64'), ('172.20.2.0/24', 'fd00:20:0:2::/64'),
+        ('172.20.3.0/24', 'fd00:20:0:3::/64')]
+    assert leases[0].key == '172.20.1.0-24&fd00:20:0:1::-64'
+    assert take6(nc, list(reversed(leases)), 2) == leases[1]        # same node -> same subnets
+
+
+def test_dual_stack_ipv6_subnets_do_not_overlap_other_leases_or_reserved_ones():
+    nc = net_conf6()
+    other = lease6('172.20.9.0/24', node(9), 'fd00:20:0:1::/64', node6(9))
+    got = take6(nc, [other], 1, reserved=[ipaddress.IPv6Network('fd00:20:0:2::/64')])
+    assert (got.subnet, got.subnet6) == ('172.20.1.0/24', 'fd00:20:0:3::/64')
+    # a subnet.env's FLANNEL_IPV6_SUBNET is honoured when free, not when another node holds it
+    assert take6(nc, [other], 1, preferred6='fd00:20:0:7::/64').subnet6 == 'fd00:20:0:7::/64'
+    assert take6(nc, [other], 1, preferred6='fd00:20:0:1::/64').subnet6 == 'fd00:20:0:2::/64'
+
+
+def test_ipv6_only_leases_only_subnet6():
+    nc = net_conf6(ipv4=False)
+    got = take6(nc, [], 1)
+    assert (got.subnet, got.public_ip, got.vtep_mac, got.subnet6) == (None, None, None, 'fd00:20:0:1::/64')
+    assert got.key == 'fd00:20:0:1::-64'
+    assert json.loads(got.to_store()[1])['PublicIP'] == '0.0.0.0'
+    assert take6(nc, [got], 1) == got and take6(nc, [got], 2).subnet6 == 'fd00:20:0:2::/64'
+
+
+def test_switching_ipv6_on_keeps_the_ipv4_subnet_in_a_new_lease():
+    """flannel: the IPv4 lease is not compatible once IPv6 is on (isIPv6SubnetConfigCompat), so it
+    is replaced; the new lease keeps the node's IPv4 subnet (flannel would pick a new one)."""
+    old = lease('172.20.5.0/24', node(1))
+    got = take6(net_conf6(), [old, lease('172.20.1.0/24', node(2))], 1)
+    assert (got.subnet, got.subnet6, got.key) == ('172.20.5.0/24', 'fd00:20:0:1::/64', '172.20.5.0-24&fd00:20:0:1::-64')
+    assert L.stale_leases([old], got) == [old]
+    assert not L.lease_compatible(net_conf6(), old) and L.lease_compatible(net_conf(), old)
+
+
+def test_switching_ipv6_off_or_moving_the_ipv6_network_replaces_only_that_part():
+    dual = lease6('172.20.5.0/24', node(1), 'fd00:20:0:4::/64', node6(1))
+    assert not L.lease_compatible(net_conf(), dual)
+    got = allocate(net_conf(), [dual], node(1), 'vxlan', 1, MAC)
+    assert (got.subnet, got.subnet6, got.key) == ('172.20.5.0/24', None, '172.20.5.0-24')
+    moved = take6(net_conf6('fd00:30::/56'), [dual], 1)
+    assert (moved.subnet, moved.subnet6) == ('172.20.5.0/24', 'fd00:30:0:1::/64')
+    longer = take6(net_conf6(ipv6_len=80), [dual], 1)
+    assert longer.subnet6 == 'fd00:20:0:0:1::/80'
+
+
+def test_out_of_ipv6_subnets_names_the_ipv6_network():
+    nc = net_conf6('fd00:20::/62')           # /64s: ::1, ::2, ::3 between SubnetMin and SubnetMax
+    leases = [take6(nc, [], 1)]
+    leases.append(take6(nc, leases, 2))
+    leases.append(take6(nc, leases, 3))
+    with pytest.raises(LeaseError, match=r'out of IPv6 subnets: network fd00:20::/62 has 3 subnets of /64 '
+                                         r'between fd00:20:0:1::/64 and fd00:20:0:3::/64'):
+        take6(nc, leases, 4)
+
+
+def test_allocate_needs_the_public_ipv6_when_the_network_has_ipv6():
+    with pytest.raises(LeaseError, match='the network has IPv6: the node needs public_ip6'):
+        allocate(net_conf6(), [], node(1), 'vxlan', 1, MAC)
+    with pytest.raises(LeaseError, match='public_ip6.*link-local'):
+        allocate(net_conf6(), [], node(1), 'vxlan', 1, MAC, public_ip6='fe80::1', vtep_mac6=MAC6)
+
+
+@pytest.mark.parametrize('key,value', [
+    ('172.20.1.0-24&fd00:20:0:1::-64', dict(GOOD, PublicIPv6='fd53:18::300')),     # bad IPv6
+    ('172.20.1.0-24&fd00:20:0:1::-64', dict(GOOD, PublicIPv6=None)),
+    ('172.20.1.0-24&fd00:20:0:1::-64', dict(GOOD, PublicIPv6='fe80::1')),          # link-local
+    ('172.20.1.0-24&fd00:20:0:1::-64', dict(GOOD, PublicIPv6='fd53:18::11')),      # vxlan, no BackendV6Data
+    ('172.20.1.0-24&fd00:20:0:1::-64', dict(GOOD, PublicIPv6='fd53:18::11',
+                                            BackendV6Data={'VNI': 1, 'VtepMAC': 'zz:00:00:00:00:01'})),
+    ('172.20.1.0-24&fd00:20:0:1::1-64', GOOD),                                     # host bits
+    ('172.20.1.0-24&fd00:20:0:1:0::-64', GOOD),                                    # not canonical
+    ('172.20.1.0-24&fd00:20:0:1::-129', GOOD),
+    ('172.20.1.0-24&', GOOD),
+])
+def test_corrupt_ipv6_leases_are_rejected_naming_the_key(key, value):
+    with pytest.raises(LeaseError):
+        Lease.from_store(key, value)
+    valid, warnings, dummy = L.parse_leases({key: value})
+    assert valid == [] and len(warnings) == 1 and key in warnings[0] and 'skipping corrupt lease' in warnings[0]
+
+
+def test_parse_leases_reserves_both_subnets_of_a_corrupt_dual_stack_entry():
+    key = '172.20.1.0-24&fd00:20:0:1::-64'
+    valid, warnings, reserved = L.parse_leases({key: dict(GOOD, PublicIPv6='bogus'),
+                                                'fd00:20:0:3::-64': '{"x"'})
+    assert valid == [] and len(warnings) == 2 and key in warnings[0]
+    assert reserved == [ipaddress.IPv4Network('172.20.1.0/24'), ipaddress.IPv6Network('fd00:20:0:1::/64'),
+                        ipaddress.IPv6Network('fd00:20:0:3::/64')]
+    got = take6(net_conf6(), valid, 1, reserved=reserved)
+    assert (got.subnet, got.subnet6) == ('172.20.2.0/24', 'fd00:20:0:2::/64')
+
+
+def test_file_store_dual_stack_format_switch_and_release_by_ipv6(tmp_path):
+    store = FileStore(str(tmp_path / 'leases.json'))
+    with store.locked():
+        v4 = store.acquire(net_conf(), node(1), 'vxlan', 1, MAC)[0]
+    ipv4_text = open(store.path).read()
+    with store.locked():
+        got, changed, warnings, before, after = store.acquire(
+            net_conf6(), node(1), 'vxlan', 1, MAC, public_ip6=node6(1), vtep_mac6=MAC6)
+    assert changed and got.subnet == v4.subnet and got.subnet6 == 'fd00:20:0:1::/64'
+    doc = json.loads(open(store.path).read())
+    assert doc['leases'] == {'172.20.1.0-24&fd00:20:0:1::-64': {
+        'PublicIP': '198.18.0.11', 'PublicIPv6': 'fd53:18::11', 'BackendType': 'vxlan',
+        'BackendData': {'VNI': 1, 'VtepMAC': MAC}, 'BackendV6Data': {'VNI': 1, 'VtepMAC': MAC6}}}
+    diff = L.store_diff(store.label, before, after, node(1), node6(1))
+    assert diff['after_header'].endswith('(198.18.0.11, fd53:18::11)')
+    assert '"172.20.1.0-24"' in diff['before'] and '"172.20.1.0-24&fd00:20:0:1::-64"' in diff['after']
+    with store.locked():        # IPv6 off again: the IPv4-only file is byte-identical to before
+        store.acquire(net_conf(), node(1), 'vxlan', 1, MAC)
+    assert open(store.path).read() == ipv4_text
+    with store.locked():
+        store.acquire(net_conf6(), node(1), 'vxlan', 1, MAC, public_ip6=node6(1), vtep_mac6=MAC6)
+        # IPv6-only: the node is known by its IPv6 address only (PublicIP "0.0.0.0")
+        store.acquire(net_conf6(ipv4=False), None, 'vxlan', 1, None, public_ip6=node6(1), vtep_mac6=MAC6)
+        assert sorted(json.loads(open(store.path).read())['leases']) == ['fd00:20:0:1::-64']
+        gone, changed = store.release(None, public_ip6=node6(1))
+    assert changed and [x.subnet6 for x in gone] == ['fd00:20:0:1::/64']
+    assert json.loads(open(store.path).read())['leases'] == {}
+
+
+def test_lease_state_dual_stack_and_ipv6_only(tmp_path):
+    store = FileStore(str(tmp_path / 'leases.json'))
+    with store.locked():
+        store.acquire(net_conf6(), node(2), 'vxlan', 1, MAC, public_ip6=node6(2), vtep_mac6=MAC6)
+        store.acquire(net_conf6(), node(3), 'vxlan', 1, MAC, public_ip6='fd99::3', vtep_mac6=MAC6)
+    seen = []
+
+    def env(got):
+        seen.append(got)
+        return False, [], {}
+    facts = dict(public_ip=node(1), public_ip6=node6(1), backend_type='vxlan', vni=1, vtep_mac=MAC,
+                 vtep_mac6=MAC6, previous_subnet=None, previous_subnet6=None)
+    out = L.lease_state(store, 'present', net_conf6(), facts, env)
+    assert out['lease'] == lease6('172.20.3.0/24', node(1), 'fd00:20:0:3::/64', node6(1)).as_peer()
+    assert seen[0].subnet6 == 'fd00:20:0:3::/64' and out['public_ip6'] == node6(1)
+    assert [p['subnet6'] for p in out['peers']] == ['fd00:20:0:1::/64', 'fd00:20:0:2::/64']
+    # a peer whose IPv6 subnet is outside the IPv6 network is skipped, naming both subnets
+    out = L.lease_state(store, 'query', net_conf6('fd00:30::/56'), facts, env)
+    assert out['peers'] == [] and len(out['warnings']) == 2
+    assert out['warnings'][0] == ('skipping lease 172.20.1.0/24, fd00:20:0:1::/64 of 198.18.0.12, fd53:18::12 '
+                                  '(store key 172.20.1.0-24&fd00:20:0:1::-64): not a /64 inside network fd00:30::/56')
+    out = L.lease_state(store, 'absent', net_conf6(), dict(public_ip=None, public_ip6=node6(1)),
+                        lambda got: (False, [], {}))
+    assert out['changed'] and out['lease']['subnet6'] == 'fd00:20:0:3::/64' and out['public_ip6'] == node6(1)
+    assert '"PublicIPv6": "fd53:18::11"' in out['diff'][0]['before']
