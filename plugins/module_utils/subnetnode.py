@@ -24,7 +24,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdCl
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe, parse_json
 from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
-    config_families, lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text,
+    config_families, lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text, subnet6_of_env,
     subnet_of_env, write_atomic)
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
@@ -53,14 +53,6 @@ def check_node_fits(netconf, ext):
         raise DataplaneError('CLUSTER_CIDR_IPV6: %s holds this node\'s address %s (%s); pod subnets '
                              'would capture node traffic: choose a CLUSTER_CIDR_IPV6 outside the node network'
                              % (network6, ext.ip6, ext.name))
-
-
-def subnet6_of_env(env):
-    """The IPv6 subnet named by a parsed subnet.env (FLANNEL_IPV6_SUBNET), or None."""
-    try:
-        return ipaddress.IPv6Interface(env.get('FLANNEL_IPV6_SUBNET', '')).network
-    except ValueError:
-        return None
 
 
 def _interface(observed, params, families, public_ip, public_ip6, ipv6_routes):
@@ -156,28 +148,6 @@ def put(module, path, text):
     return changed, file_diff(path, before, text)
 
 
-def subnet_env(netconf, lease, mtu, ip_masq):
-    """subnet.env as flanneld's WriteSubnetFile writes it, IPv6 lines included (FLANNEL_NETWORK,
-    FLANNEL_SUBNET, FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ; the
-    families the lease has). An adapter over ``leases.subnet_env_text()``, which writes the IPv4
-    file: the IPv6 lines go in before FLANNEL_MTU. Once the writer writes them itself (issue 16's
-    subnet_env_text with IPv6), its text is taken as it is."""
-    lines = []
-    try:
-        lines = subnet_env_text(netconf, lease, mtu, ip_masq).splitlines()
-    except (AttributeError, TypeError, ValueError):
-        if lease.subnet is not None:
-            raise   # an IPv4-only writer cannot write an IPv6-only file: that one is written here
-    if lease.subnet is None and not any(line.startswith('FLANNEL_MTU=') for line in lines):
-        lines = ['FLANNEL_MTU=%d' % int(mtu), 'FLANNEL_IPMASQ=%s' % ('true' if ip_masq else 'false')]
-    if lease.subnet6 is not None and not any(line.startswith('FLANNEL_IPV6_SUBNET=') for line in lines):
-        net = ipv6.parse_net(lease.subnet6)
-        at = next(i for i, line in enumerate(lines) if line.startswith('FLANNEL_MTU='))
-        lines[at:at] = ['FLANNEL_IPV6_NETWORK=%s' % netconf.ipv6_network,
-                        'FLANNEL_IPV6_SUBNET=%s/%d' % (ipv6.ip_text(net[0] + 1), net[1])]
-    return '\n'.join(lines) + '\n'
-
-
 def _check_fits(netconf, subnet, subnet6):
     """The leased subnets are this network's (IPv4 and/or IPv6, as the network has them)."""
     families = config_families(netconf)
@@ -203,7 +173,7 @@ def write_env(module, netconf, facts, subnet, subnet6=None):
     subnet, subnet6 = _check_fits(netconf, subnet, subnet6)
     lease = Lease.make(subnet, facts.get('public_ip'), facts['backend_type'], facts['vni'], facts.get('vtep_mac'),
                        None, subnet6, facts.get('public_ip6'), facts.get('vtep_mac6'))
-    env = subnet_env(netconf, lease, facts['mtu'], params['ip_masq'])
+    env = subnet_env_text(netconf, lease, facts['mtu'], params['ip_masq'])
     changed, diff = put(module, params['subnet_file'], env)
     diffs = [diff]
     if params['cni_conf_file']:
