@@ -14,6 +14,9 @@ It only fills holes: a destination that has any route in the main table is left 
 flanneld or the operator owns it), and it never deletes. While the role changes the routes it
 writes a hold file and the guard waits (a hold older than ``HOLD_MAX`` seconds is ignored).
 
+Dual-stack: the state file's IPv6 part (key ``ipv6``) is kept the same way, with ``ip -6``;
+the monitor then watches both families.
+
 flanneld's traffic rules (masquerade and forward, ``trafficrules``) are kept too, as flanneld
 re-checks its own: every ``RULES_INTERVAL`` seconds the guard reads our chains (or nft table)
 once and, when something flushed or changed them, puts them back with the module's own plan.
@@ -46,9 +49,13 @@ RULES_INTERVAL = 1.0
 DEBOUNCE = 0.1
 RETRY = 0.5
 MONITOR_ARGV = ['ip', '-4', '-json', 'monitor', 'link', 'route']
+MONITOR_ARGV_DUAL = ['ip', '-json', 'monitor', 'link', 'route']
 PROG = 'flannel-route-guard'
 
-GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes', 'rules'])
+# One family's part; ``ipv6`` (of the IPv4 part, the top level of the file) holds the IPv6 part
+# or None. IPv6-only: the IPv4 part has no network and no routes.
+GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes', 'rules', 'ipv6', 'family'])
+GuardState.__new__.__defaults__ = (None, 'ipv4')
 
 _LINK_EVENT = re.compile(r'^(Deleted )?\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>')
 _ROUTE_TYPES = ('unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable',
@@ -61,19 +68,19 @@ class RouteGuardError(Exception):
 
 # ------------------------------------------------------------------ state file (pure)
 
-def _checked(check, value, what):
+def _checked(check, value, what, family='ipv4'):
     """A validator of lease.py, raising RouteGuardError."""
     try:
-        return check(value, what)
+        return check(value, what, family)
     except LeaseError as exc:
         raise RouteGuardError(str(exc))
 
 
-def _net(value, what):
-    return ipaddress.IPv4Network(_checked(check_net, str(value), what)[1])
+def _net(value, what, family='ipv4'):
+    return ipaddress.ip_network(_checked(check_net, str(value), what, family)[1])
 
 
-def parse_route_line(line):
+def parse_route_line(line, family='ipv4'):
     """``direct_route``'s route text ("DST [via GW] [dev DEV] [onlink] [proto 159]") -> Route."""
     words = str(line).split()
     if not words:
@@ -92,18 +99,18 @@ def parse_route_line(line):
             raise RouteGuardError('route %r: unexpected word %r' % (line, word))
     if entry.pop('proto', str(ROUTE_PROTOCOL)) != str(ROUTE_PROTOCOL):
         raise RouteGuardError('route %r: not a flannel route (proto %d)' % (line, ROUTE_PROTOCOL))
-    return route_entry(entry)
+    return route_entry(entry, family)
 
 
-def route_entry(entry):
+def route_entry(entry, family='ipv4'):
     """A route as a dict {dst, gateway, dev, onlink} or as a route line -> validated Route."""
     if isinstance(entry, str):
-        return parse_route_line(entry)
+        return parse_route_line(entry, family)
     if not isinstance(entry, dict):
         raise RouteGuardError('route %r: must be a route line or a dict' % (entry,))
-    dst = _checked(check_net, str(entry.get('dst')), 'route dst')[1]
+    dst = _checked(check_net, str(entry.get('dst')), 'route dst', family)[1]
     gateway = entry.get('gateway')
-    gateway = _checked(check_ip, str(gateway), 'route %s gateway' % dst) if gateway else None
+    gateway = _checked(check_ip, str(gateway), 'route %s gateway' % dst, family) if gateway else None
     dev = entry.get('dev') or None
     if dev is not None and ifname_problem(dev):
         raise RouteGuardError('route %s dev: %r is not an interface name' % (dst, dev))
@@ -130,24 +137,45 @@ def load_state(text):
         raise RouteGuardError('not JSON: %s' % exc)
     if not isinstance(doc, dict):
         raise RouteGuardError('must be a JSON object')
-    network = _net(doc.get('network'), 'network')
-    subnet = _net(doc['subnet'], 'subnet') if doc.get('subnet') else None
+    backend = str(doc.get('backend') or '')
+    part6 = doc.get('ipv6')
+    if part6 is not None and not isinstance(part6, dict):
+        raise RouteGuardError('ipv6: must be a JSON object')
+    ipv6 = _load_part(part6, backend, 'ipv6', 'ipv6.') if part6 else None
+    return _load_part(doc, backend, 'ipv4', '', ipv6)
+
+
+def _load_part(doc, backend, family, where, ipv6=None):
+    """One family's part of the state file -> GuardState (``where`` prefixes the keys in errors)."""
+    network = _net(doc.get('network'), where + 'network', family) if doc.get('network') or family == 'ipv6' \
+        or doc.get('routes') else None
+    subnet = _net(doc['subnet'], where + 'subnet', family) if doc.get('subnet') else None
     routes = doc.get('routes')
     routes = [] if routes is None else routes
     if not isinstance(routes, list):
-        raise RouteGuardError('routes: must be a list')
+        raise RouteGuardError('%sroutes: must be a list' % where)
     result = []
     for index, raw in enumerate(routes):
         try:
-            route = route_entry(raw)
+            route = route_entry(raw, family)
         except RouteGuardError as exc:
-            raise RouteGuardError('routes[%d]: %s' % (index, exc))
-        net = ipaddress.IPv4Network(route.dst)
+            raise RouteGuardError('%sroutes[%d]: %s' % (where, index, exc))
+        net = ipaddress.ip_network(route.dst)
         if not net.subnet_of(network) or (subnet is not None and net.overlaps(subnet)):
-            raise RouteGuardError('routes[%d]: %s is not a peer subnet inside %s'
-                                  % (index, route.dst, network))
+            raise RouteGuardError('%sroutes[%d]: %s is not a peer subnet inside %s'
+                                  % (where, index, route.dst, network))
         result.append(route)
-    return GuardState(network, subnet, str(doc.get('backend') or ''), result, _rules(doc.get('rules')))
+    rules = _rules(doc.get('rules'))
+    if rules is not None and rules.family != family:
+        raise RouteGuardError('%srules: family %s in the %s part' % (where, rules.family, family))
+    return GuardState(network, subnet, backend, result, rules, ipv6, family)
+
+
+def parts(state):
+    """The family parts of a state (IPv4 first; a part without a network is left out)."""
+    if state is None:
+        return []
+    return [part for part in (state, state.ipv6) if part is not None and part.network is not None]
 
 
 def _rules(doc):
@@ -166,10 +194,14 @@ def _rules(doc):
 
 def _in_network(dst, state):
     try:
-        net = ipaddress.IPv4Network(dst if '/' in dst else dst + '/32', strict=False)
+        net = ipaddress.ip_network(dst, strict=False)
     except ValueError:
         return False
-    return net.subnet_of(state.network) and not (state.subnet is not None and net == state.subnet)
+    for part in parts(state):
+        if net.version == part.network.version and net.subnet_of(part.network) \
+                and not (part.subnet is not None and net == part.subnet):
+            return True
+    return False
 
 
 def classify_event(line, state):
@@ -228,7 +260,7 @@ def _up_links(observed):
 
 def _connected(observed, gateway, dev, up):
     """A route without a gateway covering ``gateway`` (on ``dev`` when given) on an up link."""
-    ip = ipaddress.IPv4Address(gateway)
+    ip = ipaddress.ip_address(gateway)
     for route in observed.get('route') or []:
         dst = route.get('dst')
         if route.get('gateway') or not dst or dst == 'default' or route.get('dev') not in up:
@@ -236,7 +268,7 @@ def _connected(observed, gateway, dev, up):
         if dev is not None and route.get('dev') != dev:
             continue
         try:
-            if ip in ipaddress.IPv4Network(dst if '/' in dst else dst + '/32', strict=False):
+            if ip in ipaddress.ip_network(dst, strict=False):
                 return True
         except ValueError:
             continue
@@ -259,14 +291,14 @@ def missing_routes(observed, state):
     return [r for r in state.routes if r.dst not in present]
 
 
-def plan_missing(observed, state):
+def plan_missing(observed, state):  # state: one family's part
     """(ops, waiting): ops re-add the missing routes the kernel accepts now, with
     ``dataplane.plan_routes``; waiting lists the missing ones it would refuse (link down,
     gateway not reachable). Never deletes, never replaces an existing route."""
     missing = missing_routes(observed, state)
     ready = [r for r in missing if applicable(r, observed)]
     waiting = [r for r in missing if r not in ready]
-    return plan_routes(observed, ready, state.network, state.subnet, prune=False), waiting
+    return plan_routes(observed, ready, state.network, state.subnet, prune=False, family=state.family), waiting
 
 
 def hold_active(mtime, now, hold_max=HOLD_MAX):
@@ -325,10 +357,15 @@ class Guard(object):
             self.state = None
             self.log('state file %s unusable, guarding nothing: %s' % (self.state_file, exc))
             return True
-        self.log('guarding %d routes in %s (subnet %s, backend %s)%s' % (
-            len(self.state.routes), self.state.network, self.state.subnet, self.state.backend or '?',
-            ' and the %s traffic rules' % self.state.rules.mode if self.state.rules else ''))
+        for part in parts(self.state):
+            self.log('guarding %d routes in %s (subnet %s, backend %s)%s' % (
+                len(part.routes), part.network, part.subnet, part.backend or '?',
+                ' and the %s traffic rules' % part.rules.mode if part.rules else ''))
         return True
+
+    def monitor_argv(self):
+        """``ip monitor`` of IPv4, or of both families when the state has an IPv6 part."""
+        return MONITOR_ARGV_DUAL if self.state is not None and self.state.ipv6 is not None else MONITOR_ARGV
 
     def held(self):
         try:
@@ -342,49 +379,58 @@ class Guard(object):
         return held
 
     def resync(self, reason):
-        """Observe once and re-add missing routes; returns the routes still waiting."""
+        """Observe once per family and re-add missing routes; returns the routes still waiting."""
         self.reload()
-        if self.state is None or not self.state.routes or self.held():
+        guarded = [part for part in parts(self.state) if part.routes]
+        if not guarded or self.held():
             return []
-        start = self.clock()
-        try:
-            observed = iproute.observe(self.run, ['link', 'route'])
-            ops, waiting = plan_missing(observed, self.state)
+        waiting = []
+        for part in guarded:
+            start = self.clock()
+            try:
+                observed = iproute.observe(self.run, ['link', 'route'], family=part.family)
+                ops, still = plan_missing(observed, part)
+                if ops:
+                    iproute.apply(self.run, ops, family=part.family)
+            except (iproute.IprouteError, OSError, ValueError) as exc:
+                self.log('%s: could not re-add routes: %s' % (reason, exc))
+                waiting.extend(part.routes)
+                continue
+            waiting.extend(still)
             if ops:
-                iproute.apply(self.run, ops)
-        except (iproute.IprouteError, OSError, ValueError) as exc:
-            self.log('%s: could not re-add routes: %s' % (reason, exc))
-            return list(self.state.routes)
-        if ops:
-            self.log('%s: re-added %d route(s) in %.0f ms: %s' % (
-                reason, len(ops), (self.clock() - start) * 1000,
-                '; '.join(route_text(op) for op in ops)))
+                self.log('%s: re-added %d route(s) in %.0f ms: %s' % (
+                    reason, len(ops), (self.clock() - start) * 1000,
+                    '; '.join(route_text(op) for op in ops)))
         return waiting
 
     def heal_rules(self, reason):
-        """Read our traffic rules once; put them back when something removed or changed them."""
+        """Read our traffic rules once per family; put them back when something removed or changed them."""
         self.reload()
-        if self.state is None or self.state.rules is None or self.held():
+        ruled = [part.rules for part in parts(self.state) if part.rules is not None]
+        if not ruled or self.held():
             return
-        start = self.clock()
-        try:
-            tools = trafficrules.mode_tools(trafficrules.find_tools(self.which), self.state.rules.mode)
-            ops = trafficrules.sync(self.run, self.state.rules, tools)[2]
-        except (DataplaneError, OSError, ValueError) as exc:
-            self.log('%s: could not check the traffic rules: %s' % (reason, exc))
-            return
-        if ops:
-            self.log('%s: restored the traffic rules in %.0f ms: %s' % (
-                reason, (self.clock() - start) * 1000, '; '.join(trafficrules.op_summary(op) for op in ops)))
+        for rules in ruled:
+            start = self.clock()
+            try:
+                tools = trafficrules.mode_tools(trafficrules.find_tools(self.which, rules.family), rules.mode)
+                ops = trafficrules.sync(self.run, rules, tools)[2]
+            except (DataplaneError, OSError, ValueError) as exc:
+                self.log('%s: could not check the traffic rules: %s' % (reason, exc))
+                continue
+            if ops:
+                self.log('%s: restored the traffic rules in %.0f ms: %s' % (
+                    reason, (self.clock() - start) * 1000, '; '.join(trafficrules.op_summary(op) for op in ops)))
 
     # --------------------------------------------------------------- event loop
     def _start_monitor(self):
+        argv = self.monitor_argv()
         try:
-            proc = subprocess.Popen(MONITOR_ARGV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     stdin=subprocess.DEVNULL)
         except OSError as exc:
-            self.log('cannot start %s: %s' % (' '.join(MONITOR_ARGV), exc))
+            self.log('cannot start %s: %s' % (' '.join(argv), exc))
             return None
+        proc.argv = argv
         return proc
 
     def serve(self):
@@ -412,6 +458,10 @@ class Guard(object):
                     due, reasons = (now + RETRY, ['retry']) if waiting else (None, [])
                 elif self.reload():
                     due, reasons = now, reasons + ['state file changed']
+                if monitor is not None and monitor.argv != self.monitor_argv():  # IPv6 turned on or off
+                    monitor.terminate()
+                    monitor.wait()
+                    monitor, buf = self._start_monitor(), b''
                 if now >= rules_due:
                     rules_due = now + self.rules_interval
                     self.heal_rules('rules check')
@@ -425,7 +475,7 @@ class Guard(object):
                     continue
                 chunk = os.read(monitor.stdout.fileno(), 65536)
                 if not chunk:
-                    self.log('%s exited (rc %s): restarting it' % (' '.join(MONITOR_ARGV), monitor.wait()))
+                    self.log('%s exited (rc %s): restarting it' % (' '.join(monitor.argv), monitor.wait()))
                     monitor, restart_at = None, self.clock() + 1.0
                     continue
                 buf += chunk
