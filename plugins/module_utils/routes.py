@@ -47,6 +47,13 @@ def _default_metric(route):
     return not metric or (metric == IPV6_DEFAULT_METRIC and ':' in route.get('dst', ''))
 
 
+def _blocks_onlink(have, want):
+    """IPv6 refuses an onlink gateway that another device's route covers ("Nexthop has invalid
+    gateway or device mismatch"): a direct route to a peer subnet must go before its vxlan route
+    (DirectRouting off, host-gw -> vxlan) is added, not be replaced by it. IPv4 replaces it."""
+    return want.onlink and have.get('dev') != want.dev and ':' in want.dst
+
+
 def route_key(route):
     """An observed route's destination as CIDR text (the kernel omits /32, /128 for IPv6)."""
     dst = route.get('dst', '')
@@ -139,7 +146,7 @@ def plan_routes(observed, want, network, own_subnet=None, owned=None, prune=True
         owned = owned_routes(observed, network, own_subnet, family) if prune else []
     for route in owned:
         w = wanted.get(route_key(route))
-        if w is not None and (route_matches(route, w) or _default_metric(route)):
+        if w is not None and (route_matches(route, w) or (_default_metric(route) and not _blocks_onlink(route, w))):
             continue  # in sync, or overwritten by "route replace" (same dst, default metric)
         ops.append(del_op(route))
     for w in want:

@@ -114,3 +114,12 @@ def test_route_key_infers_the_family():
     assert route_key({'dst': '172.20.5.7'}) == '172.20.5.7/32'
     assert route_key({'dst': 'fd00:20:0:1::'}) == 'fd00:20:0:1::/128'
     assert route_key({'dst': 'fd00:20:0:1::/64'}) == 'fd00:20:0:1::/64'
+
+
+def test_plan_routes6_deletes_a_direct_route_before_its_vxlan_route():
+    """IPv6 refuses the onlink gateway while the direct route covers it: delete, then add."""
+    want = desired_routes('vxlan', [], validate_peers([peer6(2)], NET6, family='ipv6'), family='ipv6')
+    routes = BASE_ROUTES6 + [route6('fd00:20:0:2::/64', 'fd53::12', 'eth0', '159')]
+    assert raw(plan_routes(observed6(routes=routes), want, NET6, OWN6, family='ipv6')) == [
+        Op('ip', 'route del fd00:20:0:2::/64 via fd53::12 dev eth0 metric 1024 table main'),
+        Op('ip', 'route replace fd00:20:0:2::/64 via fd00:20:0:2:: dev flannel-v6.1 onlink proto 159')]
