@@ -39,7 +39,7 @@ def _parse_peer(index, raw, network, family='ipv4', fam=None):
     peer, subnet = Lease.parse_peer(raw, name, family)
     if subnet is None:
         return peer, None, None
-    view = peer.view(family)
+    view = peer if family == 'ipv4' and peer.subnet6 is None else peer.view(family)
     if network is not None and not fam.subnet_of(subnet, network):
         raise DataplaneError('%s %s: %s is not inside the cluster network %s'
                              % (name, KEYS[family][0], view.subnet, fam.net_text(network)))
@@ -57,7 +57,7 @@ def validate_peers(peers, network=None, own_subnet=None, family='ipv4', wholes=N
     fam = module_for(family)
     net = None if network is None else fam.parse_net(network, strict=False)
     own = None if own_subnet is None else fam.parse_net(own_subnet, strict=False)
-    result, spans, raws = [], [], []
+    result, spans, indexes = [], [], []
     for index, raw in enumerate(peers or []):
         peer, view, subnet = _parse_peer(index, raw, net, family, fam)
         if view is None:
@@ -67,26 +67,26 @@ def validate_peers(peers, network=None, own_subnet=None, family='ipv4', wholes=N
                                  % (_peer_name(index, raw, family), KEYS[family][0], view.subnet, fam.net_text(own)))
         spans.append((subnet[0], fam.last(subnet), index, raw))
         result.append(view)
-        raws.append((index, raw))
+        indexes.append(index)
         if wholes is not None and view is not peer:
             wholes[view] = peer
     _check_overlaps(spans, family)
-    _check_unique_macs(raws, result, family)
+    _check_unique_macs(peers, result, indexes, family)
     return result
 
 
-def _check_unique_macs(raws, peers, family='ipv4'):
+def _check_unique_macs(raws, peers, indexes, family='ipv4'):
     """One FDB entry per MAC: two peers with one VtepMAC would take turns owning it.
-    raws: the (index, raw dict) of each peer."""
+    raws: the peer dicts; indexes: each peer's index in raws."""
     seen = {}
     for number, peer in enumerate(peers):
         if peer.vtep_mac is None:
             continue
         if peer.vtep_mac in seen:
-            first = seen[peer.vtep_mac]
+            this, first = indexes[number], indexes[seen[peer.vtep_mac]]
             raise DataplaneError('%s %s: %s is also the VtepMAC of %s; every node needs its own'
-                                 % (_peer_name(*raws[number] + (family,)), KEYS[family][2], peer.vtep_mac,
-                                    _peer_name(*raws[first] + (family,))))
+                                 % (_peer_name(this, raws[this], family), KEYS[family][2], peer.vtep_mac,
+                                    _peer_name(first, raws[first], family)))
         seen[peer.vtep_mac] = number
 
 

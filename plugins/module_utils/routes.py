@@ -47,6 +47,11 @@ def _default_metric(route):
     return not metric or (metric == IPV6_DEFAULT_METRIC and ':' in route.get('dst', ''))
 
 
+def _ipv6_default_metric(route):
+    """_default_metric of a route that has a metric (the IPv4 hot path never calls it)."""
+    return route.get('metric') == IPV6_DEFAULT_METRIC and ':' in route.get('dst', '')
+
+
 def _blocks_onlink(have, want):
     """IPv6 refuses an onlink gateway that another device's route covers ("Nexthop has invalid
     gateway or device mismatch"): a direct route to a peer subnet must go before its vxlan route
@@ -105,7 +110,7 @@ def route_matches(have, want):
             and have.get('gateway') == want.gateway
             and (want.dev is None or have.get('dev') == want.dev)
             and ('onlink' in (have.get('flags') or [])) == want.onlink
-            and _proto_ours(have) and _default_metric(have)
+            and _proto_ours(have) and (not have.get('metric') or _ipv6_default_metric(have))
             and have.get('type', 'unicast') == 'unicast')
 
 

@@ -55,7 +55,7 @@ def lab():
             node.ip, node.sub = '198.18.%d.%d' % (seg, 10 + i), '172.20.%d.0/24' % i
             node.ip6 = str(ipaddress.IPv6Address('fd53:%x::%d' % (seg, 10 + i)))   # canonical text
             node.sub6 = 'fd00:20:0:%d::/64' % i
-            node.addr6 = node.sub6.split('/')[0]              # flannel-v6.1's address
+            node.addr6 = node.sub6.split('/', maxsplit=1)[0]              # flannel-v6.1's address
             node.pod6 = 'fd00:20:0:%d::1' % i                 # the subnet6 gateway on cni0
             node.vtep, node.vtep6 = vtep_mac(node.ip, 1), vtep_mac(node.ip6, 1)
             fabric.sh('ip', 'link', 'add', 'n%d' % i, 'type', 'veth', 'peer', 'name', 'eth0',
@@ -96,7 +96,7 @@ def link_params(lab, name, family='ipv6', **kw):
     node = lab[name]
     params = dict(state='present', family=family, vni=1, port=0, gbp=False, learning=False, mtu=None,
                   iface='eth0', local_ip=node.ip6 if family == 'ipv6' else node.ip,
-                  address=(node.addr6 if family == 'ipv6' else node.sub.split('/')[0]),
+                  address=(node.addr6 if family == 'ipv6' else node.sub.split('/', maxsplit=1)[0]),
                   network=NETWORK6 if family == 'ipv6' else NETWORK, mac=None, direct_routing=False,
                   peers=peers_of(lab, name))
     params.update(kw)
