@@ -65,6 +65,9 @@ RouteReplace = _op('RouteReplace', ['dst', 'gateway', 'dev', 'onlink', 'protocol
                    lambda op: 'route replace ' + route_spec(op))
 RouteDel = _op('RouteDel', ['dst', 'gateway', 'dev', 'metric', 'rtype'], 'ip', lambda op: 'route del %s table main'
                % route_words(op.dst, op.gateway, op.dev, metric=op.metric, rtype=op.rtype))
+# a sysctl of the node's (network namespace's) own, e.g. net/ipv6/conf/flannel-v6.1/accept_ra: one
+# ``sysctl -q -w`` process per op (slash-separated, so a device name may hold dots)
+Sysctl = _op('Sysctl', ['key', 'value'], 'sysctl', '-w %s=%s')
 
 
 TABLE_ARGV = {
@@ -74,6 +77,12 @@ TABLE_ARGV = {
     'neigh': ['ip', '-json', 'neigh', 'show'],
     'fdb': ['bridge', '-json', 'fdb', 'show'],
 }
+# IPv6: the same tables, routes and neighbours of the IPv6 family (link, addr and FDB are shared)
+TABLE_ARGV6 = dict(TABLE_ARGV, route=['ip', '-6', '-json', 'route', 'show', 'table', 'main'],
+                   neigh=['ip', '-6', '-json', 'neigh', 'show'])
+_TABLES = {'ipv4': TABLE_ARGV, 'ipv6': TABLE_ARGV6}
+# the family switch of a batch of ``ip`` commands (IPv4: none, as before)
+_IP_FAMILY_ARGS = {'ipv4': [], 'ipv6': ['-6']}
 
 _FAILED_LINE = re.compile(r'Command failed (?:-|\S+):(\d+)')
 
@@ -124,18 +133,20 @@ def parse_json_lines(text):
     return json.loads('[%s]' % ','.join(lines)) if lines else []
 
 
-def observe(run, tables, where=None):
+def observe(run, tables, where=None, family='ipv4'):
     """Return {table: parsed rows} for the given table names (one process each).
 
     where: {table: [filter argv]} appended to the table's command, e.g.
     {'link': ['type', 'vxlan'], 'neigh': ['dev', 'flannel.1', 'nud', 'permanent']}:
     the kernel filters, so a node with many entries costs less to read.
+    family: 'ipv6' reads the IPv6 routes and neighbours (``ip -6 -json``).
     """
+    argvs = _TABLES[family]
     result = {}
     for table in tables:
-        if table not in TABLE_ARGV:
-            raise ValueError('unknown table %r (known: %s)' % (table, ', '.join(sorted(TABLE_ARGV))))
-        argv = TABLE_ARGV[table] + list((where or {}).get(table) or [])
+        if table not in argvs:
+            raise ValueError('unknown table %r (known: %s)' % (table, ', '.join(sorted(argvs))))
+        argv = argvs[table] + list((where or {}).get(table) or [])
         rc, out, err = run(argv)
         if rc != 0:
             raise IprouteError(' '.join(argv), rc, err)
@@ -146,8 +157,14 @@ def observe(run, tables, where=None):
     return result
 
 
-def route_get(run, ips):
-    """Kernel route lookups for ``ips`` in one ``ip -force -json -batch FILE`` process.
+def sysctl_get(run, key):
+    """The value of a sysctl (``sysctl -n``, slash-separated key) as text, None when unreadable."""
+    rc, out, dummy = run(['sysctl', '-n', key])
+    return out.strip() if rc == 0 else None
+
+
+def route_get(run, ips, family='ipv4'):
+    """Kernel route lookups for ``ips`` in one ``ip [-6] -force -json -batch FILE`` process.
 
     Returns {ip: [route, ...]}; an address the kernel cannot route maps to [].
     The commands go through a temporary file, not stdin: a runner that writes
@@ -161,7 +178,8 @@ def route_get(run, ips):
     try:
         with os.fdopen(fd, 'w') as handle:
             handle.write(''.join('route get %s\n' % ip for ip in ips))
-        dummy, out, dummy2 = run(['ip', '-force', '-json', '-batch', path])  # unreachable: expected
+        argv = ['ip'] + _IP_FAMILY_ARGS[family] + ['-force', '-json', '-batch', path]
+        dummy, out, dummy2 = run(argv)  # unreachable: expected
     finally:
         os.unlink(path)
     found = dict((ip, []) for ip in ips)
@@ -190,22 +208,44 @@ def failed_index(stderr, lines):
     return None
 
 
-def op_text(ops):
-    """A plan as commands, e.g. ["ip route del ...", "bridge fdb replace ..."] (the modules' ``plan``)."""
-    return ['%s %s' % (op.tool, op.batch_line()) for op in ops]
+def _command(tool, family):
+    """The command a tool's batch runs under: ``ip -6`` for the IPv6 family."""
+    return [tool] + _IP_FAMILY_ARGS[family] if tool == 'ip' else [tool]
 
 
-def apply(run, ops):
-    """Apply a plan: one ``<tool> -batch -`` process per group of ops."""
+def op_text(ops, family='ipv4'):
+    """A plan as commands, e.g. ["ip route del ...", "bridge fdb replace ..."] (the modules' ``plan``);
+    IPv6: "ip -6 route replace ..."."""
+    if family == 'ipv4':
+        return ['%s %s' % (op.tool, op.batch_line()) for op in ops]
+    return ['%s %s' % (' '.join(_command(op.tool, family)), op.batch_line()) for op in ops]
+
+
+def _sysctl(run, lines, done):
+    for line in lines:
+        rc, dummy, err = run(['sysctl', '-q'] + line.split())
+        if rc != 0:
+            raise IprouteError('sysctl %s' % line, rc, err, done)
+        done.append('sysctl %s' % line)
+
+
+def apply(run, ops, family='ipv4'):
+    """Apply a plan: one ``<tool> -batch -`` process per group of ops (``ip -6 -batch -`` for
+    the IPv6 family), one ``sysctl`` process per Sysctl op."""
     done = []
     for tool, lines in batches(ops):
+        if tool == 'sysctl':
+            _sysctl(run, lines, done)
+            continue
         if tool not in ('ip', 'bridge'):
             raise ValueError('unknown tool %r' % tool)
-        rc, dummy, err = run([tool, '-batch', '-'], '\n'.join(lines) + '\n')
+        command = _command(tool, family)
+        name = ' '.join(command)
+        rc, dummy, err = run(command + ['-batch', '-'], '\n'.join(lines) + '\n')
         if rc != 0:
             index = failed_index(err, lines)
             if index is None:   # unknown how far the batch got: maybe some of it ran
-                raise IprouteError('%s -batch (%d lines)' % (tool, len(lines)), rc, err, done, partial=True)
-            done += ['%s %s' % (tool, line) for line in lines[:index]]
-            raise IprouteError('%s %s' % (tool, lines[index]), rc, err, done)
-        done += ['%s %s' % (tool, line) for line in lines]
+                raise IprouteError('%s -batch (%d lines)' % (name, len(lines)), rc, err, done, partial=True)
+            done += ['%s %s' % (name, line) for line in lines[:index]]
+            raise IprouteError('%s %s' % (name, lines[index]), rc, err, done)
+        done += ['%s %s' % (name, line) for line in lines]

@@ -3,75 +3,103 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The peers of a node run (the other nodes' leases): validated as a set, and which are direct.
 
-Every peer is validated like user input (``Lease.from_peer``) before anything changes.
+Every peer is validated like user input (``Lease.parse_peer``) before anything changes. A run is
+of one family (``family``: ipv4 or ipv6): the peers are that family's views (``Lease.view``), a
+peer without the family is left out.
 Standard library only.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute, ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import module_for
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, Lease
+
+# a peer dict's keys of one family: subnet, public_ip, vtep_mac
+KEYS = {'ipv4': ('subnet', 'public_ip', 'vtep_mac'), 'ipv6': ('subnet6', 'public_ip6', 'vtep_mac6')}
 
 
 # ------------------------------------------------------------------- peers
 
-def _peer_name(index, raw):
-    label = raw.get('public_ip') or raw.get('subnet') if isinstance(raw, dict) else None
+def _peer_name(index, raw, family='ipv4'):
+    if not isinstance(raw, dict):
+        label = None
+    elif family == 'ipv4':
+        label = raw.get('public_ip') or raw.get('subnet')
+    else:
+        label = raw.get('public_ip6') or raw.get('subnet6') or raw.get('public_ip') or raw.get('subnet')
     return 'peers[%d]%s' % (index, ' (%s)' % label if label else '')
 
 
-def _parse_peer(index, raw, network):
-    """One peer dict -> (Lease, parsed subnet); LeaseError names the peer."""
-    name = _peer_name(index, raw)
-    peer, subnet = Lease.parse_peer(raw, name)
-    if network is not None and not ipv4.subnet_of(subnet, network):
-        raise DataplaneError('%s subnet: %s is not inside the cluster network %s'
-                             % (name, peer.subnet, ipv4.net_text(network)))
-    return peer, subnet
+def _parse_peer(index, raw, network, family='ipv4', fam=None):
+    """One peer dict -> (Lease, its ``family`` view, parsed subnet), or (Lease, None, None) when
+    it has no such family; LeaseError names the peer."""
+    name = _peer_name(index, raw, family)
+    peer, subnet = Lease.parse_peer(raw, name, family)
+    if subnet is None:
+        return peer, None, None
+    view = peer if family == 'ipv4' and peer.subnet6 is None else peer.view(family)
+    if network is not None and not fam.subnet_of(subnet, network):
+        raise DataplaneError('%s %s: %s is not inside the cluster network %s'
+                             % (name, KEYS[family][0], view.subnet, fam.net_text(network)))
+    return peer, view, subnet
 
 
-def validate_peers(peers, network=None, own_subnet=None):
-    """Validate every peer before anything changes; reject duplicates and overlaps.
+def validate_peers(peers, network=None, own_subnet=None, family='ipv4', wholes=None):
+    """Validate every peer before anything changes; reject duplicates and overlaps. Returns
+    the peers' views of ``family`` (Leases in the IPv4 field names); a peer without the family is
+    left out (validated all the same).
 
-    network / own_subnet: IPv4Network objects or CIDR text (or None)."""
-    net = None if network is None else ipv4.parse_net(network, strict=False)
-    own = None if own_subnet is None else ipv4.parse_net(own_subnet, strict=False)
-    result, spans = [], []
+    network / own_subnet: ip_network objects or CIDR text of the family (or None);
+    wholes: a dict to fill with {view: whole lease} where the view is not the lease itself (a
+    dual-stack peer), so that a module returns the peers whole."""
+    fam = module_for(family)
+    net = None if network is None else fam.parse_net(network, strict=False)
+    own = None if own_subnet is None else fam.parse_net(own_subnet, strict=False)
+    result, spans, indexes = [], [], []
     for index, raw in enumerate(peers or []):
-        peer, subnet = _parse_peer(index, raw, net)
-        if own is not None and ipv4.overlaps(subnet, own):
-            raise DataplaneError('%s subnet: %s overlaps this node\'s subnet %s'
-                                 % (_peer_name(index, raw), peer.subnet, ipv4.net_text(own)))
-        spans.append((subnet[0], ipv4.last(subnet), index, raw))
-        result.append(peer)
-    _check_overlaps(spans)
-    _check_unique_macs(peers, result)
+        peer, view, subnet = _parse_peer(index, raw, net, family, fam)
+        if view is None:
+            continue
+        if own is not None and fam.overlaps(subnet, own):
+            raise DataplaneError('%s %s: %s overlaps this node\'s subnet %s'
+                                 % (_peer_name(index, raw, family), KEYS[family][0], view.subnet, fam.net_text(own)))
+        spans.append((subnet[0], fam.last(subnet), index, raw))
+        result.append(view)
+        indexes.append(index)
+        if wholes is not None and view is not peer:
+            wholes[view] = peer
+    _check_overlaps(spans, family)
+    _check_unique_macs(peers, result, indexes, family)
     return result
 
 
-def _check_unique_macs(raws, peers):
-    """One FDB entry per MAC: two peers with one VtepMAC would take turns owning it."""
+def _check_unique_macs(raws, peers, indexes, family='ipv4'):
+    """One FDB entry per MAC: two peers with one VtepMAC would take turns owning it.
+    raws: the peer dicts; indexes: each peer's index in raws."""
     seen = {}
-    for index, peer in enumerate(peers):
+    for number, peer in enumerate(peers):
         if peer.vtep_mac is None:
             continue
         if peer.vtep_mac in seen:
-            first = seen[peer.vtep_mac]
-            raise DataplaneError('%s vtep_mac: %s is also the VtepMAC of %s; every node needs its own'
-                                 % (_peer_name(index, raws[index]), peer.vtep_mac,
-                                    _peer_name(first, raws[first])))
-        seen[peer.vtep_mac] = index
+            this, first = indexes[number], indexes[seen[peer.vtep_mac]]
+            raise DataplaneError('%s %s: %s is also the VtepMAC of %s; every node needs its own'
+                                 % (_peer_name(this, raws[this], family), KEYS[family][2], peer.vtep_mac,
+                                    _peer_name(first, raws[first], family)))
+        seen[peer.vtep_mac] = number
 
 
-def _check_overlaps(spans):
+def _check_overlaps(spans, family='ipv4'):
     """Sweep sorted address ranges: O(n log n) instead of comparing every pair."""
     reach = None
     for first, last, index, raw in sorted(spans, key=lambda s: (s[0], -s[1], s[2])):
         if reach is not None and first <= reach[0]:
             later, earlier = sorted([(index, raw), reach[1:]], key=lambda x: x[0])[::-1]
-            raise DataplaneError('%s subnet: %s overlaps %s' % (
-                _peer_name(later[0], later[1]), later[1].get('subnet'), _peer_name(earlier[0], earlier[1])))
+            key = KEYS[family][0]
+            raise DataplaneError('%s %s: %s overlaps %s' % (
+                _peer_name(later[0], later[1], family), key, later[1].get(key),
+                _peer_name(earlier[0], earlier[1], family)))
         if reach is None or last > reach[0]:
             reach = (last, index, raw)
 
@@ -82,11 +110,12 @@ def split_by_backend(peers, backend):
             [p for p in peers if p.backend_type != backend])
 
 
-def check_peers_vs_address(peers, address, node_ip=None):
+def check_peers_vs_address(peers, address, node_ip=None, family='ipv4'):
     """No peer subnet may hold this node's flannel.N address, no peer may claim its node IP."""
-    own = ipv4.parse_ip(address)
+    fam = module_for(family)
+    own = fam.parse_ip(address)
     for peer in peers:
-        if ipv4.contains(ipv4.parse_net(peer.subnet), own):
+        if fam.contains(fam.parse_net(peer.subnet), own):
             raise DataplaneError('peer %s: subnet %s holds this node\'s address %s'
                                  % (peer.public_ip, peer.subnet, address))
         if peer.public_ip == node_ip:
@@ -138,21 +167,24 @@ def classify_peers(peers, lookups, direct_routing=True):
     return direct, vxlan
 
 
-def decide_direct(run, peers, direct_routing, given=None):
+def decide_direct(run, peers, direct_routing, given=None, family='ipv4'):
     """The node run's one decision of which vxlan peers are direct -> (direct, vxlan).
 
-    ``given``: the ``direct_peers`` vxlan_link decided (peer dicts): taken as they are, so the
-    routes follow the device entries and no lookup runs. Else one set of kernel route lookups
-    (``iproute.route_get``: one process) and flannel's rule (``classify_peers``); vxlan_link and
-    direct_route both call this with the same inputs (the vxlan peers, DirectRouting), so without
-    ``given`` they still decide alike unless the kernel's routes change between the two tasks.
+    ``given``: the ``direct_peers`` vxlan_link decided (whole peer dicts) for this family: taken
+    as they are (matched by public_ip, IPv6: public_ip6), so the routes follow the device entries
+    and no lookup runs. Else one set of kernel route lookups (``iproute.route_get``: one
+    ``ip [-6] route get`` process) and flannel's rule (``classify_peers``, ip.DirectRouting);
+    vxlan_link and direct_route both call this with the same inputs (the vxlan peers,
+    DirectRouting), so without ``given`` they still decide alike unless the kernel's routes
+    change between the two tasks.
     """
     if not direct_routing:
         return [], list(peers)
     if given is not None:
-        ips = set(peer.get('public_ip') for peer in given if isinstance(peer, dict))
+        key = KEYS[family][1]
+        ips = set(peer.get(key) for peer in given if isinstance(peer, dict))
         return [p for p in peers if p.public_ip in ips], [p for p in peers if p.public_ip not in ips]
-    lookups = iproute.route_get(run, [p.public_ip for p in peers]) if peers else {}
+    lookups = iproute.route_get(run, [p.public_ip for p in peers], family) if peers else {}
     check_peers_not_local(peers, lookups)
     return classify_peers(peers, lookups, direct_routing)
 

@@ -4,6 +4,10 @@
 """flannel's VXLAN device ``flannel.<VNI>``: its spec, the plan that makes it so,
 the removal of other (stale) ``flannel.<n>`` devices, and its ``ip`` text for diffs.
 
+IPv6 (``family``): flanneld's ``flannel-v6.<VNI>`` with ``local <public_ip6>``, the address
+``<subnet6 network address>/128`` (EnsureV6AddressOnLink: every other address but link-local goes)
+and ``accept_ra`` 0; the kernel's link-local address is left alone.
+
 Reads the 'link' (``ip -details``) and 'addr' tables of ``iproute.observe()``.
 Standard library only (runs on the managed node).
 """
@@ -14,23 +18,48 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
-    addr_link, external_interface, ipv4_addrs, links_by_name)
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp
+    ExternalInterface, addr_link, external_interface, ipv4_addrs, links_by_name)
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import (
+    AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp, Sysctl)
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
-    VXLAN_OVERHEAD, DataplaneError, check_mac, check_vni, vtep_mac)
+    VXLAN_OVERHEAD, DataplaneError, LeaseError, check_ifname, check_mac, check_node_ip, check_vni, vtep_mac)
 
 DEFAULT_VXLAN_PORT = 8472
+# the kernel's VXLAN6_HEADROOM: over an IPv6 underlay it caps the device MTU at the underlay's
+# MTU - 70 (flanneld asks for MTU - 50 and gets the cap)
+VXLAN6_HEADROOM = 70
 
 VxlanSpec = namedtuple('VxlanSpec', ['name', 'vni', 'dev', 'local', 'port', 'gbp', 'learning',
-                                     'mtu', 'mac', 'address', 'network'])
+                                     'mtu', 'mac', 'address', 'network', 'family'])
+VxlanSpec.__new__.__defaults__ = ('ipv4',)
 
-_FLANNEL_DEV = re.compile(r'^flannel\.\d+$')
+DEVICE_PREFIX = {'ipv4': 'flannel.', 'ipv6': 'flannel-v6.'}
+_FLANNEL_DEV = {'ipv4': re.compile(r'^flannel\.\d+$'), 'ipv6': re.compile(r'^flannel-v6\.\d+$')}
+_PLEN = {'ipv4': 32, 'ipv6': 128}
+_LINK_LOCAL6 = ipv6.parse_net('fe80::/10')
 
 
-def device_name(vni):
-    return 'flannel.%d' % vni
+def device_name(vni, family='ipv4'):
+    """flannel.<VNI>, or flannel-v6.<VNI> for IPv6."""
+    return '%s%d' % (DEVICE_PREFIX[family], vni)
+
+
+def accept_ra_key(name):
+    """The sysctl of the device's accept_ra (slash-separated: the name holds a dot)."""
+    return 'net/ipv6/conf/%s/accept_ra' % name
+
+
+def ipv6_addrs(link, link_local=False):
+    """The IPv6 addresses of an ``ip -json addr`` link (without link-local ones unless asked)."""
+    return [a for a in link.get('addr_info') or [] if a.get('family') == 'inet6'
+            and (link_local or not ipv6.contains(_LINK_LOCAL6, ipv6.parse_ip(a['local'])))]
+
+
+def family_addrs(link, family):
+    return ipv4_addrs(link) if family == 'ipv4' else ipv6_addrs(link)
 
 
 # ----------------------------------------------------------------- attributes
@@ -43,7 +72,7 @@ def vxlan_link_attrs(link):
     """The attributes that force a recreation, from an ``ip -details -json`` link."""
     data = _info_data(link)
     return {'kind': (link.get('linkinfo') or {}).get('info_kind'), 'vni': data.get('id'),
-            'dev': data.get('link'), 'local': data.get('local'),
+            'dev': data.get('link'), 'local': data.get('local') or data.get('local6'),
             'port': data.get('port') or DEFAULT_VXLAN_PORT, 'gbp': bool(data.get('gbp'))}
 
 
@@ -56,22 +85,27 @@ def _learning(link):
     return bool(_info_data(link).get('learning'))
 
 
-def flannel_devices(observed):
-    """Names of every flannel-owned device: a VXLAN device named flannel.<n>."""
+def flannel_devices(observed, family='ipv4'):
+    """Names of every flannel-owned device: a VXLAN device named flannel.<n> (flannel-v6.<n>)."""
+    pattern = _FLANNEL_DEV[family]
     return sorted(link['ifname'] for link in observed.get('link') or []
-                  if _FLANNEL_DEV.match(link.get('ifname') or '')
+                  if pattern.match(link.get('ifname') or '')
                   and (link.get('linkinfo') or {}).get('info_kind') == 'vxlan')
 
 
 # ----------------------------------------------------------------------- plans
 
 def _fresh_link_ops(spec):
-    return [LinkAdd(spec.name, spec.mac, spec.mtu, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
-                    bool(spec.learning), bool(spec.gbp)),
-            AddrAdd('%s/32' % spec.address, spec.name), LinkUp(spec.name)]
+    ops = [LinkAdd(spec.name, spec.mac, spec.mtu, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
+                   bool(spec.learning), bool(spec.gbp))]
+    if spec.family == 'ipv6':   # as flanneld: right after the device is made, before it is up
+        ops.append(Sysctl(accept_ra_key(spec.name), 0))
+    return ops + [AddrAdd('%s/%d' % (spec.address, _PLEN[spec.family]), spec.name), LinkUp(spec.name)]
 
 
 def _stale_addrs(link, spec):
+    if spec.family == 'ipv6':
+        return _stale_addrs6(link, spec)
     keep = '%s/32' % spec.address
     network = None if spec.network is None else ipv4.parse_net(spec.network, strict=False)
     stale = []
@@ -82,6 +116,20 @@ def _stale_addrs(link, spec):
     return stale
 
 
+def _has_address(addrs, spec):
+    if spec.family == 'ipv4':
+        return any(a['local'] == spec.address and a['prefixlen'] == 32 for a in ipv4_addrs(addrs))
+    want = ipv6.parse_ip(spec.address)
+    return any(ipv6.parse_ip(a['local']) == want and a['prefixlen'] == 128 for a in ipv6_addrs(addrs))
+
+
+def _stale_addrs6(link, spec):
+    """flanneld's EnsureV6AddressOnLink: every IPv6 address but ours and link-local ones goes."""
+    want = ipv6.parse_ip(spec.address)
+    return ['%s/%s' % (a['local'], a['prefixlen']) for a in ipv6_addrs(link)
+            if (ipv6.parse_ip(a['local']), a['prefixlen']) != (want, 128)]
+
+
 def _fix_in_place(observed, link, spec):
     ops = []
     if link.get('address', '').lower() != spec.mac:
@@ -90,24 +138,26 @@ def _fix_in_place(observed, link, spec):
         ops.append(LinkSet(spec.name, 'mtu', spec.mtu))
     if _learning(link) != bool(spec.learning):
         ops.append(LinkSet(spec.name, 'type vxlan', 'learning' if spec.learning else 'nolearning'))
+    if spec.family == 'ipv6' and (observed.get('accept_ra') or {}).get(spec.name) != '0':
+        ops.append(Sysctl(accept_ra_key(spec.name), 0))
     addrs = addr_link(observed, spec.name) or {}
     ops += [AddrDel(cidr, spec.name) for cidr in _stale_addrs(addrs, spec)]
-    if not any(a['local'] == spec.address and a['prefixlen'] == 32 for a in ipv4_addrs(addrs)):
-        ops.append(AddrAdd('%s/32' % spec.address, spec.name))
+    if not _has_address(addrs, spec):
+        ops.append(AddrAdd('%s/%d' % (spec.address, _PLEN[spec.family]), spec.name))
     if 'UP' not in (link.get('flags') or []):
         ops.append(LinkUp(spec.name))
     return ops
 
 
-def plan_stale_devices(observed, keep=None):
-    """Delete every flannel.<n> VXLAN device except keep (a VNI or port change, a switch)."""
-    return [LinkDel(name) for name in flannel_devices(observed) if name != keep]
+def plan_stale_devices(observed, keep=None, family='ipv4'):
+    """Delete every flannel.<n> (flannel-v6.<n>) VXLAN device except keep (a VNI or port change, a switch)."""
+    return [LinkDel(name) for name in flannel_devices(observed, family) if name != keep]
 
 
 def plan_vxlan_link(observed, spec):
-    """(ops, recreated) making flannel.N match spec (needs 'link' and 'addr');
-    other flannel.<n> devices are deleted first."""
-    stale = plan_stale_devices(observed, spec.name)
+    """(ops, recreated) making flannel.N (flannel-v6.N) match spec (needs 'link' and 'addr', for
+    IPv6 'accept_ra' {device: value}); other devices of the family are deleted first."""
+    stale = plan_stale_devices(observed, spec.name, spec.family)
     link = links_by_name({'link': observed.get('link')}).get(spec.name)
     if link is not None and vxlan_link_attrs(link) != spec_attrs(spec):
         return stale + [LinkDel(spec.name)] + _fresh_link_ops(spec), True
@@ -116,10 +166,10 @@ def plan_vxlan_link(observed, spec):
     return stale + _fix_in_place(observed, link, spec), False
 
 
-def plan_vxlan_absent(observed, name):
-    """Delete name and every other flannel.<n> VXLAN device."""
+def plan_vxlan_absent(observed, name, family='ipv4'):
+    """Delete name and every other flannel.<n> (flannel-v6.<n>) VXLAN device."""
     ops = [LinkDel(name)] if name in links_by_name(observed) else []
-    return ops + plan_stale_devices(observed, name)
+    return ops + plan_stale_devices(observed, name, family)
 
 
 # ------------------------------------------------------------------------ spec
@@ -130,23 +180,75 @@ def _check_port(port):
     return port
 
 
-def _address(value):
+def _address(value, family='ipv4'):
+    fam = module_for(family)
     try:
-        return ipv4.ip_text(ipv4.parse_net(value, strict=False)[0])
+        return fam.ip_text(fam.parse_net(value, strict=False)[0])
     except ValueError as exc:
-        raise DataplaneError('address: %r is not an IPv4 network (%s)' % (value, exc))
+        raise DataplaneError('address: %r is not an %s network (%s)' % (value, LABEL[family], exc))
 
 
-def vxlan_link_spec(observed, params):
-    """VxlanSpec from module params and the observed 'addr' table."""
+def _default_route_dev(observed):
+    for route in observed.get('route') or []:
+        if route.get('dst') == 'default' and route.get('dev'):
+            return route['dev']
+    return None
+
+
+def iface6_name(observed, iface=None):
+    """The external interface's name for IPv6: iface (it must exist), else the device of the IPv6
+    default route (needs the 'route' table of ``ip -6``)."""
+    if iface:
+        name = check_ifname(iface)
+        if addr_link(observed, name) is None:
+            raise DataplaneError('interface %s (FLANNEL_IFACE) does not exist' % name)
+        return name
+    name = _default_route_dev(observed)
+    if not name:
+        raise DataplaneError('no IPv6 default route: set FLANNEL_IFACE')
+    return name
+
+
+def external_interface6(observed, iface=None, public_ip=None):
+    """The external interface for IPv6 (``extif.external_interface`` for IPv4): ``iface6_name``;
+    ip = public_ip or the interface's first global IPv6 address (flanneld's GetInterfaceIP6Addrs,
+    of which a VTEP can use only a global one)."""
+    name = iface6_name(observed, iface)
+    link = addr_link(observed, name) or {}
+    if public_ip:
+        try:
+            ip = check_node_ip(public_ip, 'local_ip', 'ipv6')
+        except LeaseError as exc:
+            raise DataplaneError(str(exc))
+    else:
+        found = [a['local'] for a in ipv6_addrs(link) if a.get('scope', 'global') == 'global'
+                 and not a.get('deprecated') and not a.get('dadfailed')]
+        if not found:
+            raise DataplaneError('interface %s has no global IPv6 address: set FLANNEL_IFACE or local_ip' % name)
+        ip = ipv6.ip_text(ipv6.parse_ip(found[0]))
+    mtu = link.get('mtu') or links_by_name(observed).get(name, {}).get('mtu')
+    if not mtu:
+        raise DataplaneError('interface %s: MTU unknown' % name)
+    return ExternalInterface(name, ip, int(mtu))
+
+
+def vxlan_link_spec(observed, params, family='ipv4'):
+    """VxlanSpec from module params and the observed 'addr' table.
+
+    IPv6: ``local_ip`` is the node's public_ip6, ``address`` the subnet6 network address,
+    ``network`` the IPv6 cluster network; the same VNI, port, learning, GBP and MTU rules, and
+    the MTU capped at the underlay's MTU - 70 as the kernel caps it."""
     vni = check_vni(params.get('vni', 1))
     port = _check_port(params.get('port') or 0)
     if not params.get('iface'):
         raise DataplaneError('iface (the external interface) is required with state=present')
     if not params.get('address'):
         raise DataplaneError('address (the lease subnet network IP) is required with state=present')
-    address = _address(params['address'])
-    ext = external_interface(observed, iface=params['iface'], public_ip=params.get('local_ip'))
+    address = _address(params['address'], family)
+    if family == 'ipv4':
+        ext = external_interface(observed, iface=params['iface'], public_ip=params.get('local_ip'))
+    else:
+        ext = external_interface6(observed, iface=params['iface'], public_ip=params.get('local_ip'))
     mtu = params.get('mtu') or ext.mtu - VXLAN_OVERHEAD
     if not 68 <= mtu <= 65535:
         raise DataplaneError('mtu: %r is out of range (68..65535)' % mtu)
@@ -154,15 +256,18 @@ def vxlan_link_spec(observed, params):
         raise DataplaneError('mtu: %d does not fit %s (MTU %d) with VXLAN\'s %d bytes of headers; '
                              'write at most %d, or raise the MTU of %s'
                              % (mtu, ext.name, ext.mtu, VXLAN_OVERHEAD, ext.mtu - VXLAN_OVERHEAD, ext.name))
+    if family == 'ipv6':
+        mtu = min(mtu, ext.mtu - VXLAN6_HEADROOM)
     mac = check_mac(params['mac'], 'mac') if params.get('mac') else vtep_mac(ext.ip, vni)
-    return VxlanSpec(device_name(vni), vni, ext.name, ext.ip, port, bool(params.get('gbp')),
-                     bool(params.get('learning')), mtu, mac, address, params.get('network'))
+    return VxlanSpec(device_name(vni, family), vni, ext.name, ext.ip, port, bool(params.get('gbp')),
+                     bool(params.get('learning')), mtu, mac, address, params.get('network'), family)
 
 
 # ----------------------------------------------------------------------- diffs
 
-def link_text(link, addrs=None):
-    """A vxlan device (observed) in ``ip link`` syntax, plus its IPv4 addresses."""
+def link_text(link, addrs=None, family='ipv4', accept_ra=None):
+    """A vxlan device (observed) in ``ip link`` syntax, plus its addresses of ``family`` (IPv6:
+    not link-local) and, when known, its accept_ra."""
     if link is None:
         return []
     attrs = vxlan_link_attrs(link)
@@ -172,23 +277,29 @@ def link_text(link, addrs=None):
                ' gbp' if attrs['gbp'] else '', link.get('mtu'), link.get('address'),
                'up' if 'UP' in (link.get('flags') or []) else 'down'))
     lines = [line]
-    for addr in ipv4_addrs(addrs or {}):
+    for addr in family_addrs(addrs or {}, family):
         lines.append('addr %s/%s dev %s' % (addr['local'], addr['prefixlen'], link.get('ifname')))
+    if accept_ra is not None:
+        lines.append('sysctl %s=%s' % (accept_ra_key(link.get('ifname')), accept_ra))
     return lines
 
 
-def devices_text(observed, names):
+def devices_text(observed, names, family='ipv4'):
     """link_text of several observed devices."""
     links = links_by_name({'link': observed.get('link')})
+    accept_ra = observed.get('accept_ra') or {}
     lines = []
     for name in names:
-        lines += link_text(links.get(name), addr_link(observed, name))
+        lines += link_text(links.get(name), addr_link(observed, name), family, accept_ra.get(name))
     return lines
 
 
 def spec_text(spec):
-    return ['link %s type vxlan id %d dev %s local %s dstport %d %s%s mtu %d address %s up'
-            % (spec.name, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
-               'learning' if spec.learning else 'nolearning', ' gbp' if spec.gbp else '',
-               spec.mtu, spec.mac),
-            'addr %s/32 dev %s' % (spec.address, spec.name)]
+    lines = ['link %s type vxlan id %d dev %s local %s dstport %d %s%s mtu %d address %s up'
+             % (spec.name, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
+                'learning' if spec.learning else 'nolearning', ' gbp' if spec.gbp else '',
+                spec.mtu, spec.mac),
+             'addr %s/%d dev %s' % (spec.address, _PLEN[spec.family], spec.name)]
+    if spec.family == 'ipv6':
+        lines.append('sysctl %s=0' % accept_ra_key(spec.name))
+    return lines

@@ -26,7 +26,22 @@ description:
     route is ever touched.
   - Reads with one C(ip -json route) call (plus one C(ip -json -batch) of route lookups when needed)
     and writes with one C(ip -batch -) process, whatever the number of peers.
+  - One call programs one address family (O(family)); a dual-stack node runs the module once per
+    family with the same O(peers). With O(family=ipv6) the routes are IPv6 ones (C(ip -6)),
+    C(<peer subnet6> via <peer subnet6 network address> dev flannel-v6.<VNI> onlink) per vxlan peer,
+    C(<peer subnet6> via <peer public_ip6>) (DirectRouting) and C(<peer subnet6> via <peer public_ip6>
+    dev <iface>) (host-gw); owned are those inside O(network) with device C(flannel-v6.*) or
+    protocol 159, and never one inside O(subnet) (the kernel's route of the device's own address).
 options:
+  family:
+    description:
+      - The address family this call programs. V(ipv4) works on the peers' O(peers[].subnet) and
+        O(peers[].public_ip); V(ipv6) on O(peers[].subnet6) and O(peers[].public_ip6), and the IPv6
+        routing table. A peer without the family is skipped.
+      - O(network) and O(subnet) are of this family (with V(ipv6), C(IPv6Network) and the lease's IPv6 subnet).
+    type: str
+    choices: [ipv4, ipv6]
+    default: ipv4
   state:
     description: V(present) programs the routes; V(absent) removes every owned route.
     type: str
@@ -38,11 +53,12 @@ options:
     choices: [vxlan, host-gw]
     default: vxlan
   direct_routing:
-    description: flannel's C(DirectRouting) for the vxlan backend.
+    description:
+      - flannel's C(DirectRouting) for the vxlan backend, decided per family (C(ip -6 route get) for V(ipv6)).
     type: bool
     default: false
   vni:
-    description: VXLAN network identifier; vxlan routes use C(flannel.<VNI>).
+    description: VXLAN network identifier; vxlan routes use C(flannel.<VNI>) (C(flannel-v6.<VNI>) with O(family=ipv6)).
     type: int
     default: 1
   network:
@@ -62,19 +78,19 @@ options:
         with O(backend=vxlan) and O(direct_routing). The routes then follow the device's entries
         exactly and no route lookup runs; a peer of O(peers) is direct when its C(public_ip) is
         in this list.
+      - It is the decision of one family; with O(family=ipv6) pass the direct_peers of the V(ipv6)
+        call of M(kubeasz.network.vxlan_link) (peers are matched by C(public_ip6)).
       - Unset, the module decides with the same function and inputs as M(kubeasz.network.vxlan_link)
         (one C(ip route get) per peer node IP).
     type: list
     elements: dict
     suboptions:
       subnet:
-        description: The peer's lease subnet.
+        description: The peer's IPv4 lease subnet.
         type: str
-        required: true
       public_ip:
-        description: The peer's node IP.
+        description: The peer's IPv4 node IP.
         type: str
-        required: true
       backend_type:
         description: The peer's backend type.
         type: str
@@ -83,7 +99,16 @@ options:
         description: The peer's VNI.
         type: int
       vtep_mac:
-        description: The peer's VTEP MAC.
+        description: The peer's IPv4 VTEP MAC.
+        type: str
+      subnet6:
+        description: The peer's IPv6 lease subnet.
+        type: str
+      public_ip6:
+        description: The peer's IPv6 node IP.
+        type: str
+      vtep_mac6:
+        description: The peer's IPv6 VTEP MAC.
         type: str
 extends_documentation_fragment:
   - kubeasz.network.attributes.dataplane
@@ -91,7 +116,7 @@ extends_documentation_fragment:
   - kubeasz.network.attributes.platform
   - kubeasz.network.peers
 notes:
-  - With O(backend=vxlan) and vxlan peers, C(flannel.<VNI>) must exist (M(kubeasz.network.vxlan_link));
+  - With O(backend=vxlan) and vxlan peers, C(flannel.<VNI>) (C(flannel-v6.<VNI>)) must exist (M(kubeasz.network.vxlan_link));
     in check mode a missing device is only a warning, so that a check run of both modules works.
 requirements:
   - iproute2 with JSON output (C(ip -json)).
@@ -122,6 +147,22 @@ EXAMPLES = r'''
     state: absent
     network: 172.20.0.0/16
     subnet: 172.20.1.0/24
+
+- name: Dual-stack, the IPv6 half - routes over flannel-v6.1, with vxlan_link's IPv6 decision
+  kubeasz.network.direct_route:
+    family: ipv6
+    direct_routing: true
+    network: fd00:20::/56
+    subnet: fd00:20:0:1::/64
+    peers: "{{ subnet.peers }}"
+    direct_peers: "{{ link6.direct_peers }}"
+
+- name: Remove every flannel-owned IPv6 route
+  kubeasz.network.direct_route:
+    family: ipv6
+    state: absent
+    network: fd00:20::/56
+    subnet: fd00:20:0:1::/64
 '''
 
 RETURN = r'''
@@ -133,8 +174,9 @@ routes:
   sample:
     - 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159
     - 172.20.3.0/24 via 198.18.0.13 proto 159
+    - fd00:20:0:2::/64 via fd00:20:0:2:: dev flannel-v6.1 onlink proto 159
 direct_peers:
-  description: Peers routed directly through their node IP (host-gw, or DirectRouting).
+  description: Peers routed directly through their node IP (host-gw, or DirectRouting), whole.
   returned: always
   type: list
   elements: dict
@@ -183,6 +225,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type='str', choices=['present', 'absent'], default='present'),
+            family=dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
             backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
             direct_routing=dict(type='bool', default=False),
             vni=dict(type='int', default=1),

@@ -90,29 +90,40 @@ BASE_ROUTES = [route('default', '198.18.0.1'),
 class FakeKernel:
     """A runner answering observe/route_get from a fixture and recording writes."""
 
-    def __init__(self, obs, lookups=None):
+    def __init__(self, obs, lookups=None, sysctl=None):
         self.obs = obs
         self.lookups = lookups or {}
+        self.sysctl = sysctl if sysctl is not None else {}
         self.calls = []
         self.writes = []
 
     def __call__(self, argv, data=None):
         self.calls.append(list(argv))
-        for table, table_argv in iproute.TABLE_ARGV.items():
-            if list(argv[:len(table_argv)]) == table_argv:
-                return 0, json.dumps(self.rows(table, list(argv[len(table_argv):]))), ''
-        if argv[:4] == ['ip', '-force', '-json', '-batch']:
-            with open(argv[4]) as handle:
+        for argvs, six in ((iproute.TABLE_ARGV, False), (iproute.TABLE_ARGV6, True)):
+            for table, table_argv in argvs.items():
+                if list(argv[:len(table_argv)]) == table_argv:
+                    return 0, json.dumps(self.rows(table, list(argv[len(table_argv):]), six)), ''
+        lookup = argv[:4] == ['ip', '-force', '-json', '-batch'] or argv[:5] == ['ip', '-6', '-force', '-json', '-batch']
+        if lookup:
+            with open(argv[-1]) as handle:
                 lines = handle.read().splitlines()
             out = ''.join(json.dumps(self.lookups[line.split()[-1]]) + '\n'
                           for line in lines if line.split()[-1] in self.lookups)
             return 0, out, ''
-        self.writes.append((argv[0], data))
+        if argv[:2] == ['sysctl', '-n']:
+            if argv[2] in self.sysctl:
+                return 0, '%s\n' % self.sysctl[argv[2]], ''
+            return 255, '', 'sysctl: cannot stat /proc/sys/%s: No such file or directory' % argv[2]
+        if argv[0] == 'sysctl':
+            self.writes.append(('sysctl', ' '.join(argv[1:])))
+            return 0, '', ''
+        self.writes.append((' '.join(argv[:-2]), data))
         return 0, '', ''
 
-    def rows(self, table, where):
-        """The fixture's table, filtered as the kernel filters `type vxlan` and `dev X`."""
-        rows = self.obs.get(table, [])
+    def rows(self, table, where, six=False):
+        """The fixture's table, filtered as the kernel filters `type vxlan` and `dev X` (IPv6
+        reads take 'route6' / 'neigh6' when the fixture has them)."""
+        rows = self.obs.get(table + '6', self.obs.get(table, [])) if six else self.obs.get(table, [])
         if where[:2] == ['type', 'vxlan']:
             rows = [r for r in rows if (r.get('linkinfo') or {}).get('info_kind') == 'vxlan']
         if where[:1] == ['dev']:
@@ -146,3 +157,83 @@ def route_params(**kw):
 def raw(ops):
     """A plan as raw ``Op(tool, batch line)`` values, to compare with the expected lines."""
     return [iproute.Op(op.tool, op.batch_line()) for op in ops]
+
+
+# ------------------------------------------------------------------ IPv6 (dual-stack)
+
+NET6 = ipaddress.IPv6Network('fd00:20::/56')
+OWN6 = ipaddress.IPv6Network('fd00:20:0:1::/64')
+MAC61 = vtep_mac('fd53::11', 1)
+MAC62 = vtep_mac('fd53::12', 1)
+MAC63 = vtep_mac('fd53:1::13', 1)
+
+
+def eth0_6(mtu=1500):
+    """eth0 of a dual-stack node: IPv4, a global IPv6 address and the link-local one."""
+    link = eth0(mtu)
+    link['addr_info'] = link['addr_info'][:2] + [
+        {'family': 'inet6', 'local': 'fd53::11', 'prefixlen': 64, 'scope': 'global'},
+        {'family': 'inet6', 'local': 'fe80::1', 'prefixlen': 64, 'scope': 'link'}]
+    return link
+
+
+def flannel6(vni=1, dev='eth0', local='fd53::11', port=8472, gbp=False, learning=False,
+             mtu=1430, mac=MAC61, up=True, addrs=('fd00:20:0:1::/128',)):
+    link = flannel(vni, dev, None, port, gbp, learning, mtu, mac, up, addrs=())
+    link['ifname'] = 'flannel-v6.%d' % vni
+    data = link['linkinfo']['info_data']
+    del data['local']
+    data['local6'] = local
+    link['addr_info'] = [{'family': 'inet6', 'local': a.partition('/')[0], 'prefixlen': int(a.partition('/')[2]),
+                          'scope': 'global'} for a in addrs]
+    link['addr_info'].append({'family': 'inet6', 'local': 'fe80::c00:ff:fe00:11', 'prefixlen': 64, 'scope': 'link'})
+    return link
+
+
+def peer6(i, public_ip6=None, backend='vxlan', v4=True):
+    """A dual-stack peer (v4=False: IPv6-only)."""
+    ip6 = public_ip6 or ('fd53::%d' % (10 + i))
+    raw = peer(i, backend=backend) if v4 else {'backend_type': backend, 'vni': 1 if backend == 'vxlan' else None}
+    raw.update({'subnet6': 'fd00:20:0:%x::/64' % i, 'public_ip6': ip6,
+                'vtep_mac6': vtep_mac(ip6, 1) if backend == 'vxlan' else None})
+    return raw
+
+
+def observed6(links=(), routes=None, neigh=(), fdb=()):
+    links = [eth0_6()] + list(links)
+    return {'link': links, 'addr': links,
+            'route': routes if routes is not None else [
+                {'dst': 'default', 'gateway': 'fd53::1', 'dev': 'eth0', 'metric': 1024, 'flags': []},
+                {'dst': 'fd53::/64', 'dev': 'eth0', 'protocol': 'kernel', 'metric': 256, 'flags': []}],
+            'neigh': list(neigh), 'fdb': list(fdb)}
+
+
+def route6(dst, gw=None, dev='eth0', proto=None, onlink=False, metric=1024, **kw):
+    return route(dst, gw, dev, proto, onlink, metric=metric, **kw)
+
+
+BASE_ROUTES6 = [route6('default', 'fd53::1'),
+                route6('fd53::/64', proto='kernel', metric=256),
+                route6('fd00:20:0:1::/64', dev='cni0', proto='kernel', metric=256),
+                route6('fd00:20:0:1::', dev='flannel-v6.1', proto='kernel', metric=256),  # own /128
+                route6('fe80::/64', dev='flannel-v6.1', proto='kernel', metric=256),
+                route6('fd00:20:0:99::/64', 'fd53::1', proto='boot'),        # foreign, inside
+                route6('fd00:99::/64', 'fd53::1', proto='159')]              # ours by proto, outside
+
+LOOKUPS6 = {'fd53::12': [{'dst': 'fd53::12', 'dev': 'eth0', 'metric': 256}],
+            'fd53:1::13': [{'dst': 'fd53:1::13', 'gateway': 'fd53::1', 'dev': 'eth0', 'metric': 1024}]}
+ACCEPT_RA = 'net/ipv6/conf/flannel-v6.1/accept_ra'
+
+
+def link_params6(**kw):
+    params = link_params(family='ipv6', address='fd00:20:0:1::', network='fd00:20::/56',
+                         peers=[peer6(2), peer6(3, 'fd53:1::13')])
+    params.update(kw)
+    return params
+
+
+def route_params6(**kw):
+    params = route_params(family='ipv6', network='fd00:20::/56', subnet='fd00:20:0:1::/64',
+                          peers=[peer6(2), peer6(3, 'fd53:1::13')])
+    params.update(kw)
+    return params

@@ -14,6 +14,8 @@ from ansible_collections.kubeasz.network.plugins.module_utils.lease import Datap
 from ansible_collections.kubeasz.network.tests.unit.netstate import (
     MAC1, MAC2, MAC3, flannel, observed, peer, neigh, fdb, route, BASE_ROUTES, FakeKernel, LOOKUPS,
     link_params, route_params)
+from ansible_collections.kubeasz.network.tests.unit.netstate import (
+    ACCEPT_RA, BASE_ROUTES6, LOOKUPS6, MAC61, MAC62, MAC63, flannel6, link_params6, observed6, peer6, route6, route_params6)
 
 
 def test_vxlan_link_entry_point_processes_and_result():
@@ -181,3 +183,112 @@ def test_direct_route_diff_shows_a_kept_direct_route_as_the_kernel_has_it():
     before, after = diff['before'].splitlines(), diff['after'].splitlines()
     assert '172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159' in before
     assert set(after) - set(before) == {'172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159'}
+
+
+# ------------------------------------------------------------------ IPv6 (one call per family)
+
+def test_vxlan_link6_entry_point():
+    kernel = FakeKernel(observed6(), LOOKUPS6)
+    result = vxlan_link(kernel, link_params6(direct_routing=True))
+    assert result['changed'] and result['device'] == 'flannel-v6.1' and result['vtep_mac'] == MAC61
+    # peers come back whole (both families), decided for IPv6
+    assert [(p['public_ip'], p['public_ip6']) for p in result['direct_peers']] == [('198.18.0.12', 'fd53::12')]
+    assert [p['subnet6'] for p in result['vxlan_peers']] == ['fd00:20:0:3::/64']
+    assert result['plan'] == [
+        'ip -6 link add flannel-v6.1 address %s mtu 1430 type vxlan id 1 dev eth0 local fd53::11 dstport 8472 '
+        'ttl 0 nolearning' % MAC61,
+        'sysctl -w net/ipv6/conf/flannel-v6.1/accept_ra=0',
+        'ip -6 addr add fd00:20:0:1::/128 dev flannel-v6.1',
+        'ip -6 link set flannel-v6.1 up',
+        'ip -6 neigh replace fd00:20:0:3:: lladdr %s dev flannel-v6.1 nud permanent' % MAC63,
+        'bridge fdb replace %s dev flannel-v6.1 dst fd53:1::13 self permanent' % MAC63]
+    assert [w[0] for w in kernel.writes] == ['ip -6', 'sysctl', 'ip -6', 'bridge']
+    assert kernel.writes[1] == ('sysctl', '-q -w net/ipv6/conf/flannel-v6.1/accept_ra=0')
+    assert ['ip', '-6', '-force', '-json', '-batch'] == kernel.calls[2][:5]
+    assert result['diff']['after'].splitlines()[1:3] == ['addr fd00:20:0:1::/128 dev flannel-v6.1',
+                                                         'sysctl net/ipv6/conf/flannel-v6.1/accept_ra=0']
+
+
+def test_vxlan_link6_in_sync_is_unchanged():
+    obs = observed6([flannel(), flannel6()],
+                    neigh=[neigh('fd00:20:0:2::', MAC62, 'flannel-v6.1'), neigh('fd00:20:0:3::', MAC63, 'flannel-v6.1')],
+                    fdb=[fdb(MAC62, 'fd53::12', 'flannel-v6.1'), fdb(MAC63, 'fd53:1::13', 'flannel-v6.1')])
+    kernel = FakeKernel(obs, sysctl={ACCEPT_RA: '0'})
+    result = vxlan_link(kernel, link_params6())
+    assert not result['changed'] and result['plan'] == [] and kernel.writes == []
+    assert result['diff']['before'] == result['diff']['after']
+    assert ['ip', '-6', '-json', 'neigh', 'show', 'dev', 'flannel-v6.1', 'nud', 'permanent'] in kernel.calls
+    kernel = FakeKernel(obs, sysctl={ACCEPT_RA: '1'})
+    assert vxlan_link(kernel, link_params6())['plan'] == ['sysctl -w net/ipv6/conf/flannel-v6.1/accept_ra=0']
+
+
+def test_vxlan_link6_skips_peers_without_ipv6_and_validates_every_peer():
+    kernel = FakeKernel(observed6())
+    result = vxlan_link(kernel, link_params6(peers=[peer(2), peer6(3, v4=False), peer6(4, backend='host-gw')]),
+                        check_mode=True)
+    assert [p['public_ip6'] for p in result['vxlan_peers']] == ['fd53::13'] and result['vxlan_peers'][0]['subnet'] is None
+    assert [p['subnet6'] for p in result['ignored_peers']] == ['fd00:20:0:4::/64']
+    bad = peer(2)
+    bad['public_ip'] = 'x'
+    kernel = FakeKernel(observed6())
+    with pytest.raises(DataplaneError, match=r'peers\[1\]'):
+        vxlan_link(kernel, link_params6(peers=[peer6(3), bad]))
+    assert kernel.calls == []
+    with pytest.raises(DataplaneError, match="family: 'ipv5'"):
+        vxlan_link(kernel, link_params6(family='ipv5'))
+
+
+def test_dual_stack_same_peers_two_calls():
+    obs = observed6(routes=list(BASE_ROUTES))
+    obs['route6'] = list(BASE_ROUTES6)
+    peers = [peer6(2), peer6(3, 'fd53:1::13'), peer(4), peer6(5, v4=False)]
+    kernel = FakeKernel(obs)
+    four = vxlan_link(kernel, link_params(peers=peers), check_mode=True)
+    six = vxlan_link(kernel, link_params6(peers=peers), check_mode=True)
+    assert (four['device'], six['device']) == ('flannel.1', 'flannel-v6.1')
+    assert [p['subnet'] for p in four['vxlan_peers']] == ['172.20.2.0/24', '172.20.3.0/24', '172.20.4.0/24']
+    assert [p['subnet6'] for p in six['vxlan_peers']] == ['fd00:20:0:2::/64', 'fd00:20:0:3::/64', 'fd00:20:0:5::/64']
+    assert not any('flannel.' in line for line in six['plan']) and not any('flannel-v6' in line for line in four['plan'])
+    kernel = FakeKernel(dict(obs, link=obs['link'] + [flannel(), flannel6()]))
+    r4 = direct_route(kernel, route_params(peers=peers), check_mode=True)
+    r6 = direct_route(kernel, route_params6(peers=peers), check_mode=True)
+    assert r4['routes'] == ['172.20.%d.0/24 via 172.20.%d.0 dev flannel.1 onlink proto 159' % (i, i) for i in (2, 3, 4)]
+    assert r6['routes'] == ['fd00:20:0:%d::/64 via fd00:20:0:%d:: dev flannel-v6.1 onlink proto 159' % (i, i)
+                            for i in (2, 3, 5)]
+    assert r6['plan'] == ['ip -6 route replace ' + line for line in r6['routes']]
+    assert ['ip', '-6', '-json', 'route', 'show', 'table', 'main'] in kernel.calls
+
+
+def test_direct_route6_direct_routing_host_gw_and_absent():
+    routes = BASE_ROUTES6 + [route6('fd00:20:0:3::/64', 'fd00:20:0:3::', 'flannel-v6.1', '159', onlink=True),
+                             route6('fd00:20:0:7::/64', 'fd00:20:0:7::', 'flannel-v6.1', '159', onlink=True)]
+    kernel = FakeKernel(observed6([flannel6()], routes=routes), LOOKUPS6)
+    link = vxlan_link(kernel, link_params6(direct_routing=True), check_mode=True)
+    result = direct_route(kernel, route_params6(direct_routing=True, direct_peers=link['direct_peers']))
+    assert result['routes'] == ['fd00:20:0:2::/64 via fd53::12 proto 159',
+                                'fd00:20:0:3::/64 via fd00:20:0:3:: dev flannel-v6.1 onlink proto 159']
+    assert result['plan'] == ['ip -6 route del fd00:20:0:7::/64 via fd00:20:0:7:: dev flannel-v6.1 metric 1024 table main',
+                              'ip -6 route replace fd00:20:0:2::/64 via fd53::12 proto 159']
+    assert kernel.writes[-1][0] == 'ip -6'
+    # host-gw: the iface from the IPv6 default route; an off-link peer fails naming it
+    peers = [peer6(2, backend='host-gw'), peer6(3, 'fd53:1::13', backend='host-gw')]
+    kernel = FakeKernel(observed6(routes=list(BASE_ROUTES6)), LOOKUPS6)
+    with pytest.raises(DataplaneError, match=r'peer fd53:1::13 \(subnet fd00:20:0:3::/64\).*gateway fd53::1'):
+        direct_route(kernel, route_params6(backend='host-gw', peers=peers))
+    result = direct_route(kernel, route_params6(backend='host-gw', peers=peers[:1]))
+    assert result['plan'] == ['ip -6 route replace fd00:20:0:2::/64 via fd53::12 dev eth0 proto 159']
+    # absent: only owned IPv6 routes, never the kernel's route of the own address
+    kernel = FakeKernel(observed6(routes=routes))
+    result = direct_route(kernel, dict(state='absent', family='ipv6', network='fd00:20::/56', subnet='fd00:20:0:1::/64'))
+    assert result['plan'] == ['ip -6 route del fd00:20:0:3::/64 via fd00:20:0:3:: dev flannel-v6.1 metric 1024 table main',
+                              'ip -6 route del fd00:20:0:7::/64 via fd00:20:0:7:: dev flannel-v6.1 metric 1024 table main']
+
+
+@pytest.mark.parametrize('kw, message', [
+    (dict(network='172.20.0.0/16'), 'network: .* is not an IPv6 network'),
+    (dict(subnet='fd00:30::/64'), 'not inside network fd00:20::/56')])
+def test_direct_route6_bad_params(kw, message):
+    kernel = FakeKernel(observed6())
+    with pytest.raises(DataplaneError, match=message):
+        direct_route(kernel, route_params6(**kw))
+    assert kernel.calls == []

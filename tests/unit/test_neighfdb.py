@@ -11,6 +11,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import pl
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, MAC2, MAC3, observed, peer, neigh, fdb
+from ansible_collections.kubeasz.network.tests.unit.netstate import MAC62, MAC63, NET6, peer6
 
 
 def test_plan_peers_fresh_order():
@@ -50,3 +51,26 @@ def test_plan_peers_nonpermanent_entry_replaced():
     obs = observed(neigh=[neigh('172.20.2.0', MAC2, state='REACHABLE')], fdb=[fdb(MAC2, '198.18.0.12')])
     assert raw(plan_vxlan_peers(obs, 'flannel.1', peers)) == [
         Op('ip', 'neigh replace 172.20.2.0 lladdr %s dev flannel.1 nud permanent' % MAC2)]
+
+
+# ------------------------------------------------------------------ IPv6
+
+def test_plan_peers6_fresh_and_stale():
+    peers = validate_peers([peer6(3, 'fd53:1::13'), peer6(2), peer(4)], NET6, family='ipv6')
+    assert [p.subnet for p in peers] == ['fd00:20:0:3::/64', 'fd00:20:0:2::/64']   # peer(4): no IPv6
+    ops = plan_vxlan_peers({}, 'flannel-v6.1', peers, fresh=True, family='ipv6')
+    assert raw(ops) == [
+        Op('ip', 'neigh replace fd00:20:0:2:: lladdr %s dev flannel-v6.1 nud permanent' % MAC62),
+        Op('ip', 'neigh replace fd00:20:0:3:: lladdr %s dev flannel-v6.1 nud permanent' % MAC63),
+        Op('bridge', 'fdb replace %s dev flannel-v6.1 dst fd53::12 self permanent' % MAC62),
+        Op('bridge', 'fdb replace %s dev flannel-v6.1 dst fd53:1::13 self permanent' % MAC63)]
+    assert iproute.op_text(ops[:1], 'ipv6') == [
+        'ip -6 neigh replace fd00:20:0:2:: lladdr %s dev flannel-v6.1 nud permanent' % MAC62]
+    # in sync (the kernel's text), plus a stale neighbour and FDB entry, and an IPv4 row to ignore
+    obs = {'neigh': [neigh('fd00:20:0:2::', MAC62, 'flannel-v6.1'), neigh('fd00:20:0:3::', MAC63, 'flannel-v6.1'),
+                     neigh('fd00:20:0:9::', MAC2, 'flannel-v6.1'), neigh('172.20.9.0', MAC2, 'flannel-v6.1')],
+           'fdb': [fdb(MAC62, 'fd53::12', 'flannel-v6.1'), fdb(MAC63, 'fd53:1::13', 'flannel-v6.1'),
+                   fdb(MAC2, 'fd53::99', 'flannel-v6.1')]}
+    assert raw(plan_vxlan_peers(obs, 'flannel-v6.1', peers, family='ipv6')) == [
+        Op('ip', 'neigh del fd00:20:0:9:: dev flannel-v6.1'),
+        Op('bridge', 'fdb del %s dev flannel-v6.1 dst fd53::99 self' % MAC2)]

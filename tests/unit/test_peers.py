@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import classify_peers, decide_direct, on_link, validate_peers
 from ansible_collections.kubeasz.network.tests.unit.netstate import NET, OWN, peer, LOOKUPS
+from ansible_collections.kubeasz.network.tests.unit.netstate import FakeKernel, LOOKUPS6, NET6, OWN6, peer6
 
 
 # -------------------------------------------------------------- validation
@@ -97,3 +98,54 @@ def test_decide_direct_takes_a_given_decision_without_lookups():
     direct, vxlan = decide_direct(run, peers, True, [peer(3, '198.18.1.13')])
     assert [p.public_ip for p in direct] == ['198.18.1.13'] and [p.public_ip for p in vxlan] == ['198.18.0.12']
     assert decide_direct(run, peers, False, [peer(2)]) == ([], peers) and calls == []
+
+
+# ------------------------------------------------------------------ IPv6
+
+def test_validate_peers6_views_skips_and_wholes():
+    raws = [peer6(2), peer(3), peer6(4, v4=False)]
+    wholes = {}
+    views = validate_peers(raws, NET6, OWN6, 'ipv6', wholes)
+    assert [(v.subnet, v.public_ip) for v in views] == [('fd00:20:0:2::/64', 'fd53::12'), ('fd00:20:0:4::/64', 'fd53::14')]
+    assert wholes[views[0]].subnet == '172.20.2.0/24' and wholes[views[1]].subnet is None
+    # the IPv4 call: the IPv6-only peer is skipped, the dual-stack one is its IPv4 view
+    v4 = validate_peers(raws, NET, OWN, 'ipv4', {})
+    assert [v.subnet for v in v4] == ['172.20.2.0/24', '172.20.3.0/24'] and v4[0].subnet6 is None
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'subnet6': 'fd00:20:0:2::1/64'}, r'peers\[0\] \(fd53::12\) subnet6.*not an IPv6 network'),
+    ({'subnet6': 'fd00:30::/64'}, r'subnet6: fd00:30::/64 is not inside the cluster network fd00:20::/56'),
+    ({'subnet6': 'fd00:20:0:1::/64'}, r"subnet6: fd00:20:0:1::/64 overlaps this node's subnet fd00:20:0:1::/64"),
+    ({'public_ip6': 'fe80::12'}, 'public_ip6: fe80::12 is a link-local address'),
+    ({'public_ip6': None}, 'needs public_ip6'),
+    ({'vtep_mac6': None}, 'needs vtep_mac6'),
+    ({'public_ip': 'x'}, r'public_ip.*not an IPv4 address')])   # the other family is validated too
+def test_validate_peers6_refuses(bad, message):
+    raw = peer6(2)
+    raw.update(bad)
+    with pytest.raises(DataplaneError, match=message):
+        validate_peers([raw], NET6, OWN6, 'ipv6')
+
+
+def test_validate_peers6_overlaps_and_macs():
+    twin = peer6(3, 'fd53::13')
+    twin['vtep_mac6'] = peer6(2)['vtep_mac6']
+    with pytest.raises(DataplaneError, match=r'peers\[1\] \(fd53::13\) vtep_mac6: .* also the VtepMAC of peers\[0\]'):
+        validate_peers([peer6(2), twin], NET6, family='ipv6')
+    other = peer6(3, 'fd53::13')
+    other['subnet6'] = 'fd00:20:0:2::/64'
+    with pytest.raises(DataplaneError, match=r'peers\[1\] \(fd53::13\) subnet6: fd00:20:0:2::/64 overlaps peers\[0\]'):
+        validate_peers([peer6(2), other], NET6, family='ipv6')
+
+
+def test_decide_direct6():
+    peers = validate_peers([peer6(2), peer6(3, 'fd53:1::13')], NET6, family='ipv6')
+    kernel = FakeKernel({}, LOOKUPS6)
+    direct, vxlan = decide_direct(kernel, peers, True, family='ipv6')
+    assert [p.public_ip for p in direct] == ['fd53::12'] and [p.public_ip for p in vxlan] == ['fd53:1::13']
+    assert kernel.calls[0][:5] == ['ip', '-6', '-force', '-json', '-batch']
+    # given: whole peer dicts, matched by public_ip6
+    kernel = FakeKernel({})
+    assert decide_direct(kernel, peers, True, [peer6(3, 'fd53:1::13')], 'ipv6') == (peers[1:], peers[:1])
+    assert kernel.calls == []

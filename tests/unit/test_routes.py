@@ -9,6 +9,8 @@ from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import desired_routes, is_owned, observed_route_text, plan_routes, route_text
 from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, OWN, observed, peer, route, BASE_ROUTES
+from ansible_collections.kubeasz.network.tests.unit.netstate import BASE_ROUTES6, NET6, OWN6, observed6, peer6, route6
+from ansible_collections.kubeasz.network.plugins.module_utils.routes import route_key
 
 
 def test_is_owned():
@@ -67,3 +69,57 @@ def test_plan_routes_flanneld_route_taken_over():
 def test_observed_route_text():
     assert observed_route_text(route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True)) == \
         '172.20.2.0/24 via 172.20.2.0 dev flannel.1 proto 159 onlink'
+
+
+# ------------------------------------------------------------------ IPv6
+
+def test_is_owned6():
+    assert is_owned(route6('fd00:20:0:2::/64', 'fd00:20:0:2::', 'flannel-v6.1', onlink=True), NET6, OWN6, 'ipv6')
+    assert is_owned(route6('fd00:20:0:2::/64', 'fd53::12', proto='159'), NET6, OWN6, 'ipv6')
+    assert is_owned(route6('fd00:20:0:5::7', 'fd53::5', proto='159'), NET6, OWN6, 'ipv6')
+    # the kernel's route of the device's own /128 address, and anything else in the own subnet
+    assert not is_owned(route6('fd00:20:0:1::', dev='flannel-v6.1', proto='kernel', metric=256), NET6, OWN6, 'ipv6')
+    assert not is_owned(route6('fd00:20:0:1::/64', dev='cni0', proto='159'), NET6, OWN6, 'ipv6')
+    assert not is_owned(route6('fe80::/64', dev='flannel-v6.1', proto='kernel'), NET6, OWN6, 'ipv6')
+    assert not is_owned(route6('fd00:20:0:99::/64', 'fd53::1', proto='boot'), NET6, OWN6, 'ipv6')
+    assert not is_owned(route6('fd00:99::/64', 'fd53::1', proto='159'), NET6, OWN6, 'ipv6')
+    # the IPv4 device is not the IPv6 call's own
+    assert not is_owned(route6('fd00:20:0:2::/64', 'fe80::1', 'flannel.1'), NET6, OWN6, 'ipv6')
+
+
+def test_desired_and_planned_routes6():
+    direct = validate_peers([peer6(2)], NET6, family='ipv6')
+    vxlan = validate_peers([peer6(3, 'fd53:1::13')], NET6, family='ipv6')
+    want = desired_routes('vxlan', direct, vxlan, vni=1, family='ipv6')
+    assert [route_text(r) for r in want] == ['fd00:20:0:2::/64 via fd53::12 proto 159',
+                                             'fd00:20:0:3::/64 via fd00:20:0:3:: dev flannel-v6.1 onlink proto 159']
+    hostgw = desired_routes('host-gw', direct + vxlan, [], iface='eth0', family='ipv6')
+    assert [route_text(r) for r in hostgw] == ['fd00:20:0:2::/64 via fd53::12 dev eth0 proto 159',
+                                               'fd00:20:0:3::/64 via fd53:1::13 dev eth0 proto 159']
+    ops = plan_routes(observed6(routes=list(BASE_ROUTES6)), want, NET6, OWN6, family='ipv6')
+    assert raw(ops) == [Op('ip', 'route replace ' + route_text(w)) for w in want]
+    # as the kernel shows them (metric 1024, dev added to the direct route): in sync
+    now = BASE_ROUTES6 + [route6('fd00:20:0:2::/64', 'fd53::12', 'eth0', '159'),
+                          route6('fd00:20:0:3::/64', 'fd00:20:0:3::', 'flannel-v6.1', '159', onlink=True)]
+    assert plan_routes(observed6(routes=now), want, NET6, OWN6, family='ipv6') == []
+    # a stale owned one goes with its metric; one with a metric of its own is replaced and deleted
+    stale = now + [route6('fd00:20:0:4::/64', 'fd00:20:0:4::', 'flannel-v6.1', '159', onlink=True),
+                   route6('fd00:20:0:2::/64', 'fd53::12', 'eth0', '159', metric=50)]
+    assert raw(plan_routes(observed6(routes=stale), want, NET6, OWN6, family='ipv6')) == [
+        Op('ip', 'route del fd00:20:0:4::/64 via fd00:20:0:4:: dev flannel-v6.1 metric 1024 table main'),
+        Op('ip', 'route del fd00:20:0:2::/64 via fd53::12 dev eth0 metric 50 table main')]
+
+
+def test_route_key_infers_the_family():
+    assert route_key({'dst': '172.20.5.7'}) == '172.20.5.7/32'
+    assert route_key({'dst': 'fd00:20:0:1::'}) == 'fd00:20:0:1::/128'
+    assert route_key({'dst': 'fd00:20:0:1::/64'}) == 'fd00:20:0:1::/64'
+
+
+def test_plan_routes6_deletes_a_direct_route_before_its_vxlan_route():
+    """IPv6 refuses the onlink gateway while the direct route covers it: delete, then add."""
+    want = desired_routes('vxlan', [], validate_peers([peer6(2)], NET6, family='ipv6'), family='ipv6')
+    routes = BASE_ROUTES6 + [route6('fd00:20:0:2::/64', 'fd53::12', 'eth0', '159')]
+    assert raw(plan_routes(observed6(routes=routes), want, NET6, OWN6, family='ipv6')) == [
+        Op('ip', 'route del fd00:20:0:2::/64 via fd53::12 dev eth0 metric 1024 table main'),
+        Op('ip', 'route replace fd00:20:0:2::/64 via fd00:20:0:2:: dev flannel-v6.1 onlink proto 159')]
