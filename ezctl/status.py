@@ -24,7 +24,7 @@ CALLBACKS = Path(__file__).resolve().parent / "ansible_callbacks"
 LEASE_TASK = "Acquire the node's subnet lease and write subnet.env and the CNI config"
 UNDERLAY_TASK = "Read the underlay interface's addresses"
 GUARD_TASKS = ("Ask the route guard process whether it runs", "Ask systemd whether the route guard runs")
-ROUTES_TASK = "Program the routes to the peers' subnets"
+ROUTES_TASKS = ("Program the routes to the peers' subnets", "Program the IPv6 routes to the peers' subnets")
 
 
 def _cli():
@@ -86,6 +86,7 @@ def node_view(name: str, records: list) -> dict:
             view["lease"] = res.get("lease")
             view["renewed"] = res.get("renewed")  # file store: when the lease was last renewed
             view["public_ip"] = res.get("public_ip")
+            view["public_ip6"] = res.get("public_ip6")
             view["iface"] = res.get("iface")
         elif task == UNDERLAY_TASK and status != "skipped":
             for link in json.loads(res.get("stdout") or "[]"):
@@ -97,7 +98,7 @@ def node_view(name: str, records: list) -> dict:
             view["guard"] = "running" if running else "not running"
             if not running:
                 view["drift"].append({"task": "route guard", "stale": [], "missing": ["flannel-route-guard running"]})
-        if task == ROUTES_TASK and status in ("ok", "changed"):
+        if task in ROUTES_TASKS and status in ("ok", "changed"):
             backend = (view["lease"] or {}).get("backend_type", "vxlan")
             for route in res.get("routes") or []:
                 view["paths"][route.split()[0]] = _path(route, backend)
@@ -120,9 +121,11 @@ def format_text(cluster: str, view: dict) -> str:
              f"{'RENEWED':<21} STATE"]
     for node in view["nodes"]:
         lease = node["lease"] or {}
-        lines.append(f"{node['node']:<14} {node.get('public_ip') or '-':<15} {lease.get('subnet', '-'):<17} "
+        lines.append(f"{node['node']:<14} {node.get('public_ip') or '-':<15} {lease.get('subnet') or '-':<17} "
                      f"{lease.get('backend_type', '-'):<8} {node['segment'] or '-':<17} {node['guard'] or '-':<11} "
                      f"{node.get('renewed') or '-':<21} {'DRIFT' if node['drifted'] else 'ok'}")
+        if lease.get("subnet6"):
+            lines.append(f"    IPv6: public {node.get('public_ip6') or '-'}, subnet {lease['subnet6']}")
         for error in node["errors"]:
             lines.append(f"    error: {error}")
         for drift in node["drift"]:
@@ -145,14 +148,16 @@ def draw_svg(cluster: str, view: dict, path: str) -> None:
     segments = {}
     for node in view["nodes"]:
         segments.setdefault(node["segment"] or "unknown segment", []).append(node)
-        if node["lease"]:
-            by_subnet[node["lease"]["subnet"]] = node["node"]
+        for key in ("subnet", "subnet6"):
+            if (node["lease"] or {}).get(key):
+                by_subnet[node["lease"][key]] = node["node"]
     for index, (segment, nodes) in enumerate(sorted(segments.items())):
         with graph.subgraph(name=f"cluster_{index}") as sub:
             sub.attr(label=f"L2 segment {segment}", style="dashed")
             for node in nodes:
                 lease = node["lease"] or {}
-                label = f"{node['node']}\\n{node.get('public_ip') or '?'}\\n{lease.get('subnet', 'no lease')}"
+                label = "\\n".join([node["node"], node.get("public_ip") or node.get("public_ip6") or "?"]
+                                   + ([lease[k] for k in ("subnet", "subnet6") if lease.get(k)] or ["no lease"]))
                 if node["drifted"]:
                     label += "\\nDRIFT"
                 sub.node(node["node"], label=label, fillcolor="#f4b6b6" if node["drifted"] else "#d5e8d4",

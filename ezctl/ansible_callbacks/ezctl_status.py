@@ -20,7 +20,7 @@ description: Writes every task result per host to the file named by EZCTL_STATUS
 '''
 
 KEEP = ('changed', 'renewed', 'failed', 'skipped', 'unreachable', 'msg', 'diff', 'lease', 'peers', 'iface', 'public_ip',
-        'routes', 'direct_peers', 'vxlan_peers', 'vtep_mac', 'device', 'mode', 'stdout', 'rc', 'ansible_facts')
+        'public_ip6', 'routes', 'direct_peers', 'vxlan_peers', 'vtep_mac', 'device', 'mode', 'stdout', 'rc', 'ansible_facts')
 
 
 class CallbackModule(CallbackBase):
