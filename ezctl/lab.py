@@ -372,9 +372,11 @@ class Lab:
         ip = _tool("ip")
         # before eth0 exists: links made in the node (eth0, the CNI bridge cni0) skip DAD, so
         # IPv6 addresses work at once (also in an IPv4 lab whose conflist has an IPv6 range:
-        # cni0's gateway address would stay tentative for a second or two)
+        # cni0's gateway address would stay tentative for a second or two); a NIC flap keeps the
+        # IPv6 addresses, as a real node's network manager would put them back
         self.exec(node, [_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                         "net.ipv6.conf.default.accept_dad=0"])
+                         "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.keep_addr_on_down=1",
+                         "net.ipv6.conf.default.keep_addr_on_down=1"])
         if self._fabric(ip, "link", "show", node, check=False).returncode != 0:
             self._fabric(ip, "link", "add", node, "type", "veth", "peer", "name", NODE_IFACE,
                          "netns", self.ns_path(node, "net"))

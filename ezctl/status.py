@@ -91,7 +91,7 @@ def node_view(name: str, records: list) -> dict:
         elif task == UNDERLAY_TASK and status != "skipped":
             for link in json.loads(res.get("stdout") or "[]"):
                 for addr in link.get("addr_info", []):
-                    if addr.get("local") == view.get("public_ip"):
+                    if addr.get("local") in (view.get("public_ip"), view.get("public_ip6")) and not view.get("segment"):
                         view["segment"] = str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}").network)
         elif task in GUARD_TASKS and status != "skipped":
             running = res.get("rc") == 0

@@ -16,6 +16,7 @@ import json
 
 CNI_VERSION = '0.3.1'
 CNI_NAME = 'cbr0'
+BRIDGE = 'cni0'  # the pods' bridge the delegate conflist names
 
 
 def cni_conf():
@@ -87,7 +88,7 @@ def delegate_conflist(subnet_env):
         raise ValueError('FLANNEL_MTU must be an integer, not %r' % (mtu,))
     ipmasq = _env_bool(subnet_env.get('FLANNEL_IPMASQ', False), 'FLANNEL_IPMASQ')
     bridge = {
-        'type': 'bridge', 'name': CNI_NAME, 'bridge': 'cni0', 'mtu': int(mtu),
+        'type': 'bridge', 'name': CNI_NAME, 'bridge': BRIDGE, 'mtu': int(mtu),
         'hairpinMode': True, 'isGateway': True, 'isDefaultGateway': True, 'ipMasq': not ipmasq,
         'ipam': {'type': 'host-local', 'ranges': ranges, 'routes': routes},
     }

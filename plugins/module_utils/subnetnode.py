@@ -17,16 +17,16 @@ __metaclass__ = type
 import ipaddress
 import socket
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import addr_link, external_interface, ipv4_addrs
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import IprouteError, observe, parse_json
+from ansible_collections.kubeasz.network.plugins.module_utils.iproute import AddrDel, IprouteError, apply, observe, parse_json
 from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
     config_families, lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text, subnet6_of_env,
     subnet_of_env, write_atomic)
-from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import delegate_conflist, dumps
+from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import BRIDGE, delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 
 
@@ -166,6 +166,42 @@ def _check_fits(netconf, subnet, subnet6):
     return (subnet if 'ipv4' in families else None), (subnet6 if 'ipv6' in families else None)
 
 
+def lease_gateways(lease):
+    """The pods' gateway addresses of a lease (first address of each subnet, as CIDR text)."""
+    gateways = set()
+    for fam, subnet in ((ipv4, lease.subnet), (ipv6, lease.subnet6)):
+        if subnet is not None:
+            net = fam.parse_net(subnet)
+            gateways.add('%s/%d' % (fam.ip_text(net[0] + 1), net[1]))
+    return gateways
+
+
+def stale_bridge_addrs(links, lease):
+    """Global addresses on the pods' bridge that are not the lease's gateways: left by an earlier
+    lease or by a family that is off. The bridge plugin refuses to add a pod while the bridge
+    holds another address, so they go (a pod's ADD puts the right one back)."""
+    keep = lease_gateways(lease)
+    return sorted('%s/%d' % (a['local'], a['prefixlen']) for link in links if link.get('ifname') == BRIDGE
+                  for a in link.get('addr_info') or []
+                  if a.get('scope') == 'global' and '%s/%d' % (a.get('local'), a.get('prefixlen')) not in keep)
+
+
+def clean_bridge(module, lease):
+    """Remove the stale addresses of the pods' bridge; (changed, diff or None)."""
+    def runner(argv, data=None):
+        return module.run_command(argv, data=data, binary_data=False)
+    rc, out, err = runner(['ip', '-json', 'addr', 'show', 'dev', BRIDGE])
+    stale = stale_bridge_addrs(parse_json(out), lease) if rc == 0 else []   # rc 1: no bridge yet
+    if not stale:
+        return False, None
+    if not module.check_mode:
+        for family, fam_stale in (('ipv4', [a for a in stale if ':' not in a]), ('ipv6', [a for a in stale if ':' in a])):
+            if fam_stale:
+                apply(runner, [AddrDel(cidr, BRIDGE) for cidr in fam_stale], family=family)
+    header = '%s addresses' % BRIDGE
+    return True, dict(before=''.join('%s\n' % a for a in stale), after='', before_header=header, after_header=header)
+
+
 def write_env(module, netconf, facts, subnet, subnet6=None):
     """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet`` /
     ``subnet6``; (changed, diffs, facts to report)."""
@@ -179,6 +215,10 @@ def write_env(module, netconf, facts, subnet, subnet6=None):
     if params['cni_conf_file']:
         cni_changed, diff = put(module, params['cni_conf_file'], dumps(delegate_conflist(parse_subnet_env(env))))
         changed = changed or cni_changed
+        diffs.append(diff)
+    bridge_changed, diff = clean_bridge(module, lease)
+    if bridge_changed:
+        changed = True
         diffs.append(diff)
     return changed, diffs, dict(subnet_env=parse_subnet_env(env), lease=lease.as_peer())
 

@@ -195,3 +195,22 @@ def test_ipv6_only_vxlan_takes_ipv4_off(seg1):
     assert ipv6_mismatches(views, "vxlan", False) == []
     pods_ping_families(lab, ("ipv6",))
     assert_unchanged(run_06(cdir, **IPV6_ONLY))
+
+
+def test_back_to_dual_stack_then_ipv4_only(seg1):
+    """IPv6-only -> dual-stack: the nodes get IPv4 subnets again and cni0 loses what the earlier
+    lease left, so pods start; dual-stack -> IPv4-only takes every IPv6 object off."""
+    lab, cdir = seg1
+    dual = {**DUAL, "SERVICE_CIDR": "10.68.0.0/16,fd00:10::/108"}
+    assert_ok(run_06(cdir, **dual))
+    pods_ping_families(lab, ("ipv4", "ipv6"))
+    assert_unchanged(run_06(cdir, **dual))
+    ipv4_only = {"CLUSTER_CIDR_IPV6": ""}
+    assert_ok(run_06(cdir, **ipv4_only))
+    for node in nodes(lab):
+        assert "flannel-v6" not in lab.exec(node, ["ip", "-o", "link"]).stdout
+        assert lab.exec(node, ["ip", "-6", "route", "show", "proto", ROUTE_PROTOCOL]).stdout == ""
+        assert "FLANNEL" not in lab.exec(node, ["ip6tables-save"]).stdout
+        assert "FLANNEL_IPV6" not in lab.exec(node, ["cat", "/run/flannel/subnet.env"]).stdout
+    pods_ping_families(lab, ("ipv4",))
+    assert_unchanged(run_06(cdir, **ipv4_only))

@@ -203,7 +203,8 @@ def test_query_returns_peers_and_skips_corrupt_leases(runs):
     assert r['changed'] is False
     assert r['lease']['subnet'] == '172.20.1.0/24'
     assert r['peers'] == [{'subnet': '172.20.2.0/24', 'public_ip': '198.18.0.12', 'backend_type': 'vxlan',
-                           'vni': 1, 'vtep_mac': '0e:00:00:00:00:12'}]
+                           'vni': 1, 'vtep_mac': '0e:00:00:00:00:12',
+                           'subnet6': None, 'public_ip6': None, 'vtep_mac6': None}]
     assert any('172.20.3.0-24' in w for w in r['warnings'])
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import subnetnode as module
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, parse_net_conf
 
 
@@ -152,7 +152,6 @@ def test_node_facts_ipv6_only_uses_the_ipv6_default_route(tmp_path):
 
 
 def lease6(subnet='172.20.1.0/24', subnet6='fd00:20:0:1::/64'):
-    from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease
     return Lease.make(subnet, '198.18.0.11' if subnet else None, 'vxlan', 4, vtep_mac('198.18.0.11', 4) if subnet else None,
                       None, subnet6, 'fd53:18::11', vtep_mac('fd53:18::11', 4))
 
@@ -222,3 +221,19 @@ def test_kube_store_on_the_node_dual_stack_with_public_ipv6_overwrite(tmp_path, 
     with pytest.raises(LeaseError, match='has no IPv6 subnet'):
         module.on_node(fake, conf6())
     assert not (tmp_path / 'subnet.env').exists()
+
+
+def test_stale_bridge_addresses_are_those_of_an_earlier_lease_or_a_family_that_is_off():
+    links = [{'ifname': 'cni0', 'addr_info': [
+        {'family': 'inet', 'local': '172.20.2.1', 'prefixlen': 24, 'scope': 'global'},
+        {'family': 'inet6', 'local': 'fd00:20:0:1::1', 'prefixlen': 64, 'scope': 'global'},
+        {'family': 'inet6', 'local': 'fe80::1', 'prefixlen': 64, 'scope': 'link'}]},
+        {'ifname': 'eth0', 'addr_info': [{'family': 'inet', 'local': '198.18.0.11', 'prefixlen': 24, 'scope': 'global'}]}]
+    only6 = Lease.make(None, None, 'vxlan', 1, None, subnet6='fd00:20:0:1::/64', public_ip6='fd53::11',
+                       vtep_mac6='0e:00:00:00:00:06')
+    assert module.stale_bridge_addrs(links, only6) == ['172.20.2.1/24']
+    moved = Lease.make('172.20.1.0/24', '198.18.0.11', 'vxlan', 1, '0e:00:00:00:00:04')
+    assert module.stale_bridge_addrs(links, moved) == ['172.20.2.1/24', 'fd00:20:0:1::1/64']
+    same = Lease.make('172.20.2.0/24', '198.18.0.11', 'vxlan', 1, '0e:00:00:00:00:04', None,
+                      'fd00:20:0:1::/64', 'fd53::11', '0e:00:00:00:00:06')
+    assert module.stale_bridge_addrs(links, same) == []
