@@ -83,31 +83,31 @@ def net_text(net):
     return '%s/%d' % (ip_text(net[0]), net[1])
 
 
-def last(net):
-    """The last address (broadcast) of a parsed network."""
-    return net[0] | (~MASKS[net[1]] & 0xffffffff)
+def last(net, masks=MASKS):
+    """The last address (broadcast) of a parsed network (``masks``: the family's, ipv6 passes its own)."""
+    return net[0] | (~masks[net[1]] & masks[-1])
 
 
-def subnet_of(inner, outer):
+def subnet_of(inner, outer, masks=MASKS):
     """True when the parsed network inner lies inside outer."""
-    return inner[1] >= outer[1] and inner[0] & MASKS[outer[1]] == outer[0]
+    return inner[1] >= outer[1] and inner[0] & masks[outer[1]] == outer[0]
 
 
-def overlaps(one, other):
-    return one[0] <= last(other) and other[0] <= last(one)
+def overlaps(one, other, masks=MASKS):
+    return one[0] <= last(other, masks) and other[0] <= last(one, masks)
 
 
-def contains(net, ip):
-    return ip & MASKS[net[1]] == net[0]
+def contains(net, ip, masks=MASKS):
+    return ip & masks[net[1]] == net[0]
 
 
-def ip_key(text):
+def ip_key(text, ip_int=ip_int):
     """Sort key for an address in text form (-1 for anything unparsable)."""
     found = ip_int(text)
     return -1 if found is None else found
 
 
-def net_key(text):
+def net_key(text, ip_key=ip_key, bits=32):
     """Sort key for a CIDR in text form."""
     addr, dummy, plen = text.partition('/')
-    return (ip_key(addr), int(plen) if plen.isdigit() else 32)
+    return (ip_key(addr), int(plen) if plen.isdigit() else bits)

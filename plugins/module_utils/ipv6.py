@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""IPv6 twin of ``ipv4``: the same functions on 128-bit integers, so the dataplane code takes
+"""IPv6 twin of ``ipv4``: the same functions on 128-bit integers (the network arithmetic is
+ipv4's with this family's masks), so the dataplane code takes
 either module for a family (``ipfamily.module_for``). Text is RFC 5952 (``inet_ntop``), as Go
 and iproute2 print it. Standard library only (runs on the managed node).
 """
@@ -12,6 +13,8 @@ __metaclass__ = type
 import ipaddress
 import re
 import socket
+
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
 
 _pton, _ntop, _AF_INET6, _from_bytes = socket.inet_pton, socket.inet_ntop, socket.AF_INET6, int.from_bytes
 _PREFIX = re.compile(r'^(0|[1-9]\d{0,2})$')
@@ -73,26 +76,24 @@ def parse_cidr(value):
 
 
 def last(net):
-    return net[0] | (~MASKS[net[1]] & ALL)
+    return ipv4.last(net, MASKS)
 
 
 def subnet_of(inner, outer):
-    return inner[1] >= outer[1] and inner[0] & MASKS[outer[1]] == outer[0]
+    return ipv4.subnet_of(inner, outer, MASKS)
 
 
 def overlaps(one, other):
-    return one[0] <= last(other) and other[0] <= last(one)
+    return ipv4.overlaps(one, other, MASKS)
 
 
 def contains(net, ip):
-    return ip & MASKS[net[1]] == net[0]
+    return ipv4.contains(net, ip, MASKS)
 
 
 def ip_key(text):
-    found = ip_int(text)
-    return -1 if found is None else found
+    return ipv4.ip_key(text, ip_int)
 
 
 def net_key(text):
-    addr, dummy, plen = text.partition('/')
-    return (ip_key(addr), int(plen) if plen.isdigit() else BITS)
+    return ipv4.net_key(text, ip_key, BITS)
