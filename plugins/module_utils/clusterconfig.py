@@ -215,15 +215,15 @@ def _check_net(r, key, value, text, keys, example):
     if '/' not in text:
         r.bad(key, '%s has no prefix length; write a CIDR such as "%s"' % (_show(value), example))
         return None
-    if str(net) != text:
-        what = 'has host bits set' if address != net.network_address else 'is not in canonical form'
-        r.bad(key, '%s %s; write "%s"' % (_show(value), what, net))
-        return None
-    for special, what in keys.special:
+    for special, what in keys.special:   # first: Python 3.13 prints IPv4-mapped ranges dotted
         if net.overlaps(special):
             r.bad(key, '%s overlaps %s %s, which pods and services cannot use; write a private range '
                   'such as "%s"' % (_show(value), what, special, example))
             return None
+    if str(net) != text:
+        what = 'has host bits set' if address != net.network_address else 'is not in canonical form'
+        r.bad(key, '%s %s; write "%s"' % (_show(value), what, net))
+        return None
     return net
 
 
