@@ -20,9 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
+
+from ansible_collections.kubeasz.network.tests.integration.test_modules_netns import ANSIBLE, Node
 
 pytestmark = [
     pytest.mark.kernel,
@@ -32,38 +33,10 @@ pytestmark = [
 ]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE = os.path.join(REPO, '.venv', 'bin', 'ansible')
 NET6, OWN6, NET4, OWN4 = 'fd00:20::/56', 'fd00:20:0:1::/64', '172.20.0.0/16', '172.20.1.0/24'
 POD6, NODE6, OUTSIDE6 = 'fd00:20:0:1::2', 'fd53::11', 'fd53::1'
 FOREIGN6 = '-s fd99::/64 -o eth0 -j MASQUERADE'
 MASQ, FWD = '-m comment --comment "flanneld masq"', '-m comment --comment "flanneld forward"'
-
-
-class Netns(object):
-    """A network namespace held by an ``unshare --net sleep`` child."""
-
-    def __init__(self, name):
-        self.name = name
-        self.proc = subprocess.Popen(['unshare', '--net', 'sleep', 'infinity'])
-        self.netns = '/proc/%d/ns/net' % self.proc.pid
-        for dummy in range(200):
-            if os.path.exists(self.netns) and os.readlink(self.netns) != os.readlink('/proc/self/ns/net'):
-                break
-            time.sleep(0.01)
-        else:
-            raise RuntimeError('namespace of %s did not appear' % name)
-        self.prefix = ['nsenter', '--net=%s' % self.netns]
-
-    def sh(self, *argv, **kw):
-        check = kw.pop('check', True)
-        proc = subprocess.run(self.prefix + list(argv), capture_output=True, text=True, check=False, **kw)
-        if check and proc.returncode != 0:
-            raise AssertionError('%s: %s failed: %s' % (self.name, ' '.join(argv), proc.stderr))
-        return proc.stdout
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
 
 
 def host_rules():
@@ -81,7 +54,7 @@ def ns():
     made = {}
     try:
         for name in ('node', 'pod', 'outside'):
-            made[name] = Netns(name)
+            made[name] = Node(name)
         node, pod, outside = made['node'], made['pod'], made['outside']
         node.sh('ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', str(outside.proc.pid))
         node.sh('ip', 'link', 'add', 'veth-pod', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', str(pod.proc.pid))
