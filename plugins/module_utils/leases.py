@@ -322,7 +322,7 @@ def write_atomic(path, text, mode=0o644, dir_mode=0o755):
         return False
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        os.makedirs(directory, dir_mode)
+        os.makedirs(directory, dir_mode, exist_ok=True)   # nodes of one run create it at once
         os.chmod(directory, dir_mode)   # makedirs honours the umask
     if read_text(path) == text:          # only the mode differs
         os.chmod(path, mode)
@@ -464,8 +464,7 @@ class FileStore(LeaseStore):
         if not create and not os.path.exists(self.lock_path):
             yield self
             return
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
+        os.makedirs(directory, 0o755, exist_ok=True)   # the forks of one run race to create it
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
