@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tcpdump util-linux container
 	etcd-server etcd-client git tar iptables nftables graphviz
 PYTEST ?= pytest
 
-.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean
+.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean lock test-latest
 
 all: test
 
@@ -24,12 +24,22 @@ deps: .cache/deps.stamp
 	fi
 	@mkdir -p .cache && touch $@
 
-venv: $(VENV)/.stamp
-$(VENV)/.stamp: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	@touch $@
+# every venv comes from a lock in .ci/lock (.ci/venv); `make lock` re-resolves them on purpose
+venv: $(VENV)/.lock-stamp
+$(VENV)/.lock-stamp: pyproject.toml .ci/lock/dev.txt .ci/venv
+	.ci/venv dev $(VENV)
+
+lock:
+	.ci/venv --lock
+
+# the unit and collection-install tests on the newest versions the index serves today: an upstream
+# change shows up here, by name, before `make lock` takes it into the locked `make test`
+LATEST := $(CURDIR)/.cache/latest
+test-latest: deps collection
+	.ci/venv --latest dev $(LATEST)
+	PATH=$(LATEST)/bin:$$PATH $(LATEST)/bin/python -m pip list --format=freeze | grep -i -E '^(ansible-core|ansible-lint|cryptography|galaxy.importer|pytest)=='
+	PATH=$(LATEST)/bin:$$PATH ANSIBLE_TEST_WORKDIR=$(CURDIR)/.cache/latest-work .ci/ansible-test/run units --python 3.11 --color no
+	PATH=$(LATEST)/bin:$$PATH $(LATEST)/bin/pytest -p no:cacheprovider tests/integration/test_collection_install.py
 
 collection: $(COLLECTION_LINK)
 $(COLLECTION_LINK):

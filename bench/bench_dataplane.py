@@ -28,11 +28,13 @@ import tracemalloc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
+sys.path.insert(0, os.path.join(REPO, 'roles', 'flannel', 'files'))  # the guard's entry point
 
 from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute  # noqa: E402
+from flannel_route_guard import subprocess_runner  # noqa: E402
 
 MARK = 'KUBEASZ_BENCH_IN_NETNS'
 NETWORK = '10.0.0.0/8'
@@ -192,7 +194,7 @@ def bench(count, direct_routing, with_ansible, repeat):
 
     # memory first (tracemalloc slows Python down, so it gets its own cold run)
     tracemalloc.start()
-    run_both(iproute.subprocess_runner(), link, route)
+    run_both(subprocess_runner(), link, route)
     fig['tracemalloc'] = tracemalloc.get_traced_memory()[1] / 2.0 ** 20
     tracemalloc.stop()
     teardown()
@@ -200,18 +202,18 @@ def bench(count, direct_routing, with_ansible, repeat):
     colds = []
     for dummy in range(3):
         teardown()
-        run = iproute.counting_runner(iproute.subprocess_runner())
+        run = iproute.counting_runner(subprocess_runner())
         elapsed, (r1, r2) = timed(lambda: run_both(run, link, route))
         colds.append(elapsed)
     fig['cold'], fig['cold_procs'] = min(colds), len(run.calls)
     plan = r1['plan'] + r2['plan']
     fig.update(ops=len(plan), vxlan_peers=len(r1['vxlan_peers']), direct_peers=len(r1['direct_peers']))
 
-    run = iproute.counting_runner(iproute.subprocess_runner())
+    run = iproute.counting_runner(subprocess_runner())
     run_both(run, link, route)
     fig['noop_procs'] = len(run.calls)
-    fig['noop'], fig['noop_best'], fig['noop_cpu'] = noop_times(iproute.subprocess_runner(), link, route, repeat)
-    fig['check'], dummy = timed(lambda: run_both(iproute.subprocess_runner(), link, route, check_mode=True))
+    fig['noop'], fig['noop_best'], fig['noop_cpu'] = noop_times(subprocess_runner(), link, route, repeat)
+    fig['check'], dummy = timed(lambda: run_both(subprocess_runner(), link, route, check_mode=True))
 
     with tempfile.TemporaryDirectory() as tmp:
         fig['rss'] = module_rss(peer_list, direct_routing, tmp)

@@ -18,6 +18,7 @@ else the current directory when it holds ``playbooks/``.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from ezctl import lab as labmod
 from ezctl import nodes, status
+from ezctl.helptext import CLUSTER_HELP, LAB_HELP
 
 CLUSTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CURRENT_FILE = ".current"  # in <base>/clusters/ (git-ignored with the clusters)
@@ -240,12 +242,22 @@ def cmd_pod_del(args, base, runner) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def version() -> str:
+    """The package's version, which is the collection's (galaxy.yml; a unit test keeps them equal)."""
+    try:
+        return importlib.metadata.version("kubeasz-network")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ezctl", description="kubeasz.network: flannel networking for kubeasz clusters, "
         "and a lab of namespace nodes to try it on.")
     parser.add_argument("--base", help="base directory (default: $KUBEASZ_BASE, or the "
                         "current directory when it holds playbooks/)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()} (collection kubeasz.network)",
+                        help="print the version of ezctl and of the collection it goes with, and exit")
     # --base and --lab-root are accepted before or after the sub-command
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -254,18 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("new", parents=[common], help="create a cluster folder from clusters/example")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help="name of the new cluster: clusters/<cluster>/ must not exist yet")
     p.set_defaults(func=cmd_new, needs_base=True)
     p = sub.add_parser("list", parents=[common], help="list clusters")
     p.set_defaults(func=cmd_list, needs_base=True)
     p = sub.add_parser("checkout", parents=[common], help="make a cluster the current one")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=CLUSTER_HELP)
     p.set_defaults(func=cmd_checkout, needs_base=True)
     p = sub.add_parser("setup", parents=[common], help="run a kubeasz step (06 / network)",
                        description="Runs ansible-playbook -i clusters/C/hosts "
                        "-e @clusters/C/config.yml playbooks/06.network.yml in the base dir; "
                        "arguments after -- go to ansible-playbook.")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=CLUSTER_HELP)
     p.add_argument("step", help="06 or network")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="-- extra ansible-playbook args")
     p.set_defaults(func=cmd_setup, needs_base=True)
@@ -276,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where labs live (default: $KUBEASZ_LAB_ROOT or %(default)s)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
     p = lsub.add_parser("up", parents=[labopt], help="build the lab and write clusters/<cluster>/")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=LAB_HELP)
     p.add_argument("--nodes", type=int, default=4, help="number of nodes (default 4)")
     p.add_argument("--segments", type=int, choices=(1, 2), default=1,
                    help="2 puts the last node on a second, routed segment")
@@ -285,25 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "nodes added later; default: what the lab has, IPv4 only for a new lab)")
     p.set_defaults(func=cmd_lab_up, needs_base=True)
     p = lsub.add_parser("down", parents=[labopt], help="remove the lab (keeps clusters/<cluster>/)")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=LAB_HELP)
     p.set_defaults(func=cmd_lab_down, needs_base=False)
     p = lsub.add_parser("status", parents=[labopt], help="show nodes and pods (exit 3 when not up)")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=LAB_HELP)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_lab_status, needs_base=False)
     p = lsub.add_parser("exec", parents=[labopt], help="run a command in a node or node/pod")
-    p.add_argument("cluster")
-    p.add_argument("target", metavar="NODE[/POD]")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD...")
+    p.add_argument("cluster", help=LAB_HELP)
+    p.add_argument("target", metavar="NODE[/POD]", help="a lab node (n1), or a pod in it (n1/p1)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD...: the command and its arguments")
     p.set_defaults(func=cmd_lab_exec, needs_base=False)
     pod = lsub.add_parser("pod", parents=[labopt], help="add or delete a pod (real CNI plugins)")
     psub = pod.add_subparsers(dest="pod_command", metavar="POD_COMMAND", required=True)
     for name, func, text in (("add", cmd_pod_add, "create a pod and print its IP (IPv4 IPv6 when dual-stack)"),
                              ("del", cmd_pod_del, "delete a pod (CNI DEL)")):
         p = psub.add_parser(name, parents=[labopt], help=text)
-        p.add_argument("cluster")
-        p.add_argument("node")
-        p.add_argument("pod")
+        p.add_argument("cluster", help=LAB_HELP)
+        p.add_argument("node", help="the lab node the pod lives in (n1)")
+        p.add_argument("pod", help="the pod's name, unique in its node (p1)")
         p.set_defaults(func=func, needs_base=False)
     nodes.add_parsers(sub, common, lsub, labopt)  # add-node, del-node, reset-net, lab node (issue 13)
     status.add_parsers(sub, common)  # net status (issue 13)

@@ -21,6 +21,7 @@ import shlex
 from pathlib import Path
 
 from ezctl import lab as labmod
+from ezctl.helptext import CLUSTER_HELP, LAB_HELP
 
 PLAYBOOKS = {"add": "playbooks/22.addnode.yml", "del": "playbooks/32.delnode.yml",
              "reset": "playbooks/99.network-reset.yml"}
@@ -203,21 +204,22 @@ def add_parsers(sub, common, labsub, labopt) -> None:
                        description="Adds IP (with host vars KEY=VALUE) as the first host of "
                        "[kube_node] in clusters/C/hosts and runs playbooks/22.addnode.yml "
                        "-e NODE_TO_ADD=IP; arguments after -- go to ansible-playbook.")
-    p.add_argument("cluster")
-    p.add_argument("ip")
-    p.add_argument("hostvars", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("cluster", help=CLUSTER_HELP)
+    p.add_argument("ip", help="the new node's address, as Ansible reaches it (its inventory name)")
+    p.add_argument("hostvars", nargs="*", metavar="KEY=VALUE", help="host vars written on the node's line "
+                   "(k8s_nodename=n5 ansible_port=2222 ...)")
     p.add_argument("--lab-root", **lab_root)
     p.set_defaults(func=cmd_add_node, needs_base=True, extra=[])
     p = sub.add_parser("del-node", parents=[common], help="remove a node: run 32.delnode.yml",
                        description="Runs playbooks/32.delnode.yml -e NODE_TO_DEL=<node>: the "
                        "node's lease is released, every other node drops its routes and "
                        "entries to it, the node is reset if reachable and leaves [kube_node].")
-    p.add_argument("cluster")
-    p.add_argument("ip")
+    p.add_argument("cluster", help=CLUSTER_HELP)
+    p.add_argument("ip", help="the node to remove, as the hosts file names it")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="-- extra ansible-playbook args")
     p.set_defaults(func=cmd_del_node, needs_base=True)
     p = sub.add_parser("reset-net", parents=[common], help="take flannel off nodes (99.network-reset.yml)")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=CLUSTER_HELP)
     p.add_argument("--nodes", help="comma-separated nodes (default: every kube_master and kube_node)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="-- extra ansible-playbook args")
     p.set_defaults(func=cmd_reset_net, needs_base=True)
@@ -225,10 +227,10 @@ def add_parsers(sub, common, labsub, labopt) -> None:
     node = labsub.add_parser("node", parents=[labopt], help="add or delete a lab node")
     nsub = node.add_subparsers(dest="node_command", metavar="NODE_COMMAND", required=True)
     p = nsub.add_parser("add", parents=[labopt], help="create one more node; prints '<node> <ip>'")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=LAB_HELP)
     p.add_argument("--segment", type=int, choices=(1, 2), default=1, help="L2 segment (default 1)")
     p.set_defaults(func=cmd_lab_node_add, needs_base=False)
     p = nsub.add_parser("del", parents=[labopt], help="remove a node (its namespaces and processes)")
-    p.add_argument("cluster")
-    p.add_argument("node")
+    p.add_argument("cluster", help=LAB_HELP)
+    p.add_argument("node", help="the lab node's name (n5)")
     p.set_defaults(func=cmd_lab_node_del, needs_base=False)

@@ -1,6 +1,6 @@
 """``ezctl net status <cluster> [--json] [--svg FILE]``: the cluster's network in one view.
 
-It runs ``playbooks/net-status.yml`` with ``--check --diff``: step 06 in check mode (each
+It runs ``playbooks/net_status.yml`` with ``--check --diff``: step 06 in check mode (each
 module observes the node and plans as a real run would; what it would change is the node's
 drift, shown as the ``-`` present/stale and ``+`` expected/missing lines of the modules' own
 diffs), then read-only tasks for the underlay address and the route guard. Results come back
@@ -18,7 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-PLAYBOOK = "playbooks/net-status.yml"
+from ezctl.helptext import CLUSTER_HELP
+
+PLAYBOOK = "playbooks/net_status.yml"
 CALLBACKS = Path(__file__).resolve().parent / "ansible_callbacks"
 # tasks whose results describe the node (the rest only reads or validates)
 LEASE_TASK = "Acquire the node's subnet lease and write subnet.env and the CNI config"
@@ -199,9 +201,9 @@ def add_parsers(sub, common) -> None:
     net = sub.add_parser("net", parents=[common], help="the cluster's network: status")
     nsub = net.add_subparsers(dest="net_command", metavar="NET_COMMAND", required=True)
     p = nsub.add_parser("status", parents=[common], help="leases and drift per node (step 06 in check mode)",
-                        description="Runs playbooks/net-status.yml --check --diff and shows per node its "
+                        description="Runs playbooks/net_status.yml --check --diff and shows per node its "
                         "lease and what a run of 06 would change (drift); exit 2 when a node drifted.")
-    p.add_argument("cluster")
+    p.add_argument("cluster", help=CLUSTER_HELP)
     p.add_argument("--json", action="store_true", help="print the view as JSON")
     p.add_argument("--svg", metavar="FILE", help="also draw the cluster (Graphviz) into FILE")
     p.set_defaults(func=cmd_net_status, needs_base=True)

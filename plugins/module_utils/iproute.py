@@ -16,7 +16,6 @@ __metaclass__ = type
 import json
 import os
 import re
-import subprocess
 import tempfile
 from collections import namedtuple
 
@@ -99,17 +98,6 @@ class IprouteError(Exception):
         self.partial = bool(partial or self.applied)
         super(IprouteError, self).__init__(
             '%s failed (rc=%s): %s' % (command, rc, self.stderr or 'no error output'))
-
-
-def subprocess_runner(prefix=()):
-    """A Runner executing argv (prefixed, e.g. ['nsenter', '--net=/proc/1/ns/net'])."""
-    prefix = list(prefix)
-
-    def run(argv, data=None):
-        proc = subprocess.run(prefix + list(argv), input=data, capture_output=True,
-                              text=True, check=False)
-        return proc.returncode, proc.stdout, proc.stderr
-    return run
 
 
 def counting_runner(run):

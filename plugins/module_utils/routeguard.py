@@ -32,7 +32,6 @@ import json
 import os
 import re
 import select
-import subprocess
 import sys
 import time
 from collections import namedtuple
@@ -319,12 +318,13 @@ def log(message, stream=None):
 class Guard(object):
     """Keeps the state, resyncs on demand; ``serve()`` is the event loop."""
 
-    def __init__(self, state_file=STATE_FILE, hold_file=HOLD_FILE, run=None, logger=log,
+    def __init__(self, state_file, hold_file, run, spawn=None, logger=log,
                  interval=INTERVAL, debounce=DEBOUNCE, clock=time.monotonic,
                  rules_interval=RULES_INTERVAL, which=None):
         self.state_file = state_file
         self.hold_file = hold_file
-        self.run = run or iproute.subprocess_runner()
+        self.run = run  # a Runner (iproute)
+        self.spawn = spawn  # argv -> a process with a readable stdout: serve() needs it
         self.log = logger
         self.interval = interval
         self.rules_interval = rules_interval
@@ -425,8 +425,7 @@ class Guard(object):
     def _start_monitor(self):
         argv = self.monitor_argv()
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    stdin=subprocess.DEVNULL)
+            proc = self.spawn(argv)
         except OSError as exc:
             self.log('cannot start %s: %s' % (' '.join(argv), exc))
             return None

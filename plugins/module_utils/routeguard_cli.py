@@ -13,15 +13,18 @@ __metaclass__ = type
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
+from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils import leaserenew
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import (
     HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, RULES_INTERVAL, STATE_FILE, Guard, RouteGuardError)
 
 PID_FILE = '/run/flannel/route-guard.pid'
+# How the guard starts processes, given by its entry point (roles/flannel/files/flannel_route_guard.py):
+# run, a Runner (iproute); spawn(argv), a process whose stdout is read; detach(argv, log_fd).
+Processes = namedtuple('Processes', 'run spawn detach')
 LOG_FILE = '/run/flannel/route-guard.log'
 
 
@@ -91,14 +94,12 @@ def _unlink(path):
         pass
 
 
-def daemonize(argv, pid_file, log_file):
-    """Start ``argv`` detached (new session, stdio to log_file); wait for its pid file."""
+def daemonize(argv, pid_file, log_file, detach):
+    """Start ``argv`` detached (``detach``: new session, stdio to log_file); wait for its pid file."""
     _unlink(pid_file)
     log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        proc = subprocess.Popen(argv + ['--pid-file', pid_file], stdin=subprocess.DEVNULL,
-                                stdout=log_fd, stderr=log_fd, close_fds=True, cwd='/',
-                                start_new_session=True)
+        proc = detach(argv + ['--pid-file', pid_file], log_fd)
     finally:
         os.close(log_fd)
     deadline = time.monotonic() + 5.0
@@ -109,9 +110,9 @@ def daemonize(argv, pid_file, log_file):
     raise RouteGuardError('the guard did not start (rc %s): see %s' % (proc.poll(), log_file))
 
 
-def _serve(args):
-    guard = Guard(args.state, args.hold, interval=args.interval, debounce=args.debounce,
-                  rules_interval=args.rules_interval)
+def _serve(args, processes):
+    guard = Guard(args.state, args.hold, processes.run, processes.spawn, interval=args.interval,
+                  debounce=args.debounce, rules_interval=args.rules_interval)
 
     def on_signal(signum, frame):
         guard.stopping = True
@@ -130,7 +131,7 @@ def _serve(args):
     return 0
 
 
-def _ensure(args, script):
+def _ensure(args, script, processes):
     """Keep exactly one guard running as a background process; --restart restarts it."""
     running = guard_pids()
     if len(running) == 1 and not args.restart:
@@ -142,13 +143,13 @@ def _ensure(args, script):
     argv = [sys.executable, script, 'serve', '--state', args.state, '--hold', args.hold,
             '--interval', str(args.interval), '--debounce', str(args.debounce),
             '--rules-interval', str(args.rules_interval)]
-    pid = daemonize(argv, args.pid_file, args.log_file)
+    pid = daemonize(argv, args.pid_file, args.log_file, processes.detach)
     out('%s %d' % ('restarted' if running else 'started', pid))
     return 0
 
 
-def _once(args):
-    guard = Guard(args.state, args.hold, logger=out)
+def _once(args, processes):
+    guard = Guard(args.state, args.hold, processes.run, logger=out)
     waiting = guard.resync('once')
     guard.heal_rules('once')
     if waiting:
@@ -174,17 +175,18 @@ def parser():
     return p
 
 
-def main(argv=None, script=None):
-    """Entry point of the ``flannel-route-guard`` script."""
+def main(processes, argv=None, script=None):
+    """Entry point of the ``flannel-route-guard`` script. ``processes`` (run, spawn, detach)
+    starts processes: module_utils may not (Ansible's modules use run_command instead)."""
     args = parser().parse_args(argv)
     script = script or os.path.abspath(sys.argv[0])
     try:
         if args.command == 'serve':
-            return _serve(args)
+            return _serve(args, processes)
         if args.command == 'ensure':
-            return _ensure(args, script)
+            return _ensure(args, script, processes)
         if args.command == 'once':
-            return _once(args)
+            return _once(args, processes)
         if args.command == 'stop':
             out('stopped' if stop(args.pid_file) else 'not running')
             return 0

@@ -3,13 +3,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The collection as a user gets it: the built tarball, installed outside the repository.
 
-`ansible-galaxy collection build` makes the tarball (whose file list must hold no development
-artifact), `ansible-galaxy collection install --offline` puts it into a temporary collections
-path, and from a folder outside the repository (no ansible.cfg of ours) `ansible-doc` documents
-every plugin and the role, `ansible-playbook kubeasz.network.network --syntax-check` finds the
-playbook by its FQCN, and a playbook of the user's own renders the manifest with the role
+`ansible-galaxy collection build` makes the tarball from a copy of the checkout in which a user's
+cluster folders, keys and kubeconfigs are planted (none may ship: the tarball is an allowlist),
+galaxy-importer runs Galaxy's import checks on it offline, `ansible-galaxy collection install
+--offline` puts it into a temporary collections path, and from a folder outside the repository
+(no ansible.cfg of ours) `ansible-doc` documents every plugin and the role, every playbook in the
+tarball runs by its FQCN, and a playbook of the user's own renders the manifest with the role
 `kubeasz.network.flannel`. ansible-builder reads the installed collection's execution environment
 requirements and makes a build context from the definition README.md shows. No root needed.
+Tools' output is parsed from stdout alone; stderr only explains a failure.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,14 +37,24 @@ FORBIDDEN = [
     '.pytest_cache*', '*/.pytest_cache/*', '.venv/*', '.yamllint', '.ansible-lint', '.tox/*',
     '*__pycache__*', '*.pyc', '*.egg-info*', '*.tar.gz', 'ansible.cfg', 'Makefile', 'pyproject.toml',
     'bench', 'bench/*', 'ezctl', 'ezctl/*', 'molecule', 'molecule/*', 'extensions/*', 'tests', 'tests/*',
-    'docs', 'docs/*', 'clusters/.current', 'clusters/[!e]*', '*/ansible_collections/*',
+    'docs', 'docs/*', 'clusters/.current', '*/ansible_collections/*',
+    'playbooks/[0-9]*', 'playbooks/*-*',  # kubeasz-layout names: no playbook FQCN can name them
+]
+# a user's secrets and clusters planted in the checkout the tarball is built from: none may ship
+PLANTED = [
+    'clusters/edge/ssl/ca-key.pem', 'clusters/e2e/hosts', 'clusters/prod/config.yml', 'clusters/k8s-01/hosts',
+    'clusters/example/ssl/ca-key.pem', 'clusters/example/kubectl.kubeconfig', 'clusters/.current',
+    '.env', 'roles/flannel/files/.env', 'ca-key.pem', 'roles/flannel/files/etcd-key.pem',
+    'plugins/module_utils/server.pem', 'kubectl.kubeconfig', 'roles/flannel/templates/kubectl.kubeconfig',
+    'playbooks/site-secret.yml.bak', 'meta/secrets.yml', 'roles/flannel/vars/vault.yml.orig',
 ]
 # what a user needs: must be in it
 REQUIRED = [
     'README.md', 'COPYING', 'MANIFEST.json', 'FILES.json', 'meta/runtime.yml',
     'meta/execution-environment.yml', 'bindep.txt', 'requirements.txt',
-    'playbooks/network.yml', 'playbooks/06.network.yml', 'roles/flannel/meta/argument_specs.yml',
-    'roles/flannel/tasks/main.yml', 'plugins/connection/netns.py', 'plugins/doc_fragments/attributes.py',
+    'playbooks/network.yml', 'playbooks/net_status.yml', 'roles/flannel/meta/argument_specs.yml',
+    'roles/flannel/tasks/main.yml', 'roles/flannel/README.md', 'roles/flannel/files/flannel_route_guard.py',
+    'plugins/connection/netns.py', 'plugins/doc_fragments/attributes.py',
     'changelogs/changelog.yaml', 'clusters/example/hosts', 'clusters/example/config.yml',
 ]
 USER_INVENTORY = """\
@@ -73,10 +85,25 @@ USER_PLAYBOOK = """\
 
 
 def run(argv, cwd, env, timeout=300):
-    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=timeout, check=False)
-    assert proc.returncode == 0, '%s\n%s' % (' '.join(argv), proc.stdout)
+    """stdout of argv, which must succeed; stderr (warnings of the day's packages) is not parsed."""
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, '%s\nstdout:\n%s\nstderr:\n%s' % (' '.join(argv), proc.stdout, proc.stderr)
     return proc.stdout
+
+
+def checkout_with_secrets(dest):
+    """A copy of the checkout's files (as git lists them) with PLANTED added."""
+    listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split('\0')
+    for name in filter(None, listed):
+        if os.path.isfile(os.path.join(REPO, name)):
+            os.makedirs(os.path.dirname(os.path.join(str(dest), name)), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, name), os.path.join(str(dest), name))
+    for name in PLANTED:
+        path = dest / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('-----BEGIN PRIVATE KEY-----\nplanted by the test\n')
+    return dest
 
 
 @pytest.fixture(scope='module')
@@ -86,12 +113,13 @@ def user(tmp_path_factory):
     build, collections, home = top / 'build', top / 'collections', top / 'project'
     for path in (build, collections, home):
         path.mkdir()
+    checkout = checkout_with_secrets(top / 'checkout')
     (home / 'ansible.cfg').write_text('[defaults]\nretry_files_enabled = False\n')
     env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
     env.update(PATH=BIN + os.pathsep + env.get('PATH', ''), ANSIBLE_CONFIG=str(home / 'ansible.cfg'),
                ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
                ANSIBLE_LOCAL_TEMP=str(top / 'tmp'), ANSIBLE_HOME=str(top / 'ansible-home'))
-    run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', '--output-path', str(build), REPO],
+    run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', '--output-path', str(build), str(checkout)],
         cwd=str(home), env=env)
     tarballs = sorted(build.glob('kubeasz-network-*.tar.gz'))
     assert len(tarballs) == 1
@@ -103,8 +131,10 @@ def user(tmp_path_factory):
 def test_tarball_holds_no_development_artifact(user):
     with tarfile.open(str(user[0])) as tar:
         names = [m.name.rstrip('/') for m in tar.getmembers()]
-    leaked = sorted(n for n in names if any(fnmatch.fnmatch(n, p) for p in FORBIDDEN))
+    leaked = sorted(n for n in names if any(fnmatch.fnmatch(n, p) for p in FORBIDDEN) or n in PLANTED)
     assert leaked == []
+    assert sorted(n for n in names if n.startswith('clusters/')) == [
+        'clusters/example', 'clusters/example/config.yml', 'clusters/example/hosts']
     assert sorted(set(REQUIRED) - set(names)) == []
     files = json.loads(tar_member(user[0], 'FILES.json'))['files']
     assert sorted(f['name'] for f in files if f['ftype'] == 'file') == sorted(
@@ -156,13 +186,28 @@ def test_ansible_doc_for_every_plugin_and_the_role(user):
     assert 'FLANNEL_BACKEND' in out
 
 
-@pytest.mark.parametrize('playbook', ['network', 'addnode', 'delnode', 'network_reset'])
-def test_playbook_by_fqcn(user, playbook):
+def test_every_playbook_in_the_tarball_runs_by_fqcn(user):
     _tarball, _collections, home, env = user
     (home / 'hosts').write_text(USER_INVENTORY)
-    out = run([os.path.join(BIN, 'ansible-playbook'), '-i', 'hosts', 'kubeasz.network.' + playbook, '--syntax-check'],
-              cwd=str(home), env=env)
-    assert str(installed(user) / 'playbooks' / (playbook + '.yml')) in out
+    playbooks = sorted(p.stem for p in (installed(user) / 'playbooks').iterdir())
+    assert playbooks == ['addnode', 'delnode', 'net_status', 'network', 'network_reset']
+    for playbook in playbooks:
+        out = run([os.path.join(BIN, 'ansible-playbook'), '-i', 'hosts', 'kubeasz.network.' + playbook,
+                   '--syntax-check'], cwd=str(home), env=env)
+        assert str(installed(user) / 'playbooks' / (playbook + '.yml')) in out
+
+
+def test_galaxy_importer_passes_with_no_warning(user):
+    """The checks Galaxy runs on an upload (metadata, docs, ansible-lint), offline."""
+    tarball, _collections, home, env = user
+    config = home / 'galaxy-importer.cfg'
+    config.write_text('[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nOFFLINE_ANSIBLE_LINT = True\n'
+                      'RUN_ANSIBLE_DOC = True\nRUN_ANSIBLE_LINT = True\nCHECK_CHANGELOG = True\n')
+    out = run([sys.executable, '-m', 'galaxy_importer.main', str(tarball)], cwd=str(home),
+              env=dict(env, GALAXY_IMPORTER_CONFIG=str(config)), timeout=600)
+    assert 'Importer processing completed successfully' in out
+    problems = [line for line in out.splitlines() if line.startswith(('WARNING', 'ERROR'))]
+    assert problems == []
 
 
 def test_users_playbook_renders_the_manifest(user):
@@ -198,11 +243,12 @@ def test_execution_environment(user):
     ee_dir = home / 'ee'
     ee_dir.mkdir()
     (ee_dir / 'execution-environment.yml').write_text(readme_ee_definition())
-    shutil.copy(str(user[0]), str(ee_dir / 'kubeasz-network.tar.gz'))
+    shutil.copy(str(user[0]), str(ee_dir / user[0].name))  # the tarball as the build names it
     run([builder, 'create', '-f', 'execution-environment.yml', '-c', 'context'], cwd=str(ee_dir), env=env)
     context = ee_dir / 'context'
     containerfile = next(context.glob('[CD]*file')).read_text()  # Containerfile (podman) or Dockerfile
     assert 'ansible-galaxy collection install' in containerfile and 'introspect' in containerfile
     requirements = yaml.safe_load((context / '_build' / 'requirements.yml').read_text())
-    assert requirements['collections'][0]['name'].endswith('kubeasz-network.tar.gz')
-    assert (context / '_build' / 'collections' / 'kubeasz-network.tar.gz').is_file()
+    assert requirements['collections'][0]['name'].endswith('/' + user[0].name)
+    # ansible-builder only warns ("No matches for ...") when a source is missing: look inside
+    assert (context / '_build' / 'collections' / user[0].name).is_file()

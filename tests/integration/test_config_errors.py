@@ -78,6 +78,7 @@ CASES = [
     ('SERVICE_CIDR', {'SERVICE_CIDR': '169.254.0.0/16'}),
     ('flannel_cni_plugin_ver', {'flannel_ver': 'v0.29.0'}),
     ('flannel_migrate_namespace', {'flannel_migrate_namespace': 'maybe'}),
+    ('cluster_dir', {'cluster_dir': '{{ base_dir }}/clusters/_cluster_name_'}),  # kubeasz's placeholder
 ]
 IDS = ['%02d-%s' % (i, key) for i, (key, dummy) in enumerate(CASES)]
 MULTI = {'NODE_CIDR_LEN': 31, 'DIRECT_ROUTING': 'yes', 'FLANNEL_VNI': 'abc', 'FLANNEL_PORT': 70000,
@@ -99,7 +100,7 @@ def run_case(workdir, name, extra):
     cluster_dir = os.path.join(case_dir, 'cluster')
     with open(os.path.join(case_dir, 'hosts'), 'w') as f:
         f.write(INVENTORY)
-    extra = dict(extra, cluster_dir=cluster_dir)
+    extra = dict({'cluster_dir': cluster_dir}, **extra)
     with open(os.path.join(case_dir, 'extra.json'), 'w') as f:
         json.dump(extra, f)
     argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),

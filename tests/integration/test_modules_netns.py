@@ -27,6 +27,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import d
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute
+from flannel_route_guard import subprocess_runner  # roles/flannel/files, on sys.path (tests/conftest.py)
 
 pytestmark = [
     pytest.mark.kernel,
@@ -52,7 +53,7 @@ class Node:
         else:
             raise RuntimeError('namespace of %s did not appear' % name)
         self.prefix = ['nsenter', '--net=%s' % self.netns]
-        self.run = iproute.subprocess_runner(self.prefix)
+        self.run = subprocess_runner(self.prefix)
         self.ip = self.sub = self.vtep = None
 
     def sh(self, *argv, **kw):

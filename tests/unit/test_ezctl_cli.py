@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ezctl import cli
 
@@ -162,3 +164,31 @@ def test_lab_status_of_missing_lab(tmp_path, capsys):
 def test_lab_bad_name(capsys):
     assert cli.main(["lab", "status", "Bad/Name"]) == 1
     assert "invalid cluster name" in capsys.readouterr().err
+
+
+def _parsers(parser):
+    """Every parser of the command line with its command path: ezctl, ezctl lab, ezctl lab up, ..."""
+    yield parser.prog, parser
+    for action in parser._actions:  # pylint: disable=protected-access
+        if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def test_every_command_and_argument_has_help():
+    undocumented = []
+    for prog, parser in _parsers(cli.build_parser()):
+        for action in parser._actions:  # pylint: disable=protected-access
+            if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+                undocumented += ["%s %s" % (prog, c.dest) for c in action._choices_actions if not c.help]
+            elif action.help is None or (action.help == argparse.SUPPRESS and action.dest not in ("base", "lab_root")):
+                undocumented.append("%s %s" % (prog, action.dest))
+    assert undocumented == []
+
+
+def test_version_is_the_collections(capsys):
+    galaxy = yaml.safe_load((Path(__file__).resolve().parents[2] / "galaxy.yml").read_text())
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.split()[:2] == ["ezctl", galaxy["version"]]

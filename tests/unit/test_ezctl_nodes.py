@@ -37,7 +37,7 @@ class FakeRunner:
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
     (tmp_path / "playbooks").mkdir()
-    for name in ("22.addnode.yml", "32.delnode.yml", "99.network-reset.yml", "net-status.yml"):
+    for name in ("22.addnode.yml", "32.delnode.yml", "99.network-reset.yml", "net_status.yml"):
         (tmp_path / "playbooks" / name).write_text("---\n")
     cdir = tmp_path / "clusters" / "k1"
     cdir.mkdir(parents=True)

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from flannel_route_guard import subprocess_runner  # roles/flannel/files, on sys.path (tests/conftest.py)
 
 
 class FakeRun:
@@ -143,7 +144,7 @@ def test_counting_runner_counts():
 
 
 def test_subprocess_runner_prefix():
-    run = iproute.subprocess_runner(prefix=['env'])
+    run = subprocess_runner(prefix=['env'])
     rc, out, dummy = run(['echo', 'hi'])
     assert rc == 0 and out == 'hi\n'
     rc, out, dummy = run(['cat'], 'data')

@@ -214,7 +214,7 @@ def test_a_broken_state_file_guards_nothing(tmp_path):
 
 
 def test_status_of_a_missing_pid_file(tmp_path, capsys):
-    assert routeguard_cli.main(['status', '--pid-file', str(tmp_path / 'none.pid')]) == 3
+    assert routeguard_cli.main(None, ['status', '--pid-file', str(tmp_path / 'none.pid')]) == 3
     assert capsys.readouterr().out.strip() == 'not running'
 
 
