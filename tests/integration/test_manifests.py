@@ -128,11 +128,12 @@ def test_kubernetes_validate_strict(manifests, version):
     paths = [path for path, dummy, dummy2 in manifests.values()]
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'kubernetes-validate'),
                            '--strict', '-k', version] + paths,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert proc.returncode == 0, proc.stdout
+                          capture_output=True, text=True, check=False)
+    report = proc.stdout + proc.stderr  # the report is stdout; stderr only explains a failure
+    assert proc.returncode == 0, report
     ndocs = sum(len(docs) for dummy, dummy2, docs in manifests.values())
-    assert proc.stdout.count(' passed for resource ') == ndocs, proc.stdout
-    assert 'ERROR' not in proc.stdout and 'WARN' not in proc.stdout, proc.stdout
+    assert proc.stdout.count(' passed for resource ') == ndocs, report
+    assert 'ERROR' not in proc.stdout and 'WARN' not in proc.stdout, report
 
 
 @pytest.mark.slow
