@@ -22,10 +22,10 @@ from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import 
     HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, RULES_INTERVAL, STATE_FILE, Guard, RouteGuardError)
 
 PID_FILE = '/run/flannel/route-guard.pid'
+LOG_FILE = '/run/flannel/route-guard.log'
 # How the guard starts processes, given by its entry point (roles/flannel/files/flannel_route_guard.py):
 # run, a Runner (iproute); spawn(argv), a process whose stdout is read; detach(argv, log_fd).
 Processes = namedtuple('Processes', 'run spawn detach')
-LOG_FILE = '/run/flannel/route-guard.log'
 
 
 def out(text, stream=None):
