@@ -401,10 +401,12 @@ class Lab:
             raise LabError("the lab needs root (it removes namespaces and mounts)")
         nodes = sorted(p.name[:-4] for p in self.dir.glob("*.mnt")) if self.dir.is_dir() else []
         inodes = self._ns_inodes(nodes)
+        # kill while every namespace is still mounted: a freed namespace's inode number is soon
+        # another's, maybe another lab's, whose processes would be killed by that number
+        self._kill_processes(inodes)
         for node in nodes:
             if self.node_exists(node):
                 self._delete_pods(node)
-        self._kill_processes(inodes)
         for _attempt in range(10):  # lab dir may be stacked when a mount was repeated
             left = self._mounts_under()
             if not left:

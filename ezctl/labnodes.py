@@ -60,8 +60,9 @@ def node_del(lab, node: str) -> None:
     if lab.node_exists(node):
         inodes = {i for i in lab._ns_inodes([node])
                   if i not in _other_inodes(lab, node)}
+    lab._kill_processes(inodes)  # before the pods' namespaces are freed (Lab.down says why)
+    if lab.node_exists(node):
         lab._delete_pods(node)
-    lab._kill_processes(inodes)
     lab._fabric(mod._tool("ip"), "link", "delete", node, check=False)
     for kind in ("net", "mnt", "uts"):
         path = lab.ns_path(node, kind)
