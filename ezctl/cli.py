@@ -18,6 +18,7 @@ else the current directory when it holds ``playbooks/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -26,6 +27,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from ezctl import lab as labmod
 from ezctl import nodes, status
@@ -243,7 +246,11 @@ def cmd_pod_del(args, base, runner) -> int:
 
 # --------------------------------------------------------------------------- parser
 def version() -> str:
-    """The package's version, which is the collection's (galaxy.yml; a unit test keeps them equal)."""
+    """The collection's version: galaxy.yml of the checkout ezctl runs from, else the installed
+    package's (pyproject.toml, kept equal to galaxy.yml's)."""
+    galaxy = Path(__file__).resolve().parent.parent / "galaxy.yml"
+    with contextlib.suppress(OSError, KeyError, TypeError, yaml.YAMLError):
+        return str(yaml.safe_load(galaxy.read_text(encoding="utf-8"))["version"])
     try:
         return importlib.metadata.version("kubeasz-network")
     except importlib.metadata.PackageNotFoundError:

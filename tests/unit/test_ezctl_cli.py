@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,10 @@ def test_version_is_the_collections(capsys):
         cli.main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.split()[:2] == ["ezctl", galaxy["version"]]
+
+
+def test_the_package_and_the_collection_have_one_version():
+    top = Path(__file__).resolve().parents[2]
+    galaxy = yaml.safe_load((top / "galaxy.yml").read_text())
+    project = re.search(r'^version = "([^"]+)"', (top / "pyproject.toml").read_text(), re.M)
+    assert project and project.group(1) == galaxy["version"]
