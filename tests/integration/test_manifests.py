@@ -39,7 +39,7 @@ EXTRA = {
     'iface': {'FLANNEL_IFACE': 'eth1'},
     'iface-regex': {'FLANNEL_IFACE_REGEX': '^(eth|ens)[0-9]+$'},
     'vni7': {'FLANNEL_VNI': 7},
-    'no-masq-nft': {'FLANNEL_IPMASQ': False, 'PROXY_MODE': 'nftables'},
+    'no-masq-nft': {'FLANNEL_IPMASQ': False, 'PROXY_MODE': 'nftables', 'FLANNEL_ENABLE_NFTABLES': 'PROXY_MODE'},
     'upstream-registry': {'local_registry': ''},
     'flannel-v0.26.7': {'flannel_ver': 'v0.26.7'},
     'flannel-v0.28.5': {'flannel_ver': 'v0.28.5'},
@@ -258,8 +258,9 @@ def test_kubeasz_cluster_folder_applies_over_kubeasz_flannel(manifests):
     assert images(docs) == {'install-cni-plugin': KUBEASZ_CNI_PLUGIN_IMAGE, 'install-cni': KUBEASZ_FLANNEL_IMAGE,
                             'kube-flannel': KUBEASZ_FLANNEL_IMAGE}
     assert daemonset_args(docs) == FLANNELD_ARGS
-    net_conf = json.loads(kinds['ConfigMap']['data']['net-conf.json'])
-    assert (net_conf['Network'], net_conf['EnableNFTables']) == ('172.20.0.0/16', True)  # PROXY_MODE="nftables"
+    # kubeasz's own template: "EnableNFTables": false whatever PROXY_MODE (here "nftables") says
+    assert json.loads(kinds['ConfigMap']['data']['net-conf.json']) == {
+        'Network': '172.20.0.0/16', 'EnableNFTables': False, 'Backend': {'Type': 'vxlan'}}
 
 
 @pytest.mark.slow
