@@ -153,7 +153,8 @@ def test_matrix_documents(manifests, name):
     net_conf = json.loads(data['net-conf.json'])
     assert net_conf['Network'] == '172.20.0.0/16'
     if case['FLANNEL_BACKEND'] == 'vxlan':
-        assert net_conf['Backend'] == {'Type': 'vxlan', 'VNI': 1, 'DirectRouting': case['DIRECT_ROUTING']}
+        # as kubeasz's template: DirectRouting only when true, flannel's default VNI left out
+        assert net_conf['Backend'] == dict({'Type': 'vxlan'}, **({'DirectRouting': True} if case['DIRECT_ROUTING'] else {}))
     else:
         assert net_conf['Backend'] == {'Type': 'host-gw'}
     assert json.loads(data['cni-conf.json']) == cni_conf()
