@@ -208,6 +208,20 @@ def test_kubeasz_home(core, tmp_path, capsys):
             lab.exec(node, ["ip", "link", "add", "flannel.1", "mtu", "1450", "type", "vxlan", "id", "1", "dev",
                             "eth0", "local", f"198.18.0.{10 + index}", "dstport", "8472", "nolearning"])
         s.config(FLANNEL_DATAPLANE="flanneld", flannel_ready_timeout=5, local_registry="")
+        # --- the manifest alone, touching no node: every node unreachable here (its lab dir does
+        # not exist); kubeasz's ansible.cfg gathers facts (smart), which the README turns off
+        unreachable = cdir / "hosts.unreachable"
+        unreachable.write_text((cdir / "hosts").read_text().replace(f"kubeasz_lab_dir={lab.dir}",
+                                                                    "kubeasz_lab_dir=/nonexistent/kubeasz-lab"))
+        manifest = cdir / "yml" / "flannel.yaml"
+        manifest.unlink(missing_ok=True)
+        kz["env"]["ANSIBLE_GATHERING"] = "explicit"
+        proc = s._run("06 --tags manifest, nodes unreachable", [
+            str(Path(kz["python"]).parent / "ansible-playbook"), "-i", str(unreachable),
+            "-e", f"@clusters/{c}/config.yml", "playbooks/06.network.yml", "--tags", "manifest"])
+        del kz["env"]["ANSIBLE_GATHERING"]
+        assert all(counts["unreachable"] == 0 for counts in recap(proc).values()), proc.stdout
+        assert "kind: DaemonSet" in manifest.read_text()
         s.playbook("06 flanneld (kubeasz playbook)", "playbooks/06.network.yml")
         assert "apply" in " ".join(fakebin.calls(kubectl_dir, "kubectl"))
         assert changed(s.playbook("06 flanneld again", "playbooks/06.network.yml")) == 0
