@@ -81,7 +81,7 @@ def test_ansible_dataplane_switches_both_ways(tmp_path, capsys):
         assert {n: iptables_ours(s) for n, (s, r) in back.items()} == \
             {n: iptables_ours(s) for n, (s, r) in before.items()}
         with capsys.disabled():
-            print(f"\n[nftables switch, ansible] node1 before (iptables-save, ours):\n"
+            print("\n[nftables switch, ansible] node1 before (iptables-save, ours):\n"
                   + "\n".join(iptables_ours(before["node1"][0]))
                   + f"\n[nftables switch, ansible] node1 after (nft list ruleset):\n{after['node1'][1]}")
 
