@@ -68,8 +68,16 @@ units: setup
 matrix: setup
 	.ci/matrix
 
+# the kubeasz home test also runs on kubeasz's ansible-core 2.14 and the newest; module_utils' units on node Python 3.7
+CORE214 := $(CURDIR)/.cache/matrix/core-2.14
+CORE_NEWEST := $(CURDIR)/.cache/matrix/core-2.21
+NODE_PYTHON := $(CURDIR)/.cache/node-3.7
 integration: setup
-	$(PYTEST) -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests/integration
+	.ci/venv core-2.14 $(CORE214)
+	.ci/venv core-2.21 $(CORE_NEWEST)
+	.ci/venv node-3.7 $(NODE_PYTHON)
+	KUBEASZ_CORE214_VENV=$(CORE214) KUBEASZ_CORE_NEWEST_VENV=$(CORE_NEWEST) KUBEASZ_NODE_PYTHON=$(NODE_PYTHON)/bin/python \
+		$(PYTEST) -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests/integration
 
 molecule: setup
 	@if ls molecule/*/molecule.yml >/dev/null 2>&1; then molecule test --all; else echo "no molecule scenarios"; fi

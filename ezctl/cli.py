@@ -107,26 +107,61 @@ def current_cluster(base: Path) -> str | None:
 
 
 # --------------------------------------------------------------------------- commands
+def new_template(base: Path) -> tuple[Path, dict]:
+    """The template of ``ezctl new`` in ``base``: this repository's ``clusters/example`` (copied as
+    it is), or kubeasz's home layout ``example/`` ({target file: its source}: ``hosts.multi-node``
+    becomes ``hosts``, with ``config.yml``)."""
+    ours = base / "clusters" / "example"
+    if ours.is_dir():
+        return ours, {}
+    kubeasz = base / "example"
+    if (kubeasz / "hosts.multi-node").is_file() and (kubeasz / "config.yml").is_file():
+        return kubeasz, {"hosts": kubeasz / "hosts.multi-node", "config.yml": kubeasz / "config.yml"}
+    raise CliError(f"template {ours} not found (nor kubeasz's {kubeasz}/hosts.multi-node and config.yml)")
+
+
+BASE_DIR_RE = re.compile(r'(?m)^base_dir=.*$')
+PLACEHOLDER_RE = re.compile(r'"(__[a-z0-9_]+__)"')
+
+
+def fill_new_cluster(text: str, cluster: str, base: Path, is_hosts: bool) -> str:
+    """kubeasz's placeholder ``_cluster_name_`` replaced; in the hosts file ``base_dir`` is the base
+    the cluster was made in (so `--base DIR setup` runs against DIR, not kubeasz's /etc/kubeasz)."""
+    text = text.replace("_cluster_name_", cluster)
+    if is_hosts:
+        text = BASE_DIR_RE.sub(lambda m: f'base_dir="{base}"', text)
+    return text
+
+
 def cmd_new(args, base: Path, runner) -> int:
-    example = base / "clusters" / "example"
     target = cluster_dir(base, args.cluster, must_exist=False)
     if args.cluster == "example":
         raise CliError("'example' is the template cluster; choose another name")
     if target.exists():
         raise CliError(f"cluster {args.cluster} already exists: {target}")
-    if not example.is_dir():
-        raise CliError(f"template {example} not found")
-    shutil.copytree(example, target)
-    for path in target.rglob("*"):  # kubeasz's placeholder
+    example, files = new_template(base)
+    if files:   # kubeasz's layout: two files
+        target.mkdir(parents=True)
+        for name, source in files.items():
+            shutil.copyfile(source, target / name)
+    else:
+        shutil.copytree(example, target)
+    left = set()
+    for path in target.rglob("*"):
         if path.is_file():
             try:
                 text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue
-            if "_cluster_name_" in text:
-                path.write_text(text.replace("_cluster_name_", args.cluster), encoding="utf-8")
-    print(f"cluster {args.cluster} created in {target}: edit hosts and config.yml, then "
+            filled = fill_new_cluster(text, args.cluster, base, path == target / "hosts")
+            if filled != text:
+                path.write_text(filled, encoding="utf-8")
+            left.update(PLACEHOLDER_RE.findall(filled))
+    print(f"cluster {args.cluster} created in {target} from {example}: edit hosts and config.yml, then "
           f"`ezctl setup {args.cluster} network`")
+    if left:   # kubeasz's ezctl new fills them with the versions its ezdown downloaded
+        print(f"ezctl: warning: config.yml keeps kubeasz's placeholders {', '.join(sorted(left))}: write the "
+              "versions there (kubeasz's own `ezctl new` fills them from ezdown)", file=sys.stderr)
     return 0
 
 
@@ -329,8 +364,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# --------------------------------------------------------------------------- kubeasz's own ezctl
+# In a kubeasz home (/etc/kubeasz: kubeasz's own bash `ezctl` beside playbooks/ and example/) this
+# command never stands in for kubeasz's: every sub-command but the ones kubeasz's ezctl does not
+# have goes to it, unchanged (`setup <c> 06` there runs the very playbook this one would).
+OURS_ONLY = ("lab", "net", "reset-net")
+PASSED_ENV = "EZCTL_FROM_KUBEASZ_NET"   # set for kubeasz's ezctl: never pass back and forth
+
+
+def _command_of(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """(--base value, sub-command, argv without --base) of a command line."""
+    base, rest, command, i = None, [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--base" and i + 1 < len(argv):
+            base, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--base="):
+            base, i = arg.split("=", 1)[1], i + 1
+            continue
+        if command is None and not arg.startswith("-"):
+            command = arg
+        rest.append(arg)
+        i += 1
+    return base, command, rest
+
+
+def kubeasz_ezctl(base: Path) -> Path | None:
+    """kubeasz's own ezctl in ``base`` (its home), unless it is this command itself."""
+    found = base / "ezctl"
+    if not (found.is_file() and os.access(found, os.X_OK) and (base / "playbooks").is_dir()):
+        return None
+    me = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    return None if me == found.resolve() else found
+
+
+def pass_through(argv: list[str]) -> tuple[list[str], str] | None:
+    """(argv, cwd) for kubeasz's own ezctl when it should run this command line, else None."""
+    if os.environ.get(PASSED_ENV):
+        return None
+    option, command, rest = _command_of(argv)
+    if command is None or command in OURS_ONLY:
+        return None
+    try:
+        base = find_base(option)
+    except CliError:
+        return None
+    found = kubeasz_ezctl(base)
+    return ([str(found), *rest], str(base)) if found else None
+
+
 def main(argv=None, runner=None) -> int:
     """Entry point of the console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    passed = pass_through(argv)
+    if passed is not None:
+        os.environ[PASSED_ENV] = "1"
+        print(f"ezctl: passing `{' '.join(passed[0][1:])}` to kubeasz's own {passed[0][0]}",
+              file=sys.stderr, flush=True)
+        try:
+            return (runner or default_runner)(passed[0], passed[1])
+        except CliError as exc:
+            print(f"ezctl: error: {exc}", file=sys.stderr)
+            return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

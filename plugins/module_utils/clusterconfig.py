@@ -28,6 +28,9 @@ DATAPLANES = ('flanneld', 'ansible')
 NAMESPACES = ('kube-system', 'kube-flannel')  # kubeasz's, upstream flannel's
 STORES = ('file', 'etcd', 'kube')
 PROXY_MODES = ('iptables', 'ipvs', 'nftables')
+# FLANNEL_ENABLE_NFTABLES: true, false (kubeasz's own template: "EnableNFTables": false) or this
+# word, which follows PROXY_MODE (nftables when kube-proxy runs in nftables mode)
+NFTABLES_FOLLOW = 'PROXY_MODE'
 HOSTS_KEYS = ('CLUSTER_NETWORK', 'CLUSTER_CIDR', 'SERVICE_CIDR', 'PROXY_MODE')
 # Ranges the kernel treats specially: never a pod or service network.
 SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(net), what) for net, what in (
@@ -440,6 +443,24 @@ def _read_families(r):
     return network, network6, families
 
 
+def _read_nftables(r, proxy):
+    """FLANNEL_ENABLE_NFTABLES -> net-conf EnableNFTables: false by default, as kubeasz's own
+    template writes it whatever PROXY_MODE says; true; or "PROXY_MODE": true when PROXY_MODE is
+    nftables."""
+    key = 'FLANNEL_ENABLE_NFTABLES'
+    value = r.cfg.get(key)
+    if value is None or value == '':
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().upper() == NFTABLES_FOLLOW:
+        return proxy == 'nftables'
+    r.bad(key, '%s is not valid; write false (flannel masquerades with iptables, as kubeasz renders it), '
+          'true (nftables) or "%s" (nftables when PROXY_MODE is "nftables") in %s'
+          % (_show(value), NFTABLES_FOLLOW, _where(key)))
+    return None
+
+
 def load_cluster_config(cfg, node_addresses=None):
     """kubeasz keys -> ClusterConfig; ConfigError names every bad key at once.
 
@@ -477,6 +498,7 @@ def load_cluster_config(cfg, node_addresses=None):
               "(flannel's etcd registry keys every lease by its IPv4 subnet); write FLANNEL_SUBNET_STORE: "
               '"file" or "kube", or FLANNEL_ENABLE_IPV4: true with an IPv4 CLUSTER_CIDR (dual-stack)')
     proxy = r.choice('PROXY_MODE', PROXY_MODES, 'ipvs')
+    nftables = _read_nftables(r, proxy)
     ip_masq = r.boolean('FLANNEL_IPMASQ', True)
     route_guard = r.boolean('FLANNEL_ROUTE_GUARD', True)
     if r.problems:
@@ -496,7 +518,7 @@ def load_cluster_config(cfg, node_addresses=None):
             data['IPv6SubnetMin'] = str(smin6.network_address)
         if smax6 is not None:
             data['IPv6SubnetMax'] = str(smax6.network_address)
-    data.update(EnableNFTables=proxy == 'nftables', Backend=backend_json(backend))
+    data.update(EnableNFTables=nftables, Backend=backend_json(backend))
     try:
         nc = parse_net_conf(data)
     except NetConfError as exc:   # not expected: the key checks above mirror flannel's rules

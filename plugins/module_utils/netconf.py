@@ -19,8 +19,9 @@ value flannel would derive itself (so a kubeasz default renders the familiar
 short document, and flannel reads back exactly the same NetConf); ``EnableIPv4: false``
 only for IPv6-only; with IPv6 ``EnableIPv6: true`` and ``IPv6Network``, and
 ``IPv6SubnetLen``/``IPv6SubnetMin``/``IPv6SubnetMax`` under the same rule as the IPv4
-keys; ``Backend`` with ``Type``; for vxlan also ``VNI`` and ``DirectRouting`` always,
-``Port`` and ``MTU`` when not 0, ``GBP`` and ``Learning`` when true.
+keys; ``Backend`` with ``Type``; for vxlan also ``VNI`` when not 1, ``Port`` and ``MTU``
+when not 0, ``GBP``, ``Learning`` and ``DirectRouting`` when true (flannel's defaults left
+out, so kubeasz's defaults render the very document kubeasz's own template writes).
 
 All problems are collected and raised at once (``NetConfError``, with a
 ``problems`` list). Standard library only: this
@@ -337,7 +338,8 @@ def backend_json(be):
     """The canonical net-conf.json Backend object."""
     backend = {'Type': be.type}
     if be.type == 'vxlan':
-        backend['VNI'] = be.vni
+        if be.vni != 1:   # flannel's default VNI: kubeasz's template leaves it out
+            backend['VNI'] = be.vni
         if be.port:
             backend['Port'] = be.port
         if be.mtu:
@@ -346,5 +348,6 @@ def backend_json(be):
             backend['GBP'] = True
         if be.learning:
             backend['Learning'] = True
-        backend['DirectRouting'] = be.direct_routing
+        if be.direct_routing:   # kubeasz's template writes it only when true
+            backend['DirectRouting'] = True
     return backend

@@ -205,6 +205,14 @@ def nft_forward_rules(network, family='ipv4'):
     return ('%s saddr %s accept' % (ip, network), '%s daddr %s accept' % (ip, network))
 
 
+def pruned_state(observed, mode):
+    """The observed state without anything of ours in the other mode's backend (state prune):
+    the mode's own rules stay exactly as they are (flanneld's, whatever they hold)."""
+    if mode == 'nftables':
+        return observed._replace(iptables={})
+    return observed._replace(nft=None)
+
+
 def desired_state(spec, state='present'):
     """The RuleState a spec asks for (in the spec's family): one backend's rules, nothing of
     ours in the other."""
@@ -472,7 +480,7 @@ def check_tools(tools, mode):
     if mode == 'iptables' and tools.iptables_save is None:
         fam = family_def(tools.family)
         raise TrafficRulesError('%s/%s not found: install the package iptables, '
-                                'or use nftables (PROXY_MODE nftables, net-conf EnableNFTables)'
+                                'or use nftables (FLANNEL_ENABLE_NFTABLES: true, net-conf EnableNFTables)'
                                 % (fam.save, fam.restore))
     if mode == 'nftables' and tools.nft is None:
         raise TrafficRulesError('nft not found: install the package nftables (EnableNFTables is on)')
@@ -544,12 +552,14 @@ def apply(run, tools, ops, mode='iptables'):
 
 def sync(run, spec, tools, check_mode=False, state='present'):
     """observe -> plan -> apply for a decided spec: (observed, desired, ops).
-    tools must be the spec's family's (find_tools(which, spec.family))."""
+    tools must be the spec's family's (find_tools(which, spec.family)). state: present, absent
+    (nothing of ours in either backend) or prune (nothing of ours in the backend that is not
+    spec.mode's; the mode's own rules are left as they are)."""
     if tools.family != spec.family:
         raise TrafficRulesError('the rules are %s but the tools found are for %s (find_tools family=%s)'
                                 % (spec.family, tools.family, spec.family))
     observed = observe(run, tools, spec.mode)
-    desired = desired_state(spec, state)
+    desired = pruned_state(observed, spec.mode) if state == 'prune' else desired_state(spec, state)
     ops = plan(observed, desired)
     if ops and not check_mode:
         apply(run, tools, ops, spec.mode)
@@ -559,7 +569,7 @@ def sync(run, spec, tools, check_mode=False, state='present'):
 def traffic_rules(run, params, check_mode=False, diff=True, which=None):
     """Entry point of the traffic_rules module."""
     state = params.get('state') or 'present'
-    if state == 'absent':
+    if state in ('absent', 'prune'):
         spec = RuleSpec(params.get('mode') or 'iptables', None, None, False, None,
                         family_def(params.get('family')).name)
     else:

@@ -59,7 +59,9 @@ options:
       - C(FLANNEL_NAMESPACE) C(kube-system) (default, as kubeasz) or C(kube-flannel) (upstream flannel).
       - C(FLANNEL_SUBNET_STORE) C(file), C(etcd) or C(kube); empty means C(kube) with the flanneld
         dataplane and C(file) with the ansible dataplane; flanneld accepts only C(kube).
-      - C(PROXY_MODE) C(iptables), C(ipvs) (default) or C(nftables) (sets C(EnableNFTables)).
+      - C(PROXY_MODE) C(iptables), C(ipvs) (default) or C(nftables).
+      - C(FLANNEL_ENABLE_NFTABLES) (C(EnableNFTables)) C(false) (default, as kubeasz's own template), C(true), or
+        the string C(PROXY_MODE) (true when C(PROXY_MODE) is C(nftables)).
       - C(FLANNEL_IPMASQ), C(FLANNEL_ROUTE_GUARD) booleans, default true.
     type: dict
     required: true

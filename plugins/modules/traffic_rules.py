@@ -45,12 +45,17 @@ description:
     Rules and chains that are not ours, and those of the other family, are never touched.
 options:
   state:
-    description: V(present) installs the rules; V(absent) removes every chain, jump and table of ours.
+    description:
+      - V(present) installs the rules; V(absent) removes every chain, jump and table of ours.
+      - V(prune) removes only what is ours in the other backend than O(mode) (with O(mode=nftables) the
+        iptables chains and jumps, with O(mode=iptables) the nft table) and leaves the rules of O(mode)
+        as they are - for nodes where flanneld owns the rules of O(mode) but, after C(EnableNFTables)
+        changed, never removes those of the other backend.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, prune]
     default: present
   mode:
-    description: V(iptables), or V(nftables) when net-conf.json has C(EnableNFTables) (PROXY_MODE nftables).
+    description: V(iptables), or V(nftables) when net-conf.json has C(EnableNFTables) (FLANNEL_ENABLE_NFTABLES).
     type: str
     choices: [iptables, nftables]
     default: iptables
@@ -134,6 +139,11 @@ EXAMPLES = r'''
   kubeasz.network.traffic_rules:
     state: absent
     family: ipv6
+
+- name: flanneld switched to nftables - remove the iptables chains it left, keep its nft table
+  kubeasz.network.traffic_rules:
+    state: prune
+    mode: nftables
 '''
 
 RETURN = r'''
@@ -191,7 +201,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.trafficrules impor
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            state=dict(type='str', choices=['present', 'absent', 'prune'], default='present'),
             mode=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
             family=dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
             network=dict(type='str'),

@@ -39,7 +39,7 @@ EXTRA = {
     'iface': {'FLANNEL_IFACE': 'eth1'},
     'iface-regex': {'FLANNEL_IFACE_REGEX': '^(eth|ens)[0-9]+$'},
     'vni7': {'FLANNEL_VNI': 7},
-    'no-masq-nft': {'FLANNEL_IPMASQ': False, 'PROXY_MODE': 'nftables'},
+    'no-masq-nft': {'FLANNEL_IPMASQ': False, 'PROXY_MODE': 'nftables', 'FLANNEL_ENABLE_NFTABLES': 'PROXY_MODE'},
     'upstream-registry': {'local_registry': ''},
     'flannel-v0.26.7': {'flannel_ver': 'v0.26.7'},
     'flannel-v0.28.5': {'flannel_ver': 'v0.28.5'},
@@ -154,7 +154,8 @@ def test_matrix_documents(manifests, name):
     net_conf = json.loads(data['net-conf.json'])
     assert net_conf['Network'] == '172.20.0.0/16'
     if case['FLANNEL_BACKEND'] == 'vxlan':
-        assert net_conf['Backend'] == {'Type': 'vxlan', 'VNI': 1, 'DirectRouting': case['DIRECT_ROUTING']}
+        # as kubeasz's template: DirectRouting only when true, flannel's default VNI left out
+        assert net_conf['Backend'] == dict({'Type': 'vxlan'}, **({'DirectRouting': True} if case['DIRECT_ROUTING'] else {}))
     else:
         assert net_conf['Backend'] == {'Type': 'host-gw'}
     assert json.loads(data['cni-conf.json']) == cni_conf()
@@ -259,8 +260,9 @@ def test_kubeasz_cluster_folder_applies_over_kubeasz_flannel(manifests):
     assert images(docs) == {'install-cni-plugin': KUBEASZ_CNI_PLUGIN_IMAGE, 'install-cni': KUBEASZ_FLANNEL_IMAGE,
                             'kube-flannel': KUBEASZ_FLANNEL_IMAGE}
     assert daemonset_args(docs) == FLANNELD_ARGS
-    net_conf = json.loads(kinds['ConfigMap']['data']['net-conf.json'])
-    assert (net_conf['Network'], net_conf['EnableNFTables']) == ('172.20.0.0/16', True)  # PROXY_MODE="nftables"
+    # kubeasz's own template: "EnableNFTables": false whatever PROXY_MODE (here "nftables") says
+    assert json.loads(kinds['ConfigMap']['data']['net-conf.json']) == {
+        'Network': '172.20.0.0/16', 'EnableNFTables': False, 'Backend': {'Type': 'vxlan'}}
 
 
 @pytest.mark.slow

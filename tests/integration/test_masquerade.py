@@ -181,14 +181,14 @@ def test_a_flushed_chain_heals_by_itself(cluster, capsys):
 
 def test_nftables_mode(cluster, capsys):
     lab, cdir, pods = cluster
-    assert_ok(run_06(cdir, PROXY_MODE="nftables"))
+    assert_ok(run_06(cdir, FLANNEL_ENABLE_NFTABLES=True))
     for target in pods:
         node = target.partition("/")[0]
         assert ours(node_exec(lab, node, "iptables-save")) == []
         assert "masquerade fully-random" in node_exec(lab, node, *NFT_LIST)
         assert pod_pings_outside(lab, target) == [node_ip(lab, node)]
     pods_ping(lab)
-    assert_unchanged(run_06(cdir, PROXY_MODE="nftables"))
+    assert_unchanged(run_06(cdir, FLANNEL_ENABLE_NFTABLES=True))
     listed = node_exec(lab, "node1", *NFT_LIST)
     node_exec(lab, "node1", "nft", "flush", "chain", "ip", "flannel-ipv4", "postrtg")
     elapsed = wait_healed(lab, "node1", NFT_LIST, lambda out: out == listed)

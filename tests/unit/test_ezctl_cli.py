@@ -200,3 +200,89 @@ def test_the_package_and_the_collection_have_one_version():
     galaxy = yaml.safe_load((top / "galaxy.yml").read_text())
     project = re.search(r'^version = "([^"]+)"', (top / "pyproject.toml").read_text(), re.M)
     assert project and project.group(1) == galaxy["version"]
+
+
+# --------------------------------------------------------------------------- a kubeasz home
+KUBEASZ_HOSTS = ('[kube_node]\n192.168.1.3\n[all:vars]\nCLUSTER_NETWORK="calico"\nbase_dir="/etc/kubeasz"\n'
+                 'cluster_dir="{{ base_dir }}/clusters/_cluster_name_"\n')
+
+
+@pytest.fixture
+def kubeasz_home(tmp_path: Path) -> Path:
+    """kubeasz's home layout: playbooks/, example/ (config.yml, hosts.multi-node, hosts.allinone)."""
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "06.network.yml").write_text("---\n")
+    (tmp_path / "example").mkdir()
+    (tmp_path / "example" / "hosts.multi-node").write_text(KUBEASZ_HOSTS)
+    (tmp_path / "example" / "hosts.allinone").write_text("[kube_node]\n127.0.0.1\n")
+    (tmp_path / "example" / "config.yml").write_text('K8S_VER: "__k8s_ver__"\nflannel_ver: "__flannel__"\n')
+    return tmp_path
+
+
+def test_new_in_a_kubeasz_home_takes_hosts_multi_node(kubeasz_home, capsys):
+    assert run(kubeasz_home, "new", "k8s-01") == 0
+    cdir = kubeasz_home / "clusters" / "k8s-01"
+    assert sorted(p.name for p in cdir.iterdir()) == ["config.yml", "hosts"]
+    hosts = (cdir / "hosts").read_text()
+    # the new cluster's base_dir is the base it was made in, and its own cluster_dir
+    assert f'base_dir="{kubeasz_home}"' in hosts and 'base_dir="/etc/kubeasz"' not in hosts
+    assert 'cluster_dir="{{ base_dir }}/clusters/k8s-01"' in hosts
+    err = capsys.readouterr().err
+    assert "__flannel__, __k8s_ver__" in err and "kubeasz's own `ezctl new`" in err
+
+
+def test_new_writes_the_base_into_our_example_too(base):
+    (base / "clusters" / "example" / "hosts").write_text('[all:vars]\nbase_dir="/etc/kubeasz"\n')
+    assert run(base, "new", "k1") == 0
+    assert (base / "clusters" / "k1" / "hosts").read_text() == f'[all:vars]\nbase_dir="{base}"\n'
+
+
+def test_new_without_either_template_names_both(tmp_path, capsys):
+    (tmp_path / "playbooks").mkdir()
+    assert run(tmp_path, "new", "k1") == 1
+    err = capsys.readouterr().err
+    assert "clusters/example not found" in err and "hosts.multi-node" in err
+
+
+def kubeasz_ezctl(home: Path) -> Path:
+    script = home / "ezctl"
+    script.write_text("#!/bin/bash\necho kubeasz\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("argv", [["setup", "k8s-01", "all"], ["setup", "k8s-01", "06"], ["new", "k8s-02"],
+                                  ["renew-ca", "k8s-01"], ["start", "k8s-01"], ["add-node", "k8s-01", "10.0.0.9"],
+                                  ["list"]])
+def test_a_kubeasz_home_runs_kubeasz_s_own_ezctl(kubeasz_home, argv, monkeypatch, capsys):
+    monkeypatch.setenv(cli.PASSED_ENV, "")  # main() sets it for kubeasz's ezctl: restored afterwards
+    script = kubeasz_ezctl(kubeasz_home)
+    runner = FakeRunner(rc=3)
+    assert run(kubeasz_home, *argv, runner=runner) == 3
+    assert runner.calls == [([str(script), *argv], str(kubeasz_home))]   # --base is ours: not passed on
+    assert "to kubeasz's own" in capsys.readouterr().err
+    assert not (kubeasz_home / "clusters" / "k8s-02").exists()
+
+
+@pytest.mark.parametrize("argv", [["lab", "status", "nolab"], ["net", "status", "nope"], ["reset-net", "nope"]])
+def test_commands_kubeasz_has_not_stay_ours(kubeasz_home, argv, monkeypatch):
+    monkeypatch.setenv(cli.PASSED_ENV, "")  # main() sets it for kubeasz's ezctl: restored afterwards
+    kubeasz_ezctl(kubeasz_home)
+    runner = FakeRunner()
+    run(kubeasz_home, *argv, runner=runner)
+    assert all("ezctl" != Path(call[0][0]).name for call in runner.calls)
+
+
+def test_never_passed_back(kubeasz_home, monkeypatch, capsys):
+    kubeasz_ezctl(kubeasz_home)
+    monkeypatch.setenv(cli.PASSED_ENV, "1")
+    runner = FakeRunner()
+    assert run(kubeasz_home, "list", runner=runner) == 0
+    assert runner.calls == []
+
+
+def test_no_kubeasz_ezctl_no_pass_through(kubeasz_home, monkeypatch):
+    monkeypatch.setenv(cli.PASSED_ENV, "")  # main() sets it for kubeasz's ezctl: restored afterwards
+    runner = FakeRunner()
+    assert run(kubeasz_home, "setup", "k8s-01", "all", runner=runner) == 1
+    assert runner.calls == []

@@ -252,7 +252,7 @@ def test_ipv6_to_net_conf_renders_only_what_flannel_would_not_derive():
     dual = parse_net_conf(V6)
     assert json.dumps(to_net_conf(dual)) == (
         '{"Network": "10.0.0.0/16", "EnableIPv6": true, "IPv6Network": "fd00:20::/56", '
-        '"EnableNFTables": false, "Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": false}}')
+        '"EnableNFTables": false, "Backend": {"Type": "vxlan"}}')
     only6 = parse_net_conf({'EnableIPv4': False, 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56',
                             'IPv6SubnetLen': 72, 'IPv6SubnetMin': 'fd00:20:0:1::', 'IPv6SubnetMax': 'fd00:20:0:2::',
                             'Backend': {'Type': 'host-gw'}})
@@ -292,9 +292,7 @@ def test_exact_net_conf_vxlan():
         '  "Network": "172.20.0.0/16",\n'
         '  "EnableNFTables": false,\n'
         '  "Backend": {\n'
-        '    "Type": "vxlan",\n'
-        '    "VNI": 1,\n'
-        '    "DirectRouting": false\n'
+        '    "Type": "vxlan"\n'
         '  }\n'
         '}\n')
 
@@ -302,7 +300,7 @@ def test_exact_net_conf_vxlan():
 def test_exact_net_conf_vxlan_direct_routing():
     assert json.dumps(to_net_conf(from_cluster_config(cfg(DIRECT_ROUTING=True)))) == (
         '{"Network": "172.20.0.0/16", "EnableNFTables": false, '
-        '"Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": true}}')
+        '"Backend": {"Type": "vxlan", "DirectRouting": true}}')
 
 
 def test_exact_net_conf_host_gw():
@@ -312,11 +310,12 @@ def test_exact_net_conf_host_gw():
 
 def test_exact_net_conf_non_defaults():
     c = cfg(NODE_CIDR_LEN=26, FLANNEL_SUBNET_MIN='172.20.1.0', FLANNEL_SUBNET_MAX='172.20.9.192',
-            FLANNEL_VNI=7, FLANNEL_PORT=4789, FLANNEL_MTU=9000, FLANNEL_GBP=True, PROXY_MODE='nftables')
+            FLANNEL_VNI=7, FLANNEL_PORT=4789, FLANNEL_MTU=9000, FLANNEL_GBP=True, PROXY_MODE='nftables',
+            FLANNEL_ENABLE_NFTABLES='PROXY_MODE')
     assert json.dumps(to_net_conf(from_cluster_config(c))) == (
         '{"Network": "172.20.0.0/16", "SubnetLen": 26, "SubnetMin": "172.20.1.0", '
         '"SubnetMax": "172.20.9.192", "EnableNFTables": true, "Backend": {"Type": "vxlan", '
-        '"VNI": 7, "Port": 4789, "MTU": 9000, "GBP": true, "DirectRouting": false}}')
+        '"VNI": 7, "Port": 4789, "MTU": 9000, "GBP": true}}')
 
 
 def test_cluster_settings_and_store_default():
@@ -438,6 +437,9 @@ BAD = [
     ('FLANNEL_SUBNET_STORE', {'FLANNEL_SUBNET_STORE': 'file'}),
     ('FLANNEL_SUBNET_STORE', {'FLANNEL_SUBNET_STORE': 'etcd', 'FLANNEL_DATAPLANE': 'flanneld'}),
     ('PROXY_MODE', {'PROXY_MODE': 'userspace'}),
+    ('FLANNEL_ENABLE_NFTABLES', {'FLANNEL_ENABLE_NFTABLES': 'yes'}),
+    ('FLANNEL_ENABLE_NFTABLES', {'FLANNEL_ENABLE_NFTABLES': 'nftables'}),
+    ('FLANNEL_ENABLE_NFTABLES', {'FLANNEL_ENABLE_NFTABLES': 1}),
     ('FLANNEL_IPMASQ', {'FLANNEL_IPMASQ': 'true'}),
     ('FLANNEL_ROUTE_GUARD', {'FLANNEL_ROUTE_GUARD': 'no'}),
     ('SERVICE_CIDR', {'SERVICE_CIDR': '172.20.128.0/20'}),
@@ -563,9 +565,7 @@ def test_dual_stack_config():
         '  "IPv6Network": "fd00:20::/56",\n'
         '  "EnableNFTables": false,\n'
         '  "Backend": {\n'
-        '    "Type": "vxlan",\n'
-        '    "VNI": 1,\n'
-        '    "DirectRouting": false\n'
+        '    "Type": "vxlan"\n'
         '  }\n'
         '}\n')
 
@@ -581,7 +581,7 @@ def test_dual_stack_non_defaults_render_ipv6_keys():
     assert json.dumps(out) == (
         '{"Network": "172.20.0.0/16", "EnableIPv6": true, "IPv6Network": "fd00:20::/48", "IPv6SubnetLen": 60, '
         '"IPv6SubnetMin": "fd00:20:0:20::", "IPv6SubnetMax": "fd00:20:0:f0::", "EnableNFTables": false, '
-        '"Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": false}}')
+        '"Backend": {"Type": "vxlan"}}')
     assert parse_net_conf(out) == from_cluster_config(c)
 
 
@@ -600,7 +600,7 @@ def test_ipv6_only_config():
     assert (d['ipv6_network'], d['service_cidr']) == ('fd00:20::/56', 'fd00:10::/108')
     assert json.dumps(to_net_conf(cc.net_conf)) == (
         '{"EnableIPv4": false, "EnableIPv6": true, "IPv6Network": "fd00:20::/56", "EnableNFTables": false, '
-        '"Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": false}}')
+        '"Backend": {"Type": "vxlan"}}')
 
 
 def test_ipv6_only_ignores_ipv4_keys_with_warnings():
@@ -818,3 +818,53 @@ def test_delegate_conflist_rejects_incomplete_or_wrong_family(env, text):
     with pytest.raises(ValueError) as exc:
         delegate_conflist(env)
     assert text in str(exc.value)
+
+
+# ------------------------------------------------------------------ kubeasz's net-conf and nftables
+
+def kubeasz_template_net_conf(cluster_cidr, backend, direct_routing):
+    """What kubeasz 3.7's roles/flannel/templates/kube-flannel.yaml.j2 renders as net-conf.json:
+    Network, "EnableNFTables": false whatever PROXY_MODE is, Backend Type and, with vxlan and
+    DIRECT_ROUTING, "DirectRouting": true (written here from its template's rules, not copied)."""
+    out = {'Type': backend}
+    if backend == 'vxlan' and direct_routing:
+        out['DirectRouting'] = True
+    return {'Network': cluster_cidr, 'EnableNFTables': False, 'Backend': out}
+
+
+@pytest.mark.parametrize('backend, direct', [('vxlan', False), ('vxlan', True), ('host-gw', False)])
+@pytest.mark.parametrize('proxy', ['nftables', 'ipvs', 'iptables'])
+def test_kubeasz_example_renders_kubeasz_net_conf(backend, direct, proxy):
+    """kubeasz 3.7.0's example: CLUSTER_NETWORK="flannel", PROXY_MODE="nftables" (its default):
+    the same net-conf.json as kubeasz's own template, so taking over its DaemonSet keeps iptables."""
+    c = cfg(PROXY_MODE=proxy, FLANNEL_BACKEND=backend, DIRECT_ROUTING=direct)
+    assert json.loads(render(c)['net_conf_json']) == kubeasz_template_net_conf('172.20.0.0/16', backend, direct)
+
+
+@pytest.mark.parametrize('value, proxy, enabled', [
+    (None, 'nftables', False), ('', 'nftables', False), (False, 'nftables', False),
+    (True, 'ipvs', True), (True, 'nftables', True),
+    ('PROXY_MODE', 'nftables', True), ('proxy_mode', 'nftables', True), (' PROXY_MODE ', 'nftables', True),
+    ('PROXY_MODE', 'ipvs', False), ('PROXY_MODE', 'iptables', False), ('PROXY_MODE', None, False),
+])
+def test_flannel_enable_nftables(value, proxy, enabled):
+    c = cfg(FLANNEL_ENABLE_NFTABLES=value, PROXY_MODE=proxy)
+    cc = load_cluster_config(c)
+    assert cc.net_conf.enable_nftables is enabled
+    assert cc.as_dict()['enable_nftables'] is enabled
+    assert json.loads(render(c)['net_conf_json'])['EnableNFTables'] is enabled
+
+
+def test_flannel_enable_nftables_message_says_what_to_write():
+    with pytest.raises(ConfigError) as exc:
+        load_cluster_config(cfg(FLANNEL_ENABLE_NFTABLES='nftables'))
+    assert exc.value.problems == [
+        "FLANNEL_ENABLE_NFTABLES: 'nftables' is not valid; write false (flannel masquerades with iptables, "
+        'as kubeasz renders it), true (nftables) or "PROXY_MODE" (nftables when PROXY_MODE is "nftables") '
+        'in config.yml']
+
+
+def test_nftables_switch_changes_the_checksum():
+    """The checksum on the pod template follows EnableNFTables: the DaemonSet rolls on a switch."""
+    sums = set(render(cfg(FLANNEL_ENABLE_NFTABLES=v))['checksum'] for v in (False, True))
+    assert len(sums) == 2

@@ -573,3 +573,58 @@ def test_random_fully_follows_the_ip6tables_version():
     run = recording_runner({'--version': (0, 'ip6tables-save v1.6.1\n', '')})
     assert tr.random_fully_supported(run, tools, 'iptables') is False
     assert run.calls[0][0] == ['/sbin/ip6tables-save', '--version']
+
+
+# ------------------------------------------------------------------ state prune (flanneld dataplane)
+
+def nft_fixture_text():
+    with open(FIXTURE) as handle:
+        return handle.read()
+
+
+def test_pruned_state_keeps_the_mode_s_own_rules_whatever_they_hold():
+    both = tr.RuleState(saved_state().iptables, nft_state().nft)
+    assert tr.pruned_state(both, 'nftables') == tr.RuleState({}, nft_state().nft)
+    assert tr.pruned_state(both, 'iptables') == tr.RuleState(saved_state().iptables, None)
+    # flanneld's own rules of the mode (another subnet, a missing rule) are never planned
+    edited = tr.RuleState(tr.iptables_state(tr.parse_iptables_save(SAVED.replace(OWN, '172.20.77.0/24'))), None)
+    assert tr.plan(edited, tr.pruned_state(edited, 'iptables')) == []
+
+
+@pytest.mark.parametrize('mode, removed_by', [('nftables', 'iptables-restore'), ('iptables', 'nft')])
+def test_prune_removes_only_the_other_mode(mode, removed_by):
+    run = recording_runner({'': (0, SAVED, ''), '-j list table ip flannel-ipv4': (0, nft_fixture_text(), '')})
+    result = tr.traffic_rules(run, dict(state='prune', mode=mode),
+                              which=fake_tools('iptables-save', 'iptables-restore', 'nft'))
+    writes = [(argv, data) for argv, data in run.calls if data]
+    assert result['changed'] and len(writes) == 1 and removed_by in writes[0][0][0]
+    if mode == 'nftables':
+        assert '-X FLANNEL-POSTRTG' in writes[0][1] and '-X FLANNEL-FWD' in writes[0][1]
+        assert 'flannel-ipv4' in result['diff']['after'] and 'FLANNEL-' not in result['diff']['after']
+    else:
+        assert writes[0][1] == 'delete table ip flannel-ipv4\n'
+        assert 'flannel-ipv4' not in result['diff']['after'] and 'FLANNEL-POSTRTG' in result['diff']['after']
+    assert result['spec'] == {} and result['mode'] == mode
+
+
+def test_prune_with_nothing_of_the_other_mode_changes_nothing():
+    run = recording_runner(dict(NO_TABLE, **{'': (0, SAVED, '')}))
+    result = tr.traffic_rules(run, dict(state='prune', mode='iptables'),
+                              which=fake_tools('iptables-save', 'iptables-restore', 'nft'))
+    assert not result['changed'] and result['plan'] == []
+    assert not [argv for argv, data in run.calls if data]
+
+
+def test_prune_in_check_mode_writes_nothing():
+    run = recording_runner({'': (0, SAVED, ''), '-j list table ip flannel-ipv4': (0, nft_fixture_text(), '')})
+    result = tr.traffic_rules(run, dict(state='prune', mode='nftables'), check_mode=True,
+                              which=fake_tools('iptables-save', 'iptables-restore', 'nft'))
+    assert result['changed'] and any('-X FLANNEL-FWD' in line for line in result['plan'])
+    assert not [argv for argv, data in run.calls if data]
+
+
+def test_prune_without_the_other_tool_changes_nothing():
+    """A node with nft only (or iptables only) cannot hold rules of the other mode."""
+    run = recording_runner({'-j list table ip flannel-ipv4': (0, nft_fixture_text(), '')})
+    result = tr.traffic_rules(run, dict(state='prune', mode='nftables'), which=fake_tools('nft'))
+    assert not result['changed']
