@@ -245,3 +245,63 @@ def test_fidelity_kernel_state_of_flanneld_and_ours(mixed, request):
     out = REPO / "tests" / "output" / "real-flanneld"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"fidelity-{mixed.backend}.json").write_text(json.dumps(report, indent=1))
+
+
+def first_answer_after(lab, pod: str, ip: str, start: float, limit: float) -> float | None:
+    """Seconds from ``start`` to the first answered ping (one every 0.1 s); None if none by ``limit``."""
+    while time.monotonic() - start < limit:
+        if lab.exec(pod, ["ping", "-c", "1", "-W", "0.1", ip], check=False).returncode == 0:
+            return round(time.monotonic() - start, 2)
+        time.sleep(0.05)
+    return None
+
+
+def flap(lab, node: str) -> None:
+    lab.exec(node, ["sh", "-c", "ip link set eth0 down && ip link set eth0 up"])
+
+
+NIC_LIMIT = 20.0  # how long a cut-off is watched for (flanneld's DirectRouting routes never return)
+
+
+def test_nic_restart_side_by_side(mixed):
+    """`ip link set eth0 down; up` on a flanneld node (node1) and on one of ours (node3) at the same
+    moment; how long each node's pod is cut off from a DirectRouting peer's pod. The figures go to
+    tests/output/real-flanneld/nic-restart.json and the test's output."""
+    if mixed.backend != "directrouting":
+        pytest.skip("measured once, on vxlan + DirectRouting (the seed's case)")
+    lab, pods = mixed.lab, mixed.pods
+    pairs = {"flanneld": ("node1/p-node1", pods["node2/p-node2"]),
+             "ansible": ("node3/p-node3", pods["node4/p-node4"])}
+    for src, ip in pairs.values():
+        assert lab.exec(src, ["ping", "-c", "1", "-W", "2", ip], check=False).returncode == 0
+    import threading
+    results = {}
+    start = time.monotonic()
+    flappers = [threading.Thread(target=flap, args=(lab, node)) for node in ("node1", "node3")]
+    for thread in flappers:
+        thread.start()
+    for thread in flappers:
+        thread.join()
+    up = time.monotonic()
+
+    def watch(name, src, ip):
+        results[name] = first_answer_after(lab, src, ip, up, NIC_LIMIT)
+    watchers = [threading.Thread(target=watch, args=(name, *pair)) for name, pair in pairs.items()]
+    for thread in watchers:
+        thread.start()
+    for thread in watchers:
+        thread.join()
+    figures = {"flap_seconds": round(up - start, 3), "cut_off_after_link_up_s": results,
+               "watched_for_s": NIC_LIMIT,
+               "direct_route_after": {n: bool(mixed.routes_to(n, mixed.leases()[p]["subnet"]))
+                                      for n, p in (("node1", "node2"), ("node3", "node4"))}}
+    out = REPO / "tests" / "output" / "real-flanneld"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "nic-restart.json").write_text(json.dumps(figures, indent=1))
+    print("NIC restart side by side:", json.dumps(figures))
+    for node in ("node1", "node3"):  # the lab's default route went with the link (no network manager)
+        lab.exec(node, ["ip", "route", "replace", "default", "via", "198.18.0.1", "dev", "eth0"])
+    assert results["ansible"] is not None, figures   # ours come back (the route guard)
+    assert figures["direct_route_after"]["node3"]
+    # flanneld leaves the DirectRouting route deleted: node1's pod stays cut off from node2's
+    assert results["flanneld"] is None and not figures["direct_route_after"]["node1"], figures
