@@ -8,10 +8,10 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .cache/collections/ansible_collections/kubeasz/network
 DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tcpdump util-linux containernetworking-plugins \
-	etcd-server etcd-client git tar iptables nftables graphviz
+	etcd-server etcd-client git tar iptables nftables graphviz gcc libc6-dev
 PYTEST ?= pytest
 
-.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean
+.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean realbin
 
 all: test
 
@@ -58,7 +58,12 @@ units: setup
 matrix: setup
 	.ci/matrix
 
-integration: setup
+# flanneld v0.28.9 and flannel's CNI plugin, built with Go from the module proxy into
+# ~/.cache/kubeasz-network once per machine (tests/realbin/build.sh; about 3 minutes on 2 cores)
+realbin:
+	tests/realbin/build.sh
+
+integration: setup realbin
 	$(PYTEST) -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests/integration
 
 molecule: setup
