@@ -77,8 +77,9 @@ build: setup
 
 # BENCH_SCALE_SIZES=4,8,16,32 make bench adds a 32-node lab (about 10 minutes more on 2 cores)
 BENCH_SCALE_SIZES ?= 4,8,16
-bench: setup
+bench: setup realbin
 	$(BIN)/python bench/bench_dataplane.py --sizes 1000,5000 --ansible
+	$(BIN)/python bench/bench_flanneld.py --sizes 100,1000
 	$(BIN)/python bench/bench_etcd.py
 	$(BIN)/python bench/bench_scale.py --sizes $(BENCH_SCALE_SIZES)
 

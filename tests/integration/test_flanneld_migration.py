@@ -36,8 +36,8 @@ class Pings:
             for dst, ip in pods.items():
                 if src != dst:
                     node, _sep, pod = src.partition("/")
-                    argv = lab.nsenter_argv(node) + ["ip", "netns", "exec", pod, "ping", "-n",
-                                                      "-i", INTERVAL, "-W", "1", ip]
+                    argv = lab.nsenter_argv(node) + [
+                        "ip", "netns", "exec", pod, "ping", "-n", "-i", INTERVAL, "-W", "1", ip]
                     self.procs[(src, dst)] = subprocess.Popen(
                         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                         start_new_session=True)

@@ -294,7 +294,6 @@ def test_direct_route6_bad_params(kw, message):
     assert kernel.calls == []
 
 
-
 def test_vxlan_link_keeps_the_mac_of_a_device_in_place():
     """A device already there (flanneld's, random MAC) keeps its MAC, as flanneld keeps it:
     flannel_subnet publishes it as the VtepMAC, so taking a node over changes no peer's entries."""
