@@ -111,7 +111,7 @@ def bench(lab, etcd, bins, count, repeat):
                                                  realflannel.ETCD_URL],
                    input=json.dumps(lease_docs(count)), text=True, check=True)
     flanneld_times, ours_times, phases = [], [], []
-    for _ in range(repeat):
+    for _round in range(repeat):
         reset_node(lab)
         start = time.monotonic()
         proc = realflannel.Flanneld(lab, 'node1', bins['flanneld'], ip_masq=False)
@@ -133,7 +133,7 @@ def bench(lab, etcd, bins, count, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--sizes', default='100,1000')
     parser.add_argument('--repeat', type=int, default=3)
     args = parser.parse_args()

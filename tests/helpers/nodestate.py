@@ -88,11 +88,14 @@ def read(run, node: str, own: dict, peers: list[dict], network: str, etcd_value:
             *r.get("flags", []), f"src {r['prefsrc']}" if r.get("prefsrc") else "") if x != ""))
     state["routes"] = routes
 
-    rules = [line for line in run(node, ["iptables-save"]).splitlines()
+    rules = [f"{save}: {line}" for save in ("iptables-save", "ip6tables-save")
+             for line in run(node, ["sh", "-c", f"{save} 2>/dev/null || true"]).splitlines()
              if "FLANNEL" in line and not line.startswith("#")]
     nft = run(node, ["sh", "-c", "nft list table ip flannel-ipv4 2>/dev/null || true"])
+    tables = run(node, ["sh", "-c", "nft list tables 2>/dev/null || true"])
     state["traffic rules"] = [re.sub(r"\[\d+:\d+\]", "", line).strip() for line in rules] + \
-        [line.strip() for line in nft.splitlines() if line.strip()]
+        [line.strip() for line in nft.splitlines() if line.strip()] + \
+        [line.strip() for line in tables.splitlines() if "flannel" in line]
 
     state["subnet.env"] = run(node, ["cat", "/run/flannel/subnet.env"]).splitlines()
     state["etcd value"] = [] if etcd_value is None else \

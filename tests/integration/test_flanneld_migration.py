@@ -49,7 +49,7 @@ class Pings:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
         for pair, proc in self.procs.items():
-            out, _ = proc.communicate(timeout=30)
+            out = proc.communicate(timeout=30)[0]
             match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
             assert match, out[-500:]
             counts[pair] = (int(match.group(1)), int(match.group(2)))
