@@ -179,7 +179,7 @@ def mixed(request, tmp_path_factory):
             cluster.pods = flannel_pods(lab)
             for node, conflist in cluster.our_conflists.items():  # the role's own again
                 realflannel.write_conflist(lab, node, conflist)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while len(cluster.leases()) < 4 or any(  # flanneld programs what it has watched
                     len([r for r in json.loads(lab.exec(n, ["ip", "-json", "route"]).stdout)
                          if r["dst"].startswith("172.20.") and r.get("dev") != "cni0"]) < 3
@@ -229,7 +229,7 @@ def test_the_real_cni_plugin_delegates_what_our_conflist_holds(mixed):
         assert flat(delegate) - flat(ours) == set(), (ours, delegate)
 
 
-def test_fidelity_kernel_state_of_flanneld_and_ours(mixed, request):
+def test_fidelity_kernel_state_of_flanneld_and_ours(mixed):
     leases = mixed.leases()
     network = mixed.net_conf["Network"]
     vni = int(mixed.net_conf["Backend"].get("VNI", 1))
