@@ -25,8 +25,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import LA
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import (
     AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp, Sysctl)
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
-    VXLAN_OVERHEAD, DataplaneError, LeaseError, check_ifname, check_mac, check_node_ip, check_vni, kept_vtep_mac,
-    vtep_mac)
+    VXLAN_OVERHEAD, DataplaneError, LeaseError, check_ifname, check_mac, check_node_ip, check_vni, vtep_mac)
 
 DEFAULT_VXLAN_PORT = 8472
 # the kernel's VXLAN6_HEADROOM: over an IPv6 underlay it caps the device MTU at the underlay's
@@ -259,9 +258,7 @@ def vxlan_link_spec(observed, params, family='ipv4'):
                              % (mtu, ext.name, ext.mtu, VXLAN_OVERHEAD, ext.mtu - VXLAN_OVERHEAD, ext.name))
     if family == 'ipv6':
         mtu = min(mtu, ext.mtu - VXLAN6_HEADROOM)
-    # an existing device keeps its MAC (flannel_subnet published it as the VtepMAC)
-    mac = check_mac(params['mac'], 'mac') if params.get('mac') else (
-        kept_vtep_mac(addr_link(observed, device_name(vni, family))) or vtep_mac(ext.ip, vni))
+    mac = check_mac(params['mac'], 'mac') if params.get('mac') else vtep_mac(ext.ip, vni)
     return VxlanSpec(device_name(vni, family), vni, ext.name, ext.ip, port, bool(params.get('gbp')),
                      bool(params.get('learning')), mtu, mac, address, params.get('network'), family)
 

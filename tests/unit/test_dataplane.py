@@ -294,12 +294,12 @@ def test_direct_route6_bad_params(kw, message):
     assert kernel.calls == []
 
 
-def test_vxlan_link_keeps_the_mac_of_a_device_in_place():
-    """A device already there (flanneld's, random MAC) keeps its MAC, as flanneld keeps it:
-    flannel_subnet publishes it as the VtepMAC, so taking a node over changes no peer's entries."""
+def test_vxlan_link_keeps_the_mac_the_lease_holds():
+    """The role passes the lease's VtepMAC as mac: a device already there (flanneld's, random MAC)
+    whose MAC flannel_subnet published is kept, so taking a node over changes no peer's entries."""
     obs = observed([flannel(mac='0e:00:00:00:00:99')], neigh=[neigh('172.20.2.0', MAC2), neigh('172.20.3.0', MAC3)],
                    fdb=[fdb(MAC2, '198.18.0.12'), fdb(MAC3, '198.18.1.13')])
-    result = vxlan_link(FakeKernel(obs), link_params(), check_mode=True)
+    result = vxlan_link(FakeKernel(obs), link_params(mac='0E:00:00:00:00:99'), check_mode=True)
     assert result['vtep_mac'] == '0e:00:00:00:00:99' and result['plan'] == []
 
 
