@@ -8,10 +8,10 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .cache/collections/ansible_collections/kubeasz/network
 DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tcpdump util-linux containernetworking-plugins \
-	etcd-server etcd-client git tar iptables nftables graphviz
+	etcd-server etcd-client git tar iptables nftables graphviz gcc libc6-dev
 PYTEST ?= pytest
 
-.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean lock test-latest
+.PHONY: all deps venv collection setup demo test lint sanity units matrix integration molecule build bench clean lock test-latest realbin
 
 all: test
 
@@ -64,15 +64,20 @@ sanity: setup
 units: setup
 	.ci/ansible-test/run units --python 3.11 --color no
 
-# ansible-test sanity and units on the oldest (2.17) and newest (2.21) ansible-core, molecule vxlan on the newest
+# ansible-test sanity and units on ansible-core 2.14 (the oldest: kubeasz 3.7), 2.17 and 2.21 (the newest), molecule vxlan on the newest
 matrix: setup
 	.ci/matrix
+
+# flanneld v0.28.9 and flannel's CNI plugin, built with Go from the module proxy into
+# ~/.cache/kubeasz-network once per machine (tests/realbin/build.sh; about 3 minutes on 2 cores)
+realbin:
+	tests/realbin/build.sh
 
 # the kubeasz home test also runs on kubeasz's ansible-core 2.14 and the newest; module_utils' units on node Python 3.7
 CORE214 := $(CURDIR)/.cache/matrix/core-2.14
 CORE_NEWEST := $(CURDIR)/.cache/matrix/core-2.21
 NODE_PYTHON := $(CURDIR)/.cache/node-3.7
-integration: setup
+integration: setup realbin
 	.ci/venv core-2.14 $(CORE214)
 	.ci/venv core-2.21 $(CORE_NEWEST)
 	.ci/venv node-3.7 $(NODE_PYTHON)
@@ -90,8 +95,9 @@ build: setup
 
 # BENCH_SCALE_SIZES=4,8,16,32 make bench adds a 32-node lab (about 10 minutes more on 2 cores)
 BENCH_SCALE_SIZES ?= 4,8,16
-bench: setup
+bench: setup realbin
 	$(BIN)/python bench/bench_dataplane.py --sizes 1000,5000 --ansible
+	$(BIN)/python bench/bench_flanneld.py --sizes 100,1000
 	$(BIN)/python bench/bench_etcd.py
 	$(BIN)/python bench/bench_scale.py --sizes $(BENCH_SCALE_SIZES)
 

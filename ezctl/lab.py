@@ -500,6 +500,23 @@ class Lab:
         }
 
     # ----------------------------------------------------------------- pods
+    def cni_path(self) -> str:
+        """The folder of CNI plugin binaries pods are made with: Debian's ``/usr/lib/cni`` unless
+        ``set_cni_path`` chose another (one holding flannel's own CNI plugin, say)."""
+        return self.load_state().get("cni_path") or CNI_PATH
+
+    def set_cni_path(self, path: str | None) -> None:
+        """Make pods with the plugins in ``path`` from now on (None: Debian's again)."""
+        if path is not None and not os.path.isdir(path):
+            raise LabError(f"CNI plugin folder {path} not found")
+        with self._locked():
+            state = self.load_state()
+            if path is None:
+                state.pop("cni_path", None)
+            else:
+                state["cni_path"] = str(path)
+            self._save_state(state)
+
     def _conflist(self, node: str) -> dict:
         proc = self.exec(node, ["/bin/cat", CNI_CONFLIST], check=False)
         if proc.returncode != 0:
@@ -517,16 +534,17 @@ class Lab:
         ptype = plugin.get("type", "")
         if not re.match(r"^[A-Za-z0-9_-]+$", ptype):
             raise LabError(f"{node}: bad CNI plugin type {ptype!r}")
-        binary = os.path.join(CNI_PATH, ptype)
+        cni_path = self.cni_path()
+        binary = os.path.join(cni_path, ptype)
         if not os.access(binary, os.X_OK):
-            raise LabError(f"{node}: CNI plugin {ptype!r} not found in {CNI_PATH}")
+            raise LabError(f"{node}: CNI plugin {ptype!r} not found in {cni_path}")
         netconf = dict(plugin, name=conf.get("name", "cbr0"),
                        cniVersion=conf.get("cniVersion", "0.3.1"))
         if prev is not None:
             netconf["prevResult"] = prev
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command,
                "CNI_CONTAINERID": f"{self.name}-{node}-{pod}", "CNI_NETNS": f"/run/netns/{pod}",
-               "CNI_IFNAME": "eth0", "CNI_PATH": CNI_PATH}
+               "CNI_IFNAME": "eth0", "CNI_PATH": cni_path}
         argv = self.nsenter_argv(node) + [_tool("env"), "-i"] + \
             [f"{k}={v}" for k, v in env.items()] + [binary]
         proc = _run(argv, input=json.dumps(netconf), check=False)

@@ -147,7 +147,10 @@ def _vxlan_present(run, params, name, family='ipv4'):
     wanted, ignored = split_by_backend(peers, 'vxlan')
     direct, vxlan = decide_direct(run, wanted, params.get('direct_routing'), family=family)
     link_ops, fresh = plan_vxlan_link(observed, spec)
-    ops = link_ops + plan_vxlan_peers(observed, name, vxlan, fresh, family)
+    # a new MAC on the device makes the kernel flush its neighbour entries, permanent ones too
+    # (a device flanneld made, with a MAC of its own): plan every neighbour again after it
+    remac = any(isinstance(op, iproute.LinkSet) and op.dev == name and op.attr == 'address' for op in link_ops)
+    ops = link_ops + plan_vxlan_peers(dict(observed, neigh=[]) if remac else observed, name, vxlan, fresh, family)
 
     def diff():
         return (devices_text(observed, flannel_devices(observed, family), family) + entries_text(

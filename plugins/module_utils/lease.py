@@ -136,6 +136,18 @@ def vtep_mac(public_ip, vni):
     return ':'.join('%02x' % b for b in digest[:6])
 
 
+def kept_vtep_mac(link):
+    """The MAC of a flannel device already on the node (an ``ip -json`` link dict, or None): the
+    VtepMAC to keep, as flanneld keeps an existing device's MAC (one flanneld made is random), so
+    taking a node over changes no peer's entries. None when there is no device or its MAC is not
+    a locally administered unicast one."""
+    mac = str((link or {}).get('address') or '').lower()
+    if not re.match(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$', mac):
+        return None
+    first = int(mac[:2], 16)
+    return mac if first & 2 and not first & 1 else None
+
+
 def _key_part(key, pattern, fam, form):
     match = pattern.match(key)
     if not match:

@@ -19,7 +19,8 @@ import socket
 
 from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.extif import addr_link, external_interface, ipv4_addrs
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+    VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, kept_vtep_mac, vtep_mac)
 from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.iproute import AddrDel, IprouteError, apply, observe, parse_json
 from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
@@ -28,6 +29,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
     subnet_of_env, write_atomic)
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import BRIDGE, delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import device_name
 
 
 def flannel_mtu(backend, iface_mtu):
@@ -120,9 +122,11 @@ def node_facts(module, netconf, public_ip=None, public_ip6=None):
         vxlan = backend.type == 'vxlan'
         facts.update(mtu=flannel_mtu(backend, ext.mtu), backend_type=backend.type,
                      vni=backend.vni if vxlan else None,
-                     vtep_mac=vtep_mac(ext.ip, backend.vni) if vxlan and ext.ip is not None else None)
+                     vtep_mac=(kept_vtep_mac(addr_link(observed, device_name(backend.vni)))
+                               or vtep_mac(ext.ip, backend.vni)) if vxlan and ext.ip is not None else None)
         if 'ipv6' in families:
-            facts['vtep_mac6'] = vtep_mac(ext.ip6, backend.vni) if vxlan else None
+            facts['vtep_mac6'] = (kept_vtep_mac(addr_link(observed, device_name(backend.vni, 'ipv6')))
+                                  or vtep_mac(ext.ip6, backend.vni)) if vxlan else None
     return facts, text
 
 

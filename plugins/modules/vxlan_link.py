@@ -111,6 +111,9 @@ options:
       - VTEP MAC address. Default is a stable locally administered unicast MAC derived from
         O(local_ip) and O(vni) (the same value the lease advertises as C(VtepMAC), for IPv6 in
         C(BackendV6Data)).
+      - The role passes the lease's C(vtep_mac) (C(vtep_mac6)) that M(kubeasz.network.flannel_subnet)
+        returned, which is the MAC of a C(flannel.<VNI>) device already on the node (one flanneld
+        made, say) and the derived one otherwise, so a device in place keeps its MAC as with flanneld.
     type: str
   direct_routing:
     description:

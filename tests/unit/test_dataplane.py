@@ -292,3 +292,26 @@ def test_direct_route6_bad_params(kw, message):
     with pytest.raises(DataplaneError, match=message):
         direct_route(kernel, route_params6(**kw))
     assert kernel.calls == []
+
+
+def test_vxlan_link_keeps_the_mac_the_lease_holds():
+    """The role passes the lease's VtepMAC as mac: a device already there (flanneld's, random MAC)
+    whose MAC flannel_subnet published is kept, so taking a node over changes no peer's entries."""
+    obs = observed([flannel(mac='0e:00:00:00:00:99')], neigh=[neigh('172.20.2.0', MAC2), neigh('172.20.3.0', MAC3)],
+                   fdb=[fdb(MAC2, '198.18.0.12'), fdb(MAC3, '198.18.1.13')])
+    result = vxlan_link(FakeKernel(obs), link_params(mac='0E:00:00:00:00:99'), check_mode=True)
+    assert result['vtep_mac'] == '0e:00:00:00:00:99' and result['plan'] == []
+
+
+def test_vxlan_link_new_mac_plans_every_neighbour_again():
+    """The kernel flushes a device's neighbours (permanent too) when its MAC changes (the mac
+    option): the entries in place are planned again after the change."""
+    obs = observed([flannel(mac='0e:00:00:00:00:99')], neigh=[neigh('172.20.2.0', MAC2), neigh('172.20.3.0', MAC3)],
+                   fdb=[fdb(MAC2, '198.18.0.12'), fdb(MAC3, '198.18.1.13')])
+    result = vxlan_link(FakeKernel(obs), link_params(mac=MAC1), check_mode=True)
+    plan = result['plan']
+    assert [line for line in plan if 'link set' in line] == ['ip link set flannel.1 address %s' % MAC1]
+    assert [line for line in plan if ' neigh ' in line] == [
+        'ip neigh replace 172.20.2.0 lladdr %s dev flannel.1 nud permanent' % MAC2,
+        'ip neigh replace 172.20.3.0 lladdr %s dev flannel.1 nud permanent' % MAC3]
+    assert not [line for line in plan if ' fdb ' in line]   # FDB entries survive a new MAC

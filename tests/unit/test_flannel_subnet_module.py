@@ -58,6 +58,21 @@ def test_node_facts_observes_once_per_table_and_reads_subnet_env(tmp_path):
     assert text.startswith('FLANNEL_NETWORK=')
 
 
+def test_node_facts_keep_the_mac_of_a_flannel_device_in_place(tmp_path):
+    """flanneld made flannel.4 with a random MAC: the lease publishes that MAC (as flanneld keeps an
+    existing device's), so taking the node over changes no peer's entries."""
+    fake = FakeModule(tmp_path)
+    fake.TABLES = dict(FakeModule.TABLES, addr=FakeModule.TABLES['addr'] + [
+        {'ifname': 'flannel.4', 'mtu': 1450, 'address': '3E:86:27:7C:90:59', 'addr_info': []}])
+    facts, dummy = module.node_facts(fake, conf({'Type': 'vxlan', 'VNI': 4}))
+    assert facts['vtep_mac'] == '3e:86:27:7c:90:59'
+    facts, dummy = module.node_facts(fake, conf({'Type': 'vxlan', 'VNI': 1}))   # another VNI: a new device
+    assert facts['vtep_mac'] == vtep_mac('198.18.0.11', 1)
+    fake.TABLES['addr'][-1]['address'] = '01:00:5e:00:00:01'   # not a unicast MAC: not kept
+    facts, dummy = module.node_facts(fake, conf({'Type': 'vxlan', 'VNI': 4}))
+    assert facts['vtep_mac'] == vtep_mac('198.18.0.11', 4)
+
+
 def test_node_facts_host_gw_mtu_and_nat_refusal(tmp_path):
     facts, text = module.node_facts(FakeModule(tmp_path), conf({'Type': 'host-gw'}))
     assert facts['mtu'] == 1500 and facts['vtep_mac'] is None and text is None and facts['subnet_env'] == {}
