@@ -35,7 +35,7 @@ def _cli():
 
 
 def run_playbook(base: Path, cluster: str, extra=()) -> tuple[int, dict, str]:
-    """(rc, {host: [task records]}, ansible's stderr) of net-status.yml in check mode."""
+    """(rc, {host: [task records]}, ansible's stderr) of net_status.yml in check mode."""
     cli = _cli()
     cdir = cli.cluster_dir(base, cluster)
     for needed in (cdir / "hosts", cdir / "config.yml", base / PLAYBOOK):

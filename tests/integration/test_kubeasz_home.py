@@ -111,7 +111,7 @@ def make_home(home: Path, core: str) -> dict:
     target.parent.mkdir(parents=True)
     target.symlink_to(REPO)
     # the collection's playbooks for what kubeasz has none of: net status reads kubeasz's 06
-    (home / "playbooks" / "net-status.yml").symlink_to(REPO / "playbooks" / "net-status.yml")
+    (home / "playbooks" / "net_status.yml").symlink_to(REPO / "playbooks" / "net_status.yml")
     expression, files, marker = readme_switch()
     assert sorted(Path(f).name for f in files) == sorted(KUBEASZ_PLAYBOOKS)
     subprocess.run(["sed", "-i.orig", expression, *files], cwd=home, check=True)

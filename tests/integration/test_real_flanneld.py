@@ -36,7 +36,8 @@ ANSIBLE_NODES = ("node3", "node4")
 NODES = FLANNELD_NODES + ANSIBLE_NODES
 # the rule backends both ways whatever the defaults: nftables (EnableNFTables) with plain vxlan
 BACKENDS = {
-    "vxlan": {"FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": False, "PROXY_MODE": "nftables"},
+    "vxlan": {"FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": False, "PROXY_MODE": "nftables",
+              "FLANNEL_ENABLE_NFTABLES": True},
     "directrouting": {"FLANNEL_BACKEND": "vxlan", "DIRECT_ROUTING": True, "PROXY_MODE": "ipvs"},
     "hostgw": {"FLANNEL_BACKEND": "host-gw", "DIRECT_ROUTING": False, "PROXY_MODE": "ipvs"},
 }
@@ -51,7 +52,7 @@ EXPECTED = {
     | ({("link", "ours", "txqlen=1000")} if backend != "hostgw" else set())
     # EnableNFTables: flanneld v0.28.9 also makes its IPv6 table, empty, when IPv6 is off
     | ({("traffic rules", "flanneld", "table ip6 flannel-ipv6")}
-       if BACKENDS[backend]["PROXY_MODE"] == "nftables" else set())
+       if BACKENDS[backend].get("FLANNEL_ENABLE_NFTABLES") else set())
     for backend, lines in ROUTE_PROTO.items()
 }
 
