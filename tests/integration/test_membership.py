@@ -5,10 +5,12 @@ on segment 1 (file store). A join that is refused (a host-gw node on segment 2) 
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
-from labplay import assert_ok, assert_unchanged, run_06
+from ezctl import nodes
+from labplay import REPO, argv_06, assert_ok, assert_unchanged, env_06, run_06
 from nodeplay import ezctl, ezctl_lab, tables
 
 pytestmark = [
@@ -33,13 +35,19 @@ def snapshot(lab, cdir) -> dict:
 
 
 def test_a_refused_host_gw_join_changes_nothing(cluster):
+    """22.addnode.yml itself (no ezctl rollback): the host-gw check runs before the new node's
+    lease is taken, with the lease it would take."""
     lab, cdir = cluster
     before = snapshot(lab, cdir)
     node, ip = ezctl(cdir, "lab", "node", "add", lab.name, "--segment", "2").stdout.split()
-    proc = ezctl(cdir, "add-node", cdir.name, ip, check=False)
+    line = " ".join([ip, nodes.lab_line(lab, ip)])
+    (cdir / "hosts").write_text(nodes.add_host_line(before["hosts"], line))
+    argv = argv_06(cdir, "-e", f"NODE_TO_ADD={ip}", **HOST_GW)
+    argv[argv.index("playbooks/06.network.yml")] = "playbooks/22.addnode.yml"
+    proc = subprocess.run(argv, cwd=REPO, env=env_06(), capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr
-    assert "not on-link" in proc.stdout or "not reachable" in proc.stdout or "segment" in proc.stdout, proc.stdout
-    assert "rolled back" in proc.stderr, proc.stderr
+    assert "host-gw" in proc.stdout and ip in proc.stdout, proc.stdout[-4000:]
+    (cdir / "hosts").write_text(before["hosts"])
     assert snapshot(lab, cdir) == before
     for path in ("/run/flannel/subnet.env", "/etc/cni/net.d/10-flannel.conflist"):
         assert lab.exec(node, ["test", "-e", path], check=False).returncode == 1, path
