@@ -123,10 +123,12 @@ def format_text(cluster: str, view: dict) -> str:
              f"{'RENEWED':<21} STATE"]
     for node in view["nodes"]:
         lease = node["lease"] or {}
-        lines.append(f"{node['node']:<14} {node.get('public_ip') or '-':<15} {lease.get('subnet') or '-':<17} "
+        public = node.get("public_ip") or node.get("public_ip6") or "-"   # IPv6-only: the IPv6 one
+        subnet = lease.get("subnet") or lease.get("subnet6") or "-"
+        lines.append(f"{node['node']:<14} {public:<15} {subnet:<17} "
                      f"{lease.get('backend_type', '-'):<8} {node['segment'] or '-':<17} {node['guard'] or '-':<11} "
                      f"{node.get('renewed') or '-':<21} {'DRIFT' if node['drifted'] else 'ok'}")
-        if lease.get("subnet6"):
+        if lease.get("subnet6") and lease.get("subnet"):
             lines.append(f"    IPv6: public {node.get('public_ip6') or '-'}, subnet {lease['subnet6']}")
         for error in node["errors"]:
             lines.append(f"    error: {error}")

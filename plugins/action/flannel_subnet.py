@@ -80,7 +80,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _facts(res):
         keep = ('iface', 'public_ip', 'mtu', 'vtep_mac', 'subnet_env', 'previous_subnet',
-                'public_ip6', 'vtep_mac6', 'previous_subnet6')
+                'public_ip6', 'vtep_mac6', 'previous_subnet6', 'former_ips')
         return dict((k, res[k]) for k in keep if k in res)
 
     def _copy_tls(self, option, path):

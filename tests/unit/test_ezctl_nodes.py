@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -194,3 +195,22 @@ def test_status_view_from_check_mode_records():
     assert n2["paths"] == {"172.20.2.0/24": "vxlan", "172.20.3.0/24": "direct"}
     text = status.format_text("k1", view)
     assert "drifted: n1" in text and "+ neigh 172.20.3.0" in text
+
+
+def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
+    """net status read only `ip -4 addr` and printed no public IP for IPv6-only (issue 24, defect 14)."""
+    records = [
+        {"task": RECORDS[0]["task"], "status": "ok", "result": {
+            "lease": {"subnet": None, "subnet6": "fd00:20:0:1::/64", "public_ip": None, "public_ip6": "fd53:18:0:1::11",
+                      "backend_type": "vxlan"},
+            "public_ip": None, "public_ip6": "fd53:18:0:1::11", "iface": "eth0"}},
+        {"task": RECORDS[3]["task"], "status": "ok", "result": {"stdout": json.dumps([{"addr_info": [
+            {"family": "inet", "local": "198.18.0.11", "prefixlen": 24},
+            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}])}},
+    ]
+    view = status.cluster_view({"n1": records})
+    assert view["nodes"][0]["segment"] == "fd53:18:0:1::/64"
+    row = status.format_text("k1", view).splitlines()[2].split()
+    assert row[:3] == ["n1", "fd53:18:0:1::11", "fd00:20:0:1::/64"]
+    task = yaml.safe_load((REPO / "roles" / "flannel" / "tasks" / "status.yml").read_text())[0]
+    assert "-4" not in task["ansible.builtin.command"]["argv"]
