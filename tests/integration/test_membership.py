@@ -4,12 +4,15 @@ on segment 1 (file store). A join that is refused (a host-gw node on segment 2) 
 06 runs clean."""
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import subprocess
 
 import pytest
 
 from ezctl import nodes
+from ezctl.lab import Lab
 from labplay import REPO, argv_06, assert_ok, assert_unchanged, env_06, run_06
 from nodeplay import ezctl, ezctl_lab, tables
 
@@ -63,3 +66,59 @@ def test_a_join_of_an_unreachable_node_is_rolled_back(cluster):
     assert proc.returncode == 4, proc.stdout[-4000:] + proc.stderr
     assert "rolled back" in proc.stderr, proc.stderr
     assert snapshot(lab, cdir) == before
+
+
+# ---------------------------------------------------------------- IPv6-only (defects 4, 12, 14)
+
+IPV6_ONLY = {"CLUSTER_CIDR_IPV6": "fd00:20::/56", "NODE_CIDR_LEN_IPV6": 64, "FLANNEL_ENABLE_IPV4": False,
+             "SERVICE_CIDR": "fd00:10::/108"}
+
+
+@pytest.fixture(scope="module")
+def v6_cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("base6")
+    (base / "playbooks").symlink_to(REPO / "playbooks")
+    lab = Lab(f"it-member6-{os.getpid()}")
+    try:
+        lab.up(nodes=3, segments=1, ipv6=True)
+        cdir = lab.write_cluster(base, lab.name)
+        assert_ok(run_06(cdir))   # IPv4-only first
+        yield lab, cdir
+    finally:
+        lab.down()
+
+
+def file_leases(cdir) -> dict:
+    return json.loads((cdir / "flannel-leases.json").read_text())["leases"]
+
+
+def test_ipv4_only_to_ipv6_only_leaves_no_ipv4_lease(v6_cluster):
+    lab, cdir = v6_cluster
+    assert len(file_leases(cdir)) == 3
+    proc = run_06(cdir, **IPV6_ONLY)
+    assert_ok(proc)
+    assert "skipping lease" not in proc.stdout
+    leases = file_leases(cdir)
+    assert len(leases) == 3 and all(":" in key and "." not in key for key in leases), leases
+
+
+def test_net_status_of_ipv6_only_nodes_shows_address_and_segment(v6_cluster):
+    lab, cdir = v6_cluster
+    view = json.loads(ezctl(cdir, "net", "status", cdir.name, "--json").stdout)
+    assert view["drifted"] == [], view
+    for node in view["nodes"]:
+        assert node["public_ip6"], node
+        assert node["segment"] == str(ipaddress.ip_interface(node["public_ip6"] + "/64").network), node
+
+
+def test_del_node_of_an_unreachable_ipv6_only_node_releases_its_lease(v6_cluster):
+    lab, cdir = v6_cluster
+    key, gone_ip6 = next((k, v["PublicIPv6"]) for k, v in file_leases(cdir).items() if v["PublicIPv6"].endswith("::13"))
+    subnet6 = key.split("-")[0]
+    lab.node_del("node3")
+    ezctl(cdir, "del-node", cdir.name, "198.18.0.13")
+    assert key not in file_leases(cdir) and len(file_leases(cdir)) == 2
+    for node in ("node1", "node2"):
+        text = "\n".join(lab.exec(node, argv).stdout for argv in (
+            ["ip", "-6", "route", "show"], ["ip", "-6", "neigh", "show", "nud", "permanent"], ["bridge", "fdb", "show"]))
+        assert subnet6 not in text and gone_ip6 not in text, text
