@@ -212,11 +212,11 @@ def test_nftables_mode_under_a_forward_policy_of_drop(cluster):
         pods_ping(lab)
         assert pod_pings_outside(lab, next(iter(pods))) == [node_ip(lab, "node1")]
         assert_unchanged(run_06(cdir, PROXY_MODE="nftables"))
-        node_exec(lab, "node1", "nft", "add table inet fw { chain fwd { type filter hook forward priority 10 ; "
-                  "policy drop ; } }")
+        node_exec(lab, "node1", "nft", "add table inet fw")
+        node_exec(lab, "node1", "nft", "add chain inet fw fwdrop { type filter hook forward priority 10 ; policy drop ; }")
         before = node_exec(lab, "node1", "nft", "list", "ruleset")
         proc = run_06(cdir, PROXY_MODE="nftables", FLANNEL_IPMASQ=False)
-        assert proc.returncode == 2 and "inet fw chain fwd" in proc.stdout, proc.stdout[-3000:]
+        assert proc.returncode == 2 and "inet fw chain fwdrop" in proc.stdout, proc.stdout[-3000:]
         assert node_exec(lab, "node1", "nft", "list", "ruleset") == before
     finally:
         lab.exec("node1", ["nft", "delete", "table", "inet", "fw"], check=False)
