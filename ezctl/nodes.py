@@ -176,11 +176,11 @@ def del_node_problem(hosts_text: str, host: str) -> str | None:
     """Why ``host`` cannot leave with del-node (a member of [kube_master] or [etcd], or the
     cluster's last node), or None."""
     groups = inventory_hosts(hosts_text)
-    member = [g for g in ("kube_master", "etcd") if any(h == host for h, _ in groups.get(g, []))]
+    member = [g for g in ("kube_master", "etcd") if any(h == host for h, dummy in groups.get(g, []))]
     if member:
         return (f"{host} is also in {' and '.join(f'[{g}]' for g in member)}: del-node takes a worker off; "
                 "move the control plane or etcd member first (kubeasz: ezctl del-master / del-etcd)")
-    others = {h for g in ("kube_master", "kube_node") for h, _ in groups.get(g, []) if h != host}
+    others = {h for g in ("kube_master", "kube_node") for h, dummy in groups.get(g, []) if h != host}
     if not others:
         return f"{host} is the cluster's last node: take flannel off with `ezctl reset-net` instead"
     return None
