@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -25,11 +26,28 @@ pytestmark = [
 HOST_GW = {"FLANNEL_BACKEND": "host-gw"}
 
 
+CHECK_RUN = {}
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with ezctl_lab("member", tmp_path_factory.mktemp("base"), nodes=2) as made:
+        CHECK_RUN["proc"] = run_06(made[1], "--check", "--diff", **HOST_GW)   # a preview of the first run
+        CHECK_RUN["store made"] = (made[1] / "flannel-leases.json").exists()
         assert_ok(run_06(made[1], **HOST_GW))
         yield made
+
+
+def test_check_mode_of_a_fresh_cluster_previews_a_subnet_per_node(cluster):
+    """Every node was previewed with the first subnet (issue 24, defect 9): now each node's check
+    run is planned from the leases the nodes before it will hold."""
+    lab, cdir = cluster
+    proc = CHECK_RUN["proc"]
+    assert_ok(proc)
+    assert not CHECK_RUN["store made"]
+    previewed = sorted(set(re.findall(r"^\+FLANNEL_SUBNET=(\S+)$", proc.stdout, re.M)))
+    real = sorted(v.split("-")[0] for v in json.loads((cdir / "flannel-leases.json").read_text())["leases"])
+    assert [p.rsplit(".", 1)[0] for p in previewed] == [r.rsplit(".", 1)[0] for r in real], proc.stdout[-3000:]
 
 
 def snapshot(lab, cdir) -> dict:
