@@ -90,6 +90,7 @@ def node_view(name: str, records: list) -> dict:
             view["public_ip"] = res.get("public_ip")
             view["public_ip6"] = res.get("public_ip6")
             view["iface"] = res.get("iface")
+            view["warnings"] = list(res.get("warnings") or [])   # skipped (corrupt, misfit) leases
         elif task == UNDERLAY_TASK and status != "skipped":
             for link in json.loads(res.get("stdout") or "[]"):
                 for addr in link.get("addr_info", []):
@@ -132,6 +133,8 @@ def format_text(cluster: str, view: dict) -> str:
             lines.append(f"    IPv6: public {node.get('public_ip6') or '-'}, subnet {lease['subnet6']}")
         for error in node["errors"]:
             lines.append(f"    error: {error}")
+        for warning in node.get("warnings") or []:
+            lines.append(f"    warning: {warning}")
         for drift in node["drift"]:
             lines.append(f"    {drift['task']}:")
             lines += [f"      - {l}  (present, not planned)" for l in drift["stale"]]

@@ -214,3 +214,11 @@ def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
     assert row[:3] == ["n1", "fd53:18:0:1::11", "fd00:20:0:1::/64"]
     task = yaml.safe_load((REPO / "roles" / "flannel" / "tasks" / "status.yml").read_text())[0]
     assert "-4" not in task["ansible.builtin.command"]["argv"]
+
+
+def test_status_shows_the_lease_task_warnings():
+    """A corrupt lease in the store was skipped with a warning that net status hid (issue 24, unclear)."""
+    records = [dict(RECORDS[0], result=dict(RECORDS[0]["result"], warnings=[
+        "skipping lease 172.20.0.0/16 of 198.18.0.19 (store key 172.20.0.0-16): not a /24 inside network"]))]
+    text = status.format_text("k1", status.cluster_view({"n1": records}))
+    assert "    warning: skipping lease 172.20.0.0/16 of 198.18.0.19" in text
