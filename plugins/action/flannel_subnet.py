@@ -205,8 +205,8 @@ class ActionModule(ActionBase):
             out.pop('diff', None)
         self._renewal(store, state, out.get('lease'), check_mode)
         if state != 'absent' and out.get('lease'):
-            out['renewed'] = load_renewals(getattr(store, 'real', store).path).get(subnet_key(out['lease']['subnet'],
-                                                                      out['lease'].get('subnet6')))
+            renewals = load_renewals(getattr(store, 'real', store).path)
+            out['renewed'] = renewals.get(subnet_key(out['lease']['subnet'], out['lease'].get('subnet6')))
         return self._warn(out, out.pop('warnings'), *results)
 
     @staticmethod
