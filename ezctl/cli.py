@@ -34,7 +34,7 @@ from ezctl import lab as labmod
 from ezctl import nodes, status
 from ezctl.helptext import CLUSTER_HELP, LAB_HELP
 
-CLUSTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+CLUSTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: "$" matches before a final newline
 CURRENT_FILE = ".current"  # in <base>/clusters/ (git-ignored with the clusters)
 # kubeasz steps this collection provides: step → playbook
 STEPS = {"06": "playbooks/06.network.yml", "network": "playbooks/06.network.yml"}

@@ -52,8 +52,8 @@ CNI_PATH = "/usr/lib/cni"
 CNI_CONFLIST = "/etc/cni/net.d/10-flannel.conflist"
 # plugins that need iptables; skipped (with a warning in the pod record) when they fail
 OPTIONAL_PLUGINS = ("portmap",)
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-POD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: "$" matches before a final newline
+POD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 MAX_NODES = 200
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/16")
 LAB_NET6 = ipaddress.IPv6Network("fd53:18::/48")  # segment S (198.18.S.0/24) ↔ fd53:18:0:S::/64
@@ -532,7 +532,7 @@ class Lab:
 
     def _cni(self, node, plugin, conf, command, pod, prev=None):
         ptype = plugin.get("type", "")
-        if not re.match(r"^[A-Za-z0-9_-]+$", ptype):
+        if not re.match(r"^[A-Za-z0-9_-]+\Z", ptype):
             raise LabError(f"{node}: bad CNI plugin type {ptype!r}")
         cni_path = self.cni_path()
         binary = os.path.join(cni_path, ptype)

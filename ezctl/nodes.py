@@ -18,6 +18,7 @@ import ipaddress
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from ezctl import lab as labmod
@@ -25,7 +26,10 @@ from ezctl.helptext import CLUSTER_HELP, LAB_HELP
 
 PLAYBOOKS = {"add": "playbooks/22.addnode.yml", "del": "playbooks/32.delnode.yml",
              "reset": "playbooks/99.network-reset.yml"}
-HOSTVAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
+# Every pattern that checks a whole argument is used with fullmatch: "$" would also match before
+# a final newline ($'k8s_nodename=n5\n' wrote the connection vars on a line of their own).
+HOSTVAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
+NODE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 GROUP_RE = re.compile(r"^\[([^\]]+)\]\s*$")
 
 
@@ -127,6 +131,8 @@ def lab_line(lab: labmod.Lab, ip: str) -> str | None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_add_node(args, base: Path, runner) -> int:
+    """Add the node's line, run 22.addnode.yml; a refused or failed run is rolled back (the node
+    is taken off again by 32.delnode.yml: its lease, its files, the others' entries, its line)."""
     cli = _cli()
     ip = check_ip(args.ip)
     cdir = _files(base, args.cluster, PLAYBOOKS["add"])
@@ -134,9 +140,9 @@ def cmd_add_node(args, base: Path, runner) -> int:
     if find_node(hosts, ip):
         raise cli.CliError(f"node {ip} already exists in {cdir / 'hosts'}: "
                            f"remove it first with `ezctl del-node {args.cluster} {ip}`")
-    bad = [v for v in args.hostvars if not HOSTVAR_RE.match(v)]
+    bad = [repr(v) for v in args.hostvars if not HOSTVAR_RE.fullmatch(v)]
     if bad:
-        raise cli.CliError(f"host vars must be KEY=VALUE without spaces, got {' '.join(bad)}")
+        raise cli.CliError(f"host vars must be KEY=VALUE without spaces or newlines, got {' '.join(bad)}")
     words = [ip, *args.hostvars]
     lab = labmod.Lab(args.cluster, root=args.lab_root)
     connection = lab_line(lab, ip)
@@ -144,18 +150,54 @@ def cmd_add_node(args, base: Path, runner) -> int:
         words.append(connection)
     (cdir / "hosts").write_text(add_host_line(hosts, " ".join(words)), encoding="utf-8")
     print(f"added {ip} to [kube_node] in {cdir / 'hosts'}")
-    return _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}",
-                              *cli._rest(args.extra)), base, runner)
+    rc = _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}",
+                            *cli._rest(args.extra)), base, runner)
+    if rc == 0:
+        return rc
+    return _roll_back_add(args.cluster, cdir, ip, hosts, rc, base, runner)
+
+
+def _roll_back_add(cluster: str, cdir: Path, ip: str, hosts: str, rc: int, base: Path, runner) -> int:
+    """Take a node whose add-node failed off again; the hosts file gets its old text back."""
+    print(f"add-node of {ip} failed (rc {rc}): rolling back with {PLAYBOOKS['del']}", flush=True)
+    undo = _run(playbook_argv(cluster, PLAYBOOKS["del"], "-e", f"NODE_TO_DEL={ip}", "-e", f"CLUSTER={cluster}",
+                              "-e", "FLANNEL_ROLLBACK=true"), base, runner)
+    if undo != 0:
+        raise _cli().CliError(f"add-node of {ip} failed (rc {rc}) and so did its rollback (rc {undo}): the node "
+                              f"stays in [kube_node] of {cdir / 'hosts'}; once the cause is fixed, run "
+                              f"`ezctl del-node {cluster} {ip}` to take it off, or `ezctl setup {cluster} 06`")
+    (cdir / "hosts").write_text(hosts, encoding="utf-8")
+    print(f"add-node of {ip} failed (rc {rc}); rolled back: {ip} is not in {cdir / 'hosts'}, holds no lease, "
+          "and the other nodes do not know it", file=sys.stderr)
+    return rc
+
+
+def del_node_problem(hosts_text: str, host: str) -> str | None:
+    """Why ``host`` cannot leave with del-node (a member of [kube_master] or [etcd], or the
+    cluster's last node), or None."""
+    groups = inventory_hosts(hosts_text)
+    member = [g for g in ("kube_master", "etcd") if any(h == host for h, dummy in groups.get(g, []))]
+    if member:
+        return (f"{host} is also in {' and '.join(f'[{g}]' for g in member)}: del-node takes a worker off; "
+                "move the control plane or etcd member first (kubeasz: ezctl del-master / del-etcd)")
+    others = {h for g in ("kube_master", "kube_node") for h, dummy in groups.get(g, []) if h != host}
+    if not others:
+        return f"{host} is the cluster's last node: take flannel off with `ezctl reset-net` instead"
+    return None
 
 
 def cmd_del_node(args, base: Path, runner) -> int:
     cli = _cli()
     ip = check_ip(args.ip)
     cdir = _files(base, args.cluster, PLAYBOOKS["del"])
-    host = find_node((cdir / "hosts").read_text(encoding="utf-8"), ip, group="kube_node")
+    hosts = (cdir / "hosts").read_text(encoding="utf-8")
+    host = find_node(hosts, ip, group="kube_node")
     if host is None:
         raise cli.CliError(f"node {ip} is not in [kube_node] of {cdir / 'hosts'}: "
                            "nothing to delete (list the nodes there)")
+    problem = del_node_problem(hosts, host)
+    if problem:
+        raise cli.CliError(f"del-node {ip}: {problem}; nothing was changed")
     return _run(playbook_argv(args.cluster, PLAYBOOKS["del"], "-e", f"NODE_TO_DEL={host}",
                               "-e", f"CLUSTER={args.cluster}", *cli._rest(args.extra)),
                 base, runner)
@@ -173,10 +215,18 @@ def cmd_reset_net(args, base: Path, runner) -> int:
     extra = []
     if args.nodes:
         nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
-        if not nodes or any(not re.match(r"^[A-Za-z0-9_.:-]+$", n) for n in nodes):
+        if not nodes or any(not NODE_NAME_RE.fullmatch(n) for n in nodes):
             raise cli.CliError(f"--nodes: give node names or IPs separated by commas, got "
                                f"{args.nodes!r}")
-        extra = ["-e", f"NODES_TO_RESET={','.join(nodes)}"]
+        hosts = (cli.cluster_dir(base, args.cluster) / "hosts").read_text(encoding="utf-8")
+        groups = inventory_hosts(hosts)
+        names = [n if n in groups else find_node(hosts, n) for n in nodes]   # an IP -> its inventory name
+        unknown = [n for n, name in zip(nodes, names) if name is None]
+        if unknown:
+            raise cli.CliError(f"--nodes: {', '.join(unknown)} matches no node or group of "
+                               f"clusters/{args.cluster}/hosts (give a node's inventory name or IP); "
+                               "nothing was changed")
+        extra = ["-e", f"NODES_TO_RESET={','.join(names)}"]
     return _run(playbook_argv(args.cluster, PLAYBOOKS["reset"], *extra, *cli._rest(args.extra)),
                 base, runner)
 

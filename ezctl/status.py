@@ -90,6 +90,7 @@ def node_view(name: str, records: list) -> dict:
             view["public_ip"] = res.get("public_ip")
             view["public_ip6"] = res.get("public_ip6")
             view["iface"] = res.get("iface")
+            view["warnings"] = list(res.get("warnings") or [])   # skipped (corrupt, misfit) leases
         elif task == UNDERLAY_TASK and status != "skipped":
             for link in json.loads(res.get("stdout") or "[]"):
                 for addr in link.get("addr_info", []):
@@ -123,13 +124,17 @@ def format_text(cluster: str, view: dict) -> str:
              f"{'RENEWED':<21} STATE"]
     for node in view["nodes"]:
         lease = node["lease"] or {}
-        lines.append(f"{node['node']:<14} {node.get('public_ip') or '-':<15} {lease.get('subnet') or '-':<17} "
+        public = node.get("public_ip") or node.get("public_ip6") or "-"   # IPv6-only: the IPv6 one
+        subnet = lease.get("subnet") or lease.get("subnet6") or "-"
+        lines.append(f"{node['node']:<14} {public:<15} {subnet:<17} "
                      f"{lease.get('backend_type', '-'):<8} {node['segment'] or '-':<17} {node['guard'] or '-':<11} "
                      f"{node.get('renewed') or '-':<21} {'DRIFT' if node['drifted'] else 'ok'}")
-        if lease.get("subnet6"):
+        if lease.get("subnet6") and lease.get("subnet"):
             lines.append(f"    IPv6: public {node.get('public_ip6') or '-'}, subnet {lease['subnet6']}")
         for error in node["errors"]:
             lines.append(f"    error: {error}")
+        for warning in node.get("warnings") or []:
+            lines.append(f"    warning: {warning}")
         for drift in node["drift"]:
             lines.append(f"    {drift['task']}:")
             lines += [f"      - {l}  (present, not planned)" for l in drift["stale"]]

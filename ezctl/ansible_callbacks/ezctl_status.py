@@ -19,7 +19,7 @@ short_description: task results per host as JSON for ezctl net status
 description: Writes every task result per host to the file named by EZCTL_STATUS_FILE.
 '''
 
-KEEP = ('changed', 'renewed', 'failed', 'skipped', 'unreachable', 'msg', 'diff', 'lease', 'peers', 'iface', 'public_ip',
+KEEP = ('changed', 'renewed', 'warnings', 'failed', 'skipped', 'unreachable', 'msg', 'diff', 'lease', 'peers', 'iface', 'public_ip',
         'public_ip6', 'routes', 'direct_peers', 'vxlan_peers', 'vtep_mac', 'device', 'mode', 'stdout', 'rc', 'ansible_facts')
 
 

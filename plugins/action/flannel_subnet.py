@@ -16,12 +16,17 @@ removed by module(state=absent).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import glob
+import hashlib
 import os
+import re
+import tempfile
 
+from ansible import context
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError, subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state
+from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state, own_entries, read_text
 from ansible_collections.kubeasz.network.plugins.module_utils.leaserenew import load_renewals, record_renewal
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (
@@ -33,6 +38,59 @@ MODULE = 'kubeasz.network.flannel_subnet'
 def diffs_of(res):
     diff = res.get('diff') or []
     return list(diff) if isinstance(diff, list) else [diff]
+
+
+class RunCopy(FileStore):
+    """The lease file of a whole check-mode run (``--check``): a copy private to the run, which
+    every node's acquire and release change as the real run would change the file, so each node's
+    plan is made from the leases all nodes will hold (a subnet each on a fresh cluster, the new or
+    the removed peer on the other nodes of add-node and del-node). ``changed`` and ``--diff`` of an
+    acquire compare the node's entries with the real file. Copies of runs that ended are removed."""
+
+    PATTERN = 'kubeasz-network-check-%s-%d.json'
+
+    def __init__(self, real, run_id, directory=None):
+        directory = directory or tempfile.gettempdir()
+        tag = hashlib.sha1(real.path.encode('utf-8')).hexdigest()[:12]
+        super(RunCopy, self).__init__(os.path.join(directory, self.PATTERN % (tag, run_id)))
+        self.real, self.label = real, real.label
+        self._sweep(directory, tag, run_id)
+        with self.locked():
+            if read_text(self.path) is None:
+                with real.locked(shared=True, create=False):
+                    self.save(real.load())
+
+    @classmethod
+    def _sweep(cls, directory, tag, run_id):
+        for path in glob.glob(os.path.join(directory, cls.PATTERN.replace('%d', '*') % tag)):
+            match = re.search(r'-(\d+)\.json$', path)
+            if match and int(match.group(1)) != run_id and not _alive(int(match.group(1))):
+                for stale in (path, path + '.lock'):
+                    try:
+                        os.unlink(stale)
+                    except OSError:
+                        pass
+
+    def locked(self, shared=False, create=True):
+        return super(RunCopy, self).locked(shared, True)
+
+    def acquire(self, *args, **kwargs):
+        kwargs['check_mode'] = False
+        lease, dummy, warnings, dummy2, after = super(RunCopy, self).acquire(*args, **kwargs)
+        real = self.real.load()
+        ips = (lease.public_ip, lease.public_ip6)
+        return lease, own_entries(real, *ips) != own_entries(after, *ips), warnings, real, after
+
+    def release(self, public_ip, check_mode=False, public_ip6=None):
+        return super(RunCopy, self).release(public_ip, False, public_ip6)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == 1   # EPERM: alive, another user's
+    return True
 
 
 class ActionModule(ActionBase):
@@ -80,7 +138,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _facts(res):
         keep = ('iface', 'public_ip', 'mtu', 'vtep_mac', 'subnet_env', 'previous_subnet',
-                'public_ip6', 'vtep_mac6', 'previous_subnet6')
+                'public_ip6', 'vtep_mac6', 'previous_subnet6', 'former_ips')
         return dict((k, res[k]) for k in keep if k in res)
 
     def _copy_tls(self, option, path):
@@ -136,6 +194,8 @@ class ActionModule(ActionBase):
                 results.append(res)
                 return bool(res.get('changed')), diffs_of(res), self._facts(res)
             store = FileStore(args['lease_file'])
+            if check_mode and context.CLIARGS.get('check'):   # the whole run is a preview
+                store = RunCopy(store, os.getppid())
             out = lease_state(store, state, netconf, facts, env, args['network'], check_mode)
         except _ModuleFailed as exc:
             return exc.result
@@ -145,8 +205,8 @@ class ActionModule(ActionBase):
             out.pop('diff', None)
         self._renewal(store, state, out.get('lease'), check_mode)
         if state != 'absent' and out.get('lease'):
-            out['renewed'] = load_renewals(store.path).get(subnet_key(out['lease']['subnet'],
-                                                                      out['lease'].get('subnet6')))
+            renewals = load_renewals(getattr(store, 'real', store).path)
+            out['renewed'] = renewals.get(subnet_key(out['lease']['subnet'], out['lease'].get('subnet6')))
         return self._warn(out, out.pop('warnings'), *results)
 
     @staticmethod

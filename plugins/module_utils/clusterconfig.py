@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from ansible_collections.kubeasz.network.plugins.module_utils import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import REFUSED, parse_address, special_range
 from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import checksum, cni_conf, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD, ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
@@ -32,15 +34,6 @@ PROXY_MODES = ('iptables', 'ipvs', 'nftables')
 # word, which follows PROXY_MODE (nftables when kube-proxy runs in nftables mode)
 NFTABLES_FOLLOW = 'PROXY_MODE'
 HOSTS_KEYS = ('CLUSTER_NETWORK', 'CLUSTER_CIDR', 'SERVICE_CIDR', 'PROXY_MODE')
-# Ranges the kernel treats specially: never a pod or service network.
-SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(net), what) for net, what in (
-    ('0.0.0.0/8', '"this network"'), ('127.0.0.0/8', 'the loopback range'),
-    ('169.254.0.0/16', 'the link-local range'), ('224.0.0.0/4', 'the multicast range'),
-    ('240.0.0.0/4', 'the reserved range')))
-SPECIAL_NETWORKS_IPV6 = tuple((ipaddress.IPv6Network(net), what) for net, what in (
-    ('::/128', 'the unspecified address'), ('::1/128', 'the loopback address'),
-    ('::ffff:0:0/96', 'the IPv4-mapped range'), ('fe80::/10', 'the link-local range'),
-    ('ff00::/8', 'the multicast range')))
 
 
 class _Keys:
@@ -49,7 +42,7 @@ class _Keys:
     def __init__(self, fam, cidr, node_len, smin, smax, service_example):
         self.fam, self.cidr, self.node_len, self.min, self.max = fam, cidr, node_len, smin, smax
         self.service_example = service_example
-        self.special = SPECIAL_NETWORKS if fam is IPV4 else SPECIAL_NETWORKS_IPV6
+        self.family = 'ipv4' if fam is IPV4 else 'ipv6'
 
 
 KEYS4 = _Keys(IPV4, 'CLUSTER_CIDR', 'NODE_CIDR_LEN', 'FLANNEL_SUBNET_MIN', 'FLANNEL_SUBNET_MAX', '10.68.0.0/16')
@@ -207,26 +200,33 @@ def _read_cidr(r, key, keys=KEYS4):
 
 
 def _check_net(r, key, value, text, keys, example):
-    """``text`` as a network of ``keys``' family: a CIDR without host bits, not a special range."""
+    """``text`` as a network of ``keys``' family: a CIDR without zone or host bits, not in a
+    special range (ipfamily.parse_address, ipfamily.special_range)."""
     fam = keys.fam
     try:
-        net = fam.net_cls(text, strict=False)
-        address = fam.addr_cls(text.split('/')[0])
-    except ValueError:
-        r.bad(key, '%s is not an %s CIDR; write one such as "%s"' % (_show(value), fam.name, example))
+        net = parse_address(text, keys.family, network=True)
+        address = parse_address(text.split('/')[0], keys.family)
+    except ValueError as exc:
+        if '%' in text:
+            r.bad(key, '%s %s' % (_show(value), exc))
+        else:
+            r.bad(key, '%s is not an %s CIDR; write one such as "%s"' % (_show(value), fam.name, example))
         return None
     if '/' not in text:
         r.bad(key, '%s has no prefix length; write a CIDR such as "%s"' % (_show(value), example))
         return None
-    for special, what in keys.special:   # first: Python 3.13 prints IPv4-mapped ranges dotted
-        if net.overlaps(special):
-            r.bad(key, '%s overlaps %s %s, which pods and services cannot use; write a private range '
-                  'such as "%s"' % (_show(value), what, special, example))
-            return None
+    special = special_range(net)   # first: Python 3.13 prints IPv4-mapped ranges dotted
+    if special is not None and special[2] == REFUSED:
+        r.bad(key, '%s overlaps %s %s, which pods and services cannot use; write a private range '
+              'such as "%s"' % (_show(value), special[1], special[0], example))
+        return None
     if str(net) != text:
         what = 'has host bits set' if address != net.network_address else 'is not in canonical form'
         r.bad(key, '%s %s; write "%s"' % (_show(value), what, net))
         return None
+    if special is not None:
+        r.warnings.append('%s: %s overlaps %s %s, which is not meant for a network in use; a private '
+                          'range such as "%s" is' % (key, net, special[1], special[0], example))
     return net
 
 
@@ -309,9 +309,13 @@ def _read_bound(r, key, network, subnet_len, keys=KEYS4):
         return None
     text = str(value).strip()
     try:
-        ip = fam.addr_cls(text.split('/', maxsplit=1)[0])
-        net = fam.net_cls(text if '/' in text else '%s/%d' % (text, subnet_len or fam.bits), strict=False)
+        ip = parse_address(text.split('/', maxsplit=1)[0], keys.family)
+        net = parse_address(text if '/' in text else '%s/%d' % (text, subnet_len or fam.bits), keys.family,
+                            network=True)
     except ValueError:
+        if '%' in text:
+            r.bad(key, '%s %s' % (_show(value), ipv6.zone_problem(text)))
+            return None
         r.bad(key, '%s is not an %s address; write the first address of a node subnet inside '
               '%s %s' % (_show(value), fam.name, keys.cidr, network))
         return None
@@ -398,7 +402,7 @@ def _check_node_addresses(r, addresses, nets):
     capture the nodes' own traffic. ``addresses``: {host: address text} (non-IPs are skipped)."""
     for host, text in sorted((addresses or {}).items()):
         try:
-            address = ipaddress.ip_address(str(text))
+            address = parse_address(text)
         except ValueError:
             continue
         for key, net in nets:   # per family: an IPv4 address is never in an IPv6 network

@@ -251,7 +251,7 @@ class EtcdStore(LeaseStore):
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
                 preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None):
+                preferred6=None, former_ips=()):
         """flanneld's acquire on etcd; see LeaseStore. Nothing is written in check mode."""
         if not getattr(netconf, 'enable_ipv4', True):
             raise EtcdError('%s: flannel\'s etcd registry keys every lease by its IPv4 subnet, so IPv6-only '
@@ -266,7 +266,7 @@ class EtcdStore(LeaseStore):
                 lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved,
                                  spread=min(1 << attempt, SPREAD_MAX), public_ip6=public_ip6, vtep_mac6=vtep_mac6,
                                  preferred6=preferred6)
-                stale = stale_leases(leases, lease)
+                stale = stale_leases(leases, lease, netconf, former_ips)
                 key, value = lease.to_store()
                 after = {'config': doc['config'] if config is None else config,
                          'leases': dict((k, v) for k, v in doc['leases'].items() if k not in [s.key for s in stale])}

@@ -31,16 +31,29 @@ def ip_int(text):
         return None
 
 
+def zone_problem(text):
+    """Why ``text`` (an address or CIDR) cannot be used because it carries a zone (``%eth0``:
+    ``ipaddress`` keeps it, iproute2, the CNI plugins and Go refuse it), as text; None without one."""
+    addr, pct, zone = str(text).partition('/')[0].partition('%')
+    if not pct:
+        return None
+    plen = str(text).partition('/')[2]
+    return 'carries the zone %%%s, which flannel, iproute2 and the CNI plugins cannot use; write "%s"' % (
+        zone, addr + ('/' + plen if plen else ''))
+
+
 def ip_text(value):
     return _ntop(_AF_INET6, value.to_bytes(16, 'big'))
 
 
 def parse_ip(value):
     """int of an IPv6 address (text or ipaddress object); ValueError otherwise."""
-    if isinstance(value, ipaddress.IPv6Address):
+    if isinstance(value, ipaddress.IPv6Address) and not value.scope_id:
         return int(value)
     found = ip_int(value) if isinstance(value, str) else None
     if found is None:
+        if zone_problem(value):
+            raise ValueError('%s %s' % (value, zone_problem(value)))
         found = int(ipaddress.IPv6Address(str(value)))
     return found
 
@@ -49,9 +62,11 @@ def parse_net(value, strict=True):
     """(network int, prefix length) of 'addr[/n]', an IPv6Network or such a tuple; ValueError otherwise."""
     if isinstance(value, tuple):
         return value
-    if isinstance(value, ipaddress.IPv6Network):
+    if isinstance(value, ipaddress.IPv6Network) and not value.network_address.scope_id:
         return int(value.network_address), value.prefixlen
     text = str(value)
+    if zone_problem(text):
+        raise ValueError('%s %s' % (text, zone_problem(text)))
     addr, sep, plen = text.partition('/')
     ip = ip_int(addr)
     if ip is None or sep and not (_PREFIX.match(plen) and int(plen) <= BITS):

@@ -294,7 +294,7 @@ class KubeStore(LeaseStore):
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
                 preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None):
+                preferred6=None, former_ips=()):
         nodes = self.client.nodes()
         node = self._own(nodes)
         subnet, subnet6 = pod_cidrs(node, netconf)

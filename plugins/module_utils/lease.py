@@ -57,7 +57,8 @@ def check_ip(value, what, family='ipv4'):
     try:
         return fam.ip_text(fam.parse_ip(value))
     except ValueError:
-        raise LeaseError('%s: %r is not an %s address' % (what, value, LABEL[family]))
+        zone = ipv6.zone_problem(value) if isinstance(value, str) else None
+        raise LeaseError('%s: %r %s' % (what, value, zone or 'is not an %s address' % LABEL[family]))
 
 
 def check_net(value, what, family='ipv4'):

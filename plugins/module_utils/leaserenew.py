@@ -148,13 +148,23 @@ class Renewer(object):
             self.log(message)
         self.last = message
 
-    def run(self, stopping):
-        """Loop until ``stopping()`` is true."""
+    def stamp(self):
+        """What identifies the state file's current version (it is replaced by a rename), or None."""
+        try:
+            st = os.stat(self.state_file)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def run(self, stopping, sleep=time.sleep, clock=time.monotonic):
+        """Loop until ``stopping()`` is true; a new state file (a run of 06 wrote the lease it took,
+        perhaps with a short TTL) is looked at within a second, not after the wait."""
         while not stopping():
+            seen = self.stamp()
             wait = self.tick()
-            deadline = time.monotonic() + wait
-            while not stopping() and time.monotonic() < deadline:
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            deadline = clock() + wait
+            while not stopping() and clock() < deadline and self.stamp() == seen:
+                sleep(min(1.0, max(0.0, deadline - clock())))
 
 
 def start(state_file, log, stopping):

@@ -391,9 +391,10 @@ class LeaseStore(object):
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
                 preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None):
+                preferred6=None, former_ips=()):
         """Allocate or keep the node's lease -> (lease, changed, warnings, before, after).
-        ``public_ip6``/``vtep_mac6``/``preferred6``: the IPv6 twins (when the config has IPv6)."""
+        ``public_ip6``/``vtep_mac6``/``preferred6``: the IPv6 twins (when the config has IPv6);
+        ``former_ips``: see ``stale_leases``."""
         raise NotImplementedError
 
     def release(self, public_ip, check_mode=False, public_ip6=None):
@@ -500,7 +501,7 @@ class FileStore(LeaseStore):
 
     def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
                 preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None):
+                preferred6=None, former_ips=()):
         """Allocate/keep this node's lease and store it. Call inside ``locked()``.
 
         Returns (lease, changed, warnings, before, after) where before/after are the store
@@ -511,7 +512,7 @@ class FileStore(LeaseStore):
         lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved,
                          public_ip6=public_ip6, vtep_mac6=vtep_mac6, preferred6=preferred6)
         after = {'config': before['config'] if config is None else config, 'leases': dict(before['leases'])}
-        for old in stale_leases(leases, lease):
+        for old in stale_leases(leases, lease, netconf, former_ips):
             del after['leases'][old.key]   # flannel deletes our incompatible lease
         key, value = lease.to_store()
         after['leases'][key] = json.loads(value)
@@ -544,9 +545,16 @@ def node_ips(public_ip, public_ip6=None):
             None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', 'ipv6'))
 
 
-def stale_leases(leases, lease):
-    """The leases of ``lease``'s node that it replaces (flannel deletes them)."""
-    return [old for old in leases if is_own(old, lease.public_ip, lease.public_ip6) and old.key != lease.key]
+def stale_leases(leases, lease, netconf=None, former_ips=()):
+    """The leases of ``lease``'s node that it replaces (flannel deletes them). ``former_ips``: the
+    node's addresses of a family its config no longer has (IPv4-only -> IPv6-only and back): a
+    lease of one of them that cannot belong to ``netconf`` is the node's old lease too."""
+    former = set(str(ip) for ip in former_ips or ())
+
+    def formerly_own(old):
+        return bool(former & {old.public_ip, old.public_ip6}) and netconf is not None and _misfit(netconf, old)
+    return [old for old in leases if old.key != lease.key
+            and (is_own(old, lease.public_ip, lease.public_ip6) or formerly_own(old))]
 
 
 def _misfit(netconf, lease):
@@ -623,7 +631,8 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
             lease, result['changed'], warnings, before, after = store.acquire(
                 netconf, public_ip, facts['backend_type'], facts.get('vni'), facts.get('vtep_mac'),
                 preferred=facts.get('previous_subnet'), config=config, check_mode=check_mode,
-                public_ip6=public_ip6, vtep_mac6=facts.get('vtep_mac6'), preferred6=facts.get('previous_subnet6'))
+                public_ip6=public_ip6, vtep_mac6=facts.get('vtep_mac6'), preferred6=facts.get('previous_subnet6'),
+                former_ips=facts.get('former_ips') or ())
         leases = leases_of(after)
         changed, diffs, more = env(lease)
         result.update(more, lease=lease.as_peer(),

@@ -35,6 +35,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import parse_address
 from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
 
 # Backend types flannel knows but this collection does not deploy.
@@ -117,6 +118,9 @@ IPV4 = _Family('IPv4', 32, ipaddress.IPv4Network, ipaddress.IPv4Address,
                ('Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'), 30, 28, 24, '172.20.0.0/16')
 IPV6 = _Family('IPv6', 128, ipaddress.IPv6Network, ipaddress.IPv6Address,
                ('IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax'), 126, 124, 64, 'fd00:20::/56')
+
+
+_FAMILY_NAME = {'IPv4': 'ipv4', 'IPv6': 'ipv6'}
 
 
 def _family(version):
@@ -207,7 +211,7 @@ def _parse_network(d, fam, problems):
             problems.append('IPv6Network is required with EnableIPv6: an IPv6 CIDR such as "%s"' % fam.example)
         return None
     try:
-        return fam.net_cls(value, strict=False)   # flannel masks host bits
+        return parse_address(value, _FAMILY_NAME[fam.name], network=True)   # flannel masks host bits
     except ValueError as exc:
         problems.append('%s %r is not an %s CIDR: %s' % (fam.network_key, value, fam.name, exc))
         return None
@@ -247,9 +251,9 @@ def _parse_subnet_bounds(d, fam, network, subnet_len, problems):
             bounds.append(default)
             continue
         try:
-            ip = fam.addr_cls(value)
-        except ValueError:
-            problems.append('%s %r is not an %s address' % (name, value, fam.name))
+            ip = parse_address(value, _FAMILY_NAME[fam.name])
+        except ValueError as exc:
+            problems.append('%s %r is not an %s address: %s' % (name, value, fam.name, exc))
             bounds.append(None)
             continue
         if ip not in network:

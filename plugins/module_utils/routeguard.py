@@ -378,6 +378,12 @@ class Guard(object):
             self._held = held
         return held
 
+    def hold_released(self):
+        """True once, when a hold has just ended: what was lost while the run held the guard is
+        looked at at once, not at the next periodic resync."""
+        was = self._held
+        return was and not self.held()
+
     def resync(self, reason):
         """Observe once per family and re-add missing routes; returns the routes still waiting."""
         self.reload()
@@ -446,6 +452,8 @@ class Guard(object):
                 if monitor is None and restart_at is not None and now >= restart_at:
                     monitor, buf, restart_at = self._start_monitor(), b'', None
                     due, reasons = now, reasons + ['monitor restarted']
+                if self.hold_released():
+                    due, reasons, rules_due = now, reasons + ['hold released'], now
                 if now >= periodic:
                     periodic = now + self.interval
                     if due is None:

@@ -4,9 +4,10 @@
 """flannel's routes to the peers' subnets: desired routes, ownership, and the plan
 that makes the main table match (from the 'route' table of ``iproute.observe()``).
 
-A route is flannel-owned when its destination lies inside the cluster network
-(and is not the node's own subnet) and its device is ``flannel.*`` or its
-protocol is ROUTE_PROTOCOL; only owned routes are ever deleted. IPv6 (``family``):
+A route is flannel-owned when its protocol is ROUTE_PROTOCOL, whatever network it lies in (an
+earlier CLUSTER_CIDR's routes are ours too), or its destination lies inside the cluster network
+and its device is ``flannel.*``; the node's own subnet is never owned. Only owned routes are
+ever deleted. IPv6 (``family``):
 the same with ``flannel-v6.*``; a route inside the own subnet is never owned (the kernel's
 route of the device's /128 address), and the kernel's default metric 1024 counts as none.
 Standard library only (runs on the managed node).
@@ -77,11 +78,11 @@ def _owned(route, network, own, fam, prefix):
         net = fam.parse_net(dst, strict=False)
     except ValueError:
         return False
-    if not fam.subnet_of(net, network) or net == own:
+    if net == own or prefix != 'flannel.' and own is not None and fam.subnet_of(net, own):
         return False
-    if prefix != 'flannel.' and own is not None and fam.subnet_of(net, own):
-        return False
-    return (route.get('dev') or '').startswith(prefix) or _proto_ours(route)
+    if _proto_ours(route):
+        return True   # ours in whatever network: an earlier CLUSTER_CIDR's routes too
+    return fam.subnet_of(net, network) and (route.get('dev') or '').startswith(prefix)
 
 
 def _parsed(network, own_subnet, family='ipv4'):
@@ -91,8 +92,8 @@ def _parsed(network, own_subnet, family='ipv4'):
 
 
 def is_owned(route, network, own_subnet=None, family='ipv4'):
-    """Flannel-owned: dst inside network (not the own subnet), dev flannel.* (flannel-v6.*) or
-    proto 159.
+    """Flannel-owned (never the own subnet): proto 159 in any network, or dev flannel.*
+    (flannel-v6.*) with dst inside network.
 
     route: an ``ip -json route`` dict; network / own_subnet: ip_network objects or CIDR text."""
     return _owned(route, *_parsed(network, own_subnet, family), fam=module_for(family),

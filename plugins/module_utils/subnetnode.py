@@ -127,6 +127,10 @@ def node_facts(module, netconf, public_ip=None, public_ip6=None):
         if 'ipv6' in families:
             facts['vtep_mac6'] = (kept_vtep_mac(addr_link(observed, device_name(backend.vni, 'ipv6')))
                                   or vtep_mac(ext.ip6, backend.vni)) if vxlan else None
+        # the node's addresses of a family the config does not have: its lease of before a family
+        # switch (IPv4-only <-> IPv6-only) carries one of them and is replaced (leases.stale_leases)
+        facts['former_ips'] = (([] if 'ipv4' in families else [a.get('local') for a in ipv4_addrs(link)])
+                               + ([] if 'ipv6' in families else _ipv6_locals(link)))
     return facts, text
 
 

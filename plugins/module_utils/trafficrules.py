@@ -81,8 +81,12 @@ NFT_HEADS = dict((d.chain, d) for d in NFT_CHAINS)
 # {chain: NftChain} with head (type, hook, priority) and rules in `nft list` syntax.
 IptChain = namedtuple('IptChain', ['jumps', 'rules'])
 NftChain = namedtuple('NftChain', ['head', 'rules'])
-RuleState = namedtuple('RuleState', ['iptables', 'nft', 'family'])  # family: default ipv4
-RuleState.__new__.__defaults__ = ('ipv4',)
+# forward_drops: the forward base chains outside ours whose policy is drop, as ForwardDrop
+# (kind 'iptables': the family's iptables FORWARD chain, legacy or nft; 'nft': any other table)
+RuleState = namedtuple('RuleState', ['iptables', 'nft', 'family', 'forward_drops'])  # family: default ipv4
+RuleState.__new__.__defaults__ = ('ipv4', ())
+ForwardDrop = namedtuple('ForwardDrop', ['kind', 'table', 'chain'])
+IPTABLES_FORWARD = ForwardDrop('iptables', 'filter', 'FORWARD')
 
 # The plan's operations. backend: 'iptables' or 'nft'.
 FillChain = namedtuple('FillChain', ['backend', 'table', 'chain', 'rules'])  # create or empty, then fill
@@ -213,9 +217,27 @@ def pruned_state(observed, mode):
     return observed._replace(nft=None)
 
 
-def desired_state(spec, state='present'):
+def forward_drop_problem(spec, drops):
+    """Why nftables mode cannot forward the cluster's traffic under ``drops`` (a forward base chain
+    of another nft table with policy drop: an accept in our table does not override a drop there),
+    naming the chain and the fix; None when it can."""
+    others = [d for d in drops if d.kind == 'nft']
+    if spec is None or spec.mode != 'nftables' or not others:
+        return None
+    fam = family_def(spec.family)
+    names = ', '.join('%s chain %s' % (d.table, d.chain) for d in others)
+    return ('nftables mode: the forward chain of another table has policy drop (%s), which drops the pod '
+            'traffic that table %s %s accepts (an accept in one nftables table does not override a drop in '
+            'another); accept the cluster network in that chain, e.g. nft insert rule %s %s %s daddr %s accept '
+            'and the same with saddr, or turn nftables off (FLANNEL_ENABLE_NFTABLES: false). Nothing was changed'
+            % (names, fam.nft_family, fam.nft_table, others[0].table, others[0].chain, fam.nft_family, spec.network))
+
+
+def desired_state(spec, state='present', drops=()):
     """The RuleState a spec asks for (in the spec's family): one backend's rules, nothing of
-    ours in the other."""
+    ours in the other; but in nftables mode under an iptables FORWARD policy of drop
+    (``drops``: observed ForwardDrops) also the iptables forward chain FLANNEL-FWD, which is what
+    accepts the cluster's traffic there (flanneld does not; see forward_drop_problem)."""
     family = spec.family if spec is not None else 'ipv4'
     if state == 'absent':
         return RuleState({}, None, family)
@@ -225,7 +247,10 @@ def desired_state(spec, state='present'):
         if spec.ip_masq:
             chains['postrtg'] = NftChain(NFT_HEADS['postrtg'].head, nft_masq_rules(
                 spec.network, spec.subnet, spec.random_fully, family))
-        return RuleState({}, chains, family)
+        ipt = {}
+        if IPTABLES_FORWARD in drops:
+            ipt[forward.chain] = IptChain((iptables_jump(forward),), iptables_forward_rules(spec.network))
+        return RuleState(ipt, chains, family)
     chains = {forward.chain: IptChain((iptables_jump(forward),), iptables_forward_rules(spec.network))}
     if spec.ip_masq:
         chains[masq.chain] = IptChain((iptables_jump(masq),), iptables_masq_rules(
@@ -249,6 +274,36 @@ def parse_iptables_save(text):
             chain, dummy, spec = line[3:].partition(' ')
             chains.setdefault(chain, []).append(spec)
     return tables
+
+
+def iptables_forward_drops(text):
+    """(IPTABLES_FORWARD,) when ``iptables-save`` output has the filter FORWARD policy DROP, else ()."""
+    table = None
+    for line in (text or '').splitlines():
+        if line.startswith('*'):
+            table = line[1:].strip()
+        elif table == 'filter' and line.split()[:2] == [':FORWARD', 'DROP']:
+            return (IPTABLES_FORWARD,)
+    return ()
+
+
+def nft_forward_drops(text, family='ipv4'):
+    """The forward base chains with policy drop in ``nft -j list chains`` output that see the
+    family's traffic (its table family, and inet), but our own table and iptables-nft's filter
+    FORWARD (iptables_forward_drops sees that one)."""
+    fam = family_def(family)
+    drops = []
+    for item in json.loads(text or '{}').get('nftables', []):
+        c = item.get('chain') if isinstance(item, dict) else None
+        if not isinstance(c, dict) or c.get('hook') != 'forward' or c.get('policy') != 'drop':
+            continue
+        if c.get('family') not in (fam.nft_family, 'inet') or c.get('table') == fam.nft_table and \
+                c.get('family') == fam.nft_family:
+            continue
+        if c.get('family') == fam.nft_family and (c.get('table'), c.get('name')) == ('filter', 'FORWARD'):
+            continue
+        drops.append(ForwardDrop('nft', '%s %s' % (c.get('family'), c.get('table')), c.get('name')))
+    return tuple(drops)
 
 
 def jumps_to(spec, chain):
@@ -517,12 +572,13 @@ def observe(run, tools, mode='iptables'):
     A backend that is not the mode's and cannot even be read (an nft binary on a kernel
     without nf_tables) cannot hold rules of ours: it counts as empty."""
     fam = family_def(tools.family)
-    ipt, nft = {}, None
+    ipt, nft, drops = {}, None, ()
     if tools.iptables_save:
         argv = [tools.iptables_save]
         rc, out, err = run(argv)
         if rc == 0:
             ipt = iptables_state(parse_iptables_save(out))
+            drops = iptables_forward_drops(out) if mode == 'nftables' else ()
         elif mode == 'iptables':
             raise _failed(argv, rc, err)
     if tools.nft:
@@ -535,7 +591,16 @@ def observe(run, tools, mode='iptables'):
                 raise TrafficRulesError('%s: unparsable output (%s)' % (' '.join(argv), exc))
         elif mode == 'nftables' and 'No such file or directory' not in (err or ''):
             raise _failed(argv, rc, err)
-    return RuleState(ipt, nft, fam.name)
+        if mode == 'nftables':   # what other tables decide about forwarded traffic
+            argv = [tools.nft, '-j', 'list', 'chains']
+            rc, out, err = run(argv)
+            if rc != 0:
+                raise _failed(argv, rc, err)
+            try:
+                drops += nft_forward_drops(out, fam.name)
+            except (ValueError, AttributeError) as exc:
+                raise TrafficRulesError('%s: unparsable output (%s)' % (' '.join(argv), exc))
+    return RuleState(ipt, nft, fam.name, drops)
 
 
 def apply(run, tools, ops, mode='iptables'):
@@ -559,7 +624,13 @@ def sync(run, spec, tools, check_mode=False, state='present'):
         raise TrafficRulesError('the rules are %s but the tools found are for %s (find_tools family=%s)'
                                 % (spec.family, tools.family, spec.family))
     observed = observe(run, tools, spec.mode)
-    desired = pruned_state(observed, spec.mode) if state == 'prune' else desired_state(spec, state)
+    if state == 'present':
+        problem = forward_drop_problem(spec, observed.forward_drops)
+        if problem:
+            raise TrafficRulesError(problem)
+    # the iptables chain only where it can be read and written (the route guard reads one backend)
+    drops = observed.forward_drops if tools.iptables_save else ()
+    desired = pruned_state(observed, spec.mode) if state == 'prune' else desired_state(spec, state, drops)
     ops = plan(observed, desired)
     if ops and not check_mode:
         apply(run, tools, ops, spec.mode)

@@ -21,17 +21,18 @@ description:
     segment (the kernel's route lookup for the peer IP returns exactly one route without a gateway).
   - O(backend=host-gw) gives C(<peer subnet> via <peer IP> dev <iface>) for every peer. A peer that
     is not on-link fails the task, naming the peer and the reason, and nothing is changed.
-  - Stale flannel-owned routes are removed. A route is owned when its destination lies inside
-    O(network), is not O(subnet), and its device is C(flannel.*) or its protocol is 159. No other
-    route is ever touched.
+  - Stale flannel-owned routes are removed. A route is owned when its protocol is 159, in whatever
+    network it lies (after a change of O(network) the old network's routes go too), or when its
+    destination lies inside O(network) and its device is C(flannel.*); O(subnet) is never owned.
+    No other route is ever touched.
   - Reads with one C(ip -json route) call (plus one C(ip -json -batch) of route lookups when needed)
     and writes with one C(ip -batch -) process, whatever the number of peers.
   - One call programs one address family (O(family)); a dual-stack node runs the module once per
     family with the same O(peers). With O(family=ipv6) the routes are IPv6 ones (C(ip -6)),
     C(<peer subnet6> via <peer subnet6 network address> dev flannel-v6.<VNI> onlink) per vxlan peer,
     C(<peer subnet6> via <peer public_ip6>) (DirectRouting) and C(<peer subnet6> via <peer public_ip6>
-    dev <iface>) (host-gw); owned are those inside O(network) with device C(flannel-v6.*) or
-    protocol 159, and never one inside O(subnet) (the kernel's route of the device's own address).
+    dev <iface>) (host-gw); owned are those of protocol 159 and those inside O(network) with device
+    C(flannel-v6.*), and never one inside O(subnet) (the kernel's route of the device's own address).
 options:
   family:
     description:

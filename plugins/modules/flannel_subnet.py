@@ -301,6 +301,15 @@ previous_subnet6:
   returned: when O(network) has IPv6
   type: str
   sample: fd00:20:0:1::/64
+former_ips:
+  description:
+    - The interface's addresses of a family O(network) does not enable (its IPv4 ones when IPv6-only, its
+      IPv6 ones when IPv4-only). A lease of one of them that cannot belong to O(network) is the node's lease
+      of before a family switch and is replaced by the new one, so nothing is left behind in the store.
+  returned: when network is given
+  type: list
+  elements: str
+  sample: [198.18.0.11]
 mtu:
   description: C(FLANNEL_MTU). For vxlan the backend MTU (or the interface MTU) minus 50; for host-gw the interface MTU.
   returned: when network is given

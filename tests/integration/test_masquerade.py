@@ -198,6 +198,34 @@ def test_nftables_mode(cluster, capsys):
     assert elapsed < HEAL_WITHIN
 
 
+def test_nftables_mode_under_a_forward_policy_of_drop(cluster):
+    """Docker's iptables FORWARD policy DROP: the nft accept alone is dropped there, so 06 adds
+    the iptables forward chain and the pods keep talking; a drop policy in another nft table stops
+    06 before any change, naming it (issue 24, defect 15)."""
+    lab, cdir, pods = cluster
+    for node in NODES:
+        node_exec(lab, node, "iptables", "-P", "FORWARD", "DROP")
+    try:
+        assert_ok(run_06(cdir, PROXY_MODE="nftables"))
+        for node in NODES:
+            assert expected_iptables(subnet(lab, node))[0] in ours(node_exec(lab, node, "iptables-save"))
+        pods_ping(lab)
+        assert pod_pings_outside(lab, next(iter(pods))) == [node_ip(lab, "node1")]
+        assert_unchanged(run_06(cdir, PROXY_MODE="nftables"))
+        node_exec(lab, "node1", "nft", "add table inet fw")
+        node_exec(lab, "node1", "nft", "add chain inet fw fwdrop { type filter hook forward priority 10 ; policy drop ; }")
+        before = node_exec(lab, "node1", "nft", "list", "ruleset")
+        proc = run_06(cdir, PROXY_MODE="nftables", FLANNEL_IPMASQ=False)
+        assert proc.returncode == 2 and "inet fw chain fwdrop" in proc.stdout, proc.stdout[-3000:]
+        assert node_exec(lab, "node1", "nft", "list", "ruleset") == before
+    finally:
+        lab.exec("node1", ["nft", "delete", "table", "inet", "fw"], check=False)
+        for node in NODES:
+            node_exec(lab, node, "iptables", "-P", "FORWARD", "ACCEPT")
+    assert_ok(run_06(cdir, PROXY_MODE="nftables"))
+    assert all(ours(node_exec(lab, node, "iptables-save")) == [] for node in NODES)
+
+
 FOREIGN = "-A POSTROUTING -s 10.99.0.0/16 -o eth0 -j MASQUERADE"
 
 

@@ -83,8 +83,7 @@ def route(dst, gw=None, dev='eth0', proto=None, onlink=False, **kw):
 BASE_ROUTES = [route('default', '198.18.0.1'),
                route('198.18.0.0/24', proto='kernel', scope='link'),
                route('172.20.1.0/24', dev='cni0', proto='kernel', scope='link'),
-               route('172.20.99.0/24', '198.18.0.1', proto='boot'),        # foreign, inside
-               route('10.9.0.0/16', '198.18.0.1', proto='159')]            # ours by proto, outside
+               route('172.20.99.0/24', '198.18.0.1', proto='boot')]        # foreign, inside
 
 
 class FakeKernel:
@@ -217,8 +216,7 @@ BASE_ROUTES6 = [route6('default', 'fd53::1'),
                 route6('fd00:20:0:1::/64', dev='cni0', proto='kernel', metric=256),
                 route6('fd00:20:0:1::', dev='flannel-v6.1', proto='kernel', metric=256),  # own /128
                 route6('fe80::/64', dev='flannel-v6.1', proto='kernel', metric=256),
-                route6('fd00:20:0:99::/64', 'fd53::1', proto='boot'),        # foreign, inside
-                route6('fd00:99::/64', 'fd53::1', proto='159')]              # ours by proto, outside
+                route6('fd00:20:0:99::/64', 'fd53::1', proto='boot')]        # foreign, inside
 
 LOOKUPS6 = {'fd53::12': [{'dst': 'fd53::12', 'dev': 'eth0', 'metric': 256}],
             'fd53:1::13': [{'dst': 'fd53:1::13', 'gateway': 'fd53::1', 'dev': 'eth0', 'metric': 1024}]}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ezctl import cli, nodes, status
+
+REPO = Path(__file__).resolve().parents[2]
 
 HOSTS = """[etcd]
 192.168.1.1
@@ -28,10 +33,11 @@ CLUSTER_NETWORK="flannel"
 class FakeRunner:
     def __init__(self):
         self.calls = []
+        self.rc = []   # the exit codes of the calls, in order (0 when exhausted)
 
     def __call__(self, argv, cwd):
         self.calls.append(list(argv))
-        return 0
+        return self.rc.pop(0) if self.rc else 0
 
 
 @pytest.fixture
@@ -79,6 +85,84 @@ def test_reset_net_nodes_and_extra_args(base, capsys):
     assert "--nodes" in capsys.readouterr().err
 
 
+def test_a_host_var_with_a_newline_is_refused(base, capsys):
+    """$'k8s_nodename=n5\\n' used to pass (a "$" matches before a final newline) and put the
+    connection vars on a line of their own (issue 24, defect 10)."""
+    runner = FakeRunner()
+    assert cli.main(["--base", str(base), "add-node", "k1", "192.168.1.4", "k8s_nodename=n5\n"], runner=runner) == 1
+    assert "KEY=VALUE without spaces or newlines" in capsys.readouterr().err
+    assert cli.main(["--base", str(base), "add-node", "k1\n", "192.168.1.4"], runner=runner) == 1
+    assert not runner.calls and (base / "clusters" / "k1" / "hosts").read_text() == HOSTS
+
+
+def test_a_failed_add_node_is_rolled_back(base, capsys):
+    """The join fails (rc 4: unreachable, or 2): 32.delnode.yml takes the node off again and the
+    hosts file gets its old text back (issue 24, defect 7)."""
+    runner = FakeRunner()
+    runner.rc = [4, 0]
+    assert cli.main(["--base", str(base), "add-node", "--lab-root", str(base / "none"), "k1", "192.168.1.4"],
+                    runner=runner) == 4
+    assert [call[5] for call in runner.calls] == ["playbooks/22.addnode.yml", "playbooks/32.delnode.yml"]
+    assert runner.calls[1][-6:] == ["-e", "NODE_TO_DEL=192.168.1.4", "-e", "CLUSTER=k1", "-e", "FLANNEL_ROLLBACK=true"]
+    assert (base / "clusters" / "k1" / "hosts").read_text() == HOSTS
+    assert "rolled back" in capsys.readouterr().err
+
+
+def test_a_failed_rollback_keeps_the_line_and_says_what_to_do(base, capsys):
+    runner = FakeRunner()
+    runner.rc = [2, 2]
+    assert cli.main(["--base", str(base), "add-node", "--lab-root", str(base / "none"), "k1", "192.168.1.4"],
+                    runner=runner) == 1
+    assert "192.168.1.4" in (base / "clusters" / "k1" / "hosts").read_text()
+    assert "ezctl del-node k1 192.168.1.4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hosts, ip, why", [
+    (HOSTS.replace("[kube_node]\n", "[kube_node]\n192.168.1.1\n"), "192.168.1.1", "is also in [kube_master] and [etcd]"),
+    ("[kube_master]\n[kube_node]\n192.168.1.3\n", "192.168.1.3", "is the cluster's last node"),
+])
+def test_del_node_of_a_master_or_the_last_node_is_refused(base, capsys, hosts, ip, why):
+    (base / "clusters" / "k1" / "hosts").write_text(hosts)
+    runner = FakeRunner()
+    assert cli.main(["--base", str(base), "del-node", "k1", ip], runner=runner) == 1
+    err = capsys.readouterr().err
+    assert why in err and "nothing was changed" in err and not runner.calls
+
+
+def test_reset_net_nodes_that_match_nothing_are_refused(base, capsys):
+    """--nodes nosuchnode used to run the playbook on no host and exit 0 (issue 24, defect 11)."""
+    runner = FakeRunner()
+    assert cli.main(["--base", str(base), "reset-net", "k1", "--nodes", "node7,nosuchnode"], runner=runner) == 1
+    assert "nosuchnode matches no node or group" in capsys.readouterr().err and not runner.calls
+    assert cli.main(["--base", str(base), "reset-net", "k1", "--nodes", "198.18.0.17,kube_master"], runner=runner) == 0
+    assert runner.calls[0][-2:] == ["-e", "NODES_TO_RESET=node7,kube_master"]
+
+
+def _ansible_replace(task: dict, node: str, text: str) -> str:
+    """ansible.builtin.replace with after/before, as its module does it."""
+    args = task["ansible.builtin.replace"]
+    regexp = args["regexp"].replace("{{ NODE_TO_DEL | regex_escape }}", re.escape(node))
+    match = re.search("%s(?P<subsection>.*?)%s" % (args["after"], args["before"]), text, re.DOTALL)
+    assert match, "the section pattern does not match"
+    section = re.sub(re.compile(regexp, re.MULTILINE), args["replace"], match.group("subsection"))
+    return text[:match.start("subsection")] + section + text[match.end("subsection"):]
+
+
+@pytest.mark.parametrize("text", [
+    "[kube_master]\nm1\n\n[kube_node]\nm1\nn2 a=b\nn3\n",            # [kube_node] last
+    "[kube_master]\nm1\n\n[kube_node]\nm1\nn2 a=b\nn3",              # no final newline
+    "[kube_node]\nm1\nn2 a=b\nn3\n[harbor]\nn2\n",                    # a section follows at once
+])
+def test_delnode_removes_the_line_wherever_kube_node_is(text):
+    """The playbook's replace used to need a section after [kube_node] (issue 24, defect 6)."""
+    plays = yaml.safe_load((REPO / "playbooks" / "delnode.yml").read_text())
+    task = next(t for t in plays[-1]["tasks"] if "ansible.builtin.replace" in t)
+    after = _ansible_replace(task, "n2", text)
+    kube_node = after.split("[kube_node]")[1].split("[harbor]")[0]
+    assert "n2" not in kube_node and "m1" in kube_node and "n3" in kube_node
+    assert after.endswith("[harbor]\nn2\n") == text.endswith("[harbor]\nn2\n")
+
+
 def test_remove_host_line_only_in_its_group():
     text = nodes.remove_host_line(HOSTS, "192.168.1.1", group="kube_master")
     assert "[etcd]\n192.168.1.1\n" in text and "k8s_nodename='master-01'" not in text
@@ -111,3 +195,30 @@ def test_status_view_from_check_mode_records():
     assert n2["paths"] == {"172.20.2.0/24": "vxlan", "172.20.3.0/24": "direct"}
     text = status.format_text("k1", view)
     assert "drifted: n1" in text and "+ neigh 172.20.3.0" in text
+
+
+def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
+    """net status read only `ip -4 addr` and printed no public IP for IPv6-only (issue 24, defect 14)."""
+    records = [
+        {"task": RECORDS[0]["task"], "status": "ok", "result": {
+            "lease": {"subnet": None, "subnet6": "fd00:20:0:1::/64", "public_ip": None, "public_ip6": "fd53:18:0:1::11",
+                      "backend_type": "vxlan"},
+            "public_ip": None, "public_ip6": "fd53:18:0:1::11", "iface": "eth0"}},
+        {"task": RECORDS[3]["task"], "status": "ok", "result": {"stdout": json.dumps([{"addr_info": [
+            {"family": "inet", "local": "198.18.0.11", "prefixlen": 24},
+            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}])}},
+    ]
+    view = status.cluster_view({"n1": records})
+    assert view["nodes"][0]["segment"] == "fd53:18:0:1::/64"
+    row = status.format_text("k1", view).splitlines()[2].split()
+    assert row[:3] == ["n1", "fd53:18:0:1::11", "fd00:20:0:1::/64"]
+    task = yaml.safe_load((REPO / "roles" / "flannel" / "tasks" / "status.yml").read_text())[0]
+    assert "-4" not in task["ansible.builtin.command"]["argv"]
+
+
+def test_status_shows_the_lease_task_warnings():
+    """A corrupt lease in the store was skipped with a warning that net status hid (issue 24, unclear)."""
+    records = [dict(RECORDS[0], result=dict(RECORDS[0]["result"], warnings=[
+        "skipping lease 172.20.0.0/16 of 198.18.0.19 (store key 172.20.0.0-16): not a /24 inside network"]))]
+    text = status.format_text("k1", status.cluster_view({"n1": records}))
+    assert "    warning: skipping lease 172.20.0.0/16 of 198.18.0.19" in text

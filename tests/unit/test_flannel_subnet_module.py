@@ -252,3 +252,11 @@ def test_stale_bridge_addresses_are_those_of_an_earlier_lease_or_a_family_that_i
     same = Lease.make('172.20.2.0/24', '198.18.0.11', 'vxlan', 1, '0e:00:00:00:00:04', None,
                       'fd00:20:0:1::/64', 'fd53::11', '0e:00:00:00:00:06')
     assert module.stale_bridge_addrs(links, same) == []
+
+
+def test_node_facts_name_the_addresses_of_the_family_the_config_lacks(tmp_path):
+    """The old lease of a family switch is found by them (issue 24, defect 12)."""
+    facts = module.node_facts(FakeModule6(tmp_path), conf6(ipv4=False))[0]
+    assert '198.18.0.11' in facts['former_ips'] and facts['public_ip'] is None
+    facts = module.node_facts(FakeModule6(tmp_path), conf6())[0]
+    assert facts['former_ips'] == []

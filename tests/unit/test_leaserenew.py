@@ -96,3 +96,31 @@ def test_dual_stack_lease_is_renewed_by_its_dual_stack_key(tmp_path, monkeypatch
     monkeypatch.setitem(globals(), 'KEY', key)
     renewer.tick()
     assert logs[-1] == 'renewed lease 172.20.1.0/24 fd00:20:0:1::/64 (100s were left, now 86400s)'
+
+
+def test_a_new_state_file_is_looked_at_at_once_not_after_the_wait(tmp_path):
+    """A guard started before its state had a renewal entry slept CHECK_MAX (60 s) and a lease of
+    TTL 30 expired (issue 24, defect 3). Fake clock: the second look comes one step after the
+    state file is replaced, long before the minute is over."""
+    logs, now, looks = [], [0.0], []
+    state = tmp_path / 'routes.json'
+    state.write_text('{"routes": []}')
+    fake = FakeEtcd(remaining=30, granted=30)
+    guard = leaserenew.Renewer(str(state), logs.append, opener_factory=fake.opener_factory)
+    tick = guard.tick
+
+    def counted():
+        looks.append(now[0])
+        return tick()
+
+    def sleep(seconds):
+        now[0] += seconds
+        if now[0] == 5.0:   # a run of 06 writes the lease it took (atomic rename: a new file)
+            fresh = tmp_path / 'routes.json.new'
+            fresh.write_text(json.dumps({'lease_renewal': {'endpoints': ['http://10.0.0.1:2379'],
+                                                           'subnet': '172.20.1.0/24'}}))
+            fresh.rename(state)
+    guard.tick = counted
+    guard.run(lambda: len(looks) >= 2, sleep=sleep, clock=lambda: now[0])
+    assert looks == [0.0, 5.0]
+    assert fake.calls[:2] == ['/v3/kv/range', '/v3/lease/timetolive']

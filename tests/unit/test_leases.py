@@ -596,3 +596,23 @@ def test_lease_state_dual_stack_and_ipv6_only(tmp_path):
                         lambda got: (False, [], {}))
     assert out['changed'] and out['lease']['subnet6'] == 'fd00:20:0:3::/64' and out['public_ip6'] == node6(1)
     assert '"PublicIPv6": "fd53:18::11"' in out['diff'][0]['before']
+
+
+def test_a_family_switch_leaves_no_lease_of_the_old_family_in_the_file_store(tmp_path):
+    """IPv4-only -> IPv6-only: the new lease carries no IPv4 address, so the old IPv4-only lease was
+    kept and warned about on every run; the node's former address names it (issue 24, defect 12).
+    Another node's old lease stays until that node runs; a fitting lease of the address too."""
+    store = L.FileStore(str(tmp_path / 'leases.json'))
+    mine, theirs = lease('172.20.1.0/24', node(1)), lease('172.20.2.0/24', node(2))
+    store.save({'config': None, 'leases': dict((x.key, json.loads(x.to_store()[1])) for x in (mine, theirs))})
+    v6only = net_conf6(ipv4=False)
+    with store.locked():
+        got = store.acquire(v6only, None, 'vxlan', 1, None, public_ip6=node6(1), vtep_mac6=MAC6,
+                            former_ips=[node(1)])[0]
+    assert sorted(store.load()['leases']) == sorted([theirs.key, got.key])
+    # and back: IPv6-only -> IPv4-only
+    with store.locked():
+        store.acquire(net_conf(), node(1), 'vxlan', 1, MAC, former_ips=[node6(1)])
+    assert got.key not in store.load()['leases'] and theirs.key in store.load()['leases']
+    assert L.stale_leases([theirs], got, v6only, [node(1)]) == []
+    assert L.stale_leases([mine], lease('172.20.3.0/24', node(3)), net_conf(), [node(1)]) == []   # it fits: not ours

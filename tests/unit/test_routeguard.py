@@ -268,3 +268,43 @@ def test_rules_in_place_cost_one_read(tmp_path):
     guard = rules_guard(tmp_path, lambda argv, data=None: calls.append(argv) or kernel(argv, data), [])
     guard.heal_rules('rules check')
     assert calls == [['/usr/sbin/iptables-save']] and kernel.restores == []
+
+
+def test_releasing_the_hold_resyncs_at_once(tmp_path):
+    """Routes lost while a run held the guard came back only at the next periodic resync (issue 24,
+    defect 13). A fake clock, no monitor events and no periodic resync in sight: the hold's end
+    alone must bring the routes back."""
+    kernel, logs = FakeKernel(observed()), []
+    hold = tmp_path / 'hold'
+    hold.write_text('06')
+    read_end, write_end = os.pipe()
+    ticks = [0.0]
+
+    class Monitor(object):
+        stdout = os.fdopen(read_end, 'rb')
+
+        def terminate(self):
+            pass
+
+        def wait(self):
+            return 0
+
+    def clock():
+        ticks[0] += 10.0
+        assert ticks[0] < 10000, 'no resync after the hold ended: %s' % logs
+        return ticks[0]
+
+    def logger(line):
+        logs.append(line)
+        if line.startswith('held while'):
+            os.unlink(str(hold))          # the run ends: the role releases the hold
+        if 're-added' in line:
+            guard.stopping = True
+    guard = rg.Guard(write_state(tmp_path, DIRECT), str(hold), run=kernel, spawn=lambda argv: Monitor(),
+                     logger=logger, interval=1e9, rules_interval=1e9, clock=clock)
+    try:
+        guard.serve()
+    finally:
+        os.close(write_end)
+        Monitor.stdout.close()
+    assert any(line.startswith('hold released: re-added 1 route(s)') for line in logs), logs

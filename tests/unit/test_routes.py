@@ -18,7 +18,8 @@ def test_is_owned():
     assert is_owned(route('172.20.2.0/24', '198.18.0.12', proto='159'), NET, OWN)
     assert not is_owned(route('172.20.1.0/24', dev='flannel.1'), NET, OWN)
     assert not is_owned(route('172.20.99.0/24', '198.18.0.1', proto='boot'), NET, OWN)
-    assert not is_owned(route('10.9.0.0/16', '198.18.0.1', proto='159'), NET, OWN)
+    assert is_owned(route('10.9.0.0/16', '198.18.0.1', proto='159'), NET, OWN)   # ours in any network
+    assert not is_owned(route('10.9.0.0/16', '10.9.0.0', 'flannel.1', onlink=True), NET, OWN)
     assert not is_owned(route('default', '198.18.0.1', dev='flannel.1'), NET, OWN)
     assert is_owned(route('172.20.5.7', '198.18.0.5', proto='159'), NET, OWN)
 
@@ -82,7 +83,7 @@ def test_is_owned6():
     assert not is_owned(route6('fd00:20:0:1::/64', dev='cni0', proto='159'), NET6, OWN6, 'ipv6')
     assert not is_owned(route6('fe80::/64', dev='flannel-v6.1', proto='kernel'), NET6, OWN6, 'ipv6')
     assert not is_owned(route6('fd00:20:0:99::/64', 'fd53::1', proto='boot'), NET6, OWN6, 'ipv6')
-    assert not is_owned(route6('fd00:99::/64', 'fd53::1', proto='159'), NET6, OWN6, 'ipv6')
+    assert is_owned(route6('fd00:99::/64', 'fd53::1', proto='159'), NET6, OWN6, 'ipv6')   # ours in any network
     # the IPv4 device is not the IPv6 call's own
     assert not is_owned(route6('fd00:20:0:2::/64', 'fe80::1', 'flannel.1'), NET6, OWN6, 'ipv6')
 
@@ -123,3 +124,20 @@ def test_plan_routes6_deletes_a_direct_route_before_its_vxlan_route():
     assert raw(plan_routes(observed6(routes=routes), want, NET6, OWN6, family='ipv6')) == [
         Op('ip', 'route del fd00:20:0:2::/64 via fd53::12 dev eth0 metric 1024 table main'),
         Op('ip', 'route replace fd00:20:0:2::/64 via fd00:20:0:2:: dev flannel-v6.1 onlink proto 159')]
+
+
+def test_a_changed_cluster_network_leaves_no_route_of_the_old_one():
+    """CLUSTER_CIDR 172.20.0.0/16 -> 172.30.0.0/16 (and the IPv6 twin): every proto 159 route of the
+    old network goes, whatever network it was in; foreign routes there stay (issue 24, defect 8)."""
+    old4 = [route('172.20.2.0/24', '172.20.2.0', 'flannel.1', '159', onlink=True),
+            route('172.20.3.0/24', '198.18.0.13', proto='159'),
+            route('172.20.9.0/24', '198.18.0.1', proto='boot')]
+    want = desired_routes('vxlan', [], validate_peers([dict(peer(2), subnet='172.30.2.0/24')], '172.30.0.0/16'))
+    ops = plan_routes(observed(routes=BASE_ROUTES + old4), want, '172.30.0.0/16', '172.30.1.0/24')
+    assert raw(ops) == [Op('ip', 'route del 172.20.2.0/24 via 172.20.2.0 dev flannel.1 table main'),
+                        Op('ip', 'route del 172.20.3.0/24 via 198.18.0.13 dev eth0 table main'),
+                        Op('ip', 'route replace 172.30.2.0/24 via 172.30.2.0 dev flannel.1 onlink proto 159')]
+    old6 = [route6('fd00:20:0:2::/64', 'fd00:20:0:2::', 'flannel-v6.1', '159', onlink=True),
+            route6('fd00:20:0:9::/64', 'fd53::1', proto='boot')]
+    ops6 = plan_routes(observed6(routes=BASE_ROUTES6 + old6), [], 'fd00:30::/56', 'fd00:30:0:1::/64', family='ipv6')
+    assert raw(ops6) == [Op('ip', 'route del fd00:20:0:2::/64 via fd00:20:0:2:: dev flannel-v6.1 metric 1024 table main')]

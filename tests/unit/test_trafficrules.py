@@ -628,3 +628,53 @@ def test_prune_without_the_other_tool_changes_nothing():
     run = recording_runner({'-j list table ip flannel-ipv4': (0, nft_fixture_text(), '')})
     result = tr.traffic_rules(run, dict(state='prune', mode='nftables'), which=fake_tools('nft'))
     assert not result['changed']
+
+
+# ------------------------------------------------------------------ nftables under a FORWARD policy of drop
+
+def nft_chains(*chains):
+    """``nft -j list chains`` output of (family, table, name, hook, policy) base chains."""
+    return json.dumps({'nftables': [{'metainfo': {'json_schema_version': 1}}] + [
+        {'chain': {'family': f, 'table': t, 'name': n, 'handle': 1, 'type': 'filter', 'hook': h, 'prio': 0,
+                   'policy': p}} for f, t, n, h, p in chains]})
+
+
+SAVED_DROP = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n'
+
+
+def test_an_iptables_forward_drop_gets_the_forward_chain_in_nftables_mode_too():
+    """PROXY_MODE nftables under Docker's FORWARD policy DROP: our nft accept does not override a
+    drop in another table's base chain, so the iptables forward chain accepts the cluster's
+    traffic there too (flanneld drops it; issue 24, defect 15)."""
+    run = recording_runner(dict(NO_TABLE, **{'': (0, SAVED_DROP, ''), '-j list chains': (0, nft_chains(
+        ('ip', 'filter', 'FORWARD', 'forward', 'drop'), ('ip', 'flannel-ipv4', 'forward', 'forward', 'accept')), '')}))
+    result = tr.traffic_rules(run, dict(network=NET, subnet=OWN, mode='nftables', random_fully=True),
+                              which=fake_tools('iptables-save', 'iptables-restore', 'nft'))
+    restore = [data for argv, data in run.calls if argv[0].endswith('iptables-restore')]
+    assert restore and '-A FLANNEL-FWD -s 172.20.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT' in restore[0]
+    assert '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD' in restore[0]
+    assert 'FLANNEL-POSTRTG' not in restore[0]   # masquerade stays nft's
+    assert result['changed']
+    # without the drop the iptables chains of ours go, as before
+    assert tr.desired_state(spec(mode='nftables'), drops=()).iptables == {}
+
+
+def test_a_drop_policy_in_another_nft_table_stops_the_run_before_any_change():
+    run = recording_runner(dict(NO_TABLE, **{'-j list chains': (0, nft_chains(
+        ('inet', 'fw', 'fwd', 'forward', 'drop'), ('ip', 'other', 'out', 'output', 'drop')), '')}))
+    with pytest.raises(tr.TrafficRulesError) as info:
+        tr.traffic_rules(run, dict(network=NET, subnet=OWN, mode='nftables', random_fully=True),
+                         which=fake_tools('iptables-save', 'iptables-restore', 'nft'))
+    assert 'inet fw chain fwd' in str(info.value) and 'policy drop' in str(info.value)
+    assert 'nft insert rule inet fw fwd ip daddr 172.20.0.0/16 accept' in str(info.value)
+    assert not [argv for argv, data in run.calls if data]   # nothing written
+
+
+def test_forward_drops_seen_per_family():
+    chains = nft_chains(('ip6', 'fw6', 'fwd', 'forward', 'drop'), ('ip', 'filter', 'FORWARD', 'forward', 'drop'),
+                        ('inet', 'all', 'fwd', 'forward', 'drop'), ('ip', 'x', 'fwd', 'forward', 'accept'))
+    assert tr.nft_forward_drops(chains, 'ipv4') == (tr.ForwardDrop('nft', 'inet all', 'fwd'),)
+    assert tr.nft_forward_drops(chains, 'ipv6') == (tr.ForwardDrop('nft', 'ip6 fw6', 'fwd'),
+                                                    tr.ForwardDrop('nft', 'inet all', 'fwd'))
+    assert tr.iptables_forward_drops(SAVED_DROP) == (tr.IPTABLES_FORWARD,)
+    assert tr.iptables_forward_drops(SAVED_DROP.replace('FORWARD DROP', 'FORWARD ACCEPT')) == ()
