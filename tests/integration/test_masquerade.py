@@ -206,23 +206,23 @@ def test_nftables_mode_under_a_forward_policy_of_drop(cluster):
     for node in NODES:
         node_exec(lab, node, "iptables", "-P", "FORWARD", "DROP")
     try:
-        assert_ok(run_06(cdir, PROXY_MODE="nftables"))
+        assert_ok(run_06(cdir, FLANNEL_ENABLE_NFTABLES=True))
         for node in NODES:
             assert expected_iptables(subnet(lab, node))[0] in ours(node_exec(lab, node, "iptables-save"))
         pods_ping(lab)
         assert pod_pings_outside(lab, next(iter(pods))) == [node_ip(lab, "node1")]
-        assert_unchanged(run_06(cdir, PROXY_MODE="nftables"))
+        assert_unchanged(run_06(cdir, FLANNEL_ENABLE_NFTABLES=True))
         node_exec(lab, "node1", "nft", "add table inet fw")
         node_exec(lab, "node1", "nft", "add chain inet fw fwdrop { type filter hook forward priority 10 ; policy drop ; }")
         before = node_exec(lab, "node1", "nft", "list", "ruleset")
-        proc = run_06(cdir, PROXY_MODE="nftables", FLANNEL_IPMASQ=False)
+        proc = run_06(cdir, FLANNEL_ENABLE_NFTABLES=True, FLANNEL_IPMASQ=False)
         assert proc.returncode == 2 and "inet fw chain fwdrop" in proc.stdout, proc.stdout[-3000:]
         assert node_exec(lab, "node1", "nft", "list", "ruleset") == before
     finally:
         lab.exec("node1", ["nft", "delete", "table", "inet", "fw"], check=False)
         for node in NODES:
             node_exec(lab, node, "iptables", "-P", "FORWARD", "ACCEPT")
-    assert_ok(run_06(cdir, PROXY_MODE="nftables"))
+    assert_ok(run_06(cdir, FLANNEL_ENABLE_NFTABLES=True))
     assert all(ours(node_exec(lab, node, "iptables-save")) == [] for node in NODES)
 
 
