@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 
-import pytest
 
 from labplay import REPO
 from required import missing
