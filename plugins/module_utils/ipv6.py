@@ -48,7 +48,8 @@ def ip_text(value):
 
 def parse_ip(value):
     """int of an IPv6 address (text or ipaddress object); ValueError otherwise."""
-    if isinstance(value, ipaddress.IPv6Address) and not value.scope_id:
+    # scope_id: Python 3.9+ (older ones refuse a zone when parsing, so there is none)
+    if isinstance(value, ipaddress.IPv6Address) and not getattr(value, 'scope_id', None):
         return int(value)
     found = ip_int(value) if isinstance(value, str) else None
     if found is None:
@@ -62,7 +63,7 @@ def parse_net(value, strict=True):
     """(network int, prefix length) of 'addr[/n]', an IPv6Network or such a tuple; ValueError otherwise."""
     if isinstance(value, tuple):
         return value
-    if isinstance(value, ipaddress.IPv6Network) and not value.network_address.scope_id:
+    if isinstance(value, ipaddress.IPv6Network) and not getattr(value.network_address, 'scope_id', None):
         return int(value.network_address), value.prefixlen
     text = str(value)
     if zone_problem(text):
