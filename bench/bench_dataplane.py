@@ -30,10 +30,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
 sys.path.insert(0, os.path.join(REPO, 'roles', 'flannel', 'files'))  # the guard's entry point
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link  # noqa: E402
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL  # noqa: E402
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac  # noqa: E402
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute  # noqa: E402
 from flannel_route_guard import subprocess_runner  # noqa: E402
 
 MARK = 'KUBEASZ_BENCH_IN_NETNS'

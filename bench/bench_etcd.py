@@ -28,9 +28,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
 
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import (  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import (  # noqa: E402
     EtcdClient, EtcdError, EtcdStore, tls_opener)
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf  # noqa: E402
 
 NET = {'Network': '10.128.0.0/9', 'SubnetLen': 24, 'Backend': {'Type': 'vxlan'}}
 

@@ -30,7 +30,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, 'tests', 'helpers'), os.path.join(REPO,
 
 from ezctl.lab import Lab  # noqa: E402
 import realflannel  # noqa: E402
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac  # noqa: E402
 
 NETWORK = '10.0.0.0/8'
 CONFIG = {'Network': NETWORK, 'SubnetLen': 24, 'Backend': {'Type': 'vxlan'}}
@@ -38,7 +38,7 @@ CONFIG = {'Network': NETWORK, 'SubnetLen': 24, 'Backend': {'Type': 'vxlan'}}
 PUT_LEASES = r'''
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient
 client = EtcdClient([sys.argv[2]])
 for key, value in json.load(sys.stdin).items():
     client.put(key, value)
@@ -48,8 +48,8 @@ OURS = r'''
 import json, sys, time
 t0 = time.monotonic()
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
 import subprocess
 def run(argv, data=None):
     p = subprocess.run(argv, input=data, capture_output=True, text=True)

@@ -12,7 +12,7 @@ import yaml
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.kubeasz.network.plugins.module_utils.clusterconfig import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.clusterconfig import (
     ConfigError, render, unknown_key_warnings)
 
 ARGUMENT_SPEC = {

@@ -25,10 +25,10 @@ import tempfile
 from ansible import context
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError, subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state, own_entries, read_text
-from ansible_collections.kubeasz.network.plugins.module_utils.leaserenew import load_renewals, record_renewal
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError, subnet_key
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import FileStore, lease_state, own_entries, read_text
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import load_renewals, record_renewal
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (
     ARGUMENT_SPEC, ACTION_REQUIRED_IF, TLS_FILES)
 

@@ -218,7 +218,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import (
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import (
     PEER_OPTIONS, direct_route, run_module)
 
 

@@ -341,7 +341,7 @@ previous_subnet:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeasz.network.plugins.module_utils.subnetnode import run_flannel_subnet
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.subnetnode import run_flannel_subnet
 
 ARGUMENT_SPEC = dict(
     state=dict(type='str', choices=['present', 'absent', 'query'], default='present'),

@@ -194,8 +194,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import run_module
-from ansible_collections.kubeasz.network.plugins.module_utils.trafficrules import traffic_rules
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import traffic_rules
 
 
 def main():

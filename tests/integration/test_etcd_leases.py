@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdError, EtcdStore
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import leases_of
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdError, EtcdStore
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import leases_of
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
 
 pytestmark = pytest.mark.skipif(not shutil.which('etcd') or not shutil.which('etcdctl'),
                                 reason='needs etcd and etcdctl (make deps)')
@@ -230,7 +230,7 @@ def test_dual_stack_leases_in_flannel_s_keys_next_to_flanneld_s(etcd):
     renewal's key, and release by the IPv6 address."""
     import dataclasses
     import ipaddress
-    from ansible_collections.kubeasz.network.plugins.module_utils import leaserenew
+    from ansible_collections.kubeasz.network.plugins.module_utils.store import leaserenew
     prefix = '/dual/coreos.com/network'
     net6 = dataclasses.replace(parse_net_conf(NET), enable_ipv6=True, ipv6_network=ipaddress.IPv6Network('fd00:20::/56'),
                                ipv6_subnet_len=64, ipv6_subnet_min=ipaddress.IPv6Network('fd00:20:0:1::/64'),

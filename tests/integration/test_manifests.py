@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import checksum, cni_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.model.cniconf import checksum, cni_conf
 
 from test_config_errors import INVENTORY, REPO, ansible_env  # noqa: E402 pylint: disable=import-error
 

@@ -23,9 +23,9 @@ import time
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
 from flannel_route_guard import subprocess_runner  # roles/flannel/files, on sys.path (tests/conftest.py)
 
 pytestmark = [

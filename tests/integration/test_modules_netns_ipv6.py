@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, vtep_mac
 from ansible_collections.kubeasz.network.tests.integration.test_modules_netns import ANSIBLE, Node, ansible
 
 pytestmark = [

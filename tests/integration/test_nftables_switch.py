@@ -19,7 +19,7 @@ import pytest
 
 import fakebin
 from labplay import assert_ok, assert_unchanged, lab_cluster, run_06
-from ansible_collections.kubeasz.network.plugins.module_utils import trafficrules as tr
+from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules as tr
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]

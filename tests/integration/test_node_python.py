@@ -40,7 +40,7 @@ def node_python() -> str:
 
 
 def node_files() -> list[str]:
-    return sorted(str(p) for d in ("plugins/modules", "plugins/module_utils") for p in (REPO / d).glob("*.py"))
+    return sorted(str(p) for d in ("plugins/modules", "plugins/module_utils") for p in (REPO / d).rglob("*.py"))
 
 
 def test_every_node_file_compiles_on_the_oldest_python():

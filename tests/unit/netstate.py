@@ -8,9 +8,9 @@ __metaclass__ = type
 import ipaddress
 import json
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import VxlanSpec
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import VxlanSpec
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
 
 NET = ipaddress.IPv4Network('172.20.0.0/16')
 OWN = ipaddress.IPv4Network('172.20.1.0/24')

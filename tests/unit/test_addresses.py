@@ -9,11 +9,11 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.clusterconfig import ConfigError, load_cluster_config
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.clusterconfig import ConfigError, load_cluster_config
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import (
     NOTED, REFUSED, parse_address, special_range)
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError, check_net, check_node_ip
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError, check_net, check_node_ip
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
 
 DUAL = {'CLUSTER_NETWORK': 'flannel', 'CLUSTER_CIDR': '172.20.0.0/16', 'CLUSTER_CIDR_IPV6': 'fd00:20::/56',
         'SERVICE_CIDR': '10.68.0.0/16,fd00:10::/108', 'PROXY_MODE': 'ipvs'}

@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 from ansible_collections.kubeasz.network.plugins.action.flannel_subnet import RunCopy
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import FileStore, lease_state
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
 
 NETCONF = parse_net_conf({'Network': '172.20.0.0/16', 'SubnetLen': 24, 'Backend': {'Type': 'vxlan'}})
 

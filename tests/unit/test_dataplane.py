@@ -9,8 +9,8 @@ import copy
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import direct_route, vxlan_link
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 from ansible_collections.kubeasz.network.tests.unit.netstate import (
     MAC1, MAC2, MAC3, flannel, observed, peer, neigh, fdb, route, BASE_ROUTES, FakeKernel, LOOKUPS,
     link_params, route_params)

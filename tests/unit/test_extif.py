@@ -7,8 +7,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.extif import ExternalInterface, external_interface
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import ExternalInterface, external_interface
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 from ansible_collections.kubeasz.network.tests.unit.netstate import observed
 
 

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import subnetnode as module
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, vtep_mac
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.entry import subnetnode as module
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import Backend, parse_net_conf
 
 
 def test_flannel_mtu_rules():
@@ -172,7 +172,7 @@ def lease6(subnet='172.20.1.0/24', subnet6='fd00:20:0:1::/64'):
 
 
 def test_subnet_env_is_flannels_write_subnet_file_with_the_ipv6_lines():
-    from ansible_collections.kubeasz.network.plugins.module_utils.leases import subnet_env_text
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import subnet_env_text
     assert subnet_env_text(conf6(), lease6(), 1450, True) == (
         'FLANNEL_NETWORK=172.20.0.0/16\nFLANNEL_SUBNET=172.20.1.1/24\n'
         'FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64\n'
@@ -201,7 +201,7 @@ def test_write_env_dual_stack_and_check_mode_diff_names_the_ipv6_subnet(tmp_path
 
 def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
     """What the action plugin does for store=file: lease_state on the controller, write_env on the node."""
-    from ansible_collections.kubeasz.network.plugins.module_utils.leases import FileStore, lease_state
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import FileStore, lease_state
     fake = FakeModule6(tmp_path)
     fake.check_mode = True
     facts = module.node_facts(fake, conf6())[0]
@@ -218,7 +218,7 @@ def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
 
 def test_kube_store_on_the_node_dual_stack_with_public_ipv6_overwrite(tmp_path, monkeypatch):
     from ansible_collections.kubeasz.network.tests.unit.test_kube_store import API, RECORDED, FakeAPI, dual_node
-    from ansible_collections.kubeasz.network.plugins.module_utils import kubestore
+    from ansible_collections.kubeasz.network.plugins.module_utils.store import kubestore
     node = dual_node(('172.20.3.0/24', 'fd00:20:0:3::/64'))
     node['metadata']['annotations'][kubestore.PUBLIC_IPV6_OVERWRITE] = '2001:db8::3'
     api = FakeAPI([node])

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import Op
 from flannel_route_guard import subprocess_runner  # roles/flannel/files, on sys.path (tests/conftest.py)
 
 

@@ -20,10 +20,10 @@ import pytest
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import parse_qs, urlparse
-from ansible_collections.kubeasz.network.plugins.module_utils import kubestore
-from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeError, KubeStore
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.store import kubestore
+from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeError, KubeStore
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 RECORDED = 'komal-hp-probook-430-g8-notebook-pc'

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     Lease, LeaseError, check_node_ip, subnet_key, subnets_from_key, vtep_mac)
 
 MAC, MAC6 = '0e:00:00:00:00:01', '0e:00:00:00:00:02'

@@ -1,4 +1,4 @@
-"""Lease renewal on the node (module_utils/leaserenew.py) against a fake etcd JSON gateway."""
+"""Lease renewal on the node (module_utils/store/leaserenew.py) against a fake etcd JSON gateway."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -7,7 +7,7 @@ import base64
 import io
 import json
 
-from ansible_collections.kubeasz.network.plugins.module_utils import leaserenew
+from ansible_collections.kubeasz.network.plugins.module_utils.store import leaserenew
 
 KEY = '/coreos.com/network/subnets/172.20.1.0-24'
 

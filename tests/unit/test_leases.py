@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for plugins/module_utils/leases.py (no root needed)."""
+"""Unit tests for plugins/module_utils/store/leases.py (no root needed)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import leases as L
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError, vtep_mac
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
+from ansible_collections.kubeasz.network.plugins.module_utils.store import leases as L
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import (
     FileStore, allocate, parse_subnet_env, subnet_env_text, write_atomic)
 
 MAC = '0e:2b:5c:11:aa:01'
@@ -232,7 +232,7 @@ def test_subnet_env_ipmasq_false_and_parse_tolerates_noise():
 
 
 def _netconf6(**kw):
-    from ansible_collections.kubeasz.network.plugins.module_utils.netconf import parse_net_conf
+    from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
     data = {'Network': '172.20.0.0/16', 'EnableIPv6': True, 'IPv6Network': 'fd00:20::/56', 'Backend': {'Type': 'vxlan'}}
     data.update(kw)
     return parse_net_conf(data)
@@ -417,7 +417,7 @@ MAC6 = '0e:2b:5c:11:aa:06'
 
 def net_conf6(ipv6_network='fd00:20::/56', ipv6_len=64, ipv4=True, backend='vxlan', network='172.20.0.0/16'):
     """A NetConf with IPv6 and flannel's derived IPv6SubnetMin/Max (the second and the last subnet)."""
-    from ansible_collections.kubeasz.network.plugins.module_utils.netconf import Backend, NetConf
+    from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import Backend, NetConf
     v4 = net_conf(network) if ipv4 else SimpleNamespace(network=None, subnet_len=None, subnet_min=None, subnet_max=None)
     net6 = ipaddress.IPv6Network(ipv6_network)
     size = 1 << (128 - ipv6_len)

@@ -5,11 +5,11 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
-from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import plan_vxlan_peers
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.neighfdb import plan_vxlan_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import validate_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
 from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, MAC2, MAC3, observed, peer, neigh, fdb
 from ansible_collections.kubeasz.network.tests.unit.netstate import MAC62, MAC63, NET6, peer6
 

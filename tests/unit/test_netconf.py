@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""flannel's net-conf.json rules and the kubeasz config keys (plugins/module_utils/netconf.py)."""
+"""flannel's net-conf.json rules and the kubeasz config keys (plugins/module_utils/model/netconf.py)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -11,13 +11,13 @@ import json
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import clusterconfig as nc
-from ansible_collections.kubeasz.network.plugins.module_utils.clusterconfig import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model import clusterconfig as nc
+from ansible_collections.kubeasz.network.plugins.module_utils.model.clusterconfig import (
     ConfigError, from_cluster_config, load_cluster_config, render)
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import ifname_problem
-from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import ifname_problem
+from ansible_collections.kubeasz.network.plugins.module_utils.model.cniconf import (
     checksum, cni_conf, delegate_conflist, dumps)
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import (
     Backend, NetConfError, parse_net_conf, to_net_conf)
 
 BASE = {
@@ -800,7 +800,7 @@ def test_delegate_conflist_ipv6_only():
 
 
 def test_delegate_conflist_of_a_written_subnet_env():
-    from ansible_collections.kubeasz.network.plugins.module_utils.leases import parse_subnet_env
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import parse_subnet_env
     text = ('FLANNEL_NETWORK=10.0.0.0/16\nFLANNEL_SUBNET=10.0.3.1/24\nFLANNEL_IPV6_NETWORK=fd00::/48\n'
             'FLANNEL_IPV6_SUBNET=fd00:0:0:3::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n')
     assert _ipam(parse_subnet_env(text))['routes'] == [{'dst': '10.0.0.0/16'}, {'dst': 'fd00::/48'}]

@@ -7,8 +7,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import classify_peers, decide_direct, on_link, validate_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import classify_peers, decide_direct, on_link, validate_peers
 from ansible_collections.kubeasz.network.tests.unit.netstate import NET, OWN, peer, LOOKUPS
 from ansible_collections.kubeasz.network.tests.unit.netstate import FakeKernel, LOOKUPS6, NET6, OWN6, peer6
 

@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import routeguard as rg
-from ansible_collections.kubeasz.network.plugins.module_utils import routeguard_cli
-from ansible_collections.kubeasz.network.plugins.module_utils import trafficrules as tr
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import Route
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import guard as rg
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import cli as routeguard_cli
+from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules as tr
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import Route
 
 NET = '172.20.0.0/16'
 DIRECT = '172.20.2.0/24 via 198.18.0.12 proto 159'

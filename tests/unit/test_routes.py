@@ -5,12 +5,12 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import validate_peers
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import desired_routes, is_owned, observed_route_text, plan_routes, route_text
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import validate_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import desired_routes, is_owned, observed_route_text, plan_routes, route_text
 from ansible_collections.kubeasz.network.tests.unit.netstate import raw, NET, OWN, observed, peer, route, BASE_ROUTES
 from ansible_collections.kubeasz.network.tests.unit.netstate import BASE_ROUTES6, NET6, OWN6, observed6, peer6, route6
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import route_key
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import route_key
 
 
 def test_is_owned():

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils import trafficrules as tr
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules as tr
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 NET, OWN = '172.20.0.0/16', '172.20.1.0/24'
 FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures', 'nft-flannel-ipv4.json')

@@ -7,11 +7,11 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import vxlan_link
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import Op
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, check_mac
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import plan_vxlan_absent, plan_vxlan_link, vxlan_link_spec
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import vtep_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import Op
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, check_mac
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import plan_vxlan_absent, plan_vxlan_link, vxlan_link_spec
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
 from ansible_collections.kubeasz.network.tests.unit.netstate import raw, MAC1, flannel, observed, spec, FakeKernel, link_params
 from ansible_collections.kubeasz.network.tests.unit.netstate import MAC61, NET6, eth0_6, flannel6, observed6
 

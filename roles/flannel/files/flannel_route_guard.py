@@ -17,7 +17,7 @@ import sys
 
 
 def subprocess_runner(prefix=()):
-    """A Runner (see module_utils/iproute.py) executing argv, prefixed (e.g. ['nsenter', '--net=...'])."""
+    """A Runner (see module_utils/base/iproute.py) executing argv, prefixed (e.g. ['nsenter', '--net=...'])."""
     prefix = list(prefix)
 
     def run(argv, data=None):
@@ -39,7 +39,7 @@ def detach(argv, log_fd):
 
 
 def main():
-    from ansible_collections.kubeasz.network.plugins.module_utils import routeguard_cli
+    from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import cli as routeguard_cli
     return routeguard_cli.main(routeguard_cli.Processes(subprocess_runner(), spawn, detach))
 
 

@@ -12,9 +12,9 @@ Standard library only.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import module_for
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, Lease
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, Lease
 
 # a peer dict's keys of one family: subnet, public_ip, vtep_mac
 KEYS = {'ipv4': ('subnet', 'public_ip', 'vtep_mac'), 'ipv6': ('subnet6', 'public_ip6', 'vtep_mac6')}

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
 
 _pton, _ntop, _AF_INET6, _from_bytes = socket.inet_pton, socket.inet_ntop, socket.AF_INET6, int.from_bytes
 _PREFIX = re.compile(r'^(0|[1-9]\d{0,2})$')

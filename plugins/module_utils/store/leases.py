@@ -27,9 +27,11 @@ import os
 import random
 import tempfile
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import FAMILIES, LABEL
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, LABEL
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     Lease, LeaseError, check_node_ip, subnets_from_key)
 
 SUBNET_ENV_PATH = '/run/flannel/subnet.env'

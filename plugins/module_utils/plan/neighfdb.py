@@ -10,8 +10,8 @@ the peers' IPv6 views (subnet6 network address -> vtep_mac6 -> public_ip6).  Sta
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import module_for
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import FdbDel, FdbReplace, NeighDel, NeighReplace
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import FdbDel, FdbReplace, NeighDel, NeighReplace
 
 
 def _is_permanent(entry):

@@ -17,19 +17,21 @@ __metaclass__ = type
 import ipaddress
 import socket
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.extif import addr_link, external_interface, ipv4_addrs
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import addr_link, external_interface, ipv4_addrs
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, kept_vtep_mac, vtep_mac)
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdStore
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import AddrDel, IprouteError, apply, observe, parse_json
-from ansible_collections.kubeasz.network.plugins.module_utils.kubestore import KubeClient, KubeStore
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import AddrDel, IprouteError, apply, observe, parse_json
+from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeStore
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import (
     config_families, lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text, subnet6_of_env,
     subnet_of_env, write_atomic)
-from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import BRIDGE, delegate_conflist, dumps
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import NetConfError, parse_net_conf
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import device_name
+from ansible_collections.kubeasz.network.plugins.module_utils.model.cniconf import BRIDGE, delegate_conflist, dumps
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import device_name
 
 
 def flannel_mtu(backend, iface_mtu):

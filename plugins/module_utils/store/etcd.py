@@ -38,8 +38,8 @@ try:
     from ansible.module_utils.urls import make_context
 except ImportError:   # ansible-core < 2.15: a context per request
     make_context = None
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import (
     LeaseStore, allocate, decoded, is_own, node_ips, parse_leases, stale_leases)
 
 DEFAULT_PREFIX = '/coreos.com/network'

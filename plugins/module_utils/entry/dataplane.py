@@ -15,17 +15,17 @@ __metaclass__ = type
 
 import functools
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.extif import external_interface, links_by_name
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import FAMILIES, LABEL, module_for
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, DataplaneError, check_vni
-from ansible_collections.kubeasz.network.plugins.module_utils.neighfdb import device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries
-from ansible_collections.kubeasz.network.plugins.module_utils.peers import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import external_interface, links_by_name
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, DataplaneError, check_vni
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.neighfdb import device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import (
     check_peers_not_local, check_peers_vs_address, decide_direct, host_gw_problems, split_by_backend,
     validate_peers)
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import (
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import (
     desired_routes, observed_route_text, owned_routes, plan_routes, route_key, route_matches, route_text)
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import (
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import (
     DEVICE_PREFIX, accept_ra_key, device_name, devices_text, flannel_devices, iface6_name,
     plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_text, vxlan_link_spec)
 

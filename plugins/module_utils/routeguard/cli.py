@@ -17,8 +17,8 @@ import sys
 import time
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import leaserenew
-from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import (
+from ansible_collections.kubeasz.network.plugins.module_utils.store import leaserenew
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import (
     HOLD_FILE, INTERVAL, DEBOUNCE, MONITOR_ARGV, PROG, RULES_INTERVAL, STATE_FILE, Guard, RouteGuardError)
 
 PID_FILE = '/run/flannel/route-guard.pid'

@@ -18,13 +18,15 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.extif import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import (
     ExternalInterface, addr_link, external_interface, ipv4_addrs, links_by_name)
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import LABEL, module_for
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import (
     AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp, Sysctl)
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     VXLAN_OVERHEAD, DataplaneError, LeaseError, check_ifname, check_mac, check_node_ip, check_vni, vtep_mac)
 
 DEFAULT_VXLAN_PORT = 8472

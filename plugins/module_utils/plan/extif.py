@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import (
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     DataplaneError, check_ifname, check_ip, check_node_ip)
 
 # ip6: the public IPv6 address (None without IPv6); ip is None for IPv6-only

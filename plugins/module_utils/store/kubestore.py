@@ -25,10 +25,10 @@ import socket
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlparse
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import tls_opener
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import FAMILIES
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import Lease, LeaseError, subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.leases import LeaseStore, config_families, parse_leases
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import tls_opener
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, subnet_key
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import LeaseStore, config_families, parse_leases
 
 PREFIX = 'flannel.alpha.coreos.com/'
 BACKEND_TYPE = PREFIX + 'backend-type'

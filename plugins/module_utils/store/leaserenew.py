@@ -34,8 +34,8 @@ import ssl
 import threading
 import time
 
-from ansible_collections.kubeasz.network.plugins.module_utils.etcd import EtcdClient, EtcdError
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import subnet_key
+from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdError
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import subnet_key
 
 try:   # the route guard carries no ansible: the standard library's HTTP client
     from urllib.request import HTTPSHandler, Request, build_opener

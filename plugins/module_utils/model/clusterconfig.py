@@ -18,11 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import REFUSED, parse_address, special_range
-from ansible_collections.kubeasz.network.plugins.module_utils.cniconf import checksum, cni_conf, dumps
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD, ifname_problem
-from ansible_collections.kubeasz.network.plugins.module_utils.netconf import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import REFUSED, parse_address, special_range
+from ansible_collections.kubeasz.network.plugins.module_utils.model.cniconf import checksum, cni_conf, dumps
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD, ifname_problem
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import (
     IPV4, IPV6, MTU_MAX, MTU_MIN, PORT_MAX, Backend, NetConf, NetConfError,
     is_int, backend_dict, backend_json, default_subnet_len, parse_net_conf, to_net_conf)
 

@@ -18,9 +18,9 @@ __metaclass__ = type
 
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import module_for
-from ansible_collections.kubeasz.network.plugins.module_utils.iproute import RouteDel, RouteReplace, route_spec, route_words
-from ansible_collections.kubeasz.network.plugins.module_utils.vxlandev import DEVICE_PREFIX, device_name
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import RouteDel, RouteReplace, route_spec, route_words
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import DEVICE_PREFIX, device_name
 
 ROUTE_PROTOCOL = 159
 # the metric the kernel gives an IPv6 route added without one (IP6_RT_PRIO_USER); IPv4's is 0

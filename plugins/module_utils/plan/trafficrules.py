@@ -28,9 +28,11 @@ import re
 import shutil
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.dataplane import text
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import text
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 MODES = ('iptables', 'nftables')
 KUBE_PROXY_MARK = 0x4000  # kube-proxy marks what it masquerades itself: never NAT it twice

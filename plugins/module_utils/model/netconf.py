@@ -35,8 +35,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import parse_address
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import parse_address
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
 
 # Backend types flannel knows but this collection does not deploy.
 OTHER_FLANNEL_BACKENDS = ('udp', 'ipip', 'wireguard', 'ipsec', 'alloc', 'extension',

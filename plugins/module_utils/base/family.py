@@ -11,7 +11,9 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
 
 FAMILIES = ('ipv4', 'ipv6')
 _MODULES = {'ipv4': ipv4, 'ipv6': ipv6}

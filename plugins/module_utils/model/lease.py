@@ -25,8 +25,10 @@ import json
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import ipv4, ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.ipfamily import LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import LABEL, module_for
 
 BACKENDS = ('vxlan', 'host-gw')
 VNI_MAX = (1 << 24) - 1

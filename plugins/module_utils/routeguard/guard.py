@@ -36,9 +36,11 @@ import sys
 import time
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils import iproute, trafficrules
-from ansible_collections.kubeasz.network.plugins.module_utils.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
-from ansible_collections.kubeasz.network.plugins.module_utils.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key, route_text
+from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+
+from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key, route_text
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
