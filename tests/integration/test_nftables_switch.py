@@ -19,6 +19,7 @@ import pytest
 
 import fakebin
 from labplay import assert_ok, assert_unchanged, lab_cluster, run_06
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
 from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules as tr
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,
@@ -93,7 +94,7 @@ def seed(lab, node: str, mode: str, subnet: str) -> None:
     spec = tr.RuleSpec(mode, NETWORK, subnet, True, True)
     ops = tr.plan(tr.RuleState({}, None), tr.desired_state(spec))
     if mode == "nftables":
-        lab.exec(node, ["nft", "-f", "-"], input=tr.nft_input(ops))
+        lab.exec(node, ["nft", "-f", "-"], input=tr.nft_input(ops, IPV4))
     else:
         lab.exec(node, ["iptables-restore", "-w", "5", "--noflush"], input=tr.iptables_restore_input(ops))
 

@@ -8,6 +8,7 @@ __metaclass__ = type
 import ipaddress
 import json
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import VxlanSpec
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
@@ -57,7 +58,7 @@ def peer(i, public_ip=None, backend='vxlan'):
 
 def spec(**kw):
     base = dict(name='flannel.1', vni=1, dev='eth0', local='198.18.0.11', port=0, gbp=False,
-                learning=False, mtu=1450, mac=MAC1, address='172.20.1.0', network=NET)
+                learning=False, mtu=1450, mac=MAC1, address='172.20.1.0', network=NET, family=IPV4)
     base.update(kw)
     return VxlanSpec(**base)
 
@@ -98,7 +99,7 @@ class FakeKernel:
 
     def __call__(self, argv, data=None):
         self.calls.append(list(argv))
-        for argvs, six in ((iproute.TABLE_ARGV, False), (iproute.TABLE_ARGV6, True)):
+        for argvs, six in ((iproute.table_argv(IPV4), False), (iproute.table_argv(IPV6), True)):
             for table, table_argv in argvs.items():
                 if list(argv[:len(table_argv)]) == table_argv:
                     return 0, json.dumps(self.rows(table, list(argv[len(table_argv):]), six)), ''

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.model.clusterconfig import ConfigError, load_cluster_config
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import (
     NOTED, REFUSED, parse_address, special_range)
@@ -46,8 +47,8 @@ def test_a_zone_in_net_conf_is_refused():
 
 
 @pytest.mark.parametrize('call', [
-    lambda: check_node_ip('fd53:18:0:1::11%eth0', 'public_ip6', 'ipv6'),
-    lambda: check_net('fd00:20:0:1::%eth0/64', 'subnet6', 'ipv6'),
+    lambda: check_node_ip('fd53:18:0:1::11%eth0', 'public_ip6', IPV6),
+    lambda: check_net('fd00:20:0:1::%eth0/64', 'subnet6', IPV6),
 ])
 def test_a_zone_in_a_lease_is_refused(call):
     with pytest.raises(LeaseError, match='zone %eth0'):
@@ -79,7 +80,7 @@ def test_parse_address_and_special_range():
     assert str(parse_address(' fd00:20::1/56 ', network=True)) == 'fd00:20::/56'
     assert str(parse_address('198.18.0.11')) == '198.18.0.11'
     with pytest.raises(ValueError, match='is not an IPv4 address'):
-        parse_address('fd00::1', 'ipv4')
+        parse_address('fd00::1', IPV4)
     with pytest.raises(ValueError, match='carries the zone %lo'):
         parse_address('fe80::1%lo')
     assert special_range(parse_address('fe80::1'))[1:] == ('the link-local range', REFUSED)

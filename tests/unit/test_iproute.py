@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import Op
 from flannel_route_guard import subprocess_runner  # roles/flannel/files, on sys.path (tests/conftest.py)
@@ -64,21 +65,21 @@ def test_batches_group_consecutive_tools():
 def test_apply_one_process_per_tool():
     run = FakeRun()
     iproute.apply(run, [Op('ip', 'neigh replace x'), Op('ip', 'neigh replace y'),
-                        Op('bridge', 'fdb replace z')])
+                        Op('bridge', 'fdb replace z')], IPV4)
     assert run.calls == [(['ip', '-batch', '-'], 'neigh replace x\nneigh replace y\n'),
                          (['bridge', '-batch', '-'], 'fdb replace z\n')]
 
 
 def test_apply_nothing_spawns_nothing():
     run = FakeRun()
-    iproute.apply(run, [])
+    iproute.apply(run, [], IPV4)
     assert run.calls == []
 
 
 def test_apply_error_names_failed_line():
     run = FakeRun({('ip', '-batch', '-'): (1, '', 'RTNETLINK answers: File exists\nCommand failed -:2\n')})
     with pytest.raises(iproute.IprouteError) as err:
-        iproute.apply(run, [Op('ip', 'route add 1'), Op('ip', 'route add 2')])
+        iproute.apply(run, [Op('ip', 'route add 1'), Op('ip', 'route add 2')], IPV4)
     assert err.value.command == 'ip route add 2'
     assert 'File exists' in str(err.value)
     assert err.value.applied == ['ip route add 1'] and err.value.partial
@@ -87,28 +88,28 @@ def test_apply_error_names_failed_line():
 def test_apply_error_on_first_line_applied_nothing():
     run = FakeRun({('ip', '-batch', '-'): (1, '', 'Error\nCommand failed -:1\n')})
     with pytest.raises(iproute.IprouteError) as err:
-        iproute.apply(run, [Op('ip', 'route add 1'), Op('ip', 'route add 2')])
+        iproute.apply(run, [Op('ip', 'route add 1'), Op('ip', 'route add 2')], IPV4)
     assert err.value.applied == [] and not err.value.partial
 
 
 def test_apply_error_in_second_batch_keeps_the_first():
     run = FakeRun({('bridge', '-batch', '-'): (1, '', 'Error\nCommand failed -:1\n')})
     with pytest.raises(iproute.IprouteError) as err:
-        iproute.apply(run, [Op('ip', 'neigh replace a'), Op('bridge', 'fdb replace b')])
+        iproute.apply(run, [Op('ip', 'neigh replace a'), Op('bridge', 'fdb replace b')], IPV4)
     assert err.value.applied == ['ip neigh replace a'] and err.value.partial
 
 
 def test_apply_error_without_line_number():
     run = FakeRun({('bridge', '-batch', '-'): (1, '', 'weird')})
     with pytest.raises(iproute.IprouteError) as err:
-        iproute.apply(run, [Op('bridge', 'fdb x')])
+        iproute.apply(run, [Op('bridge', 'fdb x')], IPV4)
     assert err.value.command == 'bridge -batch (1 lines)'
     assert err.value.partial  # how far it got is unknown
 
 
 def test_apply_unknown_tool():
     with pytest.raises(ValueError):
-        iproute.apply(FakeRun(), [Op('sh', 'rm -rf /')])
+        iproute.apply(FakeRun(), [Op('sh', 'rm -rf /')], IPV4)
 
 
 def test_route_get_single_process_maps_results():
@@ -122,7 +123,7 @@ def test_route_get_single_process_maps_results():
             seen['batch'] = handle.read()
         seen['path'] = argv[4]
         return 1, out, 'RTNETLINK answers: Network is unreachable'
-    found = iproute.route_get(run, ['198.18.0.12', '10.1.1.1', '192.0.2.9', '198.18.0.12'])
+    found = iproute.route_get(run, ['198.18.0.12', '10.1.1.1', '192.0.2.9', '198.18.0.12'], IPV4)
     assert seen['batch'] == 'route get 198.18.0.12\nroute get 10.1.1.1\nroute get 192.0.2.9\n'
     assert not os.path.exists(seen['path'])
     assert found['198.18.0.12'][0]['dev'] == 'eth0'
@@ -132,7 +133,7 @@ def test_route_get_single_process_maps_results():
 
 def test_route_get_no_ips_no_process():
     run = FakeRun()
-    assert iproute.route_get(run, []) == {}
+    assert iproute.route_get(run, [], IPV4) == {}
     assert run.calls == []
 
 

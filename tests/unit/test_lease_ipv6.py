@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     Lease, LeaseError, check_node_ip, subnet_key, subnets_from_key, vtep_mac)
@@ -40,16 +41,16 @@ def test_host_gw_and_ipv6_only():
     only6 = Lease.make(None, None, 'vxlan', 1, None, subnet6='fd00:20:0:1::/64',
                        public_ip6='fd53:18:0:1::11', vtep_mac6=MAC6)
     assert only6.key == 'fd00:20:0:1::-64' and only6.families == ('ipv6',)
-    assert only6.view('ipv4') is None
+    assert only6.view(IPV4) is None
     assert Lease.from_store(*only6.to_store()) == only6
 
 
 def test_view_is_one_family_in_ipv4_names():
-    v6 = dual().view('ipv6')
+    v6 = dual().view(IPV6)
     assert (v6.subnet, v6.public_ip, v6.vtep_mac, v6.subnet6) == (
         'fd00:20:0:1::/64', 'fd53:18:0:1::11', MAC6, None)
-    assert dual().view('ipv4') == Lease('172.20.1.0/24', '198.18.0.11', 'vxlan', 1, MAC)
-    peer, net = Lease.parse_peer(dual().as_peer(), family='ipv6')
+    assert dual().view(IPV4) == Lease('172.20.1.0/24', '198.18.0.11', 'vxlan', 1, MAC)
+    peer, net = Lease.parse_peer(dual().as_peer(), family=IPV6)
     assert peer == dual() and net == ipv6.parse_net('fd00:20:0:1::/64')
 
 
@@ -68,7 +69,7 @@ def test_keys_round_trip():
                                        ('::1', 'loopback'), ('198.18.0.1', 'not an IPv6')])
 def test_bad_node_ipv6(addr, why):
     with pytest.raises(LeaseError, match=why):
-        check_node_ip(addr, 'public_ip6', 'ipv6')
+        check_node_ip(addr, 'public_ip6', IPV6)
 
 
 def test_missing_ipv6_parts_are_named():

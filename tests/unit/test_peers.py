@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import classify_peers, decide_direct, on_link, validate_peers
 from ansible_collections.kubeasz.network.tests.unit.netstate import NET, OWN, peer, LOOKUPS
@@ -35,36 +36,36 @@ def test_validate_peer_errors(bad, message):
     raw = peer(2)
     raw.update(bad)
     with pytest.raises(DataplaneError, match=message):
-        validate_peers([raw], NET, OWN)
+        validate_peers([raw], IPV4, NET, OWN)
 
 
 def test_validate_peers_refuses_a_shared_vtep_mac():
     twin = dict(peer(3), vtep_mac=peer(2)['vtep_mac'])
     with pytest.raises(DataplaneError, match=r'peers\[1\] \(198.18.0.13\) vtep_mac: .* is also the '
                        r'VtepMAC of peers\[0\] \(198.18.0.12\)'):
-        validate_peers([peer(2), twin], NET, OWN)
+        validate_peers([peer(2), twin], IPV4, NET, OWN)
 
 
 def test_validate_peers_overlaps():
     with pytest.raises(DataplaneError, match=r'peers\[1\].*overlaps peers\[0\]'):
-        validate_peers([peer(2), peer(2, '198.18.0.40')], NET, OWN)
+        validate_peers([peer(2), peer(2, '198.18.0.40')], IPV4, NET, OWN)
     with pytest.raises(DataplaneError, match="overlaps this node's subnet"):
-        validate_peers([peer(1)], NET, OWN)
+        validate_peers([peer(1)], IPV4, NET, OWN)
     with pytest.raises(DataplaneError, match='must be a dict'):
-        validate_peers(['x'], NET)
+        validate_peers(['x'], IPV4, NET)
 
 
 def test_validate_peers_normalises():
     raw = peer(2)
     raw['vtep_mac'] = raw['vtep_mac'].upper()
-    (p,) = validate_peers([raw], NET, OWN)
+    (p,) = validate_peers([raw], IPV4, NET, OWN)
     assert p.vtep_mac == raw['vtep_mac'].lower() and p.subnet == '172.20.2.0/24'
 
 
 # ---------------------------------------------------------- classification
 
 def test_classify_peers_direct_routing_rule():
-    peers = validate_peers([peer(2), peer(3, '198.18.1.13'), peer(4, '198.18.0.14')], NET)
+    peers = validate_peers([peer(2), peer(3, '198.18.1.13'), peer(4, '198.18.0.14')], IPV4, NET)
     lookups = {'198.18.0.12': [{'dst': '198.18.0.12', 'dev': 'eth0'}],
                '198.18.1.13': [{'dst': '198.18.1.13', 'gateway': '198.18.0.1', 'dev': 'eth0'}],
                '198.18.0.14': [{'dst': '198.18.0.14', 'dev': 'eth0'}, {'dst': '198.18.0.14', 'dev': 'eth1'}]}
@@ -89,15 +90,15 @@ def test_classify_accepts_peer_dicts():
 
 
 def test_decide_direct_takes_a_given_decision_without_lookups():
-    peers = validate_peers([peer(2), peer(3, '198.18.1.13')], NET)
+    peers = validate_peers([peer(2), peer(3, '198.18.1.13')], IPV4, NET)
     calls = []
 
     def run(argv, data=None):
         calls.append(argv)
         return 0, '', ''
-    direct, vxlan = decide_direct(run, peers, True, [peer(3, '198.18.1.13')])
+    direct, vxlan = decide_direct(run, peers, True, IPV4, [peer(3, '198.18.1.13')])
     assert [p.public_ip for p in direct] == ['198.18.1.13'] and [p.public_ip for p in vxlan] == ['198.18.0.12']
-    assert decide_direct(run, peers, False, [peer(2)]) == ([], peers) and calls == []
+    assert decide_direct(run, peers, False, IPV4, [peer(2)]) == ([], peers) and calls == []
 
 
 # ------------------------------------------------------------------ IPv6
@@ -105,11 +106,11 @@ def test_decide_direct_takes_a_given_decision_without_lookups():
 def test_validate_peers6_views_skips_and_wholes():
     raws = [peer6(2), peer(3), peer6(4, v4=False)]
     wholes = {}
-    views = validate_peers(raws, NET6, OWN6, 'ipv6', wholes)
+    views = validate_peers(raws, IPV6, NET6, OWN6, wholes)
     assert [(v.subnet, v.public_ip) for v in views] == [('fd00:20:0:2::/64', 'fd53::12'), ('fd00:20:0:4::/64', 'fd53::14')]
     assert wholes[views[0]].subnet == '172.20.2.0/24' and wholes[views[1]].subnet is None
     # the IPv4 call: the IPv6-only peer is skipped, the dual-stack one is its IPv4 view
-    v4 = validate_peers(raws, NET, OWN, 'ipv4', {})
+    v4 = validate_peers(raws, IPV4, NET, OWN, {})
     assert [v.subnet for v in v4] == ['172.20.2.0/24', '172.20.3.0/24'] and v4[0].subnet6 is None
 
 
@@ -125,27 +126,27 @@ def test_validate_peers6_refuses(bad, message):
     raw = peer6(2)
     raw.update(bad)
     with pytest.raises(DataplaneError, match=message):
-        validate_peers([raw], NET6, OWN6, 'ipv6')
+        validate_peers([raw], IPV6, NET6, OWN6)
 
 
 def test_validate_peers6_overlaps_and_macs():
     twin = peer6(3, 'fd53::13')
     twin['vtep_mac6'] = peer6(2)['vtep_mac6']
     with pytest.raises(DataplaneError, match=r'peers\[1\] \(fd53::13\) vtep_mac6: .* also the VtepMAC of peers\[0\]'):
-        validate_peers([peer6(2), twin], NET6, family='ipv6')
+        validate_peers([peer6(2), twin], IPV6, NET6)
     other = peer6(3, 'fd53::13')
     other['subnet6'] = 'fd00:20:0:2::/64'
     with pytest.raises(DataplaneError, match=r'peers\[1\] \(fd53::13\) subnet6: fd00:20:0:2::/64 overlaps peers\[0\]'):
-        validate_peers([peer6(2), other], NET6, family='ipv6')
+        validate_peers([peer6(2), other], IPV6, NET6)
 
 
 def test_decide_direct6():
-    peers = validate_peers([peer6(2), peer6(3, 'fd53:1::13')], NET6, family='ipv6')
+    peers = validate_peers([peer6(2), peer6(3, 'fd53:1::13')], IPV6, NET6)
     kernel = FakeKernel({}, LOOKUPS6)
-    direct, vxlan = decide_direct(kernel, peers, True, family='ipv6')
+    direct, vxlan = decide_direct(kernel, peers, True, IPV6)
     assert [p.public_ip for p in direct] == ['fd53::12'] and [p.public_ip for p in vxlan] == ['fd53:1::13']
     assert kernel.calls[0][:5] == ['ip', '-6', '-force', '-json', '-batch']
     # given: whole peer dicts, matched by public_ip6
     kernel = FakeKernel({})
-    assert decide_direct(kernel, peers, True, [peer6(3, 'fd53:1::13')], 'ipv6') == (peers[1:], peers[:1])
+    assert decide_direct(kernel, peers, True, IPV6, [peer6(3, 'fd53:1::13')]) == (peers[1:], peers[:1])
     assert kernel.calls == []

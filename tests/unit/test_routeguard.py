@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import guard as rg
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import cli as routeguard_cli
 from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules as tr
@@ -45,9 +46,9 @@ def observed(routes=(), links=('eth0', 'flannel.1')):
 # ------------------------------------------------------------------ state file
 
 def test_route_lines_from_direct_route_parse_to_routes():
-    assert rg.parse_route_line(DIRECT) == Route('172.20.2.0/24', '198.18.0.12', None, False)
-    assert rg.parse_route_line(HOSTGW) == Route('172.20.3.0/24', '198.18.0.13', 'eth0', False)
-    assert rg.parse_route_line(VXLAN) == Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)
+    assert rg.parse_route_line(DIRECT, IPV4) == Route('172.20.2.0/24', '198.18.0.12', None, False)
+    assert rg.parse_route_line(HOSTGW, IPV4) == Route('172.20.3.0/24', '198.18.0.13', 'eth0', False)
+    assert rg.parse_route_line(VXLAN, IPV4) == Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)
 
 
 @pytest.mark.parametrize('line, words', [
@@ -63,7 +64,7 @@ def test_route_lines_from_direct_route_parse_to_routes():
 ])
 def test_bad_route_lines_are_named(line, words):
     with pytest.raises(rg.RouteGuardError, match=words):
-        rg.parse_route_line(line)
+        rg.parse_route_line(line, IPV4)
 
 
 def test_state_accepts_lines_and_dicts():

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules as tr
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
@@ -84,11 +85,11 @@ def test_iptables_rules_are_flanneld_s_in_its_order():
         '-A FLANNEL-FWD -s 172.20.0.0/16 %s -j ACCEPT' % FWD,
         '-A FLANNEL-FWD -d 172.20.0.0/16 %s -j ACCEPT' % FWD,
         '-A FORWARD %s -j FLANNEL-FWD' % FWD, 'COMMIT', ''])
-    assert tr.nft_input(tr.plan(EMPTY, want())) == ''
+    assert tr.nft_input(tr.plan(EMPTY, want()), IPV4) == ''
 
 
 def test_nft_rules_are_flanneld_s_in_its_order():
-    text = tr.nft_input(tr.plan(EMPTY, want(mode='nftables')))
+    text = tr.nft_input(tr.plan(EMPTY, want(mode='nftables')), IPV4)
     assert text.splitlines() == [
         'add table ip flannel-ipv4 { comment "rules for flannel-ipv4" ; }',
         'add chain ip flannel-ipv4 postrtg { type nat hook postrouting priority srcnat ; '
@@ -114,7 +115,7 @@ def test_without_random_fully_masquerade_is_plain():
 
 
 def test_plan_lines_name_each_transaction():
-    lines = tr.plan_lines(tr.plan(saved_state(), want(mode='nftables')))
+    lines = tr.plan_lines(tr.plan(saved_state(), want(mode='nftables')), IPV4)
     assert lines[0] == '# iptables-restore -w 5 --noflush'
     assert '# nft -f -' in lines and lines.index('# nft -f -') > lines.index('COMMIT')
 
@@ -199,7 +200,7 @@ def test_switch_to_nftables_removes_every_iptables_chain_of_ours():
 def test_switch_back_to_iptables_removes_the_nft_table():
     ops = tr.plan(nft_state(), want())
     assert ops[-1] == tr.DropTable('flannel-ipv4')
-    assert tr.nft_input(ops) == 'delete table ip flannel-ipv4\n'
+    assert tr.nft_input(ops, IPV4) == 'delete table ip flannel-ipv4\n'
 
 
 def test_a_chain_with_another_hook_is_recreated():
@@ -387,19 +388,19 @@ def want6(**kwargs):
 
 
 def saved6_state(text=SAVED6):
-    return tr.RuleState(tr.iptables_state(tr.parse_iptables_save(text)), None, 'ipv6')
+    return tr.RuleState(tr.iptables_state(tr.parse_iptables_save(text)), None, IPV6)
 
 
 def nft6_state():
-    return tr.RuleState({}, tr.parse_nft_table(NFT6_JSON), 'ipv6')
+    return tr.RuleState({}, tr.parse_nft_table(NFT6_JSON), IPV6)
 
 
-EMPTY6 = tr.RuleState({}, None, 'ipv6')
+EMPTY6 = tr.RuleState({}, None, IPV6)
 
 
 def test_the_family_table_holds_what_differs():
-    assert sorted(tr.FAMILIES) == ['ipv4', 'ipv6']
-    six = tr.FAMILIES['ipv6']
+    assert sorted(FAMILIES) == ['ipv4', 'ipv6']
+    six = IPV6
     assert (six.save, six.restore, six.nft_family, six.nft_table, six.multicast) == (
         'ip6tables-save', 'ip6tables-restore', 'ip6', 'flannel-ipv6', 'ff00::/8')
     assert (tr.MULTICAST, tr.NFT_TABLE) == ('224.0.0.0/4', 'flannel-ipv4')
@@ -420,11 +421,11 @@ def test_ip6tables_rules_are_flanneld_s_masqIP6Rules_and_forwardRules():
         '-A FLANNEL-FWD -s fd00:20::/56 %s -j ACCEPT' % FWD,
         '-A FLANNEL-FWD -d fd00:20::/56 %s -j ACCEPT' % FWD,
         '-A FORWARD %s -j FLANNEL-FWD' % FWD, 'COMMIT', ''])
-    assert tr.plan_lines(tr.plan(EMPTY6, want6()), 'ipv6')[0] == '# ip6tables-restore -w 5 --noflush'
+    assert tr.plan_lines(tr.plan(EMPTY6, want6()), IPV6)[0] == '# ip6tables-restore -w 5 --noflush'
 
 
 def test_nft_ip6_table_is_flanneld_s():
-    text = tr.nft_input(tr.plan(EMPTY6, want6(mode='nftables')), 'ipv6')
+    text = tr.nft_input(tr.plan(EMPTY6, want6(mode='nftables')), IPV6)
     assert text.splitlines() == [
         'add table ip6 flannel-ipv6 { comment "rules for flannel-ipv6" ; }',
         'add chain ip6 flannel-ipv6 postrtg { type nat hook postrouting priority srcnat ; '
@@ -452,10 +453,10 @@ def test_ipv6_nodes_in_sync_need_nothing():
 def test_ipv6_mode_switch_and_absent_touch_the_ip6_table_only():
     ops = tr.plan(nft6_state(), want6())
     assert ops[-1] == tr.DropTable('flannel-ipv6')
-    assert tr.nft_input(ops, 'ipv6').splitlines()[-1] == 'delete table ip6 flannel-ipv6'
+    assert tr.nft_input(ops, IPV6).splitlines()[-1] == 'delete table ip6 flannel-ipv6'
     absent = tr.plan(nft6_state(), tr.desired_state(spec6(), 'absent'))
-    assert tr.nft_input(absent, 'ipv6') == 'delete table ip6 flannel-ipv6\n'
-    assert tr.nft_input(tr.plan(nft6_state(), want6(mode='nftables', ip_masq=False)), 'ipv6') == (
+    assert tr.nft_input(absent, IPV6) == 'delete table ip6 flannel-ipv6\n'
+    assert tr.nft_input(tr.plan(nft6_state(), want6(mode='nftables', ip_masq=False)), IPV6) == (
         'flush chain ip6 flannel-ipv6 postrtg\ndelete chain ip6 flannel-ipv6 postrtg\n')
 
 
@@ -476,7 +477,7 @@ def test_plans_never_mix_families():
 
 def test_ipv6_cidrs_are_canonical_rfc5952():
     got = tr.rule_spec(dict(family='ipv6', network='FD00:0020:0000::/56', subnet='fd00:20:0:1:0:0:0:0/64'))
-    assert (got.network, got.subnet, got.family) == (NET6, OWN6, 'ipv6')
+    assert (got.network, got.subnet, got.family) == (NET6, OWN6, IPV6)
 
 
 @pytest.mark.parametrize('params, words', [
@@ -510,11 +511,11 @@ def test_rule_spec_stays_backward_compatible():
 
 def test_find_tools_takes_the_family_s_iptables():
     which = fake_tools('iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'nft')
-    assert tr.find_tools(which) == tr.Tools('/usr/sbin/iptables-save', '/usr/sbin/iptables-restore',
-                                            '/usr/sbin/nft', 'ipv4')
-    assert tr.find_tools(which, 'ipv6') == tr.Tools('/usr/sbin/ip6tables-save', '/usr/sbin/ip6tables-restore',
-                                                    '/usr/sbin/nft', 'ipv6')
-    assert tr.find_tools(fake_tools('ip6tables-save'), 'ipv6').iptables_save is None
+    assert tr.find_tools(which, IPV4) == tr.Tools('/usr/sbin/iptables-save', '/usr/sbin/iptables-restore',
+                                                  '/usr/sbin/nft', IPV4)
+    assert tr.find_tools(which, IPV6) == tr.Tools('/usr/sbin/ip6tables-save', '/usr/sbin/ip6tables-restore',
+                                                  '/usr/sbin/nft', IPV6)
+    assert tr.find_tools(fake_tools('ip6tables-save'), IPV6).iptables_save is None
 
 
 def test_missing_ip6tables_names_the_tools_and_the_package():
@@ -569,7 +570,7 @@ def test_ipv6_absent_removes_the_ipv6_rules_only():
 
 
 def test_random_fully_follows_the_ip6tables_version():
-    tools = tr.Tools('/sbin/ip6tables-save', '/sbin/ip6tables-restore', None, 'ipv6')
+    tools = tr.Tools('/sbin/ip6tables-save', '/sbin/ip6tables-restore', None, IPV6)
     run = recording_runner({'--version': (0, 'ip6tables-save v1.6.1\n', '')})
     assert tr.random_fully_supported(run, tools, 'iptables') is False
     assert run.calls[0][0] == ['/sbin/ip6tables-save', '--version']
@@ -673,8 +674,8 @@ def test_a_drop_policy_in_another_nft_table_stops_the_run_before_any_change():
 def test_forward_drops_seen_per_family():
     chains = nft_chains(('ip6', 'fw6', 'fwd', 'forward', 'drop'), ('ip', 'filter', 'FORWARD', 'forward', 'drop'),
                         ('inet', 'all', 'fwd', 'forward', 'drop'), ('ip', 'x', 'fwd', 'forward', 'accept'))
-    assert tr.nft_forward_drops(chains, 'ipv4') == (tr.ForwardDrop('nft', 'inet all', 'fwd'),)
-    assert tr.nft_forward_drops(chains, 'ipv6') == (tr.ForwardDrop('nft', 'ip6 fw6', 'fwd'),
-                                                    tr.ForwardDrop('nft', 'inet all', 'fwd'))
+    assert tr.nft_forward_drops(chains, IPV4) == (tr.ForwardDrop('nft', 'inet all', 'fwd'),)
+    assert tr.nft_forward_drops(chains, IPV6) == (tr.ForwardDrop('nft', 'ip6 fw6', 'fwd'),
+                                                  tr.ForwardDrop('nft', 'inet all', 'fwd'))
     assert tr.iptables_forward_drops(SAVED_DROP) == (tr.IPTABLES_FORWARD,)
     assert tr.iptables_forward_drops(SAVED_DROP.replace('FORWARD DROP', 'FORWARD ACCEPT')) == ()

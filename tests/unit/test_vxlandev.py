@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import vxlan_link
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import Op
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, check_mac
@@ -70,8 +71,8 @@ def test_plan_vxlan_link_fix_in_place():
 
 
 def test_plan_vxlan_absent():
-    assert raw(plan_vxlan_absent(observed([flannel()]), 'flannel.1')) == [Op('ip', 'link del flannel.1')]
-    assert plan_vxlan_absent(observed(), 'flannel.1') == []
+    assert raw(plan_vxlan_absent(observed([flannel()]), 'flannel.1', IPV4)) == [Op('ip', 'link del flannel.1')]
+    assert plan_vxlan_absent(observed(), 'flannel.1', IPV4) == []
 
 
 # ------------------------------------------------- stale flannel.<n> devices
@@ -115,7 +116,7 @@ def test_unknown_state_is_refused():
 
 def spec6(**kw):
     base = dict(name='flannel-v6.1', local='fd53::11', mtu=1430, mac=MAC61, address='fd00:20:0:1::',
-                network=NET6, family='ipv6')
+                network=NET6, family=IPV6)
     base.update(kw)
     return spec(**base)
 
@@ -167,14 +168,14 @@ def test_plan_vxlan_link6_recreate(change):
 
 def test_vxlan_link6_spec_from_params_and_the_kernel_mtu_cap():
     got = vxlan_link_spec(observed6(), dict(vni=1, iface='eth0', address='fd00:20:0:1::/64',
-                                            network='fd00:20::/56', mtu=1450), 'ipv6')
+                                            network='fd00:20::/56', mtu=1450), IPV6)
     assert got == spec6(network='fd00:20::/56')   # local: the first global IPv6 address, not fe80::1
     assert got.mtu == 1430 and got.mac == MAC61 and str(NET6) == got.network
     jumbo = observed6()
     jumbo['addr'] = jumbo['link'] = [eth0_6(9000)]
-    assert vxlan_link_spec(jumbo, dict(vni=1, iface='eth0', address='fd00:20:0:1::'), 'ipv6').mtu == 8930
+    assert vxlan_link_spec(jumbo, dict(vni=1, iface='eth0', address='fd00:20:0:1::'), IPV6).mtu == 8930
     given = vxlan_link_spec(observed6(), dict(vni=1, iface='eth0', address='fd00:20:0:1::',
-                                              local_ip='FD53:0::11', mtu=1300), 'ipv6')
+                                              local_ip='FD53:0::11', mtu=1300), IPV6)
     assert (given.local, given.mtu) == ('fd53::11', 1300)
 
 
@@ -187,13 +188,13 @@ def test_vxlan_link6_spec_refuses(kw, message):
     params = dict(vni=1, iface='eth0', address='fd00:20:0:1::')
     params.update(kw)
     with pytest.raises(DataplaneError, match=message):
-        vxlan_link_spec(observed6(), params, 'ipv6')
+        vxlan_link_spec(observed6(), params, IPV6)
 
 
 def test_vxlan_link6_needs_a_global_address():
     obs = observed()   # eth0 has only fe80::1
     with pytest.raises(DataplaneError, match='eth0 has no global IPv6 address'):
-        vxlan_link_spec(obs, dict(vni=1, iface='eth0', address='fd00:20:0:1::'), 'ipv6')
+        vxlan_link_spec(obs, dict(vni=1, iface='eth0', address='fd00:20:0:1::'), IPV6)
 
 
 def test_absent6_removes_only_flannel_v6_devices():

@@ -19,6 +19,8 @@ import re
 import tempfile
 from collections import namedtuple
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
+
 
 def _op(name, fields, tool, fmt):
     """A typed operation of a plan: a namedtuple whose ``-batch`` line is ``fmt % self``, or
@@ -69,19 +71,20 @@ RouteDel = _op('RouteDel', ['dst', 'gateway', 'dev', 'metric', 'rtype'], 'ip', l
 Sysctl = _op('Sysctl', ['key', 'value'], 'sysctl', '-w %s=%s')
 
 
-TABLE_ARGV = {
-    'link': ['ip', '-json', '-details', 'link', 'show'],
-    'addr': ['ip', '-json', 'addr', 'show'],
-    'route': ['ip', '-4', '-json', 'route', 'show', 'table', 'main'],
-    'neigh': ['ip', '-json', 'neigh', 'show'],
-    'fdb': ['bridge', '-json', 'fdb', 'show'],
-}
-# IPv6: the same tables, routes and neighbours of the IPv6 family (link, addr and FDB are shared)
-TABLE_ARGV6 = dict(TABLE_ARGV, route=['ip', '-6', '-json', 'route', 'show', 'table', 'main'],
-                   neigh=['ip', '-6', '-json', 'neigh', 'show'])
-_TABLES = {'ipv4': TABLE_ARGV, 'ipv6': TABLE_ARGV6}
-# the family switch of a batch of ``ip`` commands (IPv4: none, as before)
-_IP_FAMILY_ARGS = {'ipv4': [], 'ipv6': ['-6']}
+def table_argv(family):
+    """The command of each table ``observe()`` reads, for ``family``: routes of the family
+    (``ip -4``/``ip -6``), neighbours of IPv6 with ``-6`` (IPv4: every neighbour, as always);
+    link, addr and FDB are the same for both."""
+    return {
+        'link': ['ip', '-json', '-details', 'link', 'show'],
+        'addr': ['ip', '-json', 'addr', 'show'],
+        'route': ['ip', family.ip_flag, '-json', 'route', 'show', 'table', 'main'],
+        'neigh': ['ip'] + list(family.ip_args) + ['-json', 'neigh', 'show'],
+        'fdb': ['bridge', '-json', 'fdb', 'show'],
+    }
+
+
+TABLE_ARGV = table_argv(IPV4)
 
 _FAILED_LINE = re.compile(r'Command failed (?:-|\S+):(\d+)')
 
@@ -121,15 +124,16 @@ def parse_json_lines(text):
     return json.loads('[%s]' % ','.join(lines)) if lines else []
 
 
-def observe(run, tables, where=None, family='ipv4'):
+def observe(run, tables, where=None, family=None):
     """Return {table: parsed rows} for the given table names (one process each).
 
     where: {table: [filter argv]} appended to the table's command, e.g.
     {'link': ['type', 'vxlan'], 'neigh': ['dev', 'flannel.1', 'nud', 'permanent']}:
     the kernel filters, so a node with many entries costs less to read.
-    family: 'ipv6' reads the IPv6 routes and neighbours (``ip -6 -json``).
+    family: the Family whose routes and neighbours are read (``ip -6 -json`` for IPv6); None for
+    the tables of no family (link, addr, fdb) and, as before the families, IPv4's routes.
     """
-    argvs = _TABLES[family]
+    argvs = TABLE_ARGV if family is None else table_argv(family)
     result = {}
     for table in tables:
         if table not in argvs:
@@ -151,7 +155,7 @@ def sysctl_get(run, key):
     return out.strip() if rc == 0 else None
 
 
-def route_get(run, ips, family='ipv4'):
+def route_get(run, ips, family):
     """Kernel route lookups for ``ips`` in one ``ip [-6] -force -json -batch FILE`` process.
 
     Returns {ip: [route, ...]}; an address the kernel cannot route maps to [].
@@ -166,7 +170,7 @@ def route_get(run, ips, family='ipv4'):
     try:
         with os.fdopen(fd, 'w') as handle:
             handle.write(''.join('route get %s\n' % ip for ip in ips))
-        argv = ['ip'] + _IP_FAMILY_ARGS[family] + ['-force', '-json', '-batch', path]
+        argv = ['ip'] + list(family.ip_args) + ['-force', '-json', '-batch', path]
         dummy, out, dummy2 = run(argv)  # unreachable: expected
     finally:
         os.unlink(path)
@@ -198,14 +202,12 @@ def failed_index(stderr, lines):
 
 def _command(tool, family):
     """The command a tool's batch runs under: ``ip -6`` for the IPv6 family."""
-    return [tool] + _IP_FAMILY_ARGS[family] if tool == 'ip' else [tool]
+    return [tool] + list(family.ip_args) if tool == 'ip' else [tool]
 
 
-def op_text(ops, family='ipv4'):
+def op_text(ops, family):
     """A plan as commands, e.g. ["ip route del ...", "bridge fdb replace ..."] (the modules' ``plan``);
     IPv6: "ip -6 route replace ..."."""
-    if family == 'ipv4':
-        return ['%s %s' % (op.tool, op.batch_line()) for op in ops]
     return ['%s %s' % (' '.join(_command(op.tool, family)), op.batch_line()) for op in ops]
 
 
@@ -217,7 +219,7 @@ def _sysctl(run, lines, done):
         done.append('sysctl %s' % line)
 
 
-def apply(run, ops, family='ipv4'):
+def apply(run, ops, family):
     """Apply a plan: one ``<tool> -batch -`` process per group of ops (``ip -6 -batch -`` for
     the IPv6 family), one ``sysctl`` process per Sysctl op."""
     done = []

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """IPv6 twin of ``ipv4``: the same functions on 128-bit integers (the network arithmetic is
 ipv4's with this family's masks), so the dataplane code takes
-either module for a family (``ipfamily.module_for``). Text is RFC 5952 (``inet_ntop``), as Go
+either module for a family (``family.Family`` carries its functions). Text is RFC 5952 (``inet_ntop``), as Go
 and iproute2 print it. Standard library only (runs on the managed node).
 """
 

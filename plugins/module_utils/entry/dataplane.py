@@ -4,8 +4,9 @@
 """The dataplane entry points of the vxlan_link and direct_route modules (observe -> plan -> apply)
 and their AnsibleModule glue; the planning lives beside it, one concern per file.
 
-One call is of one family (``family``: ipv4, the default, or ipv6: ``flannel-v6.<VNI>``, ``ip -6``):
-the peers are passed whole and each is worked on as its view of the family (docs/dual-stack.md).
+One call is of one family (the ``family`` option: ipv4, the default, or ipv6: ``flannel-v6.<VNI>``,
+``ip -6``), turned into its Family once here and passed down: the peers are passed whole and each is
+worked on as its view of the family (docs/dual-stack.md).
 
 Standard library only (runs on the managed node).
 """
@@ -17,7 +18,7 @@ import functools
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import external_interface, links_by_name
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6, family_named
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, DataplaneError, check_vni
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.neighfdb import device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import (
@@ -26,7 +27,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import 
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import (
     desired_routes, observed_route_text, owned_routes, plan_routes, route_key, route_matches, route_text)
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import (
-    DEVICE_PREFIX, accept_ra_key, device_name, devices_text, flannel_devices, iface6_name,
+    accept_ra_key, devices_text, flannel_devices, iface6_name,
     plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_text, vxlan_link_spec)
 
 VXLAN_STATES = ('present', 'absent', 'prune')
@@ -77,28 +78,31 @@ def text(lines):
     return ''.join(line + '\n' for line in lines)
 
 
-def _family(params):
-    family = params.get('family') or 'ipv4'
-    if family not in FAMILIES:
-        raise DataplaneError('family: %r is not one of %s' % (family, ', '.join(FAMILIES)))
-    return family
+def family_option(params):
+    """The Family of the module's ``family`` option (unset: ipv4, the option's default): the one
+    place the option's text becomes the Family the rest is given."""
+    try:
+        return family_named(params.get('family') or 'ipv4')
+    except ValueError as exc:
+        raise DataplaneError(str(exc))
 
 
-def _cidr(value, what, strict=False, family='ipv4'):
+def _cidr(value, what, family, strict=False):
     """(int, prefix) of a required CIDR parameter."""
     if not value:
         raise DataplaneError('%s is required' % what)
     try:
-        return module_for(family).parse_net(value, strict=strict)
+        return family.parse_net(value, strict=strict)
     except ValueError as exc:
-        raise DataplaneError('%s: %r is not an %s network (%s)' % (what, value, LABEL[family], exc))
+        raise DataplaneError('%s: %r is not an %s network (%s)' % (what, value, family.label, exc))
 
 
-def _finish(run, result, ops, diff, check_mode, apply, family='ipv4'):
+def _finish(run, result, ops, diff, check_mode, apply, family):
     """Apply (unless check mode) and report; diff: a function returning (before, after) lines,
-    called only when a diff is wanted (with thousands of peers the text is not free)."""
+    called only when a diff is wanted (with thousands of peers the text is not free). ``apply``:
+    ``apply(run, ops)`` injected in its place (default: ``iproute.apply`` of the family)."""
     if ops and not check_mode:
-        (apply or (iproute.apply if family == 'ipv4' else functools.partial(iproute.apply, family=family)))(run, ops)
+        (apply or functools.partial(iproute.apply, family=family))(run, ops)
     result.update(changed=bool(ops), plan=iproute.op_text(ops, family))
     if diff is not None:
         before, after = diff()
@@ -108,7 +112,7 @@ def _finish(run, result, ops, diff, check_mode, apply, family='ipv4'):
 
 # ------------------------------------------------------------------ vxlan_link
 
-def _vxlan_absent(run, name, prune, family='ipv4'):
+def _vxlan_absent(run, name, prune, family):
     """state=absent: delete flannel.<VNI> and every other flannel.<n>;
     state=prune: delete only the others (flanneld owns flannel.<VNI>). IPv6: flannel-v6.*."""
     observed = iproute.observe(run, ['link', 'addr'], VXLAN_LINKS)
@@ -125,32 +129,32 @@ def _vxlan_absent(run, name, prune, family='ipv4'):
     return result, ops, diff
 
 
-def _observe_vxlan(run, name, family='ipv4'):
+def _observe_vxlan(run, name, family):
     """link (vxlan only) and addr; neigh and FDB of name only when it exists (IPv6: ``ip -6``
     neighbours, and the device's accept_ra)."""
     observed = iproute.observe(run, ['link', 'addr'], VXLAN_LINKS)
     if name in links_by_name({'link': observed['link']}):
         observed.update(iproute.observe(run, ['neigh', 'fdb'], {
             'neigh': ['dev', name, 'nud', 'permanent'], 'fdb': ['dev', name]}, family))
-        if family == 'ipv6':
+        if family is IPV6:
             observed['accept_ra'] = {name: iproute.sysctl_get(run, accept_ra_key(name))}
     return observed
 
 
-def _vxlan_present(run, params, name, family='ipv4'):
-    network = _cidr(params['network'], 'network', family=family) if params.get('network') else None
+def _vxlan_present(run, params, name, family):
+    network = _cidr(params['network'], 'network', family) if params.get('network') else None
     wholes = {}
-    peers = validate_peers(params.get('peers'), network, family=family, wholes=wholes)
+    peers = validate_peers(params.get('peers'), family, network, wholes=wholes)
     observed = _observe_vxlan(run, name, family)
     spec = vxlan_link_spec(observed, params, family)
-    check_peers_vs_address(peers, spec.address, spec.local, family)
+    check_peers_vs_address(peers, spec.address, family, spec.local)
     wanted, ignored = split_by_backend(peers, 'vxlan')
-    direct, vxlan = decide_direct(run, wanted, params.get('direct_routing'), family=family)
+    direct, vxlan = decide_direct(run, wanted, params.get('direct_routing'), family)
     link_ops, fresh = plan_vxlan_link(observed, spec)
     # a new MAC on the device makes the kernel flush its neighbour entries, permanent ones too
     # (a device flanneld made, with a MAC of its own): plan every neighbour again after it
     remac = any(isinstance(op, iproute.LinkSet) and op.dev == name and op.attr == 'address' for op in link_ops)
-    ops = link_ops + plan_vxlan_peers(dict(observed, neigh=[]) if remac else observed, name, vxlan, fresh, family)
+    ops = link_ops + plan_vxlan_peers(dict(observed, neigh=[]) if remac else observed, name, vxlan, family, fresh)
 
     def diff():
         return (devices_text(observed, flannel_devices(observed, family), family) + entries_text(
@@ -168,8 +172,8 @@ def vxlan_link(run, params, check_mode=False, apply=None, diff=True):
 
     ``apply`` is iproute.apply (injected so planning stays testable);
     ``diff``: also return before/after text (the module asks only in --diff)."""
-    family = _family(params)
-    name = device_name(check_vni(params.get('vni', 1)), family)
+    family = family_option(params)
+    name = family.device(check_vni(params.get('vni', 1)))
     state = params.get('state', 'present')
     if state not in VXLAN_STATES:
         raise DataplaneError('state: %r is not one of %s' % (state, ', '.join(VXLAN_STATES)))
@@ -182,40 +186,44 @@ def vxlan_link(run, params, check_mode=False, apply=None, diff=True):
 
 # ---------------------------------------------------------------- direct_route
 
-def _host_gw_routes(run, observed, params, peers, family='ipv4'):
-    if family == 'ipv4':
-        iface = external_interface(observed, iface=params.get('iface')).name
-    else:
-        iface = iface6_name(observed, params.get('iface'))
+def _iface4_name(observed, iface):
+    return external_interface(observed, iface=iface).name
+
+
+# the underlay interface's name of each family (until one chooser serves both)
+_IFACE_NAME = {IPV4: _iface4_name, IPV6: iface6_name}
+
+
+def _host_gw_routes(run, observed, params, peers, family):
+    iface = _IFACE_NAME[family](observed, params.get('iface'))
     lookups = iproute.route_get(run, [p.public_ip for p in peers], family) if peers else {}
     check_peers_not_local(peers, lookups)
     problems = host_gw_problems(peers, lookups, iface)
     if problems:
         raise DataplaneError('host-gw needs every peer on the same L2 segment; nothing was '
                              'changed: ' + '; '.join(problems))
-    return peers, [], desired_routes('host-gw', peers, [], iface=iface, family=family)
+    return peers, [], desired_routes('host-gw', peers, [], family, iface=iface)
 
 
-def _vxlan_routes(run, observed, params, peers, warnings, check_mode, family='ipv4'):
+def _vxlan_routes(run, observed, params, peers, warnings, check_mode, family):
     vni = check_vni(params.get('vni', 1))
-    direct, vxlan = decide_direct(run, peers, params.get('direct_routing'), params.get('direct_peers'), family)
-    name = device_name(vni, family)
+    direct, vxlan = decide_direct(run, peers, params.get('direct_routing'), family, params.get('direct_peers'))
+    name = family.device(vni)
     if vxlan and name not in links_by_name({'link': observed.get('link')}):
         message = 'device %s does not exist: run vxlan_link first' % name
         if not check_mode:
             raise DataplaneError(message)
         warnings.append(message + ' (check mode: it would be created by vxlan_link)')
-    return direct, vxlan, desired_routes('vxlan', direct, vxlan, vni, family=family)
+    return direct, vxlan, desired_routes('vxlan', direct, vxlan, family, vni)
 
 
-def _routes_present(run, params, backend, network, own, result, check_mode, family='ipv4'):
+def _routes_present(run, params, backend, network, own, result, check_mode, family):
     if own is None:
         raise DataplaneError('subnet (this node\'s lease subnet) is required with state=present')
-    fam = module_for(family)
-    if not fam.subnet_of(own, network):
-        raise DataplaneError('subnet: %s is not inside network %s' % (fam.net_text(own), fam.net_text(network)))
+    if not family.subnet_of(own, network):
+        raise DataplaneError('subnet: %s is not inside network %s' % (family.net_text(own), family.net_text(network)))
     wholes = {}
-    peers, ignored = split_by_backend(validate_peers(params.get('peers'), network, own, family, wholes), backend)
+    peers, ignored = split_by_backend(validate_peers(params.get('peers'), family, network, own, wholes), backend)
     if backend == 'host-gw':
         observed = iproute.observe(run, ['addr', 'route'], family=family)
         direct, vxlan, want = _host_gw_routes(run, observed, params, peers, family)
@@ -223,8 +231,8 @@ def _routes_present(run, params, backend, network, own, result, check_mode, fami
         observed = iproute.observe(run, ['link', 'route'], VXLAN_LINKS, family)
         direct, vxlan, want = _vxlan_routes(run, observed, params, peers, result['warnings'], check_mode, family)
     if check_mode:   # vxlan_link runs first and deletes the other flannel.<n>: the kernel drops their routes
-        keep = device_name(params.get('vni', 1), family) if backend == 'vxlan' else None
-        prefix = DEVICE_PREFIX[family]
+        keep = family.device(params.get('vni', 1)) if backend == 'vxlan' else None
+        prefix = family.device_prefix
         observed['route'] = [r for r in observed.get('route') or []
                              if not (r.get('dev') or '').startswith(prefix) or r.get('dev') == keep]
     result.update(direct_peers=_out(direct, wholes), vxlan_peers=_out(vxlan, wholes),
@@ -234,26 +242,26 @@ def _routes_present(run, params, backend, network, own, result, check_mode, fami
 
 def direct_route(run, params, check_mode=False, apply=None, diff=True):
     """Make the flannel-owned routes of the main table match params (IPv6 ones for family ipv6)."""
-    family = _family(params)
+    family = family_option(params)
     backend = params.get('backend') or 'vxlan'
     if backend not in BACKENDS:
         raise DataplaneError('backend: %r is not one of %s' % (backend, ', '.join(BACKENDS)))
-    network = _cidr(params.get('network'), 'network', family=family)
-    own = _cidr(params['subnet'], 'subnet', family=family) if params.get('subnet') else None
+    network = _cidr(params.get('network'), 'network', family)
+    own = _cidr(params['subnet'], 'subnet', family) if params.get('subnet') else None
     result = dict(direct_peers=[], vxlan_peers=[], ignored_peers=[], routes=[], warnings=[])
     if params.get('state', 'present') == 'absent':
         observed, want = iproute.observe(run, ['route'], family=family), []
     else:
         observed, want = _routes_present(run, params, backend, network, own, result, check_mode, family)
     owned = owned_routes(observed, network, own, family)
-    ops = plan_routes(observed, want, network, own, owned, family=family)
+    ops = plan_routes(observed, want, network, own, family, owned)
 
     def texts():
         # a route that stays is shown as the kernel has it, before and after (direct ones carry a dev)
-        kept = dict((route_key(r), r) for r in owned)
+        kept = dict((route_key(r, family), r) for r in owned)
 
         def after(w):
             have = kept.get(w.dst)
-            return observed_route_text(have) if have is not None and route_matches(have, w) else route_text(w)
+            return observed_route_text(have) if have is not None and route_matches(have, w, family) else route_text(w)
         return [observed_route_text(r) for r in owned], [after(w) for w in want]
     return _finish(run, result, ops, texts if diff else None, check_mode, apply, family)

@@ -17,9 +17,8 @@ __metaclass__ = type
 import ipaddress
 import socket
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
-
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import addr_link, external_interface, ipv4_addrs
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, kept_vtep_mac, vtep_mac)
@@ -161,28 +160,24 @@ def put(module, path, text):
 def _check_fits(netconf, subnet, subnet6):
     """The leased subnets are this network's (IPv4 and/or IPv6, as the network has them)."""
     families = config_families(netconf)
-    checks = (('ipv4', subnet, netconf.network, netconf.subnet_len),
-              ('ipv6', subnet6, getattr(netconf, 'ipv6_network', None), getattr(netconf, 'ipv6_subnet_len', None)))
-    for family, value, network, subnet_len in checks:
+    for family, value in ((IPV4, subnet), (IPV6, subnet6)):
         if family not in families:
             continue
         if value is None:
-            raise LeaseError('the network has %s but the lease has no %s subnet'
-                             % (('IPv6', 'IPv6') if family == 'ipv6' else ('IPv4', 'IPv4')))
-        net = ipaddress.IPv6Network(value) if family == 'ipv6' else ipaddress.IPv4Network(value)
+            raise LeaseError('the network has %s but the lease has no %s subnet' % (family.label, family.label))
+        network, subnet_len = (getattr(netconf, attr) for attr in family.conf_attrs[:2])
+        net = family.net_cls(value)
         if not net.subnet_of(network) or net.prefixlen != subnet_len:
-            raise LeaseError('subnet%s %s is not a /%d inside network %s'
-                             % ('6' if family == 'ipv6' else '', net, subnet_len, network))
-    return (subnet if 'ipv4' in families else None), (subnet6 if 'ipv6' in families else None)
+            raise LeaseError('%s %s is not a /%d inside network %s' % (family.subnet_key, net, subnet_len, network))
+    return (subnet if IPV4 in families else None), (subnet6 if IPV6 in families else None)
 
 
 def lease_gateways(lease):
     """The pods' gateway addresses of a lease (first address of each subnet, as CIDR text)."""
     gateways = set()
-    for fam, subnet in ((ipv4, lease.subnet), (ipv6, lease.subnet6)):
-        if subnet is not None:
-            net = fam.parse_net(subnet)
-            gateways.add('%s/%d' % (fam.ip_text(net[0] + 1), net[1]))
+    for fam, part in lease.parts.items():
+        net = fam.parse_net(part.subnet)
+        gateways.add('%s/%d' % (fam.ip_text(net[0] + 1), net[1]))
     return gateways
 
 
@@ -205,9 +200,10 @@ def clean_bridge(module, lease):
     if not stale:
         return False, None
     if not module.check_mode:
-        for family, fam_stale in (('ipv4', [a for a in stale if ':' not in a]), ('ipv6', [a for a in stale if ':' in a])):
+        for family in FAMILIES:
+            fam_stale = [a for a in stale if family_of(a) is family]
             if fam_stale:
-                apply(runner, [AddrDel(cidr, BRIDGE) for cidr in fam_stale], family=family)
+                apply(runner, [AddrDel(cidr, BRIDGE) for cidr in fam_stale], family)
     header = '%s addresses' % BRIDGE
     return True, dict(before=''.join('%s\n' % a for a in stale), after='', before_header=header, after_header=header)
 
@@ -264,7 +260,7 @@ def on_node(module, netconf):
     params = module.params
     store = open_store(params)
     public_ip, public_ip6 = params['public_ip'], params.get('public_ip6')
-    ipv6_on = netconf is not None and 'ipv6' in config_families(netconf)
+    ipv6_on = netconf is not None and IPV6 in config_families(netconf)
     if params['store'] == 'kube' and (not public_ip or (ipv6_on and not public_ip6)) and params['state'] != 'absent':
         overwrite, overwrite6 = store.public_ip_overwrites()
         public_ip, public_ip6 = public_ip or overwrite, public_ip6 or (overwrite6 if ipv6_on else None)

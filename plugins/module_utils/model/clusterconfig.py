@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import REFUSED, parse_address, special_range
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import (
+    FAMILIES, IPV4, IPV6, REFUSED, family_of, parse_address, special_range)
 from ansible_collections.kubeasz.network.plugins.module_utils.model.cniconf import checksum, cni_conf, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD, ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import (
-    IPV4, IPV6, MTU_MAX, MTU_MIN, PORT_MAX, Backend, NetConf, NetConfError,
+    MTU_MAX, MTU_MIN, PORT_MAX, Backend, NetConf, NetConfError,
     is_int, backend_dict, backend_json, default_subnet_len, parse_net_conf, to_net_conf)
 
 DATAPLANES = ('flanneld', 'ansible')
@@ -34,20 +35,12 @@ PROXY_MODES = ('iptables', 'ipvs', 'nftables')
 # word, which follows PROXY_MODE (nftables when kube-proxy runs in nftables mode)
 NFTABLES_FOLLOW = 'PROXY_MODE'
 HOSTS_KEYS = ('CLUSTER_NETWORK', 'CLUSTER_CIDR', 'SERVICE_CIDR', 'PROXY_MODE')
-
-
-class _Keys:
-    """One address family's kubeasz keys, with the NetConf family (flannel's numbers) they feed."""
-
-    def __init__(self, fam, cidr, node_len, smin, smax, service_example):
-        self.fam, self.cidr, self.node_len, self.min, self.max = fam, cidr, node_len, smin, smax
-        self.service_example = service_example
-        self.family = 'ipv4' if fam is IPV4 else 'ipv6'
-
-
-KEYS4 = _Keys(IPV4, 'CLUSTER_CIDR', 'NODE_CIDR_LEN', 'FLANNEL_SUBNET_MIN', 'FLANNEL_SUBNET_MAX', '10.68.0.0/16')
-KEYS6 = _Keys(IPV6, 'CLUSTER_CIDR_IPV6', 'NODE_CIDR_LEN_IPV6', 'FLANNEL_SUBNET_MIN_IPV6',
-              'FLANNEL_SUBNET_MAX_IPV6', 'fd00:10::/108')
+# SERVICE_CIDR of a family the pods do not have
+_SERVICE_WITHOUT_PODS = {
+    IPV6: ('%%s: the IPv6 service range %%s needs IPv6 pods; set CLUSTER_CIDR_IPV6 in config.yml, or write '
+           'an IPv4 CIDR such as "%s"' % IPV4.service_example),
+    IPV4: ('%%s: the IPv4 service range %%s is unreachable from IPv6-only pods (FLANNEL_ENABLE_IPV4: false); '
+           'write an IPv6 CIDR such as "%s"' % IPV6.service_example)}
 
 
 class ConfigError(ValueError):
@@ -95,7 +88,7 @@ class ClusterConfig:
             'subnet_min': _text(nc.subnet_min), 'subnet_max': _text(nc.subnet_max),
             'ipv6_network': _text(nc.ipv6_network), 'ipv6_subnet_len': nc.ipv6_subnet_len or None,
             'ipv6_subnet_min': _text(nc.ipv6_subnet_min), 'ipv6_subnet_max': _text(nc.ipv6_subnet_max),
-            'families': list(nc.families),
+            'families': [fam.name for fam in nc.families],
             'enable_nftables': nc.enable_nftables,
             'backend': backend_dict(nc.backend),
         }
@@ -166,9 +159,8 @@ class _Reader:
         return value
 
 
-def _read_cidr(r, key, keys=KEYS4):
-    """The one network of ``keys``' family in ``key`` (CLUSTER_CIDR, CLUSTER_CIDR_IPV6), or None."""
-    fam = keys.fam
+def _read_cidr(r, key, fam):
+    """The one network of ``fam`` in ``key`` (CLUSTER_CIDR, CLUSTER_CIDR_IPV6), or None."""
     example = fam.example
     value = r.raw(key)
     if value is None:
@@ -185,7 +177,7 @@ def _read_cidr(r, key, keys=KEYS4):
                   % (_show(value), key, v4[0], v6[0]))
         else:
             r.bad(key, '%s holds %d networks; write one %s CIDR such as "%s"'
-                  % (_show(value), len(parts), fam.name, example))
+                  % (_show(value), len(parts), fam.label, example))
         return None
     if fam is IPV4 and ':' in text:
         r.bad(key, '%s is an IPv6 CIDR; write an IPv4 one here, such as "%s", and the IPv6 one as '
@@ -196,21 +188,20 @@ def _read_cidr(r, key, keys=KEYS4):
         r.bad(key, '%s is not an IPv6 CIDR; write one such as "%s" (IPv4 pods take CLUSTER_CIDR)'
               % (_show(value), example))
         return None
-    return _check_net(r, key, value, text, keys, example)
+    return _check_net(r, key, value, text, fam, example)
 
 
-def _check_net(r, key, value, text, keys, example):
-    """``text`` as a network of ``keys``' family: a CIDR without zone or host bits, not in a
-    special range (ipfamily.parse_address, ipfamily.special_range)."""
-    fam = keys.fam
+def _check_net(r, key, value, text, fam, example):
+    """``text`` as a network of ``fam``: a CIDR without zone or host bits, not in a
+    special range (family.parse_address, family.special_range)."""
     try:
-        net = parse_address(text, keys.family, network=True)
-        address = parse_address(text.split('/')[0], keys.family)
+        net = parse_address(text, fam, network=True)
+        address = parse_address(text.split('/')[0], fam)
     except ValueError as exc:
         if '%' in text:
             r.bad(key, '%s %s' % (_show(value), exc))
         else:
-            r.bad(key, '%s is not an %s CIDR; write one such as "%s"' % (_show(value), fam.name, example))
+            r.bad(key, '%s is not an %s CIDR; write one such as "%s"' % (_show(value), fam.label, example))
         return None
     if '/' not in text:
         r.bad(key, '%s has no prefix length; write a CIDR such as "%s"' % (_show(value), example))
@@ -240,114 +231,105 @@ def _read_service_cidr(r, families):
     parts = [p.strip() for p in str(value).split(',')]
     found = {}
     for part in parts:
-        keys = KEYS6 if ':' in part else KEYS4
-        name = keys.fam.name
-        if name in found:
+        fam = family_of(part)
+        if fam in found:
             r.bad(key, '%s holds two %s networks; write at most one network per address family, e.g. '
-                  '"10.68.0.0/16,fd00:10::/108"' % (_show(value), name))
+                  '"10.68.0.0/16,fd00:10::/108"' % (_show(value), fam.label))
             return None, None
-        found[name] = part
+        found[fam] = part
     nets = {}
-    for keys, family in ((KEYS4, 'ipv4'), (KEYS6, 'ipv6')):
-        part = found.get(keys.fam.name)
+    for fam in FAMILIES:
+        part = found.get(fam)
         if part is None:
             continue
-        if family not in families:
-            if family == 'ipv6':
-                r.bad(key, '%s: the IPv6 service range %s needs IPv6 pods; set CLUSTER_CIDR_IPV6 in '
-                      'config.yml, or write an IPv4 CIDR such as "%s"' % (_show(value), part, KEYS4.service_example))
-            else:
-                r.bad(key, '%s: the IPv4 service range %s is unreachable from IPv6-only pods '
-                      '(FLANNEL_ENABLE_IPV4: false); write an IPv6 CIDR such as "%s"'
-                      % (_show(value), part, KEYS6.service_example))
+        if fam not in families:
+            r.bad(key, _SERVICE_WITHOUT_PODS[fam] % (_show(value), part))
             continue
         shown = value if len(parts) == 1 else part
-        nets[family] = _check_net(r, key, shown, part, keys, keys.service_example)
-    return nets.get('ipv4'), nets.get('ipv6')
+        nets[fam] = _check_net(r, key, shown, part, fam, fam.service_example)
+    return nets.get(IPV4), nets.get(IPV6)
 
 
-def _read_subnet_len(r, network, keys=KEYS4):
-    fam = keys.fam
+def _read_subnet_len(r, network, fam):
     prefix = network.prefixlen if network is not None else None
     lo = (prefix + 2) if prefix is not None else 1
     hi = fam.max_len
-    ctx = (' for %s %s' % (keys.cidr, network)) if network is not None else ''
-    value = r.raw(keys.node_len)
+    ctx = (' for %s %s' % (fam.cidr_key, network)) if network is not None else ''
+    value = r.raw(fam.node_len_key)
     if value is None:
         if prefix is None:
             return None
         sl = default_subnet_len(prefix, fam)
         if sl is None:
-            r.bad(keys.cidr, '%s is too small for flannel (the prefix must be /%d or shorter); '
+            r.bad(fam.cidr_key, '%s is too small for flannel (the prefix must be /%d or shorter); '
                   'write a larger network such as "%s"' % (network, fam.min_prefix, fam.example))
         return sl
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if not is_int(value):
-        r.bad(keys.node_len, '%s is not an integer; write a value between %d and %d%s'
+        r.bad(fam.node_len_key, '%s is not an integer; write a value between %d and %d%s'
               % (_show(value), lo, hi, ctx))
         return None
     if value > hi:
-        r.bad(keys.node_len, '%d is too long for flannel (at most %d); write a value between %d '
+        r.bad(fam.node_len_key, '%d is too long for flannel (at most %d); write a value between %d '
               'and %d%s' % (value, hi, lo, hi, ctx))
         return None
     if prefix is not None and value < lo:
         if lo > hi:
-            r.bad(keys.cidr, '%s is too small for flannel: it must hold at least four node '
+            r.bad(fam.cidr_key, '%s is too small for flannel: it must hold at least four node '
                   'subnets of at most /%d; write a /%d or larger network' % (network, hi, fam.min_prefix))
         else:
-            r.bad(keys.node_len, '%d leaves room for fewer than four node subnets in '
-                  '%s %s; write a value between %d and %d' % (value, keys.cidr, network, lo, hi))
+            r.bad(fam.node_len_key, '%d leaves room for fewer than four node subnets in '
+                  '%s %s; write a value between %d and %d' % (value, fam.cidr_key, network, lo, hi))
         return None
     return value
 
 
-def _read_bound(r, key, network, subnet_len, keys=KEYS4):
-    fam = keys.fam
+def _read_bound(r, key, network, subnet_len, fam):
     value = r.raw(key)
     if value is None or network is None:
         return None
     text = str(value).strip()
     try:
-        ip = parse_address(text.split('/', maxsplit=1)[0], keys.family)
-        net = parse_address(text if '/' in text else '%s/%d' % (text, subnet_len or fam.bits), keys.family,
+        ip = parse_address(text.split('/', maxsplit=1)[0], fam)
+        net = parse_address(text if '/' in text else '%s/%d' % (text, subnet_len or fam.bits), fam,
                             network=True)
     except ValueError:
         if '%' in text:
             r.bad(key, '%s %s' % (_show(value), ipv6.zone_problem(text)))
             return None
         r.bad(key, '%s is not an %s address; write the first address of a node subnet inside '
-              '%s %s' % (_show(value), fam.name, keys.cidr, network))
+              '%s %s' % (_show(value), fam.label, fam.cidr_key, network))
         return None
     if subnet_len is None:   # NODE_CIDR_LEN is wrong (reported): check what does not depend on it
         if ip not in network:
-            r.bad(key, '%s is outside %s %s; write an address inside it' % (_show(value), keys.cidr, network))
+            r.bad(key, '%s is outside %s %s; write an address inside it' % (_show(value), fam.cidr_key, network))
         return None
     size = 1 << (fam.bits - subnet_len)
     if net.prefixlen != subnet_len:
         r.bad(key, '%s has prefix /%d but %s is %d; write "%s"'
-              % (_show(value), net.prefixlen, keys.node_len, subnet_len,
+              % (_show(value), net.prefixlen, fam.node_len_key, subnet_len,
                  fam.net_cls((int(ip) & ~(size - 1), subnet_len))))
         return None
     if ip not in network:
-        r.bad(key, '%s is outside %s %s; write an address inside it' % (_show(value), keys.cidr, network))
+        r.bad(key, '%s is outside %s %s; write an address inside it' % (_show(value), fam.cidr_key, network))
         return None
     if int(ip) % size:
         r.bad(key, '%s is not on a /%d boundary (%s); write "%s"'
-              % (_show(value), subnet_len, keys.node_len, fam.addr_cls(int(ip) & ~(size - 1))))
+              % (_show(value), subnet_len, fam.node_len_key, fam.addr_cls(int(ip) & ~(size - 1))))
         return None
     return fam.net_cls((int(ip), subnet_len))
 
 
-def _read_family(r, network, keys):
+def _read_family(r, network, fam):
     """(subnet_len, subnet_min, subnet_max) of one family's pod network."""
-    subnet_len = _read_subnet_len(r, network, keys)
-    smin = _read_bound(r, keys.min, network, subnet_len, keys)
-    smax = _read_bound(r, keys.max, network, subnet_len, keys)
+    subnet_len = _read_subnet_len(r, network, fam)
+    smin = _read_bound(r, fam.subnet_min_key, network, subnet_len, fam)
+    smax = _read_bound(r, fam.subnet_max_key, network, subnet_len, fam)
     if smin is not None and smax is not None and smin.network_address > smax.network_address:
-        r.bad(keys.min, '%s is above %s %s; swap them: write %s: "%s" and %s: "%s"'
-              % (smin.network_address, keys.max, smax.network_address, keys.min, smax.network_address,
-                 keys.max, smin.network_address))
+        r.bad(fam.subnet_min_key, '%s is above %s %s; swap them: write %s: "%s" and %s: "%s"'
+              % (smin.network_address, fam.subnet_max_key, smax.network_address, fam.subnet_min_key, smax.network_address,
+                 fam.subnet_max_key, smin.network_address))
     return subnet_len, smin, smax
 
 
@@ -411,10 +393,10 @@ def _check_node_addresses(r, addresses, nets):
                       'network in %s' % (net, address, host, _where(key)))
 
 
-def _overlap(r, service, network, keys, examples):
+def _overlap(r, service, network, fam, examples):
     if network is not None and service is not None and network.overlaps(service):
         r.bad('SERVICE_CIDR', '%s overlaps %s %s; write a range outside it, e.g. "%s"'
-              % (service, keys.cidr, network, examples[0] if not network.overlaps(ipaddress.ip_network(examples[0]))
+              % (service, fam.cidr_key, network, examples[0] if not network.overlaps(ipaddress.ip_network(examples[0]))
                  else examples[1]))
 
 
@@ -423,7 +405,7 @@ def _read_families(r):
     and CLUSTER_CIDR_IPV6 together."""
     enable4 = r.boolean('FLANNEL_ENABLE_IPV4', True)
     has6 = r.raw('CLUSTER_CIDR_IPV6') is not None
-    network6 = _read_cidr(r, 'CLUSTER_CIDR_IPV6', KEYS6) if has6 else None
+    network6 = _read_cidr(r, 'CLUSTER_CIDR_IPV6', IPV6) if has6 else None
     network = None
     if enable4 is False:
         cidr = r.raw('CLUSTER_CIDR')
@@ -438,12 +420,12 @@ def _read_families(r):
             if r.raw(key) is not None:
                 r.warnings.append('%s is ignored: FLANNEL_ENABLE_IPV4 is false (IPv6-only)' % key)
     elif enable4 or r.raw('CLUSTER_CIDR') is not None:   # a bad FLANNEL_ENABLE_IPV4 (reported) reads it if set
-        network = _read_cidr(r, 'CLUSTER_CIDR', KEYS4)
+        network = _read_cidr(r, 'CLUSTER_CIDR', IPV4)
     if not has6:
         for key in ('FLANNEL_SUBNET_MIN_IPV6', 'FLANNEL_SUBNET_MAX_IPV6'):
             if r.raw(key) is not None:
                 r.warnings.append('%s is ignored: CLUSTER_CIDR_IPV6 is not set (no IPv6 pods)' % key)
-    families = tuple(f for f, on in (('ipv4', enable4 is not False), ('ipv6', has6)) if on)
+    families = tuple(fam for fam, on in ((IPV4, enable4 is not False), (IPV6, has6)) if on)
     return network, network6, families
 
 
@@ -477,16 +459,16 @@ def load_cluster_config(cfg, node_addresses=None):
               '(this role deploys flannel only)' % (_show(cn), _where('CLUSTER_NETWORK')))
     network, network6, families = _read_families(r)
     service, service6 = _read_service_cidr(r, families)
-    _overlap(r, service, network, KEYS4, ('10.68.0.0/16', '192.168.252.0/22'))
-    _overlap(r, service6, network6, KEYS6, ('fd00:10::/108', 'fd00:ffff::/108'))
+    _overlap(r, service, network, IPV4, ('10.68.0.0/16', '192.168.252.0/22'))
+    _overlap(r, service6, network6, IPV6, ('fd00:10::/108', 'fd00:ffff::/108'))
     _check_node_addresses(r, node_addresses, [('CLUSTER_CIDR', network), ('CLUSTER_CIDR_IPV6', network6),
                                               ('SERVICE_CIDR', service), ('SERVICE_CIDR', service6)])
     subnet_len = smin = smax = None
-    if 'ipv4' in families:
-        subnet_len, smin, smax = _read_family(r, network, KEYS4)
+    if IPV4 in families:
+        subnet_len, smin, smax = _read_family(r, network, IPV4)
     subnet_len6 = smin6 = smax6 = None
-    if 'ipv6' in families:
-        subnet_len6, smin6, smax6 = _read_family(r, network6, KEYS6)
+    if IPV6 in families:
+        subnet_len6, smin6, smax6 = _read_family(r, network6, IPV6)
     backend = _read_backend(r)
     iface, iface_regex = _read_iface(r)
     dataplane = r.choice('FLANNEL_DATAPLANE', DATAPLANES, 'flanneld')
@@ -497,7 +479,7 @@ def load_cluster_config(cfg, node_addresses=None):
     if dataplane == 'flanneld' and store in ('file', 'etcd'):
         r.bad('FLANNEL_SUBNET_STORE', '%s works only with FLANNEL_DATAPLANE "ansible"; flanneld uses '
               'the Kubernetes API here: write "kube" or leave it empty' % _show(store))
-    elif store == 'etcd' and families == ('ipv6',):
+    elif store == 'etcd' and families == (IPV6,):
         r.bad('FLANNEL_SUBNET_STORE', '"etcd" cannot hold IPv6-only leases with FLANNEL_ENABLE_IPV4: false '
               "(flannel's etcd registry keys every lease by its IPv4 subnet); write FLANNEL_SUBNET_STORE: "
               '"file" or "kube", or FLANNEL_ENABLE_IPV4: true with an IPv4 CLUSTER_CIDR (dual-stack)')
@@ -508,7 +490,7 @@ def load_cluster_config(cfg, node_addresses=None):
     if r.problems:
         raise ConfigError(r.problems)
     data = {}
-    if 'ipv4' in families:
+    if IPV4 in families:
         data.update(Network=str(network), SubnetLen=subnet_len)
         if smin is not None:
             data['SubnetMin'] = str(smin.network_address)
@@ -516,7 +498,7 @@ def load_cluster_config(cfg, node_addresses=None):
             data['SubnetMax'] = str(smax.network_address)
     else:
         data['EnableIPv4'] = False
-    if 'ipv6' in families:
+    if IPV6 in families:
         data.update(EnableIPv6=True, IPv6Network=str(network6), IPv6SubnetLen=subnet_len6)
         if smin6 is not None:
             data['IPv6SubnetMin'] = str(smin6.network_address)

@@ -20,15 +20,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
-
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_named
 
 BACKENDS = ('vxlan', 'host-gw')
 VNI_MAX = (1 << 24) - 1
@@ -51,24 +48,25 @@ class LeaseError(DataplaneError, ValueError):
 
 # ---------------------------------------------------------------- single values
 
-def check_ip(value, what, family='ipv4'):
-    """Canonical text of an address of ``family``."""
-    fam = module_for(family)
-    if family == 'ipv4' and fam.ip_int(value) is not None:
+def check_ip(value, what, family=IPV4):
+    """Canonical text of an address of ``family`` (a Family; the name is taken too, and the
+    IPv4 default kept, for extif's calls of before the Family)."""
+    fam = family_named(family)
+    if fam is IPV4 and fam.ip_int(value) is not None:
         return value  # inet_pton accepts canonical dotted quads only
     try:
         return fam.ip_text(fam.parse_ip(value))
     except ValueError:
         zone = ipv6.zone_problem(value) if isinstance(value, str) else None
-        raise LeaseError('%s: %r %s' % (what, value, zone or 'is not an %s address' % LABEL[family]))
+        raise LeaseError('%s: %r %s' % (what, value, zone or 'is not an %s address' % fam.label))
 
 
-def check_net(value, what, family='ipv4'):
+def check_net(value, what, family):
     """((int, prefix), canonical text) of a strict network of ``family``."""
     try:
-        return module_for(family).parse_cidr(value)
+        return family.parse_cidr(value)
     except ValueError as exc:
-        raise LeaseError('%s: %r is not an %s network (%s)' % (what, value, LABEL[family], exc))
+        raise LeaseError('%s: %r is not an %s network (%s)' % (what, value, family.label, exc))
 
 
 def ifname_problem(name):
@@ -103,24 +101,13 @@ def check_mac(value, what):
     return mac
 
 
-# Where no node can live: "this" network, loopback, multicast and the reserved/broadcast range;
-# for IPv6 also link-local (a VXLAN underlay or a gateway needs a global address).
-_NOT_UNICAST = {
-    'ipv4': tuple((ipv4.parse_net(net), why) for net, why in (
-        ('0.0.0.0/8', 'a "this network" address'), ('127.0.0.0/8', 'a loopback address'),
-        ('224.0.0.0/4', 'a multicast address'), ('240.0.0.0/4', 'a reserved or broadcast address'))),
-    'ipv6': tuple((ipv6.parse_net(net), why) for net, why in (
-        ('::/128', 'the unspecified address'), ('::1/128', 'a loopback address'),
-        ('::ffff:0:0/96', 'an IPv4-mapped address'), ('fe80::/10', 'a link-local address'),
-        ('ff00::/8', 'a multicast address')))}
-
-
-def check_node_ip(value, what, family='ipv4'):
-    """Canonical text of a node address that can carry VXLAN and routes (unicast, not loopback)."""
-    text = check_ip(value, what, family)
-    fam = module_for(family)
+def check_node_ip(value, what, family):
+    """Canonical text of a node address that can carry VXLAN and routes (unicast, not loopback,
+    for IPv6 not link-local: ``Family.not_unicast``)."""
+    fam = family_named(family)
+    text = check_ip(value, what, fam)
     ip = fam.parse_ip(text)
-    for net, why in _NOT_UNICAST[family]:
+    for net, why in fam.not_unicast:
         if fam.contains(net, ip):
             raise LeaseError('%s: %s is %s, not a node address' % (what, text, why))
     return text
@@ -170,8 +157,8 @@ def subnets_from_key(key):
     four, amp, six = key.partition('&')
     if not amp and ':' in four:
         four, six = '', four
-    subnet = _key_part(four, _KEY, ipv4, 'a.b.c.d-len') if four else None
-    subnet6 = _key_part(six, _KEY6, ipv6, 'a.b.c.d-len&ipv6-len') if six else None
+    subnet = _key_part(four, _KEY, IPV4, 'a.b.c.d-len') if four else None
+    subnet6 = _key_part(six, _KEY6, IPV6, 'a.b.c.d-len&ipv6-len') if six else None
     if subnet is None and subnet6 is None:
         raise LeaseError('lease key %r is empty' % (key,))
     if subnet_key(subnet, subnet6) != key:
@@ -197,6 +184,8 @@ def subnet_key(subnet, subnet6=None):
 # ---------------------------------------------------------------- the lease
 
 _V6_FIELDS = ('subnet6', 'public_ip6', 'vtep_mac6')
+# one family's part of a lease
+LeasePart = namedtuple('LeasePart', ['subnet', 'public_ip', 'vtep_mac'])
 
 
 class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', 'vtep_mac'] + list(_V6_FIELDS))):
@@ -219,9 +208,9 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
 
     @classmethod
     def parse(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None,
-              subnet6=None, public_ip6=None, vtep_mac6=None, family='ipv4'):
-        """(validated lease, its ``family`` subnet as (int, prefix) or None when it has none):
-        ``make`` for callers that need both."""
+              subnet6=None, public_ip6=None, vtep_mac6=None, family=None):
+        """(validated lease, its ``family`` subnet as (int, prefix) or None when it has none or
+        no ``family`` is asked): ``make`` for callers that need both."""
         what = what or 'lease %s' % (subnet if subnet is not None else subnet6,)
         if backend_type not in BACKENDS:
             raise LeaseError('%s backend_type: %r is not a backend name (one of %s)'
@@ -232,20 +221,19 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
         if vxlan and vni is not None:
             vni = check_vni(vni, what + ' vni')
         nets, fields = {}, {}
-        for fam, (sub, pub, mac), suffix in (('ipv4', (subnet, public_ip, vtep_mac), ''),
-                                             ('ipv6', (subnet6, public_ip6, vtep_mac6), '6')):
+        for fam, (sub, pub, mac) in ((IPV4, (subnet, public_ip, vtep_mac)), (IPV6, (subnet6, public_ip6, vtep_mac6))):
             if sub is None:
                 continue
-            nets[fam], sub = check_net(str(sub), what + ' subnet' + suffix, fam)
+            nets[fam], sub = check_net(str(sub), what + ' ' + fam.subnet_key, fam)
             if pub is None:
-                raise LeaseError('%s: subnet%s %s needs public_ip%s' % (what, suffix, sub, suffix))
-            pub = check_node_ip(str(pub), what + ' public_ip' + suffix, fam)
+                raise LeaseError('%s: %s %s needs %s' % (what, fam.subnet_key, sub, fam.public_ip_key))
+            pub = check_node_ip(str(pub), what + ' ' + fam.public_ip_key, fam)
             if vxlan:
                 if mac is None:
-                    raise LeaseError('%s: a vxlan peer needs vtep_mac%s' % (what, suffix))
-                mac = check_mac(mac, what + ' vtep_mac' + suffix)
+                    raise LeaseError('%s: a vxlan peer needs %s' % (what, fam.vtep_mac_key))
+                mac = check_mac(mac, what + ' ' + fam.vtep_mac_key)
             fields[fam] = (sub, pub, mac if vxlan else None)
-        (sub4, pub4, mac4), (sub6, pub6, mac6) = (fields.get(fam, (None, None, None)) for fam in ('ipv4', 'ipv6'))
+        (sub4, pub4, mac4), (sub6, pub6, mac6) = (fields.get(fam, (None, None, None)) for fam in FAMILIES)
         return cls(sub4, pub4, backend_type, vni if vxlan else None, mac4, sub6, pub6, mac6), nets.get(family)
 
     def after_run(self, backend):
@@ -260,36 +248,51 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
 
     @property
     def families(self):
-        return tuple(fam for fam, sub in (('ipv4', self.subnet), ('ipv6', self.subnet6)) if sub is not None)
+        """The Families this lease has a part of, IPv4 first."""
+        return tuple(fam for fam in FAMILIES if getattr(self, fam.subnet_key) is not None)
+
+    def part(self, family):
+        """This lease's part of ``family``: (subnet, public_ip, vtep_mac), or None without it."""
+        subnet = getattr(self, family.subnet_key)
+        if subnet is None:
+            return None
+        return LeasePart(subnet, getattr(self, family.public_ip_key), getattr(self, family.vtep_mac_key))
+
+    @property
+    def parts(self):
+        """{Family: LeasePart} of the families the lease has."""
+        return dict((fam, self.part(fam)) for fam in self.families)
 
     def view(self, family):
         """This lease in one family, in the IPv4 field names (None when it has no such family):
         what the per-family dataplane code reads."""
-        if family == 'ipv4':
-            if self.subnet is None:
-                return None
-            return self if self.subnet6 is None else Lease(*self[:5])
-        if self.subnet6 is None:
-            return None
-        return Lease(self.subnet6, self.public_ip6, self.backend_type, self.vni, self.vtep_mac6)
+        if family is IPV4 and self.subnet6 is None:
+            return self if self.subnet is not None else None
+        part = self.part(family)
+        return None if part is None else Lease(part.subnet, part.public_ip, self.backend_type, self.vni, part.vtep_mac)
+
+    def network_of(self, family):
+        """The subnet of ``family`` as an ``ipaddress`` network (allocation, subnet.env), or None."""
+        subnet = getattr(self, family.subnet_key)
+        return None if subnet is None else family.net_cls(subnet)
 
     @property
     def network(self):
-        """The IPv4 subnet as an IPv4Network (allocation, subnet.env); None for IPv6-only."""
-        return None if self.subnet is None else ipaddress.IPv4Network(self.subnet)
+        """The IPv4 subnet as an IPv4Network; None for IPv6-only."""
+        return self.network_of(IPV4)
 
     @property
     def network6(self):
         """The IPv6 subnet as an IPv6Network, or None."""
-        return None if self.subnet6 is None else ipaddress.IPv6Network(self.subnet6)
+        return self.network_of(IPV6)
 
     @property
     def key(self):
         return subnet_key(self.subnet, self.subnet6)
 
-    def backend_data(self, family='ipv4'):
+    def backend_data(self, family):
         """flannel's BackendData / BackendV6Data (None for host-gw, which omits it)."""
-        mac = self.vtep_mac if family == 'ipv4' else self.vtep_mac6
+        mac = getattr(self, family.vtep_mac_key)
         if self.backend_type == 'vxlan' and mac is not None:
             return {'VNI': self.vni, 'VtepMAC': mac}
         return None
@@ -303,11 +306,10 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
         """
         value = {'PublicIP': self.public_ip or '0.0.0.0', 'PublicIPv6': self.public_ip6,
                  'BackendType': self.backend_type}
-        data, data6 = self.backend_data('ipv4'), self.backend_data('ipv6')
-        if data is not None:
-            value['BackendData'] = data
-        if data6 is not None:
-            value['BackendV6Data'] = data6
+        for fam in FAMILIES:
+            data = self.backend_data(fam)
+            if data is not None:
+                value[fam.store_backend_data] = data
         return self.key, json.dumps(value, separators=(',', ':'))
 
     @classmethod
@@ -344,7 +346,7 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
         return cls.parse_peer(peer, what)[0]
 
     @classmethod
-    def parse_peer(cls, peer, what='peer', family='ipv4'):
+    def parse_peer(cls, peer, what='peer', family=None):
         """from_peer -> (Lease, its ``family`` subnet as (int, prefix) or None)."""
         if not isinstance(peer, dict):
             raise LeaseError('%s: a peer must be a dict, got %r' % (what, peer))

@@ -35,7 +35,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import parse_address
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, parse_address
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, VNI_MAX, VXLAN_OVERHEAD
 
 # Backend types flannel knows but this collection does not deploy.
@@ -90,8 +90,8 @@ class NetConf:
 
     @property
     def families(self):
-        """('ipv4',), ('ipv6',) or ('ipv4', 'ipv6'): the enabled address families, IPv4 first."""
-        return tuple(f for f, on in (('ipv4', self.enable_ipv4), ('ipv6', self.enable_ipv6)) if on)
+        """(IPV4,), (IPV6,) or (IPV4, IPV6): the enabled address families, IPv4 first."""
+        return tuple(fam for fam in FAMILIES if getattr(self, fam.enable_attr))
 
 
 def backend_dict(be):
@@ -102,43 +102,16 @@ def backend_dict(be):
 
 # --------------------------------------------------------------------------- flannel's rules
 
-class _Family:
-    """One address family's net-conf keys and flannel's numbers for them (CheckNetworkConfig)."""
-
-    def __init__(self, name, bits, net_cls, addr_cls, keys, max_len, min_prefix, default_len, example):
-        self.name, self.bits, self.net_cls, self.addr_cls = name, bits, net_cls, addr_cls
-        self.network_key, self.len_key, self.min_key, self.max_key = keys
-        self.max_len = max_len            # longest SubnetLen (a tunnel and a bridge address per host)
-        self.min_prefix = min_prefix      # longest Network prefix holding four subnets of max_len
-        self.default_len = default_len    # SubnetLen when unset and the Network is large enough
-        self.example = example
-
-
-IPV4 = _Family('IPv4', 32, ipaddress.IPv4Network, ipaddress.IPv4Address,
-               ('Network', 'SubnetLen', 'SubnetMin', 'SubnetMax'), 30, 28, 24, '172.20.0.0/16')
-IPV6 = _Family('IPv6', 128, ipaddress.IPv6Network, ipaddress.IPv6Address,
-               ('IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax'), 126, 124, 64, 'fd00:20::/56')
-
-
-_FAMILY_NAME = {'IPv4': 'ipv4', 'IPv6': 'ipv6'}
-
-
-def _family(version):
-    return IPV6 if version in (6, 'ipv6', IPV6) else IPV4
-
-
-def default_subnet_len(prefixlen, family='ipv4'):
-    """flannel's SubnetLen (IPv6SubnetLen with family 'ipv6') when unset; None when the network
+def default_subnet_len(prefixlen, fam):
+    """flannel's SubnetLen (IPv6SubnetLen with the IPv6 Family) when unset; None when the network
     is too small (IPv4: > /28, IPv6: > /124)."""
-    fam = _family(family)
     if prefixlen > fam.min_prefix:
         return None
     return fam.default_len if prefixlen <= fam.default_len - 2 else prefixlen + 2
 
 
-def subnet_len_problem(prefixlen, subnet_len, family='ipv4'):
-    """flannel's check of an explicit SubnetLen (IPv6SubnetLen with family 'ipv6'), as text, or None."""
-    fam = _family(family)
+def subnet_len_problem(prefixlen, subnet_len, fam):
+    """flannel's check of an explicit SubnetLen (IPv6SubnetLen with the IPv6 Family), as text, or None."""
     if subnet_len > fam.max_len:
         return '%s must be less than /%d' % (fam.len_key, fam.max_len + 1)
     if subnet_len < prefixlen + 2:
@@ -211,9 +184,9 @@ def _parse_network(d, fam, problems):
             problems.append('IPv6Network is required with EnableIPv6: an IPv6 CIDR such as "%s"' % fam.example)
         return None
     try:
-        return parse_address(value, _FAMILY_NAME[fam.name], network=True)   # flannel masks host bits
+        return parse_address(value, fam, network=True)   # flannel masks host bits
     except ValueError as exc:
-        problems.append('%s %r is not an %s CIDR: %s' % (fam.network_key, value, fam.name, exc))
+        problems.append('%s %r is not an %s CIDR: %s' % (fam.network_key, value, fam.label, exc))
         return None
 
 
@@ -251,9 +224,9 @@ def _parse_subnet_bounds(d, fam, network, subnet_len, problems):
             bounds.append(default)
             continue
         try:
-            ip = parse_address(value, _FAMILY_NAME[fam.name])
+            ip = parse_address(value, fam)
         except ValueError as exc:
-            problems.append('%s %r is not an %s address: %s' % (name, value, fam.name, exc))
+            problems.append('%s %r is not an %s address: %s' % (name, value, fam.label, exc))
             bounds.append(None)
             continue
         if ip not in network:

@@ -10,7 +10,6 @@ the peers' IPv6 views (subnet6 network address -> vtep_mac6 -> public_ip6).  Sta
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import module_for
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import FdbDel, FdbReplace, NeighDel, NeighReplace
 
 
@@ -22,14 +21,11 @@ def _is_permanent(entry):
     return any(str(s).upper() == 'PERMANENT' for s in states if s)
 
 
-# what an address of the family holds (a neighbour table read without a family has both)
-_MARK = {'ipv4': '.', 'ipv6': ':'}
-
-
-def device_neighbours(observed, dev, family='ipv4'):
+def device_neighbours(observed, dev, family):
     """{ip: lladdr} of the permanent IPv4 (IPv6) neighbours on dev (rows without 'dev'
-    come from ``ip neigh show dev <dev>`` and belong to it)."""
-    mark = _MARK[family]
+    come from ``ip neigh show dev <dev>`` and belong to it; an IPv4 table read without a family
+    has both, so the family's mark in the address text picks its own)."""
+    mark = family.addr_mark
     return dict((n['dst'], (n.get('lladdr') or '').lower()) for n in observed.get('neigh') or []
                 if n.get('dev', dev) == dev and mark in n.get('dst', '') and _is_permanent(n))
 
@@ -46,30 +42,30 @@ def wanted_entries(peers):
     return neigh, set((p.vtep_mac, p.public_ip) for p in peers)
 
 
-def plan_vxlan_peers(observed, dev, peers, fresh=False, family='ipv4'):
+def plan_vxlan_peers(observed, dev, peers, family, fresh=False):
     """neigh/FDB ops for the vxlan peers (views of ``family``); stale permanent entries of the
     family on dev removed. ip ops (neighbours) come before bridge ops (FDB): one process each."""
     have_neigh = {} if fresh else device_neighbours(observed, dev, family)
     have_fdb = set() if fresh else device_fdb(observed, dev)
     want_neigh, want_fdb = wanted_entries(peers)
-    ops = [NeighDel(ip, dev) for ip in sorted(have_neigh, key=module_for(family).ip_key) if ip not in want_neigh]
+    ops = [NeighDel(ip, dev) for ip in sorted(have_neigh, key=family.ip_key) if ip not in want_neigh]
     ops += [NeighReplace(ip, mac, dev) for ip, mac in sorted_items(want_neigh, family) if have_neigh.get(ip) != mac]
     ops += [FdbDel(mac, dev, dst) for mac, dst in sorted_fdb(have_fdb - want_fdb, family)]
     ops += [FdbReplace(mac, dev, dst) for mac, dst in sorted_fdb(want_fdb - have_fdb, family)]
     return ops
 
 
-def sorted_fdb(entries, family='ipv4'):
-    ip_key = module_for(family).ip_key
+def sorted_fdb(entries, family):
+    ip_key = family.ip_key
     return sorted(entries, key=lambda e: (ip_key(e[1]), e[0]))
 
 
-def sorted_items(mapping, family='ipv4'):
-    ip_key = module_for(family).ip_key
+def sorted_items(mapping, family):
+    ip_key = family.ip_key
     return sorted(mapping.items(), key=lambda kv: ip_key(kv[0]))
 
 
-def entries_text(neigh, fdb, dev, family='ipv4'):
+def entries_text(neigh, fdb, dev, family):
     lines = ['neigh %s lladdr %s dev %s nud permanent' % (ip, mac, dev) for ip, mac in sorted_items(neigh, family)]
     lines += ['fdb %s dev %s dst %s self permanent' % (mac, dev, dst) for mac, dst in sorted_fdb(fdb, family)]
     return lines

@@ -13,40 +13,35 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import module_for
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, Lease
-
-# a peer dict's keys of one family: subnet, public_ip, vtep_mac
-KEYS = {'ipv4': ('subnet', 'public_ip', 'vtep_mac'), 'ipv6': ('subnet6', 'public_ip6', 'vtep_mac6')}
 
 
 # ------------------------------------------------------------------- peers
 
-def _peer_name(index, raw, family='ipv4'):
-    if not isinstance(raw, dict):
-        label = None
-    elif family == 'ipv4':
-        label = raw.get('public_ip') or raw.get('subnet')
-    else:
-        label = raw.get('public_ip6') or raw.get('subnet6') or raw.get('public_ip') or raw.get('subnet')
+def _peer_name(index, raw, family):
+    """peers[i] and the peer's address (or subnet) of the family, else of IPv4."""
+    label = None
+    if isinstance(raw, dict):
+        label = (raw.get(family.public_ip_key) or raw.get(family.subnet_key)
+                 or raw.get('public_ip') or raw.get('subnet'))
     return 'peers[%d]%s' % (index, ' (%s)' % label if label else '')
 
 
-def _parse_peer(index, raw, network, family='ipv4', fam=None):
+def _parse_peer(index, raw, network, family):
     """One peer dict -> (Lease, its ``family`` view, parsed subnet), or (Lease, None, None) when
     it has no such family; LeaseError names the peer."""
     name = _peer_name(index, raw, family)
     peer, subnet = Lease.parse_peer(raw, name, family)
     if subnet is None:
         return peer, None, None
-    view = peer if family == 'ipv4' and peer.subnet6 is None else peer.view(family)
-    if network is not None and not fam.subnet_of(subnet, network):
+    view = peer.view(family)
+    if network is not None and not family.subnet_of(subnet, network):
         raise DataplaneError('%s %s: %s is not inside the cluster network %s'
-                             % (name, KEYS[family][0], view.subnet, fam.net_text(network)))
+                             % (name, family.subnet_key, view.subnet, family.net_text(network)))
     return peer, view, subnet
 
 
-def validate_peers(peers, network=None, own_subnet=None, family='ipv4', wholes=None):
+def validate_peers(peers, family, network=None, own_subnet=None, wholes=None):
     """Validate every peer before anything changes; reject duplicates and overlaps. Returns
     the peers' views of ``family`` (Leases in the IPv4 field names); a peer without the family is
     left out (validated all the same).
@@ -54,17 +49,17 @@ def validate_peers(peers, network=None, own_subnet=None, family='ipv4', wholes=N
     network / own_subnet: ip_network objects or CIDR text of the family (or None);
     wholes: a dict to fill with {view: whole lease} where the view is not the lease itself (a
     dual-stack peer), so that a module returns the peers whole."""
-    fam = module_for(family)
+    fam = family
     net = None if network is None else fam.parse_net(network, strict=False)
     own = None if own_subnet is None else fam.parse_net(own_subnet, strict=False)
     result, spans, indexes = [], [], []
     for index, raw in enumerate(peers or []):
-        peer, view, subnet = _parse_peer(index, raw, net, family, fam)
+        peer, view, subnet = _parse_peer(index, raw, net, family)
         if view is None:
             continue
         if own is not None and fam.overlaps(subnet, own):
             raise DataplaneError('%s %s: %s overlaps this node\'s subnet %s'
-                                 % (_peer_name(index, raw, family), KEYS[family][0], view.subnet, fam.net_text(own)))
+                                 % (_peer_name(index, raw, family), family.subnet_key, view.subnet, fam.net_text(own)))
         spans.append((subnet[0], fam.last(subnet), index, raw))
         result.append(view)
         indexes.append(index)
@@ -75,7 +70,7 @@ def validate_peers(peers, network=None, own_subnet=None, family='ipv4', wholes=N
     return result
 
 
-def _check_unique_macs(raws, peers, indexes, family='ipv4'):
+def _check_unique_macs(raws, peers, indexes, family):
     """One FDB entry per MAC: two peers with one VtepMAC would take turns owning it.
     raws: the peer dicts; indexes: each peer's index in raws."""
     seen = {}
@@ -85,18 +80,18 @@ def _check_unique_macs(raws, peers, indexes, family='ipv4'):
         if peer.vtep_mac in seen:
             this, first = indexes[number], indexes[seen[peer.vtep_mac]]
             raise DataplaneError('%s %s: %s is also the VtepMAC of %s; every node needs its own'
-                                 % (_peer_name(this, raws[this], family), KEYS[family][2], peer.vtep_mac,
+                                 % (_peer_name(this, raws[this], family), family.vtep_mac_key, peer.vtep_mac,
                                     _peer_name(first, raws[first], family)))
         seen[peer.vtep_mac] = number
 
 
-def _check_overlaps(spans, family='ipv4'):
+def _check_overlaps(spans, family):
     """Sweep sorted address ranges: O(n log n) instead of comparing every pair."""
     reach = None
     for first, last, index, raw in sorted(spans, key=lambda s: (s[0], -s[1], s[2])):
         if reach is not None and first <= reach[0]:
             later, earlier = sorted([(index, raw), reach[1:]], key=lambda x: x[0])[::-1]
-            key = KEYS[family][0]
+            key = family.subnet_key
             raise DataplaneError('%s %s: %s overlaps %s' % (
                 _peer_name(later[0], later[1], family), key, later[1].get(key),
                 _peer_name(earlier[0], earlier[1], family)))
@@ -110,9 +105,9 @@ def split_by_backend(peers, backend):
             [p for p in peers if p.backend_type != backend])
 
 
-def check_peers_vs_address(peers, address, node_ip=None, family='ipv4'):
+def check_peers_vs_address(peers, address, family, node_ip=None):
     """No peer subnet may hold this node's flannel.N address, no peer may claim its node IP."""
-    fam = module_for(family)
+    fam = family
     own = fam.parse_ip(address)
     for peer in peers:
         if fam.contains(fam.parse_net(peer.subnet), own):
@@ -167,7 +162,7 @@ def classify_peers(peers, lookups, direct_routing=True):
     return direct, vxlan
 
 
-def decide_direct(run, peers, direct_routing, given=None, family='ipv4'):
+def decide_direct(run, peers, direct_routing, family, given=None):
     """The node run's one decision of which vxlan peers are direct -> (direct, vxlan).
 
     ``given``: the ``direct_peers`` vxlan_link decided (whole peer dicts) for this family: taken
@@ -181,7 +176,7 @@ def decide_direct(run, peers, direct_routing, given=None, family='ipv4'):
     if not direct_routing:
         return [], list(peers)
     if given is not None:
-        key = KEYS[family][1]
+        key = family.public_ip_key
         ips = set(peer.get(key) for peer in given if isinstance(peer, dict))
         return [p for p in peers if p.public_ip in ips], [p for p in peers if p.public_ip not in ips]
     lookups = iproute.route_get(run, [p.public_ip for p in peers], family) if peers else {}

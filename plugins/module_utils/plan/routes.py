@@ -7,7 +7,7 @@ that makes the main table match (from the 'route' table of ``iproute.observe()``
 A route is flannel-owned when its protocol is ROUTE_PROTOCOL, whatever network it lies in (an
 earlier CLUSTER_CIDR's routes are ours too), or its destination lies inside the cluster network
 and its device is ``flannel.*``; the node's own subnet is never owned. Only owned routes are
-ever deleted. IPv6 (``family``):
+ever deleted. IPv6 (``family``, a Family, which every function takes from its caller):
 the same with ``flannel-v6.*``; a route inside the own subnet is never owned (the kernel's
 route of the device's /128 address), and the kernel's default metric 1024 counts as none.
 Standard library only (runs on the managed node).
@@ -18,100 +18,89 @@ __metaclass__ = type
 
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import module_for
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import RouteDel, RouteReplace, route_spec, route_words
-from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import DEVICE_PREFIX, device_name
 
 ROUTE_PROTOCOL = 159
-# the metric the kernel gives an IPv6 route added without one (IP6_RT_PRIO_USER); IPv4's is 0
-IPV6_DEFAULT_METRIC = 1024
 
 Route = namedtuple('Route', ['dst', 'gateway', 'dev', 'onlink'])
 
 
-def desired_routes(backend, direct, vxlan, vni=1, iface=None, family='ipv4'):
+def desired_routes(backend, direct, vxlan, family, vni=1, iface=None):
     """Routes flannel programs for the classified peers (validated Peers, views of ``family``)."""
     routes = [Route(p.subnet, p.public_ip, iface if backend == 'host-gw' else None, False)
               for p in direct]
-    dev = device_name(vni, family)
+    dev = family.device(vni)
     routes += [Route(p.subnet, p.subnet.partition('/')[0], dev, True) for p in vxlan]
-    return sorted(routes, key=lambda r, key=module_for(family).net_key: key(r.dst))
+    return sorted(routes, key=lambda r, key=family.net_key: key(r.dst))
 
 
 def _proto_ours(route):
     return str(route.get('protocol')) == str(ROUTE_PROTOCOL)
 
 
-def _default_metric(route):
+def _default_metric(route, family):
     """No metric of its own: IPv4 none (0), IPv6 the kernel's default 1024."""
     metric = route.get('metric')
-    return not metric or (metric == IPV6_DEFAULT_METRIC and ':' in route.get('dst', ''))
+    return not metric or metric == family.kernel_metric
 
 
-def _ipv6_default_metric(route):
-    """_default_metric of a route that has a metric (the IPv4 hot path never calls it)."""
-    return route.get('metric') == IPV6_DEFAULT_METRIC and ':' in route.get('dst', '')
-
-
-def _blocks_onlink(have, want):
+def _blocks_onlink(have, want, family):
     """IPv6 refuses an onlink gateway that another device's route covers ("Nexthop has invalid
     gateway or device mismatch"): a direct route to a peer subnet must go before its vxlan route
     (DirectRouting off, host-gw -> vxlan) is added, not be replaced by it. IPv4 replaces it."""
-    return want.onlink and have.get('dev') != want.dev and ':' in want.dst
+    return want.onlink and have.get('dev') != want.dev and family.onlink_refused_when_covered
 
 
-def route_key(route):
+def route_key(route, family):
     """An observed route's destination as CIDR text (the kernel omits /32, /128 for IPv6)."""
     dst = route.get('dst', '')
     if '/' in dst:
         return dst
-    return dst + ('/128' if ':' in dst else '/32')
+    return '%s/%d' % (dst, family.bits)
 
 
-def _owned(route, network, own, fam, prefix):
-    """is_owned with network/own already parsed to (int, prefix) tuples (``fam``: the ipv4 or
-    ipv6 module; IPv6 leaves every route inside the own subnet alone)."""
+def _owned(route, network, own, family):
+    """is_owned with network/own already parsed to (int, prefix) tuples (IPv6 leaves every route
+    inside the own subnet alone)."""
     dst = route.get('dst')
     if not dst or dst == 'default':
         return False
     try:
-        net = fam.parse_net(dst, strict=False)
+        net = family.parse_net(dst, strict=False)
     except ValueError:
         return False
-    if net == own or prefix != 'flannel.' and own is not None and fam.subnet_of(net, own):
+    if net == own or family.device_route_in_subnet and own is not None and family.subnet_of(net, own):
         return False
     if _proto_ours(route):
         return True   # ours in whatever network: an earlier CLUSTER_CIDR's routes too
-    return fam.subnet_of(net, network) and (route.get('dev') or '').startswith(prefix)
+    return family.subnet_of(net, network) and (route.get('dev') or '').startswith(family.device_prefix)
 
 
-def _parsed(network, own_subnet, family='ipv4'):
-    fam = module_for(family)
-    return (fam.parse_net(network, strict=False),
-            None if own_subnet is None else fam.parse_net(own_subnet, strict=False))
+def _parsed(network, own_subnet, family):
+    return (family.parse_net(network, strict=False),
+            None if own_subnet is None else family.parse_net(own_subnet, strict=False))
 
 
-def is_owned(route, network, own_subnet=None, family='ipv4'):
+def is_owned(route, network, own_subnet, family):
     """Flannel-owned (never the own subnet): proto 159 in any network, or dev flannel.*
     (flannel-v6.*) with dst inside network.
 
-    route: an ``ip -json route`` dict; network / own_subnet: ip_network objects or CIDR text."""
-    return _owned(route, *_parsed(network, own_subnet, family), fam=module_for(family),
-                  prefix=DEVICE_PREFIX[family])
+    route: an ``ip -json route`` dict; network / own_subnet: ip_network objects or CIDR text
+    (own_subnet may be None)."""
+    return _owned(route, *_parsed(network, own_subnet, family), family=family)
 
 
-def owned_routes(observed, network, own_subnet=None, family='ipv4'):
+def owned_routes(observed, network, own_subnet, family):
     net, own = _parsed(network, own_subnet, family)
-    fam, prefix = module_for(family), DEVICE_PREFIX[family]
-    return [r for r in observed.get('route') or [] if _owned(r, net, own, fam, prefix)]
+    return [r for r in observed.get('route') or [] if _owned(r, net, own, family)]
 
 
-def route_matches(have, want):
-    return (route_key(have) == want.dst
+def route_matches(have, want, family):
+    return (route_key(have, family) == want.dst
             and have.get('gateway') == want.gateway
             and (want.dev is None or have.get('dev') == want.dev)
             and ('onlink' in (have.get('flags') or [])) == want.onlink
-            and _proto_ours(have) and (not have.get('metric') or _ipv6_default_metric(have))
+            and _proto_ours(have) and _default_metric(have, family)
             and have.get('type', 'unicast') == 'unicast')
 
 
@@ -137,25 +126,27 @@ def del_op(route):
     return RouteDel(route.get('dst'), route.get('gateway'), route.get('dev'), route.get('metric'), route.get('type'))
 
 
-def plan_routes(observed, want, network, own_subnet=None, owned=None, prune=True, family='ipv4'):
+def plan_routes(observed, want, network, own_subnet, family, owned=None, prune=True):
     """Replace missing/different desired routes, delete stale owned ones (unless not ``prune``:
     the route guard only adds).
 
     observed: {'route': [ip -json route dicts]}; want: Routes; network /
-    own_subnet: ip_network objects or CIDR text of ``family``; owned: owned_routes() if already known."""
+    own_subnet: ip_network objects or CIDR text of ``family`` (own_subnet may be None); owned:
+    owned_routes() if already known."""
     by_dst = {}
     for route in observed.get('route') or []:
-        by_dst.setdefault(route_key(route), []).append(route)
+        by_dst.setdefault(route_key(route, family), []).append(route)
     wanted = dict((w.dst, w) for w in want)
     ops = []
     if owned is None:
         owned = owned_routes(observed, network, own_subnet, family) if prune else []
     for route in owned:
-        w = wanted.get(route_key(route))
-        if w is not None and (route_matches(route, w) or (_default_metric(route) and not _blocks_onlink(route, w))):
+        w = wanted.get(route_key(route, family))
+        if w is not None and (route_matches(route, w, family)
+                              or (_default_metric(route, family) and not _blocks_onlink(route, w, family))):
             continue  # in sync, or overwritten by "route replace" (same dst, default metric)
         ops.append(del_op(route))
     for w in want:
-        if not any(route_matches(r, w) for r in by_dst.get(w.dst, ())):
+        if not any(route_matches(r, w, family) for r in by_dst.get(w.dst, ())):
             ops.append(replace_op(w))
     return ops

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """flanneld's traffic rules (pkg/trafficmngr) for the ansible dataplane: masquerade of pod
 traffic leaving the cluster network and the forward accept rules, in iptables or nftables,
-for one address family per call (``FAMILIES``: ipv4 or ipv6).
+for one address family per call (a Family: IPv4 or IPv6).
 
 observe: one ``iptables-save`` (nat + filter) and one ``nft -j list table ip flannel-ipv4``
          (ipv6: ``ip6tables-save`` and ``nft -j list table ip6 flannel-ipv6``);
@@ -28,9 +28,7 @@ import re
 import shutil
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
-
-from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, family_named, family_of_version
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import text
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
@@ -44,28 +42,18 @@ NFT_ARGS = ('-f', '-')
 EXTRA_PATH = ('/usr/sbin', '/sbin', '/usr/local/sbin')
 
 
-# What differs between the families (everything else is one code path):
-# label: for messages; bits: address width; save/restore: the iptables tools (flanneld's
-# go-iptables ProtocolIPv4/IPv6); nft_family: the nft table family, also the address match
-# keyword (knftables.IPv4Family "ip" / IPv6Family "ip6"); nft_table: flanneld's table name
-# (pkg/trafficmngr/nftables: ipv4Table / ipv6Table); multicast: the range never masqueraded
-# (masqRules / masqIP6Rules, addMasqRules); parse_cidr: value -> ((int, prefix), canonical text).
-Family = namedtuple('Family', ['name', 'label', 'bits', 'save', 'restore', 'nft_family', 'nft_table',
-                               'multicast', 'parse_cidr'])
-FAMILIES = {
-    'ipv4': Family('ipv4', 'IPv4', 32, 'iptables-save', 'iptables-restore', 'ip', 'flannel-ipv4',
-                   '224.0.0.0/4', ipv4.parse_cidr),
-    'ipv6': Family('ipv6', 'IPv6', 128, 'ip6tables-save', 'ip6tables-restore', 'ip6', 'flannel-ipv6',
-                   'ff00::/8', ipv6.parse_cidr),
-}
+# What differs between the families is the Family (base/family.py): its iptables tools
+# (save/restore: flanneld's go-iptables ProtocolIPv4/IPv6), nft table family (also the address
+# match keyword, knftables' "ip"/"ip6"), nft table (flanneld's ipv4Table/ipv6Table) and multicast
+# range (never masqueraded); everything else is one code path.
 # the IPv4 names of before the families (kept for callers)
-MULTICAST = FAMILIES['ipv4'].multicast
-NFT_TABLE = FAMILIES['ipv4'].nft_table
+MULTICAST = IPV4.multicast
+NFT_TABLE = IPV4.nft_table
 
-# What the rules are made from; the route guard's state file keeps it as a dict (family:
-# added last with default ipv4, so that specs and state files without it stay valid).
+# What the rules are made from; the route guard's state file keeps it as a dict (family: a
+# Family, written as its name; added last, a spec or state file without it is IPv4: rule_spec).
 RuleSpec = namedtuple('RuleSpec', ['mode', 'network', 'subnet', 'ip_masq', 'random_fully', 'family'])
-RuleSpec.__new__.__defaults__ = ('ipv4',)
+RuleSpec.__new__.__defaults__ = (IPV4,)   # a spec of before the families (five fields) is IPv4's
 
 IptChainDef = namedtuple('IptChainDef', ['table', 'chain', 'parent', 'comment'])
 IPT_CHAINS = (IptChainDef('nat', 'FLANNEL-POSTRTG', 'POSTROUTING', 'flanneld masq'),
@@ -85,8 +73,8 @@ IptChain = namedtuple('IptChain', ['jumps', 'rules'])
 NftChain = namedtuple('NftChain', ['head', 'rules'])
 # forward_drops: the forward base chains outside ours whose policy is drop, as ForwardDrop
 # (kind 'iptables': the family's iptables FORWARD chain, legacy or nft; 'nft': any other table)
-RuleState = namedtuple('RuleState', ['iptables', 'nft', 'family', 'forward_drops'])  # family: default ipv4
-RuleState.__new__.__defaults__ = ('ipv4', ())
+RuleState = namedtuple('RuleState', ['iptables', 'nft', 'family', 'forward_drops'])
+RuleState.__new__.__defaults__ = (IPV4, ())   # records of before the families are IPv4's
 ForwardDrop = namedtuple('ForwardDrop', ['kind', 'table', 'chain'])
 IPTABLES_FORWARD = ForwardDrop('iptables', 'filter', 'FORWARD')
 
@@ -100,7 +88,7 @@ DropTable = namedtuple('DropTable', ['table'])
 
 # absolute paths or None; iptables_save/iptables_restore are the family's (ip6tables-* for ipv6)
 Tools = namedtuple('Tools', ['iptables_save', 'iptables_restore', 'nft', 'family'])
-Tools.__new__.__defaults__ = ('ipv4',)
+Tools.__new__.__defaults__ = (IPV4,)
 
 _VERSION = re.compile(r'v(\d+)\.(\d+)\.(\d+)')
 
@@ -112,11 +100,13 @@ class TrafficRulesError(DataplaneError):
 # ------------------------------------------------------------------ the spec (pure)
 
 def family_def(family):
-    """The Family of 'ipv4' / 'ipv6' (None: ipv4); DataplaneError naming the option otherwise."""
-    found = FAMILIES.get(family or 'ipv4')
-    if found is None:
-        raise DataplaneError('family: %r is not one of %s' % (family, ', '.join(sorted(FAMILIES))))
-    return found
+    """The Family of the ``family`` option of the module or the state file: 'ipv4' / 'ipv6' (None:
+    ipv4, the option's default and what a state file of before the families holds);
+    DataplaneError naming the option otherwise."""
+    try:
+        return family_named(family or 'ipv4')
+    except ValueError as exc:
+        raise DataplaneError(str(exc))
 
 
 def _cidr(value, key, fam):
@@ -126,12 +116,12 @@ def _cidr(value, key, fam):
         return fam.parse_cidr(value)
     except (TypeError, ValueError) as exc:
         try:
-            other = 'ipv%d' % ipaddress.ip_network(value, strict=False).version
+            other = family_of_version(ipaddress.ip_network(value, strict=False).version)
         except (TypeError, ValueError):
-            other = fam.name
-        if other != fam.name:
+            other = fam
+        if other is not fam:
             raise DataplaneError('%s: %r is an %s network, but family is %s (set family: %s for it)'
-                                 % (key, value, FAMILIES[other].label, fam.name, other))
+                                 % (key, value, other.label, fam.name, other.name))
         raise DataplaneError('%s: %r is not an %s network (%s)' % (key, value, fam.label, exc))
 
 
@@ -144,7 +134,7 @@ def _subnet_of(inner, outer, bits):
 def rule_spec(params):
     """Validated RuleSpec from module params or the guard's state file (a dict).
 
-    family (default ipv4) decides how network and subnet are read; subnet may be None with
+    family (the option; unset: ipv4) decides how network and subnet are read; subnet may be None with
     ip_masq false (only the forward rules need no subnet); random_fully None means "not
     decided yet" (see random_fully_supported)."""
     fam = family_def(params.get('family'))
@@ -162,7 +152,7 @@ def rule_spec(params):
         raise DataplaneError('subnet (this node\'s lease subnet) is required when ip_masq is true')
     random_fully = params.get('random_fully')
     return RuleSpec(mode, network_text, subnet_text, ip_masq,
-                    None if random_fully is None else bool(random_fully), fam.name)
+                    None if random_fully is None else bool(random_fully), fam)
 
 
 # ------------------------------------------------------------------ desired rules (pure)
@@ -171,7 +161,7 @@ def iptables_jump(chain_def):
     return '-m comment --comment "%s" -j %s' % (chain_def.comment, chain_def.chain)
 
 
-def iptables_masq_rules(network, subnet, random_fully, family='ipv4'):
+def iptables_masq_rules(network, subnet, random_fully, family):
     """FLANNEL-POSTRTG as flanneld fills it (masqRules / masqIP6Rules: the same rules but the
     multicast range) and as iptables-save / ip6tables-save print it."""
     tail = '-m comment --comment "%s" -j ' % IPT_CHAINS[0].comment
@@ -180,7 +170,7 @@ def iptables_masq_rules(network, subnet, random_fully, family='ipv4'):
             '-s %s -d %s %sRETURN' % (subnet, network, tail),
             '-s %s -d %s %sRETURN' % (network, subnet, tail),
             '! -s %s -d %s %sRETURN' % (network, subnet, tail),
-            '-s %s ! -d %s %s' % (network, family_def(family).multicast, masq),
+            '-s %s ! -d %s %s' % (network, family.multicast, masq),
             '! -s %s -d %s %s' % (network, network, masq))
 
 
@@ -189,13 +179,13 @@ def iptables_forward_rules(network):
     return ('-s %s %s' % (network, tail), '-d %s %s' % (network, tail))
 
 
-def nft_masq_rules(network, subnet, random_fully, family='ipv4'):
+def nft_masq_rules(network, subnet, random_fully, family):
     """chain postrtg as flanneld fills it (addMasqRules; ``ip6`` matches and ff00::/8 in the
     ip6 table) and as ``nft list`` prints it, but the mark's zeros.
 
     The fourth rule is flanneld's own (saddr != own subnet, daddr cluster): unlike its
     iptables twin, it returns before the last rule can match; kept as flanneld has it."""
-    fam = family_def(family)
+    fam = family
     masq = 'masquerade' + (' fully-random' if random_fully else '')
     ip = fam.nft_family
     return ('meta mark 0x%x return' % KUBE_PROXY_MARK,
@@ -206,8 +196,8 @@ def nft_masq_rules(network, subnet, random_fully, family='ipv4'):
             '%s saddr != %s %s daddr %s %s' % (ip, network, ip, network, masq))
 
 
-def nft_forward_rules(network, family='ipv4'):
-    ip = family_def(family).nft_family
+def nft_forward_rules(network, family):
+    ip = family.nft_family
     return ('%s saddr %s accept' % (ip, network), '%s daddr %s accept' % (ip, network))
 
 
@@ -226,7 +216,7 @@ def forward_drop_problem(spec, drops):
     others = [d for d in drops if d.kind == 'nft']
     if spec is None or spec.mode != 'nftables' or not others:
         return None
-    fam = family_def(spec.family)
+    fam = spec.family
     names = ', '.join('%s chain %s' % (d.table, d.chain) for d in others)
     return ('nftables mode: the forward chain of another table has policy drop (%s), which drops the pod '
             'traffic that table %s %s accepts (an accept in one nftables table does not override a drop in '
@@ -240,7 +230,7 @@ def desired_state(spec, state='present', drops=()):
     ours in the other; but in nftables mode under an iptables FORWARD policy of drop
     (``drops``: observed ForwardDrops) also the iptables forward chain FLANNEL-FWD, which is what
     accepts the cluster's traffic there (flanneld does not; see forward_drop_problem)."""
-    family = spec.family if spec is not None else 'ipv4'
+    family = spec.family if spec is not None else IPV4   # no spec: the IPv4 records of before the families
     if state == 'absent':
         return RuleState({}, None, family)
     masq, forward = IPT_CHAINS
@@ -289,11 +279,11 @@ def iptables_forward_drops(text):
     return ()
 
 
-def nft_forward_drops(text, family='ipv4'):
+def nft_forward_drops(text, family):
     """The forward base chains with policy drop in ``nft -j list chains`` output that see the
     family's traffic (its table family, and inet), but our own table and iptables-nft's filter
     FORWARD (iptables_forward_drops sees that one)."""
-    fam = family_def(family)
+    fam = family
     drops = []
     for item in json.loads(text or '{}').get('nftables', []):
         c = item.get('chain') if isinstance(item, dict) else None
@@ -416,7 +406,7 @@ def plan(observed, desired):
     ops = []
     for d in IPT_CHAINS:
         ops += _plan_iptables_chain(d, observed.iptables.get(d.chain), desired.iptables.get(d.chain))
-    return ops + _plan_nft(observed.nft, desired.nft, family_def(desired.family).nft_table)
+    return ops + _plan_nft(observed.nft, desired.nft, desired.family.nft_table)
 
 
 # ------------------------------------------------------------------ text (pure)
@@ -448,9 +438,9 @@ def _nft_chain_add(name, table, nft_family='ip'):
         nft_family, table, name, d.head[0], d.head[1], d.priority_name, d.comment)
 
 
-def nft_input(ops, family='ipv4'):
+def nft_input(ops, family):
     """The nft ops as ``nft -f -`` input ('' when none), in the family's table family."""
-    f = family_def(family).nft_family
+    f = family.nft_family
     lines = []
     for op in ops:
         if isinstance(op, AddTable):
@@ -471,10 +461,10 @@ def op_summary(op):
     return '%s %s/%s' % (type(op).__name__, op.table, getattr(op, 'chain', getattr(op, 'parent', op.table)))
 
 
-def plan_lines(ops, family='ipv4'):
+def plan_lines(ops, family):
     """The plan as run: each tool's command line, then its input lines."""
     lines = []
-    for argv, text in (([family_def(family).restore] + list(RESTORE_ARGS), iptables_restore_input(ops)),
+    for argv, text in (([family.restore] + list(RESTORE_ARGS), iptables_restore_input(ops)),
                        (['nft'] + list(NFT_ARGS), nft_input(ops, family))):
         if text:
             lines += ['# ' + ' '.join(argv)] + text.splitlines()
@@ -494,7 +484,7 @@ def state_text(state):
                 lines += ['-A %s %s' % (d.chain, rule) for rule in chain.rules or ()]
             lines.append('COMMIT')
     if state.nft is not None:
-        fam = family_def(state.family)
+        fam = state.family
         lines.append('table %s %s {' % (fam.nft_family, fam.nft_table))
         order = [d.chain for d in NFT_CHAINS]
         for name in sorted(state.nft, key=lambda n: (order.index(n) if n in order else len(order), n)):
@@ -509,16 +499,16 @@ def state_text(state):
 
 # ------------------------------------------------------------------ the node (impure)
 
-def find_tools(which=None, family='ipv4'):
+def find_tools(which, family):
     """Absolute paths of the family's iptables-save and iptables-restore (ip6tables-save and
     ip6tables-restore for ipv6) and nft (None when missing); sbin directories are searched
     too (a module's PATH may lack them)."""
-    fam = family_def(family)
+    fam = family
     path = os.pathsep.join([os.environ.get('PATH', '')] + list(EXTRA_PATH))
     which = which or (lambda name: shutil.which(name, path=path))
     save, restore = which(fam.save), which(fam.restore)
     both = bool(save and restore)  # one without the other is no working iptables
-    return Tools(save if both else None, restore if both else None, which('nft'), fam.name)
+    return Tools(save if both else None, restore if both else None, which('nft'), fam)
 
 
 def mode_tools(tools, mode):
@@ -535,7 +525,7 @@ def check_tools(tools, mode):
                                 'package %s (or your distribution\'s equivalent)'
                                 % ('nftables' if mode == 'nftables' else 'iptables'))
     if mode == 'iptables' and tools.iptables_save is None:
-        fam = family_def(tools.family)
+        fam = tools.family
         raise TrafficRulesError('%s/%s not found: install the package iptables, '
                                 'or use nftables (FLANNEL_ENABLE_NFTABLES: true, net-conf EnableNFTables)'
                                 % (fam.save, fam.restore))
@@ -573,7 +563,7 @@ def observe(run, tools, mode='iptables'):
 
     A backend that is not the mode's and cannot even be read (an nft binary on a kernel
     without nf_tables) cannot hold rules of ours: it counts as empty."""
-    fam = family_def(tools.family)
+    fam = tools.family
     ipt, nft, drops = {}, None, ()
     if tools.iptables_save:
         argv = [tools.iptables_save]
@@ -599,10 +589,10 @@ def observe(run, tools, mode='iptables'):
             if rc != 0:
                 raise _failed(argv, rc, err)
             try:
-                drops += nft_forward_drops(out, fam.name)
+                drops += nft_forward_drops(out, fam)
             except (ValueError, AttributeError) as exc:
                 raise TrafficRulesError('%s: unparsable output (%s)' % (' '.join(argv), exc))
-    return RuleState(ipt, nft, fam.name, drops)
+    return RuleState(ipt, nft, fam, drops)
 
 
 def apply(run, tools, ops, mode='iptables'):
@@ -644,7 +634,7 @@ def traffic_rules(run, params, check_mode=False, diff=True, which=None):
     state = params.get('state') or 'present'
     if state in ('absent', 'prune'):
         spec = RuleSpec(params.get('mode') or 'iptables', None, None, False, None,
-                        family_def(params.get('family')).name)
+                        family_def(params.get('family')))
     else:
         spec = rule_spec(params)
     tools = find_tools(which, spec.family)

@@ -15,15 +15,12 @@ Standard library only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
 from collections import namedtuple
-
-from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import (
     ExternalInterface, addr_link, external_interface, ipv4_addrs, links_by_name)
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import LABEL, module_for
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6, family_named
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import (
     AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp, Sysctl)
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
@@ -34,19 +31,17 @@ DEFAULT_VXLAN_PORT = 8472
 # MTU - 70 (flanneld asks for MTU - 50 and gets the cap)
 VXLAN6_HEADROOM = 70
 
+# family: the Family of the device (IPv4: flannel.<VNI>, IPv6: flannel-v6.<VNI>)
 VxlanSpec = namedtuple('VxlanSpec', ['name', 'vni', 'dev', 'local', 'port', 'gbp', 'learning',
                                      'mtu', 'mac', 'address', 'network', 'family'])
-VxlanSpec.__new__.__defaults__ = ('ipv4',)
 
-DEVICE_PREFIX = {'ipv4': 'flannel.', 'ipv6': 'flannel-v6.'}
-_FLANNEL_DEV = {'ipv4': re.compile(r'^flannel\.\d+$'), 'ipv6': re.compile(r'^flannel-v6\.\d+$')}
-_PLEN = {'ipv4': 32, 'ipv6': 128}
 _LINK_LOCAL6 = ipv6.parse_net('fe80::/10')
 
 
-def device_name(vni, family='ipv4'):
-    """flannel.<VNI>, or flannel-v6.<VNI> for IPv6."""
-    return '%s%d' % (DEVICE_PREFIX[family], vni)
+def device_name(vni, family=IPV4):
+    """flannel.<VNI>, or flannel-v6.<VNI> for IPv6 (``Family.device``; the IPv4 default is kept
+    for node_facts' calls of before the Family, which also give the name)."""
+    return family_named(family).device(vni)
 
 
 def accept_ra_key(name):
@@ -87,9 +82,9 @@ def _learning(link):
     return bool(_info_data(link).get('learning'))
 
 
-def flannel_devices(observed, family='ipv4'):
+def flannel_devices(observed, family):
     """Names of every flannel-owned device: a VXLAN device named flannel.<n> (flannel-v6.<n>)."""
-    pattern = _FLANNEL_DEV[family]
+    pattern = family.device_pattern
     return sorted(link['ifname'] for link in observed.get('link') or []
                   if pattern.match(link.get('ifname') or '')
                   and (link.get('linkinfo') or {}).get('info_kind') == 'vxlan')
@@ -100,36 +95,38 @@ def flannel_devices(observed, family='ipv4'):
 def _fresh_link_ops(spec):
     ops = [LinkAdd(spec.name, spec.mac, spec.mtu, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
                    bool(spec.learning), bool(spec.gbp))]
-    if spec.family == 'ipv6':   # as flanneld: right after the device is made, before it is up
-        ops.append(Sysctl(accept_ra_key(spec.name), 0))
-    return ops + [AddrAdd('%s/%d' % (spec.address, _PLEN[spec.family]), spec.name), LinkUp(spec.name)]
+    return ops + _accept_ra_ops(spec) + [AddrAdd(_device_address(spec), spec.name), LinkUp(spec.name)]
+
+
+def _accept_ra_ops(spec, observed=None):
+    """IPv6, as flanneld: accept_ra 0 (right after the device is made, before it is up), unless
+    ``observed`` says it already is."""
+    if spec.family is not IPV6 or (observed is not None and (observed.get('accept_ra') or {}).get(spec.name) == '0'):
+        return []
+    return [Sysctl(accept_ra_key(spec.name), 0)]
+
+
+def _device_address(spec):
+    """The device's own address: the subnet's network address as a host route (/32, /128)."""
+    return '%s/%d' % (spec.address, spec.family.bits)
+
+
+def _is_own_address(addr, spec):
+    fam = spec.family
+    return fam.parse_ip(addr['local']) == fam.parse_ip(spec.address) and addr['prefixlen'] == fam.bits
 
 
 def _stale_addrs(link, spec):
-    if spec.family == 'ipv6':
-        return _stale_addrs6(link, spec)
-    keep = '%s/32' % spec.address
-    network = None if spec.network is None else ipv4.parse_net(spec.network, strict=False)
-    stale = []
-    for addr in ipv4_addrs(link):
-        cidr = '%s/%s' % (addr['local'], addr['prefixlen'])
-        if cidr != keep and network is not None and ipv4.contains(network, ipv4.parse_ip(addr['local'])):
-            stale.append(cidr)
-    return stale
+    """IPv4: the device's other addresses inside the cluster network; IPv6: flanneld's
+    EnsureV6AddressOnLink, every IPv6 address but ours and link-local ones goes."""
+    fam = spec.family
+    network = None if spec.network is None else fam.parse_net(spec.network, strict=False)
+    return ['%s/%s' % (a['local'], a['prefixlen']) for a in family_addrs(link, fam) if not _is_own_address(a, spec)
+            and (fam is IPV6 or network is not None and fam.contains(network, fam.parse_ip(a['local'])))]
 
 
 def _has_address(addrs, spec):
-    if spec.family == 'ipv4':
-        return any(a['local'] == spec.address and a['prefixlen'] == 32 for a in ipv4_addrs(addrs))
-    want = ipv6.parse_ip(spec.address)
-    return any(ipv6.parse_ip(a['local']) == want and a['prefixlen'] == 128 for a in ipv6_addrs(addrs))
-
-
-def _stale_addrs6(link, spec):
-    """flanneld's EnsureV6AddressOnLink: every IPv6 address but ours and link-local ones goes."""
-    want = ipv6.parse_ip(spec.address)
-    return ['%s/%s' % (a['local'], a['prefixlen']) for a in ipv6_addrs(link)
-            if (ipv6.parse_ip(a['local']), a['prefixlen']) != (want, 128)]
+    return any(_is_own_address(a, spec) for a in family_addrs(addrs, spec.family))
 
 
 def _fix_in_place(observed, link, spec):
@@ -140,18 +137,17 @@ def _fix_in_place(observed, link, spec):
         ops.append(LinkSet(spec.name, 'mtu', spec.mtu))
     if _learning(link) != bool(spec.learning):
         ops.append(LinkSet(spec.name, 'type vxlan', 'learning' if spec.learning else 'nolearning'))
-    if spec.family == 'ipv6' and (observed.get('accept_ra') or {}).get(spec.name) != '0':
-        ops.append(Sysctl(accept_ra_key(spec.name), 0))
+    ops += _accept_ra_ops(spec, observed)
     addrs = addr_link(observed, spec.name) or {}
     ops += [AddrDel(cidr, spec.name) for cidr in _stale_addrs(addrs, spec)]
     if not _has_address(addrs, spec):
-        ops.append(AddrAdd('%s/%d' % (spec.address, _PLEN[spec.family]), spec.name))
+        ops.append(AddrAdd(_device_address(spec), spec.name))
     if 'UP' not in (link.get('flags') or []):
         ops.append(LinkUp(spec.name))
     return ops
 
 
-def plan_stale_devices(observed, keep=None, family='ipv4'):
+def plan_stale_devices(observed, keep, family):
     """Delete every flannel.<n> (flannel-v6.<n>) VXLAN device except keep (a VNI or port change, a switch)."""
     return [LinkDel(name) for name in flannel_devices(observed, family) if name != keep]
 
@@ -168,7 +164,7 @@ def plan_vxlan_link(observed, spec):
     return stale + _fix_in_place(observed, link, spec), False
 
 
-def plan_vxlan_absent(observed, name, family='ipv4'):
+def plan_vxlan_absent(observed, name, family):
     """Delete name and every other flannel.<n> (flannel-v6.<n>) VXLAN device."""
     ops = [LinkDel(name)] if name in links_by_name(observed) else []
     return ops + plan_stale_devices(observed, name, family)
@@ -182,12 +178,11 @@ def _check_port(port):
     return port
 
 
-def _address(value, family='ipv4'):
-    fam = module_for(family)
+def _address(value, family):
     try:
-        return fam.ip_text(fam.parse_net(value, strict=False)[0])
+        return family.ip_text(family.parse_net(value, strict=False)[0])
     except ValueError as exc:
-        raise DataplaneError('address: %r is not an %s network (%s)' % (value, LABEL[family], exc))
+        raise DataplaneError('address: %r is not an %s network (%s)' % (value, family.label, exc))
 
 
 def _default_route_dev(observed):
@@ -234,7 +229,13 @@ def external_interface6(observed, iface=None, public_ip=None):
     return ExternalInterface(name, ip, int(mtu))
 
 
-def vxlan_link_spec(observed, params, family='ipv4'):
+# the underlay's interface of each family (until one chooser serves both), and the headroom the
+# kernel keeps on it (IPv6: VXLAN6_HEADROOM caps the MTU below flanneld's - 50)
+_EXTERNAL_INTERFACE = {IPV4: external_interface, IPV6: external_interface6}
+_HEADROOM = {IPV4: VXLAN_OVERHEAD, IPV6: VXLAN6_HEADROOM}
+
+
+def vxlan_link_spec(observed, params, family):
     """VxlanSpec from module params and the observed 'addr' table.
 
     IPv6: ``local_ip`` is the node's public_ip6, ``address`` the subnet6 network address,
@@ -247,10 +248,7 @@ def vxlan_link_spec(observed, params, family='ipv4'):
     if not params.get('address'):
         raise DataplaneError('address (the lease subnet network IP) is required with state=present')
     address = _address(params['address'], family)
-    if family == 'ipv4':
-        ext = external_interface(observed, iface=params['iface'], public_ip=params.get('local_ip'))
-    else:
-        ext = external_interface6(observed, iface=params['iface'], public_ip=params.get('local_ip'))
+    ext = _EXTERNAL_INTERFACE[family](observed, iface=params['iface'], public_ip=params.get('local_ip'))
     mtu = params.get('mtu') or ext.mtu - VXLAN_OVERHEAD
     if not 68 <= mtu <= 65535:
         raise DataplaneError('mtu: %r is out of range (68..65535)' % mtu)
@@ -258,8 +256,7 @@ def vxlan_link_spec(observed, params, family='ipv4'):
         raise DataplaneError('mtu: %d does not fit %s (MTU %d) with VXLAN\'s %d bytes of headers; '
                              'write at most %d, or raise the MTU of %s'
                              % (mtu, ext.name, ext.mtu, VXLAN_OVERHEAD, ext.mtu - VXLAN_OVERHEAD, ext.name))
-    if family == 'ipv6':
-        mtu = min(mtu, ext.mtu - VXLAN6_HEADROOM)
+    mtu = min(mtu, ext.mtu - _HEADROOM[family])
     mac = check_mac(params['mac'], 'mac') if params.get('mac') else vtep_mac(ext.ip, vni)
     return VxlanSpec(device_name(vni, family), vni, ext.name, ext.ip, port, bool(params.get('gbp')),
                      bool(params.get('learning')), mtu, mac, address, params.get('network'), family)
@@ -267,7 +264,7 @@ def vxlan_link_spec(observed, params, family='ipv4'):
 
 # ----------------------------------------------------------------------- diffs
 
-def link_text(link, addrs=None, family='ipv4', accept_ra=None):
+def link_text(link, addrs, family, accept_ra=None):
     """A vxlan device (observed) in ``ip link`` syntax, plus its addresses of ``family`` (IPv6:
     not link-local) and, when known, its accept_ra."""
     if link is None:
@@ -286,7 +283,7 @@ def link_text(link, addrs=None, family='ipv4', accept_ra=None):
     return lines
 
 
-def devices_text(observed, names, family='ipv4'):
+def devices_text(observed, names, family):
     """link_text of several observed devices."""
     links = links_by_name({'link': observed.get('link')})
     accept_ra = observed.get('accept_ra') or {}
@@ -301,7 +298,5 @@ def spec_text(spec):
              % (spec.name, spec.vni, spec.dev, spec.local, spec.port or DEFAULT_VXLAN_PORT,
                 'learning' if spec.learning else 'nolearning', ' gbp' if spec.gbp else '',
                 spec.mtu, spec.mac),
-             'addr %s/%d dev %s' % (spec.address, _PLEN[spec.family], spec.name)]
-    if spec.family == 'ipv6':
-        lines.append('sysctl %s=0' % accept_ra_key(spec.name))
-    return lines
+             'addr %s dev %s' % (_device_address(spec), spec.name)]
+    return lines + ['sysctl %s=%s' % (op.key, op.value) for op in _accept_ra_ops(spec)]

@@ -37,6 +37,7 @@ import time
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 
 from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
@@ -56,7 +57,7 @@ PROG = 'flannel-route-guard'
 # One family's part; ``ipv6`` (of the IPv4 part, the top level of the file) holds the IPv6 part
 # or None. IPv6-only: the IPv4 part has no network and no routes.
 GuardState = namedtuple('GuardState', ['network', 'subnet', 'backend', 'routes', 'rules', 'ipv6', 'family'])
-GuardState.__new__.__defaults__ = (None, 'ipv4')
+GuardState.__new__.__defaults__ = (None, IPV4)
 
 _LINK_EVENT = re.compile(r'^(Deleted )?\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>')
 _ROUTE_TYPES = ('unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable',
@@ -69,7 +70,7 @@ class RouteGuardError(Exception):
 
 # ------------------------------------------------------------------ state file (pure)
 
-def _checked(check, value, what, family='ipv4'):
+def _checked(check, value, what, family):
     """A validator of lease.py, raising RouteGuardError."""
     try:
         return check(value, what, family)
@@ -77,11 +78,11 @@ def _checked(check, value, what, family='ipv4'):
         raise RouteGuardError(str(exc))
 
 
-def _net(value, what, family='ipv4'):
+def _net(value, what, family):
     return ipaddress.ip_network(_checked(check_net, str(value), what, family)[1])
 
 
-def parse_route_line(line, family='ipv4'):
+def parse_route_line(line, family):
     """``direct_route``'s route text ("DST [via GW] [dev DEV] [onlink] [proto 159]") -> Route."""
     words = str(line).split()
     if not words:
@@ -103,7 +104,7 @@ def parse_route_line(line, family='ipv4'):
     return route_entry(entry, family)
 
 
-def route_entry(entry, family='ipv4'):
+def route_entry(entry, family):
     """A route as a dict {dst, gateway, dev, onlink} or as a route line -> validated Route."""
     if isinstance(entry, str):
         return parse_route_line(entry, family)
@@ -142,13 +143,14 @@ def load_state(text):
     part6 = doc.get('ipv6')
     if part6 is not None and not isinstance(part6, dict):
         raise RouteGuardError('ipv6: must be a JSON object')
-    ipv6 = _load_part(part6, backend, 'ipv6', 'ipv6.') if part6 else None
-    return _load_part(doc, backend, 'ipv4', '', ipv6)
+    ipv6 = _load_part(part6, backend, IPV6, 'ipv6.') if part6 else None
+    return _load_part(doc, backend, IPV4, '', ipv6)
 
 
 def _load_part(doc, backend, family, where, ipv6=None):
-    """One family's part of the state file -> GuardState (``where`` prefixes the keys in errors)."""
-    network = _net(doc.get('network'), where + 'network', family) if doc.get('network') or family == 'ipv6' \
+    """One family's part of the state file -> GuardState (``where`` prefixes the keys in errors;
+    the IPv6 part is there only for an IPv6 network, so it must name it)."""
+    network = _net(doc.get('network'), where + 'network', family) if doc.get('network') or family is IPV6 \
         or doc.get('routes') else None
     subnet = _net(doc['subnet'], where + 'subnet', family) if doc.get('subnet') else None
     routes = doc.get('routes')
@@ -288,7 +290,7 @@ def applicable(route, observed):
 
 def missing_routes(observed, state):
     """Desired routes whose destination has no route at all in the main table."""
-    present = set(route_key(r) for r in observed.get('route') or [])
+    present = set(route_key(r, state.family) for r in observed.get('route') or [])
     return [r for r in state.routes if r.dst not in present]
 
 
@@ -299,7 +301,7 @@ def plan_missing(observed, state):  # state: one family's part
     missing = missing_routes(observed, state)
     ready = [r for r in missing if applicable(r, observed)]
     waiting = [r for r in missing if r not in ready]
-    return plan_routes(observed, ready, state.network, state.subnet, prune=False, family=state.family), waiting
+    return plan_routes(observed, ready, state.network, state.subnet, state.family, prune=False), waiting
 
 
 def hold_active(mtime, now, hold_max=HOLD_MAX):

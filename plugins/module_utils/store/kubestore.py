@@ -19,14 +19,13 @@ Imported on the managed node: standard library and ansible.module_utils only.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import ipaddress
 import json
 import socket
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlparse
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import tls_opener
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, subnet_key
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import LeaseStore, config_families, parse_leases
 
@@ -138,19 +137,20 @@ def pod_cidr_texts(node):
 
 
 def _by_family(cidrs):
-    """{'ipv4': text, 'ipv6': text}: the first podCIDR of each family (flannel's nodeToLease)."""
+    """{Family: text}: the first podCIDR of each family (flannel's nodeToLease)."""
     found = {}
     for cidr in cidrs:
-        found.setdefault('ipv6' if ':' in cidr else 'ipv4', cidr)
+        found.setdefault(family_of(cidr), cidr)
     return found
 
 
-_KCM = {('ipv4',): '--cluster-cidr=<CLUSTER_CIDR> --node-cidr-mask-size=<NODE_CIDR_LEN>',
-        ('ipv6',): '--cluster-cidr=<CLUSTER_CIDR_IPV6> --node-cidr-mask-size=<NODE_CIDR_LEN_IPV6>',
-        ('ipv4', 'ipv6'): '--cluster-cidr=<CLUSTER_CIDR>,<CLUSTER_CIDR_IPV6> --node-cidr-mask-size-ipv4=<NODE_CIDR_LEN> '
-                          '--node-cidr-mask-size-ipv6=<NODE_CIDR_LEN_IPV6>'}
-_KEYS = {'ipv4': ('CLUSTER_CIDR', 'NODE_CIDR_LEN', '--node-cidr-mask-size'),
-         'ipv6': ('CLUSTER_CIDR_IPV6', 'NODE_CIDR_LEN_IPV6', '--node-cidr-mask-size-ipv6')}
+# kube-controller-manager's flags for the families of the network
+_KCM = {(IPV4,): '--cluster-cidr=<CLUSTER_CIDR> --node-cidr-mask-size=<NODE_CIDR_LEN>',
+        (IPV6,): '--cluster-cidr=<CLUSTER_CIDR_IPV6> --node-cidr-mask-size=<NODE_CIDR_LEN_IPV6>',
+        (IPV4, IPV6): '--cluster-cidr=<CLUSTER_CIDR>,<CLUSTER_CIDR_IPV6> --node-cidr-mask-size-ipv4=<NODE_CIDR_LEN> '
+                      '--node-cidr-mask-size-ipv6=<NODE_CIDR_LEN_IPV6>'}
+# the flag that sets a family's node subnet length (dual-stack: each family's own)
+_MASK_FLAG = {IPV4: '--node-cidr-mask-size', IPV6: '--node-cidr-mask-size-ipv6'}
 
 
 def pod_cidrs(node, netconf=None):
@@ -158,7 +158,7 @@ def pod_cidrs(node, netconf=None):
     for each family the network has (IPv4 only without ``netconf``), checked against the network
     (clear errors naming the node and the fix)."""
     name = name_of(node)
-    families = config_families(netconf) if netconf is not None else ('ipv4',)
+    families = config_families(netconf) if netconf is not None else (IPV4,)
     kcm = 'kube-controller-manager must run with --allocate-node-cidrs %s' % _KCM[families]
     cidrs = pod_cidr_texts(node)
     if not cidrs:
@@ -170,20 +170,17 @@ def pod_cidrs(node, netconf=None):
     for family in families:
         value = found.get(family)
         if value is None:
-            label = 'IPv6' if family == 'ipv6' else 'IPv4'
             raise LeaseError(
                 'node %s: spec.podCIDRs (%s) has no %s subnet, and the network has %s: %s; a node keeps the '
                 'podCIDRs it registered with, so delete the Node and let its kubelet register it again '
-                'after that change' % (name, ', '.join(cidrs), label, label, kcm))
+                'after that change' % (name, ', '.join(cidrs), family.label, family.label, kcm))
         try:
-            subnet = ipaddress.IPv6Network(value) if family == 'ipv6' else ipaddress.IPv4Network(value)
+            subnet = family.net_cls(value)
         except ValueError as exc:
-            raise LeaseError('node %s: podCIDR %r is not an %s subnet (%s)'
-                             % (name, value, 'IPv6' if family == 'ipv6' else 'IPv4', exc))
+            raise LeaseError('node %s: podCIDR %r is not an %s subnet (%s)' % (name, value, family.label, exc))
         if netconf is not None:
-            network, subnet_len = ((netconf.ipv6_network, netconf.ipv6_subnet_len) if family == 'ipv6'
-                                   else (netconf.network, netconf.subnet_len))
-            cidr_key, len_key, mask_flag = _KEYS[family]
+            network, subnet_len = (getattr(netconf, attr) for attr in family.conf_attrs[:2])
+            cidr_key, len_key, mask_flag = family.cidr_key, family.node_len_key, _MASK_FLAG[family]
             if not subnet.subnet_of(network):
                 raise LeaseError('node %s: podCIDR %s is not inside the network %s (%s must equal '
                                  'kube-controller-manager --cluster-cidr)' % (name, subnet, network, cidr_key))
@@ -191,7 +188,7 @@ def pod_cidrs(node, netconf=None):
                 raise LeaseError('node %s: podCIDR %s is not a /%d (%s must equal kube-controller-manager '
                                  '%s)' % (name, subnet, subnet_len, len_key, mask_flag))
         subnets[family] = subnet
-    return subnets.get('ipv4'), subnets.get('ipv6')
+    return subnets.get(IPV4), subnets.get(IPV6)
 
 
 def pod_cidr(node, netconf=None):
@@ -209,10 +206,10 @@ def wanted_annotations(lease):
     IPv6 subnet."""
     notes = {BACKEND_TYPE: lease.backend_type}
     if lease.subnet is not None:
-        notes.update({BACKEND_DATA: _json_text(lease.backend_data()), PUBLIC_IP: str(lease.public_ip)})
+        notes.update({BACKEND_DATA: _json_text(lease.backend_data(IPV4)), PUBLIC_IP: str(lease.public_ip)})
     notes[KUBE_MANAGED] = 'true'
     if lease.subnet6 is not None:
-        notes.update({BACKEND_V6_DATA: _json_text(lease.backend_data('ipv6')), PUBLIC_IPV6: str(lease.public_ip6)})
+        notes.update({BACKEND_V6_DATA: _json_text(lease.backend_data(IPV6)), PUBLIC_IPV6: str(lease.public_ip6)})
     return notes
 
 
@@ -233,21 +230,19 @@ def store_entry(node, families=FAMILIES):
     cidrs = pod_cidr_texts(node)
     found = _by_family(cidrs)
     use = dict((family, family in families and family in found and address in notes)
-               for family, address in (('ipv4', PUBLIC_IP), ('ipv6', PUBLIC_IPV6)))
-    if BACKEND_TYPE not in notes or not (use['ipv4'] or use['ipv6']):
+               for family, address in ((IPV4, PUBLIC_IP), (IPV6, PUBLIC_IPV6)))
+    if BACKEND_TYPE not in notes or not (use[IPV4] or use[IPV6]):
         return None
     try:
-        key = subnet_key(ipaddress.IPv4Network(found['ipv4']) if use['ipv4'] else None,
-                         ipaddress.IPv6Network(found['ipv6']) if use['ipv6'] else None)
+        key = subnet_key(*(family.net_cls(found[family]) if use[family] else None for family in FAMILIES))
     except ValueError:
         key = 'node %s podCIDR %s' % (name_of(node), ','.join(cidrs))   # reported as corrupt
-    value = {'PublicIP': notes.get(PUBLIC_IP) if use['ipv4'] else '0.0.0.0',
-             'PublicIPv6': notes.get(PUBLIC_IPV6) if use['ipv6'] else None,
+    value = {'PublicIP': notes.get(PUBLIC_IP) if use[IPV4] else '0.0.0.0',
+             'PublicIPv6': notes.get(PUBLIC_IPV6) if use[IPV6] else None,
              'BackendType': notes.get(BACKEND_TYPE)}
-    if use['ipv4']:
-        value['BackendData'] = _decoded(notes.get(BACKEND_DATA))
-    if use['ipv6']:
-        value['BackendV6Data'] = _decoded(notes.get(BACKEND_V6_DATA))
+    for family, data in ((IPV4, BACKEND_DATA), (IPV6, BACKEND_V6_DATA)):
+        if use[family]:
+            value[family.store_backend_data] = _decoded(notes.get(data))
     return key, value
 
 

@@ -30,7 +30,7 @@ import tempfile
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, LABEL
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of_version
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     Lease, LeaseError, check_node_ip, subnets_from_key)
 
@@ -39,12 +39,12 @@ SUBNET_ENV_KEYS = ('FLANNEL_NETWORK', 'FLANNEL_SUBNET', 'FLANNEL_IPV6_NETWORK',
                    'FLANNEL_IPV6_SUBNET', 'FLANNEL_MTU', 'FLANNEL_IPMASQ')
 
 
-def _subnet(value, what, family='ipv4'):
-    cls = ipaddress.IPv6Network if family == 'ipv6' else ipaddress.IPv4Network
+def _subnet(value, what, family):
+    cls = family.net_cls
     try:
         return cls(value if isinstance(value, (str, cls)) else '<%r>' % (value,))
     except ValueError as exc:
-        raise LeaseError('%s: %r is not an %s subnet (%s)' % (what, value, LABEL[family], exc))
+        raise LeaseError('%s: %r is not an %s subnet (%s)' % (what, value, family.label, exc))
 
 
 def lease_order(lease):
@@ -77,24 +77,16 @@ def parse_leases(entries):
 
 # ---------------------------------------------------------------- allocation
 
-_NETWORK = {'ipv4': ipaddress.IPv4Network, 'ipv6': ipaddress.IPv6Network}
-_BITS = {'ipv4': 32, 'ipv6': 128}
-
-
 def _family(subnet):
-    return 'ipv6' if subnet.version == 6 else 'ipv4'
+    return family_of_version(subnet.version)
 
 
 def family_conf(netconf, family):
     """(Network, SubnetLen, SubnetMin, SubnetMax) of ``family``, or None when the config does
     not enable it (EnableIPv4 / EnableIPv6; a config without these attributes is IPv4-only)."""
-    if family == 'ipv4':
-        if not getattr(netconf, 'enable_ipv4', True):
-            return None
-        return netconf.network, netconf.subnet_len, netconf.subnet_min, netconf.subnet_max
-    if not getattr(netconf, 'enable_ipv6', False):
+    if not getattr(netconf, family.enable_attr, family.enabled_by_default):
         return None
-    return netconf.ipv6_network, netconf.ipv6_subnet_len, netconf.ipv6_subnet_min, netconf.ipv6_subnet_max
+    return tuple(getattr(netconf, attr) for attr in family.conf_attrs)
 
 
 def config_families(netconf):
@@ -120,7 +112,8 @@ def lease_compatible(netconf, lease):
     """flannel's isSubnetConfigCompat && isIPv6SubnetConfigCompat: each family the config
     enables is in the lease and compatible, and the lease has no family the config does not
     enable (an IPv4 lease is not compatible once IPv6 is on, a dual-stack one once it is off)."""
-    for family, subnet in (('ipv4', lease.network), ('ipv6', lease.network6)):
+    for family in FAMILIES:
+        subnet = lease.network_of(family)
         if family_conf(netconf, family) is None:
             if subnet is not None:
                 return False
@@ -129,16 +122,16 @@ def lease_compatible(netconf, lease):
     return True
 
 
-def subnet_count(netconf, family='ipv4'):
+def subnet_count(netconf, family):
     dummy, subnet_len, smin, smax = family_conf(netconf, family)
-    size = 1 << (_BITS[family] - subnet_len)
+    size = 1 << (family.bits - subnet_len)
     return (int(smax.network_address) - int(smin.network_address)) // size + 1
 
 
-def _free_subnets(netconf, taken, family='ipv4'):
+def _free_subnets(netconf, taken, family):
     """Free subnets of SubnetLen in [SubnetMin, SubnetMax] overlapping none of ``taken``, lowest first."""
     dummy, subnet_len, smin, smax = family_conf(netconf, family)
-    size = 1 << (_BITS[family] - subnet_len)
+    size = 1 << (family.bits - subnet_len)
     cand = int(smin.network_address)
     last = int(smax.network_address)
     spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in taken)
@@ -149,7 +142,7 @@ def _free_subnets(netconf, taken, family='ipv4'):
         if index < len(spans) and spans[index][0] <= cand + size - 1:
             cand = (spans[index][1] + size) // size * size   # first boundary after the taken span
             continue
-        yield _NETWORK[family]((cand, subnet_len))
+        yield family.net_cls((cand, subnet_len))
         cand += size
 
 
@@ -164,7 +157,7 @@ def is_own(lease, public_ip, public_ip6=None):
 
 
 def _lease_nets(lease):
-    return {'ipv4': lease.network, 'ipv6': lease.network6}
+    return dict((family, lease.network_of(family)) for family in FAMILIES)
 
 
 def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, preferred=None, reserved=(),
@@ -187,13 +180,11 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
     Raises LeaseError "out of subnets" / "out of IPv6 subnets".
     """
     families = config_families(netconf)
-    addresses = {'ipv4': public_ip, 'ipv6': public_ip6}
+    addresses = {IPV4: public_ip, IPV6: public_ip6}
     for family in families:
         if addresses[family] is None:
-            raise LeaseError('the network has %s: the node needs public_ip%s'
-                             % (LABEL[family], '6' if family == 'ipv6' else ''))
-    public_ip = None if public_ip is None else check_node_ip(str(public_ip), 'public_ip')
-    public_ip6 = None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', 'ipv6')
+            raise LeaseError('the network has %s: the node needs %s' % (family.label, family.public_ip_key))
+    public_ip, public_ip6 = node_ips(public_ip, public_ip6)
     what = 'node %s' % (public_ip if public_ip is not None else public_ip6)
     mine = sorted((lease for lease in leases if is_own(lease, public_ip, public_ip6)), key=lease_order)
     # a lease of another size or outside the network cannot be this config's: it blocks nothing
@@ -204,8 +195,8 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
             taken[_family(subnet)].append(subnet)
 
     def lease_of(subnets):
-        return Lease.make(subnets.get('ipv4'), public_ip, backend_type, vni, vtep_mac, what,
-                          subnets.get('ipv6'), public_ip6, vtep_mac6)
+        return Lease.make(subnets.get(IPV4), public_ip, backend_type, vni, vtep_mac, what,
+                          subnets.get(IPV6), public_ip6, vtep_mac6)
 
     def free(subnet, family):
         return subnet is not None and compatible(netconf, subnet) and not _overlaps(subnet, taken[family])
@@ -215,12 +206,11 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
         if lease_compatible(netconf, lease) and all(free(nets[family], family) for family in families):
             return lease_of(nets)
     chosen = {}
-    wanted = {'ipv4': preferred, 'ipv6': preferred6}
+    wanted = {IPV4: preferred, IPV6: preferred6}
     for family in families:
         candidates = [_lease_nets(lease)[family] for lease in mine]
         if wanted[family] is not None:
-            candidates.append(_subnet(wanted[family], 'preferred subnet%s' % ('6' if family == 'ipv6' else ''),
-                                      family))
+            candidates.append(_subnet(wanted[family], 'preferred ' + family.subnet_key, family))
         chosen[family] = next((subnet for subnet in candidates if free(subnet, family)), None)
         if chosen[family] is None:
             spare = list(itertools.islice(_free_subnets(netconf, taken[family], family), max(1, int(spread))))
@@ -228,7 +218,7 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
                 network, subnet_len, smin, smax = family_conf(netconf, family)
                 raise LeaseError(
                     'out of %ssubnets: network %s has %d subnets of /%d between %s and %s and all are leased'
-                    % ('IPv6 ' if family == 'ipv6' else '', network, subnet_count(netconf, family), subnet_len,
+                    % (family.suffix and family.label + ' ', network, subnet_count(netconf, family), subnet_len,
                        smin, smax))
             chosen[family] = random.choice(spare)
     return lease_of(chosen)
@@ -278,20 +268,23 @@ def parse_subnet_env(text):
     return env
 
 
-def subnet_of_env(env):
-    """The leased subnet named by a parsed subnet.env (FLANNEL_SUBNET), or None."""
+def env_subnet(env, family):
+    """The leased subnet of ``family`` named by a parsed subnet.env (FLANNEL_SUBNET,
+    FLANNEL_IPV6_SUBNET), or None."""
     try:
-        return ipaddress.IPv4Interface(env.get('FLANNEL_SUBNET', '')).network
+        return family.iface_cls(env.get(family.env_subnet, '')).network
     except ValueError:
         return None
+
+
+def subnet_of_env(env):
+    """The leased IPv4 subnet named by a parsed subnet.env (FLANNEL_SUBNET), or None."""
+    return env_subnet(env, IPV4)
 
 
 def subnet6_of_env(env):
     """The leased IPv6 subnet named by a parsed subnet.env (FLANNEL_IPV6_SUBNET), or None."""
-    try:
-        return ipaddress.IPv6Interface(env.get('FLANNEL_IPV6_SUBNET', '')).network
-    except ValueError:
-        return None
+    return env_subnet(env, IPV6)
 
 
 # ---------------------------------------------------------------- files
@@ -543,8 +536,8 @@ def node_ips(public_ip, public_ip6=None):
     """Canonical (public_ip, public_ip6) of a node; at least one of them is needed."""
     if public_ip is None and public_ip6 is None:
         raise LeaseError('public_ip or public_ip6 is needed to find the node\'s lease')
-    return (None if public_ip is None else check_node_ip(str(public_ip), 'public_ip'),
-            None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', 'ipv6'))
+    return (None if public_ip is None else check_node_ip(str(public_ip), 'public_ip', IPV4),
+            None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', IPV6))
 
 
 def stale_leases(leases, lease, netconf=None, former_ips=()):
@@ -563,12 +556,12 @@ def _misfit(netconf, lease):
     """Why ``lease`` cannot belong to ``netconf`` (a family of the lease the config enables is not
     of its SubnetLen inside its Network), or None. Families the config does not enable are not
     looked at (a peer not yet run with the new config keeps the families both have)."""
-    for family, subnet in (('ipv4', lease.network), ('ipv6', lease.network6)):
-        conf = family_conf(netconf, family)
+    for family in FAMILIES:
+        subnet, conf = lease.network_of(family), family_conf(netconf, family)
         if subnet is not None and conf is not None and not fits(netconf, subnet):
             return 'not a /%d inside network %s' % (conf[1], conf[0])
     if not any(family_conf(netconf, family) is not None for family in lease.families):
-        return 'no subnet of the network\'s families (%s)' % ', '.join(LABEL[f] for f in config_families(netconf))
+        return 'no subnet of the network\'s families (%s)' % ', '.join(f.label for f in config_families(netconf))
     return None
 
 
