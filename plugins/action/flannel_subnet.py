@@ -8,7 +8,7 @@ files named by etcd_ca/etcd_cert/etcd_key/kube_ca/kube_cert/kube_key from the co
 task's temporary directory on the node (removed after the task) and runs the module.
 
 store=file: module(state=query) on the node for its facts (absent: unless public_ip or public_ip6 is given), then
-``leases.lease_state()`` (the state machine the module runs for etcd/kube) on the controller with
+``state.lease_state()`` (the state machine the module runs for etcd/kube) on the controller with
 the lease file under its lock; subnet.env is written by module(state=present, subnet=..., subnet6=...) and
 removed by module(state=absent).
 """
@@ -26,7 +26,10 @@ from ansible import context
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError, subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import FileStore, lease_state, own_entries, read_text
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import read_text
+from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import own_entries
+from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import load_renewals, record_renewal
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.modules.flannel_subnet import (

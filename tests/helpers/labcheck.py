@@ -17,7 +17,7 @@ _COLLECTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".
 if _COLLECTIONS not in sys.path:
     sys.path.insert(0, _COLLECTIONS)
 # the molecule verifiers import this file without the tests' conftest, hence the path above
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import parse_subnet_env  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env  # noqa: E402
 
 # run(node, argv) -> stdout; raises on failure. Lab.exec and testinfra hosts both fit.
 NodeRunner = Callable[[str, list], str]

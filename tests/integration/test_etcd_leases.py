@@ -30,7 +30,7 @@ import yaml
 
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdError, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import leases_of
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import leases_of
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
 
 pytestmark = pytest.mark.skipif(not shutil.which('etcd') or not shutil.which('etcdctl'),

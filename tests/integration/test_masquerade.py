@@ -18,7 +18,7 @@ import pytest
 from ezctl import reach
 
 from labplay import assert_ok, assert_unchanged, lab_cluster, pods_ping, recap, run_06
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import parse_subnet_env
+from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]

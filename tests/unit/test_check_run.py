@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 from ansible_collections.kubeasz.network.plugins.action.flannel_subnet import RunCopy
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import FileStore, lease_state
+from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
+from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
 

@@ -22,7 +22,7 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import (
     EtcdClient, EtcdError, EtcdStore, prefix_end)
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import leases_of
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import leases_of
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
 
 NET = {'Network': '172.20.0.0/16', 'Backend': {'Type': 'vxlan'}}

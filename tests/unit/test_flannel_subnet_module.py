@@ -172,7 +172,7 @@ def lease6(subnet='172.20.1.0/24', subnet6='fd00:20:0:1::/64'):
 
 
 def test_subnet_env_is_flannels_write_subnet_file_with_the_ipv6_lines():
-    from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import subnet_env_text
+    from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import subnet_env_text
     assert subnet_env_text(conf6(), lease6(), 1450, True) == (
         'FLANNEL_NETWORK=172.20.0.0/16\nFLANNEL_SUBNET=172.20.1.1/24\n'
         'FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64\n'
@@ -201,7 +201,8 @@ def test_write_env_dual_stack_and_check_mode_diff_names_the_ipv6_subnet(tmp_path
 
 def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
     """What the action plugin does for store=file: lease_state on the controller, write_env on the node."""
-    from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import FileStore, lease_state
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
     fake = FakeModule6(tmp_path)
     fake.check_mode = True
     facts = module.node_facts(fake, conf6())[0]

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for plugins/module_utils/store/leases.py (no root needed)."""
+"""Unit tests for the lease files: store/allocation.py, leasestore.py, filestore.py, state.py,
+model/subnetenv.py and base/atomicfile.py (no root needed)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,10 +17,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.store import leases as L
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, vtep_mac
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import (
-    FileStore, allocate, parse_subnet_env, subnet_env_text, write_atomic)
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import remove_file, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import SUBNET_ENV_KEYS, parse_subnet_env, subnet6_of_env, subnet_env_text, subnet_of_env
+from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import allocate, lease_compatible, split_peers, stale_leases
+from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import parse_leases, store_diff
+from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
 
 MAC = '0e:2b:5c:11:aa:01'
 
@@ -110,7 +114,7 @@ def test_corrupt_leases_are_rejected(key, value):
 
 def test_parse_leases_skips_corrupt_with_warning_and_reserves_their_subnet():
     entries = {'172.20.1.0-24': '{"oops', '172.20.2.0-24': GOOD, 'junk': {}}
-    valid, warnings, reserved = L.parse_leases(entries)
+    valid, warnings, reserved = parse_leases(entries)
     assert [str(x.subnet) for x in valid] == ['172.20.2.0/24']
     assert len(warnings) == 2 and all('corrupt' in w for w in warnings)
     assert reserved == [ipaddress.IPv4Network('172.20.1.0/24')]
@@ -221,14 +225,14 @@ def test_subnet_env_text_matches_flannel_md_example():
                     'FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n')
     assert parse_subnet_env(text) == {'FLANNEL_NETWORK': '172.20.0.0/16', 'FLANNEL_SUBNET': '172.20.1.1/24',
                                       'FLANNEL_MTU': '1450', 'FLANNEL_IPMASQ': 'true'}
-    assert str(L.subnet_of_env(parse_subnet_env(text))) == '172.20.1.0/24'
+    assert str(subnet_of_env(parse_subnet_env(text))) == '172.20.1.0/24'
 
 
 def test_subnet_env_ipmasq_false_and_parse_tolerates_noise():
     text = subnet_env_text(net_conf('10.244.0.0/16'), lease('10.244.3.0/24', node(1), 'host-gw'), 1500, False)
     assert text.endswith('FLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n')
     assert parse_subnet_env('# c\n\nFLANNEL_SUBNET="10.0.0.1/24"\r\nbogus\n') == {'FLANNEL_SUBNET': '10.0.0.1/24'}
-    assert L.subnet_of_env({'FLANNEL_SUBNET': 'garbage'}) is None
+    assert subnet_of_env({'FLANNEL_SUBNET': 'garbage'}) is None
 
 
 def _netconf6(**kw):
@@ -250,9 +254,9 @@ def test_subnet_env_text_dual_stack_in_flannels_order():
     lease6 = SimpleNamespace(subnet='172.20.1.0/24', subnet6=ipaddress.IPv6Network('fd00:20:0:1::/64'))
     assert subnet_env_text(net_conf(), lease6, 1450, True, ipv6_network='fd00:20::/56') == DUAL_ENV
     env = parse_subnet_env(DUAL_ENV)
-    assert list(env) == list(L.SUBNET_ENV_KEYS)
-    assert str(L.subnet_of_env(env)) == '172.20.1.0/24'
-    assert str(L.subnet6_of_env(env)) == 'fd00:20:0:1::/64'
+    assert list(env) == list(SUBNET_ENV_KEYS)
+    assert str(subnet_of_env(env)) == '172.20.1.0/24'
+    assert str(subnet6_of_env(env)) == 'fd00:20:0:1::/64'
 
 
 def test_subnet_env_text_ipv6_only_omits_the_ipv4_lines():
@@ -262,9 +266,9 @@ def test_subnet_env_text_ipv6_only_omits_the_ipv4_lines():
     assert text == ('FLANNEL_IPV6_NETWORK=fd00:20::/56\nFLANNEL_IPV6_SUBNET=fd00:20:0:a::1/64\n'
                     'FLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n')
     env = parse_subnet_env(text)
-    assert L.subnet_of_env(env) is None
-    assert str(L.subnet6_of_env(env)) == 'fd00:20:0:a::/64'
-    assert L.subnet6_of_env({'FLANNEL_IPV6_SUBNET': '10.0.0.1/24'}) is None
+    assert subnet_of_env(env) is None
+    assert str(subnet6_of_env(env)) == 'fd00:20:0:a::/64'
+    assert subnet6_of_env({'FLANNEL_IPV6_SUBNET': '10.0.0.1/24'}) is None
 
 
 def test_subnet_env_text_ipv4_only_ignores_ipv6_inputs_it_is_not_given():
@@ -303,8 +307,8 @@ def test_write_atomic_mode_dirs_and_compare_before_write(tmp_path):
 def test_remove_file(tmp_path):
     path = tmp_path / 'x'
     path.write_text('1')
-    assert L.remove_file(str(path)) is True
-    assert L.remove_file(str(path)) is False
+    assert remove_file(str(path)) is True
+    assert remove_file(str(path)) is False
 
 
 # ------------------------------------------------------------------ the file store
@@ -358,7 +362,7 @@ def test_split_peers():
     peer = lease('172.20.2.0/24', node(2))
     outside = lease('10.9.0.0/24', node(3))
     whole = lease('172.20.0.0/16', node(4))
-    own, peers, warnings = L.split_peers([mine, peer, outside, whole], node(1), net_conf())
+    own, peers, warnings = split_peers([mine, peer, outside, whole], node(1), net_conf())
     assert own == mine and peers == [peer]
     assert warnings == ['skipping lease 10.9.0.0/24 of 198.18.0.13 (store key 10.9.0.0-24): not a /24 inside '
                         'network 172.20.0.0/16',
@@ -399,11 +403,11 @@ def test_check_mode_plans_with_the_peers_leases_after_their_run(tmp_path):
     def env(dummy):
         return False, [], {}
     hostgw = net_conf(backend='host-gw')
-    checked = L.lease_state(store, 'query', hostgw, facts, env, check_mode=True)
+    checked = lease_state(store, 'query', hostgw, facts, env, check_mode=True)
     assert checked['peers'] == [lease('172.20.1.0/24', node(2), 'host-gw').as_peer()]
-    real = L.lease_state(store, 'query', hostgw, facts, env)
+    real = lease_state(store, 'query', hostgw, facts, env)
     assert real['peers'] == [lease('172.20.1.0/24', node(2)).as_peer()]     # the store as it is
-    checked = L.lease_state(store, 'present', hostgw, facts, env, check_mode=True)
+    checked = lease_state(store, 'present', hostgw, facts, env, check_mode=True)
     assert checked['changed'] and checked['peers'] == [lease('172.20.1.0/24', node(2), 'host-gw').as_peer()]
     assert not (tmp_path / 'leases.json').read_text().count('host-gw')      # check mode wrote nothing
     back = Lease.make('172.20.1.0/24', node(2), 'host-gw').after_run(net_conf().backend)
@@ -480,13 +484,13 @@ def test_switching_ipv6_on_keeps_the_ipv4_subnet_in_a_new_lease():
     old = lease('172.20.5.0/24', node(1))
     got = take6(net_conf6(), [old, lease('172.20.1.0/24', node(2))], 1)
     assert (got.subnet, got.subnet6, got.key) == ('172.20.5.0/24', 'fd00:20:0:1::/64', '172.20.5.0-24&fd00:20:0:1::-64')
-    assert L.stale_leases([old], got) == [old]
-    assert not L.lease_compatible(net_conf6(), old) and L.lease_compatible(net_conf(), old)
+    assert stale_leases([old], got) == [old]
+    assert not lease_compatible(net_conf6(), old) and lease_compatible(net_conf(), old)
 
 
 def test_switching_ipv6_off_or_moving_the_ipv6_network_replaces_only_that_part():
     dual = lease6('172.20.5.0/24', node(1), 'fd00:20:0:4::/64', node6(1))
-    assert not L.lease_compatible(net_conf(), dual)
+    assert not lease_compatible(net_conf(), dual)
     got = allocate(net_conf(), [dual], node(1), 'vxlan', 1, MAC)
     assert (got.subnet, got.subnet6, got.key) == ('172.20.5.0/24', None, '172.20.5.0-24')
     moved = take6(net_conf6('fd00:30::/56'), [dual], 1)
@@ -527,13 +531,13 @@ def test_allocate_needs_the_public_ipv6_when_the_network_has_ipv6():
 def test_corrupt_ipv6_leases_are_rejected_naming_the_key(key, value):
     with pytest.raises(LeaseError):
         Lease.from_store(key, value)
-    valid, warnings, dummy = L.parse_leases({key: value})
+    valid, warnings, dummy = parse_leases({key: value})
     assert valid == [] and len(warnings) == 1 and key in warnings[0] and 'skipping corrupt lease' in warnings[0]
 
 
 def test_parse_leases_reserves_both_subnets_of_a_corrupt_dual_stack_entry():
     key = '172.20.1.0-24&fd00:20:0:1::-64'
-    valid, warnings, reserved = L.parse_leases({key: dict(GOOD, PublicIPv6='bogus'),
+    valid, warnings, reserved = parse_leases({key: dict(GOOD, PublicIPv6='bogus'),
                                                 'fd00:20:0:3::-64': '{"x"'})
     assert valid == [] and len(warnings) == 2 and key in warnings[0]
     assert reserved == [ipaddress.IPv4Network('172.20.1.0/24'), ipaddress.IPv6Network('fd00:20:0:1::/64'),
@@ -555,7 +559,7 @@ def test_file_store_dual_stack_format_switch_and_release_by_ipv6(tmp_path):
     assert doc['leases'] == {'172.20.1.0-24&fd00:20:0:1::-64': {
         'PublicIP': '198.18.0.11', 'PublicIPv6': 'fd53:18::11', 'BackendType': 'vxlan',
         'BackendData': {'VNI': 1, 'VtepMAC': MAC}, 'BackendV6Data': {'VNI': 1, 'VtepMAC': MAC6}}}
-    diff = L.store_diff(store.label, before, after, node(1), node6(1))
+    diff = store_diff(store.label, before, after, node(1), node6(1))
     assert diff['after_header'].endswith('(198.18.0.11, fd53:18::11)')
     assert '"172.20.1.0-24"' in diff['before'] and '"172.20.1.0-24&fd00:20:0:1::-64"' in diff['after']
     with store.locked():        # IPv6 off again: the IPv4-only file is byte-identical to before
@@ -583,16 +587,16 @@ def test_lease_state_dual_stack_and_ipv6_only(tmp_path):
         return False, [], {}
     facts = dict(public_ip=node(1), public_ip6=node6(1), backend_type='vxlan', vni=1, vtep_mac=MAC,
                  vtep_mac6=MAC6, previous_subnet=None, previous_subnet6=None)
-    out = L.lease_state(store, 'present', net_conf6(), facts, env)
+    out = lease_state(store, 'present', net_conf6(), facts, env)
     assert out['lease'] == lease6('172.20.3.0/24', node(1), 'fd00:20:0:3::/64', node6(1)).as_peer()
     assert seen[0].subnet6 == 'fd00:20:0:3::/64' and out['public_ip6'] == node6(1)
     assert [p['subnet6'] for p in out['peers']] == ['fd00:20:0:1::/64', 'fd00:20:0:2::/64']
     # a peer whose IPv6 subnet is outside the IPv6 network is skipped, naming both subnets
-    out = L.lease_state(store, 'query', net_conf6('fd00:30::/56'), facts, env)
+    out = lease_state(store, 'query', net_conf6('fd00:30::/56'), facts, env)
     assert out['peers'] == [] and len(out['warnings']) == 2
     assert out['warnings'][0] == ('skipping lease 172.20.1.0/24, fd00:20:0:1::/64 of 198.18.0.12, fd53:18::12 '
                                   '(store key 172.20.1.0-24&fd00:20:0:1::-64): not a /64 inside network fd00:30::/56')
-    out = L.lease_state(store, 'absent', net_conf6(), dict(public_ip=None, public_ip6=node6(1)),
+    out = lease_state(store, 'absent', net_conf6(), dict(public_ip=None, public_ip6=node6(1)),
                         lambda got: (False, [], {}))
     assert out['changed'] and out['lease']['subnet6'] == 'fd00:20:0:3::/64' and out['public_ip6'] == node6(1)
     assert '"PublicIPv6": "fd53:18::11"' in out['diff'][0]['before']
@@ -602,7 +606,7 @@ def test_a_family_switch_leaves_no_lease_of_the_old_family_in_the_file_store(tmp
     """IPv4-only -> IPv6-only: the new lease carries no IPv4 address, so the old IPv4-only lease was
     kept and warned about on every run; the node's former address names it (issue 24, defect 12).
     Another node's old lease stays until that node runs; a fitting lease of the address too."""
-    store = L.FileStore(str(tmp_path / 'leases.json'))
+    store = FileStore(str(tmp_path / 'leases.json'))
     mine, theirs = lease('172.20.1.0/24', node(1)), lease('172.20.2.0/24', node(2))
     store.save({'config': None, 'leases': dict((x.key, json.loads(x.to_store()[1])) for x in (mine, theirs))})
     v6only = net_conf6(ipv4=False)
@@ -614,5 +618,5 @@ def test_a_family_switch_leaves_no_lease_of_the_old_family_in_the_file_store(tmp
     with store.locked():
         store.acquire(net_conf(), node(1), 'vxlan', 1, MAC, former_ips=[node6(1)])
     assert got.key not in store.load()['leases'] and theirs.key in store.load()['leases']
-    assert L.stale_leases([theirs], got, v6only, [node(1)]) == []
-    assert L.stale_leases([mine], lease('172.20.3.0/24', node(3)), net_conf(), [node(1)]) == []   # it fits: not ours
+    assert stale_leases([theirs], got, v6only, [node(1)]) == []
+    assert stale_leases([mine], lease('172.20.3.0/24', node(3)), net_conf(), [node(1)]) == []   # it fits: not ours

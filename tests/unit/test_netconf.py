@@ -800,7 +800,7 @@ def test_delegate_conflist_ipv6_only():
 
 
 def test_delegate_conflist_of_a_written_subnet_env():
-    from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import parse_subnet_env
+    from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env
     text = ('FLANNEL_NETWORK=10.0.0.0/16\nFLANNEL_SUBNET=10.0.3.1/24\nFLANNEL_IPV6_NETWORK=fd00::/48\n'
             'FLANNEL_IPV6_SUBNET=fd00:0:0:3::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n')
     assert _ipam(parse_subnet_env(text))['routes'] == [{'dst': '10.0.0.0/16'}, {'dst': 'fd00::/48'}]

@@ -25,9 +25,10 @@ from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import AddrDel, IprouteError, apply, observe, parse_json
 from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeStore
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import (
-    config_families, lease_state, needs_write, parse_subnet_env, read_text, remove_file, subnet_env_text, subnet6_of_env,
-    subnet_of_env, write_atomic)
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env, subnet6_of_env, subnet_env_text, subnet_of_env
+from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import config_families
+from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
 from ansible_collections.kubeasz.network.plugins.module_utils.model.cniconf import BRIDGE, delegate_conflist, dumps
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import device_name

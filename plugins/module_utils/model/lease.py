@@ -183,6 +183,12 @@ def subnet_key(subnet, subnet6=None):
 
 # ---------------------------------------------------------------- the lease
 
+def lease_order(lease):
+    """Sort key of leases: by IPv4 subnet, IPv6-only leases last (by IPv6 subnet)."""
+    return (lease.subnet is None, IPV4.net_key(lease.subnet) if lease.subnet is not None else (0, 0),
+            IPV6.net_key(lease.subnet6) if lease.subnet6 is not None else (-1, 0))
+
+
 _V6_FIELDS = ('subnet6', 'public_ip6', 'vtep_mac6')
 # one family's part of a lease
 LeasePart = namedtuple('LeasePart', ['subnet', 'public_ip', 'vtep_mac'])

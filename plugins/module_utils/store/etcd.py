@@ -39,8 +39,8 @@ try:
 except ImportError:   # ansible-core < 2.15: a context per request
     make_context = None
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import (
-    LeaseStore, allocate, decoded, is_own, node_ips, parse_leases, stale_leases)
+from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import allocate, is_own, node_ips, stale_leases
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import LeaseStore, decoded, parse_leases
 
 DEFAULT_PREFIX = '/coreos.com/network'
 LEASE_TTL = 24 * 3600

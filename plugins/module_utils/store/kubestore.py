@@ -27,7 +27,8 @@ from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlpar
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import tls_opener
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leases import LeaseStore, config_families, parse_leases
+from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import config_families
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import LeaseStore, parse_leases
 
 PREFIX = 'flannel.alpha.coreos.com/'
 BACKEND_TYPE = PREFIX + 'backend-type'

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""flannel_subnet's one state machine (present / query / absent), for every ``LeaseStore``.
+
+Standard library only: imported on the managed node and on the controller."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+
+from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import families_compatible, split_peers
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import leases_of, store_diff
+
+
+def lease_state(store, state, netconf, facts, env, config=None, check_mode=False):
+    """flannel_subnet's one state machine, for any ``LeaseStore``.
+
+    present: acquire (or keep) the node's lease, then ``env(lease)`` writes subnet.env;
+    query: the node's lease and the peers, nothing changes;
+    absent: release the node's leases, then ``env(None)`` removes subnet.env.
+    facts: the node's facts (``public_ip``, with IPv6 ``public_ip6`` (``public_ip`` None for
+    IPv6-only); with present also ``backend_type``, ``vni``, ``vtep_mac``, ``vtep_mac6``,
+    ``previous_subnet``, ``previous_subnet6``); env returns (changed, diffs, facts to report).
+    Returns the module result, with ``warnings``. The file store is locked around its
+    read-modify-write, not around ``env``.
+    """
+    public_ip, public_ip6 = facts.get('public_ip'), facts.get('public_ip6')
+    public_ip = None if public_ip is None else str(public_ip)
+    public_ip6 = None if public_ip6 is None else str(public_ip6)
+    result = dict(facts, changed=False, lease=None)
+    if state == 'query':
+        with store.locked(shared=True, create=False):
+            leases, warnings = store.leases()
+    elif state == 'absent':
+        with store.locked(create=not check_mode):
+            gone, result['changed'] = store.release(public_ip, check_mode=check_mode, public_ip6=public_ip6)
+            leases, warnings = store.leases()
+        leases = [lease for lease in leases if lease not in gone]
+        changed, diffs, more = env(None)
+        before = {'config': None, 'leases': dict((g.key, json.loads(g.to_store()[1])) for g in gone)}
+        result.update(more, subnet_env={}, public_ip=public_ip, lease=gone[0].as_peer() if gone else None,
+                      diff=[store_diff(store.label, before, {}, public_ip, public_ip6)] + diffs)
+        if public_ip6 is not None:
+            result['public_ip6'] = public_ip6
+    else:
+        with store.locked(create=not check_mode):
+            lease, result['changed'], warnings, before, after = store.acquire(
+                netconf, public_ip, facts['backend_type'], facts.get('vni'), facts.get('vtep_mac'),
+                preferred=facts.get('previous_subnet'), config=config, check_mode=check_mode,
+                public_ip6=public_ip6, vtep_mac6=facts.get('vtep_mac6'), preferred6=facts.get('previous_subnet6'),
+                former_ips=facts.get('former_ips') or ())
+        leases = leases_of(after)
+        changed, diffs, more = env(lease)
+        result.update(more, lease=lease.as_peer(),
+                      diff=[store_diff(store.label, before, after, public_ip, public_ip6)] + diffs)
+    own, peers, skipped = split_peers(leases, public_ip, netconf, public_ip6)
+    if check_mode and netconf is not None and state != 'absent':
+        # the real run's peers hold the new backend once every node has run: so plan with them
+        peers = [peer.after_run(netconf.backend) if families_compatible(netconf, peer) else peer for peer in peers]
+    if state == 'query':
+        result['lease'] = own.as_peer() if own else None
+    else:
+        result['changed'] = bool(result['changed'] or changed)
+    result.update(peers=[peer.as_peer() for peer in peers], warnings=list(warnings) + skipped)
+    return result
