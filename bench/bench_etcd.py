@@ -28,6 +28,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4  # noqa: E402
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, NodePart  # noqa: E402
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import (  # noqa: E402
     EtcdClient, EtcdError, EtcdStore, tls_opener)
 from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf  # noqa: E402
@@ -79,8 +81,7 @@ def acquire_range(url, prefix, first, count, counting=None):
     netconf = parse_net_conf(NET)
     store = EtcdStore(EtcdClient([url], opener=counting), prefix)
     for i in range(first, first + count):
-        store.acquire(netconf, node_ip(i), 'vxlan', 1, '0e:00:00:%02x:%02x:%02x' % (i >> 16 & 255, i >> 8 & 255, i & 255),
-                      config=NET)
+        store.acquire(netconf, Claim('vxlan', 1, {IPV4: NodePart(node_ip(i), '0e:00:00:%02x:%02x:%02x' % (i >> 16 & 255, i >> 8 & 255, i & 255))}), config=NET)
 
 
 def _worker(args):

@@ -81,11 +81,11 @@ class RunCopy(FileStore):
         kwargs['check_mode'] = False
         lease, dummy, warnings, dummy2, after = super(RunCopy, self).acquire(*args, **kwargs)
         real = self.real.load()
-        ips = (lease.public_ip, lease.public_ip6)
-        return lease, own_entries(real, *ips) != own_entries(after, *ips), warnings, real, after
+        ips = dict((fam, part.public_ip) for fam, part in lease.parts.items())
+        return lease, own_entries(real, ips) != own_entries(after, ips), warnings, real, after
 
-    def release(self, public_ip, check_mode=False, public_ip6=None):
-        return super(RunCopy, self).release(public_ip, False, public_ip6)
+    def release(self, addresses, check_mode=False):
+        return super(RunCopy, self).release(addresses, False)
 
 
 def _alive(pid):

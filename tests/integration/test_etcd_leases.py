@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, NodePart
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdError, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import leases_of
@@ -119,7 +121,7 @@ def store(url, prefix, **kwargs):
 def take(url, prefix, public_ip, net=None, preferred=None):
     netconf = parse_net_conf(net or NET)
     mac = '0e:00:00:00:%02x:%02x' % tuple(int(part) for part in public_ip.split('.')[2:])
-    return store(url, prefix).acquire(netconf, public_ip, 'vxlan', 1, mac, preferred=preferred, config=net or NET)
+    return store(url, prefix).acquire(netconf, Claim('vxlan', 1, {IPV4: NodePart(public_ip, mac, preferred)}), config=net or NET)
 
 
 def _racer(url, prefix, public_ip, barrier, results):
@@ -243,8 +245,9 @@ def test_dual_stack_leases_in_flannel_s_keys_next_to_flanneld_s(etcd):
     etcd_store = store(etcd.url, prefix)
 
     def take6(i):
-        return etcd_store.acquire(net6, '10.0.6.%d' % i, 'vxlan', 1, '0e:00:00:00:06:%02x' % i, config=NET,
-                                  public_ip6='fd53::6:%d' % i, vtep_mac6='0e:00:00:00:66:%02x' % i)
+        return etcd_store.acquire(net6, Claim('vxlan', 1, {IPV4: NodePart('10.0.6.%d' % i, '0e:00:00:00:06:%02x' % i),
+                                                           IPV6: NodePart('fd53::6:%d' % i, '0e:00:00:00:66:%02x' % i)}),
+                                  config=NET)
     lease, changed, warnings = take6(1)[:3]
     assert changed and not warnings and (lease.subnet, lease.subnet6) == (old.subnet, 'fd00:20:0:2::/64')
     second = take6(2)[0]
@@ -260,7 +263,7 @@ def test_dual_stack_leases_in_flannel_s_keys_next_to_flanneld_s(etcd):
     assert (peer.subnet6, peer.public_ip6, peer.vtep_mac6) == ('fd00:20:0:1::/64', 'fd53::22', '0e:5a:1c:9f:22:02')
     config = {'endpoints': [etcd.url], 'prefix': prefix, 'subnet': lease.subnet, 'subnet6': lease.subnet6}
     assert EtcdClient([etcd.url]).range_prefix(leaserenew.lease_key(config))[0]['lease']   # the key renewal renews
-    gone, changed = etcd_store.release(None, public_ip6='fd53::6:1')
+    gone, changed = etcd_store.release({IPV4: None, IPV6: 'fd53::6:1'})
     assert changed and [x.key for x in gone] == ['172.20.2.0-24&fd00:20:0:2::-64']
     assert etcd.ctl('get', '--print-value-only', prefix + '/subnets/172.20.1.0-24&fd00:20:0:1::-64').strip() == flanneld
 
@@ -421,7 +424,7 @@ def test_tls_client_certificate(tls_etcd):
     url, pki = tls_etcd
     netconf = parse_net_conf(NET)
     good = EtcdStore(EtcdClient([url], str(pki / 'ca.pem'), str(pki / 'etcd.pem'), str(pki / 'etcd-key.pem')), '/tls')
-    assert str(good.acquire(netconf, '10.0.6.1', 'host-gw', config=NET)[0].subnet) == '172.20.1.0/24'
+    assert str(good.acquire(netconf, Claim('host-gw', None, {IPV4: NodePart('10.0.6.1')}), config=NET)[0].subnet) == '172.20.1.0/24'
     anonymous = EtcdStore(EtcdClient([url], str(pki / 'ca.pem')), '/tls')
     with pytest.raises(EtcdError, match=r'etcd is unreachable .*%s: ' % re.escape(url)):
         anonymous.leases()

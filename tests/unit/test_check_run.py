@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, NodePart
 from ansible_collections.kubeasz.network.plugins.action.flannel_subnet import RunCopy
 from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
 from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
@@ -47,7 +49,7 @@ def test_a_released_peer_is_gone_for_the_others_of_the_run_and_kept_leases_are_n
     real = FileStore(str(tmp_path / 'flannel-leases.json'))
     for i in (1, 2, 3):
         with real.locked():
-            real.acquire(NETCONF, facts(i)['public_ip'], 'vxlan', 1, facts(i)['vtep_mac'])
+            real.acquire(NETCONF, Claim('vxlan', 1, {IPV4: NodePart(facts(i)['public_ip'], facts(i)['vtep_mac'])}))
     stored = read(real)
     gone = preview(RunCopy(real, 4243, str(tmp_path)), 2, state='absent')
     assert gone['changed']

@@ -19,6 +19,8 @@ import json
 import pytest
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, LeasePart, NodePart
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import (
     EtcdClient, EtcdError, EtcdStore, prefix_end)
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError
@@ -137,7 +139,7 @@ def make_store(fake, endpoints=('http://10.0.0.1:2379',), **kwargs):
 
 def take(store, ip, net=None, **kwargs):
     netconf = parse_net_conf(net or NET)
-    return store.acquire(netconf, ip, 'vxlan', 1, '0e:00:00:00:00:%02x' % int(ip.split('.')[-1]),
+    return store.acquire(netconf, Claim('vxlan', 1, {IPV4: NodePart(ip, '0e:00:00:00:00:%02x' % int(ip.split('.')[-1]))}),
                          config=net or NET, **kwargs)
 
 
@@ -223,7 +225,7 @@ def test_check_mode_writes_nothing(fake):
 
 def test_a_lost_race_is_retried_with_another_subnet(fake):
     store = make_store(fake)
-    other = Lease.make('172.20.1.0/24', '198.18.0.99', 'vxlan', 1, '0e:00:00:00:00:99')
+    other = Lease.make('vxlan', 1, {IPV4: LeasePart('172.20.1.0/24', '198.18.0.99', '0e:00:00:00:00:99')})
     fake.before_txn = lambda: fake._put(P + '/subnets/' + other.key, other.to_store()[1])
     lease = take(store, '198.18.0.11')[0]
     assert str(lease.subnet) in ('172.20.2.0/24', '172.20.3.0/24')   # one of the first 2 free after 1 lost race
@@ -298,11 +300,11 @@ def test_release_deletes_only_our_leases(fake):
     store = make_store(fake, prefix='/custom/prefix/')
     take(store, '198.18.0.11')
     take(store, '198.18.0.12')
-    assert store.release('198.18.0.11', check_mode=True)[1] is True and len(fake.kv) == 3
-    gone, changed = store.release('198.18.0.11')
+    assert store.release({IPV4: '198.18.0.11'}, check_mode=True)[1] is True and len(fake.kv) == 3
+    gone, changed = store.release({IPV4: '198.18.0.11'})
     assert changed and [str(x.subnet) for x in gone] == ['172.20.1.0/24']
     assert sorted(fake.kv) == ['/custom/prefix/config', '/custom/prefix/subnets/172.20.2.0-24']
-    assert store.release('198.18.0.11') == ([], False)
+    assert store.release({IPV4: '198.18.0.11'}) == ([], False)
 
 
 def test_an_expired_etcd_lease_is_started_over(fake):
@@ -315,7 +317,7 @@ def test_an_expired_etcd_lease_is_started_over(fake):
 
 def test_a_key_without_etcd_lease_gets_one(fake):
     fake._put(P + '/subnets/172.20.1.0-24', '')
-    own = Lease.make('172.20.1.0/24', '198.18.0.11', 'vxlan', 1, '0e:00:00:00:00:0b')
+    own = Lease.make('vxlan', 1, {IPV4: LeasePart('172.20.1.0/24', '198.18.0.11', '0e:00:00:00:00:0b')})
     fake._put(P + '/subnets/172.20.1.0-24', own.to_store()[1])
     lease, changed = take(make_store(fake), '198.18.0.11')[:2]
     assert lease == own and fake.kv[P + '/subnets/172.20.1.0-24']['lease'] in fake.leases
@@ -346,8 +348,9 @@ def net6(ipv4=True):
 
 
 def take6(store, i, netconf=None, **kwargs):
-    return store.acquire(netconf or net6(), '198.18.0.%d' % i, 'vxlan', 1, '0e:00:00:00:00:%02x' % i,
-                         config=NET, public_ip6='fd53:18::%d' % i, vtep_mac6='0e:00:00:00:06:%02x' % i, **kwargs)
+    claim = Claim('vxlan', 1, {IPV4: NodePart('198.18.0.%d' % i, '0e:00:00:00:00:%02x' % i),
+                               IPV6: NodePart('fd53:18::%d' % i, '0e:00:00:00:06:%02x' % i)})
+    return store.acquire(netconf or net6(), claim, config=NET, **kwargs)
 
 
 def test_dual_stack_keys_are_flannels_and_listed_with_both_subnets(fake):
@@ -397,13 +400,13 @@ def test_release_finds_the_lease_by_public_ip_or_public_ipv6(fake):
     store = make_store(fake)
     take6(store, 11)
     take6(store, 12)
-    gone, changed = store.release(None, public_ip6='fd53:18::11')
+    gone, changed = store.release({IPV4: None, IPV6: 'fd53:18::11'})
     assert changed and [x.key for x in gone] == ['172.20.1.0-24&fd00:20:0:1::-64']
-    gone, changed = store.release('198.18.0.12')
+    gone, changed = store.release({IPV4: '198.18.0.12'})
     assert changed and [x.key for x in gone] == ['172.20.2.0-24&fd00:20:0:2::-64']
     assert sorted(fake.kv) == [P + '/config']
     with pytest.raises(LeaseError, match='public_ip or public_ip6 is needed'):
-        store.release(None)
+        store.release({IPV4: None})
 
 
 def test_ipv6_only_is_refused_on_etcd_naming_the_keys(fake):

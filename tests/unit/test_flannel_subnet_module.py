@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeasePart
 from ansible_collections.kubeasz.network.plugins.module_utils.entry import subnetnode as module
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, vtep_mac
@@ -167,8 +169,9 @@ def test_node_facts_ipv6_only_uses_the_ipv6_default_route(tmp_path):
 
 
 def lease6(subnet='172.20.1.0/24', subnet6='fd00:20:0:1::/64'):
-    return Lease.make(subnet, '198.18.0.11' if subnet else None, 'vxlan', 4, vtep_mac('198.18.0.11', 4) if subnet else None,
-                      None, subnet6, 'fd53:18::11', vtep_mac('fd53:18::11', 4))
+    return Lease.make('vxlan', 4, {
+        IPV4: LeasePart(subnet, '198.18.0.11' if subnet else None, vtep_mac('198.18.0.11', 4) if subnet else None),
+        IPV6: LeasePart(subnet6, 'fd53:18::11', vtep_mac('fd53:18::11', 4))})
 
 
 def test_subnet_env_is_flannels_write_subnet_file_with_the_ipv6_lines():
@@ -186,17 +189,17 @@ def test_write_env_dual_stack_and_check_mode_diff_names_the_ipv6_subnet(tmp_path
     fake = FakeModule6(tmp_path)
     facts = module.node_facts(fake, conf6())[0]
     fake.check_mode = True
-    changed, diffs, more = module.write_env(fake, conf6(), facts, '172.20.1.0/24', 'fd00:20:0:1::/64')
+    changed, diffs, more = module.write_env(fake, conf6(), facts, {IPV4: '172.20.1.0/24', IPV6: 'fd00:20:0:1::/64'})
     assert changed and not (tmp_path / 'subnet.env').exists()
     assert 'FLANNEL_IPV6_SUBNET=fd00:20:0:1::1/64' in diffs[0]['after']
     assert more['lease'] == lease6().as_peer() and more['subnet_env']['FLANNEL_IPV6_NETWORK'] == 'fd00:20::/56'
     fake.check_mode = False
-    assert module.write_env(fake, conf6(), facts, '172.20.1.0/24', 'fd00:20:0:1::/64')[0]
+    assert module.write_env(fake, conf6(), facts, {IPV4: '172.20.1.0/24', IPV6: 'fd00:20:0:1::/64'})[0]
     assert (tmp_path / 'subnet.env').read_text().count('FLANNEL_IPV6_') == 2
     with pytest.raises(LeaseError, match='the network has IPv6 but the lease has no IPv6 subnet'):
-        module.write_env(fake, conf6(), facts, '172.20.1.0/24')
+        module.write_env(fake, conf6(), facts, {IPV4: '172.20.1.0/24'})
     with pytest.raises(LeaseError, match='subnet6 fd00:99::/64 is not a /64 inside network fd00:20::/56'):
-        module.write_env(fake, conf6(), facts, '172.20.1.0/24', 'fd00:99::/64')
+        module.write_env(fake, conf6(), facts, {IPV4: '172.20.1.0/24', IPV6: 'fd00:99::/64'})
 
 
 def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
@@ -209,7 +212,7 @@ def test_file_store_run_in_check_mode_tells_the_truth_about_ipv6(tmp_path):
     store = FileStore(str(tmp_path / 'leases.json'))
 
     def env(got):
-        return module.write_env(fake, conf6(), facts, got.subnet, got.subnet6)
+        return module.write_env(fake, conf6(), facts, {IPV4: got.subnet, IPV6: got.subnet6})
     out = lease_state(store, 'present', conf6(), facts, env, check_mode=True)
     assert out['changed'] and out['lease']['subnet6'] == 'fd00:20:0:1::/64' and out['public_ip6'] == 'fd53:18::11'
     assert '"172.20.1.0-24&fd00:20:0:1::-64"' in out['diff'][0]['after']
@@ -245,13 +248,12 @@ def test_stale_bridge_addresses_are_those_of_an_earlier_lease_or_a_family_that_i
         {'family': 'inet6', 'local': 'fd00:20:0:1::1', 'prefixlen': 64, 'scope': 'global'},
         {'family': 'inet6', 'local': 'fe80::1', 'prefixlen': 64, 'scope': 'link'}]},
         {'ifname': 'eth0', 'addr_info': [{'family': 'inet', 'local': '198.18.0.11', 'prefixlen': 24, 'scope': 'global'}]}]
-    only6 = Lease.make(None, None, 'vxlan', 1, None, subnet6='fd00:20:0:1::/64', public_ip6='fd53::11',
-                       vtep_mac6='0e:00:00:00:00:06')
+    only6 = Lease.make('vxlan', 1, {IPV4: LeasePart(None, None, None), IPV6: LeasePart('fd00:20:0:1::/64', 'fd53::11', '0e:00:00:00:00:06')})
     assert module.stale_bridge_addrs(links, only6) == ['172.20.2.1/24']
-    moved = Lease.make('172.20.1.0/24', '198.18.0.11', 'vxlan', 1, '0e:00:00:00:00:04')
+    moved = Lease.make('vxlan', 1, {IPV4: LeasePart('172.20.1.0/24', '198.18.0.11', '0e:00:00:00:00:04')})
     assert module.stale_bridge_addrs(links, moved) == ['172.20.2.1/24', 'fd00:20:0:1::1/64']
-    same = Lease.make('172.20.2.0/24', '198.18.0.11', 'vxlan', 1, '0e:00:00:00:00:04', None,
-                      'fd00:20:0:1::/64', 'fd53::11', '0e:00:00:00:00:06')
+    same = Lease.make('vxlan', 1, {IPV4: LeasePart('172.20.2.0/24', '198.18.0.11', '0e:00:00:00:00:04'),
+                                   IPV6: LeasePart('fd00:20:0:1::/64', 'fd53::11', '0e:00:00:00:00:06')})
     assert module.stale_bridge_addrs(links, same) == []
 
 

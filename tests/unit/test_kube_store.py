@@ -20,6 +20,8 @@ import pytest
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import parse_qs, urlparse
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, LeasePart, NodePart
 from ansible_collections.kubeasz.network.plugins.module_utils.store import kubestore
 from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeError, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError
@@ -107,21 +109,21 @@ def test_podcidr_of_another_length_than_node_cidr_len_is_refused():
 
 def test_our_annotations_for_the_recorded_lease_equal_flanneld_s():
     node = fixture('node-with-podcidr.json')
-    lease = Lease.make('10.42.0.0/24', '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+    lease = Lease.make('vxlan', 1, {IPV4: LeasePart('10.42.0.0/24', '192.168.241.250', '02:d3:a3:f6:bb:b4')})
     notes = node['metadata']['annotations']
     assert kubestore.wanted_annotations(lease) == dict((k, notes[k]) for k in kubestore.OWNED if k in notes)
 
 
 def test_acquire_on_a_node_flanneld_annotated_changes_nothing():
     store, api = store_for([fixture('node-with-podcidr.json')])
-    lease, changed, warnings, before, after = store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+    lease, changed, warnings, before, after = store.acquire(K3S_NET, Claim('vxlan', 1, {IPV4: NodePart('192.168.241.250', '02:d3:a3:f6:bb:b4')}))
     assert str(lease.subnet) == '10.42.0.0/24' and not changed and not warnings and before == after
     assert [r[0] for r in api.requests] == ['GET']
 
 
 def test_acquire_writes_the_annotations_with_a_merge_patch():
     store, api = store_for([fixture('node-with-podcidr.json')], token='s3cret')
-    lease, changed = store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '0e:11:22:33:44:55')[:2]
+    lease, changed = store.acquire(K3S_NET, Claim('vxlan', 1, {IPV4: NodePart('192.168.241.250', '0e:11:22:33:44:55')}))[:2]
     assert changed
     method, url, body, headers = api.requests[-1]
     assert (method, url) == ('PATCH', API + '/api/v1/nodes/' + RECORDED)
@@ -131,12 +133,12 @@ def test_acquire_writes_the_annotations_with_a_merge_patch():
 
 def test_check_mode_does_not_patch():
     store, api = store_for([fixture('node-with-podcidr.json')])
-    assert store.acquire(K3S_NET, '192.168.241.9', 'host-gw', check_mode=True)[1] is True
+    assert store.acquire(K3S_NET, Claim('host-gw', None, {IPV4: NodePart('192.168.241.9')}), check_mode=True)[1] is True
     assert [r[0] for r in api.requests] == ['GET']
 
 
 def test_host_gw_backend_data_is_null_as_flanneld_marshals_it():
-    lease = Lease.make('10.42.1.0/24', '192.168.241.251', 'host-gw')
+    lease = Lease.make('host-gw', None, {IPV4: LeasePart('10.42.1.0/24', '192.168.241.251', None)})
     assert kubestore.wanted_annotations(lease)[kubestore.BACKEND_DATA] == 'null'
 
 
@@ -144,14 +146,14 @@ def test_acquire_without_podcidr_or_outside_the_network_fails_before_any_patch()
     for name, node in (('node-without-podcidr.json', RECORDED), ('node-podcidr-outside.json', '192.168.1.3')):
         store, api = store_for([fixture(name)], name=node)
         with pytest.raises(LeaseError, match='podCIDR'):
-            store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+            store.acquire(K3S_NET, Claim('vxlan', 1, {IPV4: NodePart('192.168.241.250', '02:d3:a3:f6:bb:b4')}))
         assert all(r[0] == 'GET' for r in api.requests)
 
 
 def test_unregistered_node_is_named():
     store, dummy = store_for([fixture('node-with-podcidr.json')], name='node9')
     with pytest.raises(KubeError, match='node node9 is not registered'):
-        store.acquire(K3S_NET, '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4')
+        store.acquire(K3S_NET, Claim('vxlan', 1, {IPV4: NodePart('192.168.241.250', '02:d3:a3:f6:bb:b4')}))
 
 
 # ---------------------------------------------------------------- peers
@@ -242,8 +244,7 @@ def test_pod_cidrs_without_the_ipv6_subnet_is_a_clear_error_before_any_patch():
                                          r'--allocate-node-cidrs --cluster-cidr=<CLUSTER_CIDR>,<CLUSTER_CIDR_IPV6> '
                                          r'--node-cidr-mask-size-ipv4=<NODE_CIDR_LEN> '
                                          r'--node-cidr-mask-size-ipv6=<NODE_CIDR_LEN_IPV6>; .*delete the Node' % RECORDED):
-        store.acquire(k3s_net6(), '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4',
-                      public_ip6='fd53::250', vtep_mac6=MAC6)
+        store.acquire(k3s_net6(), Claim('vxlan', 1, {IPV4: NodePart('192.168.241.250', '02:d3:a3:f6:bb:b4'), IPV6: NodePart('fd53::250', MAC6)}))
     assert [r[0] for r in api.requests] == ['GET']
     with pytest.raises(LeaseError, match=r'podCIDR not assigned .*--cluster-cidr=<CLUSTER_CIDR_IPV6> '
                                          r'--node-cidr-mask-size=<NODE_CIDR_LEN_IPV6>'):
@@ -262,14 +263,14 @@ def test_ipv6_pod_cidr_outside_the_ipv6_network_or_of_another_length_is_refused(
 
 
 def test_v6_annotations_as_flanneld_writes_them():
-    lease = Lease.make('10.42.0.0/24', '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4', None,
-                       'fd00:42:0:5::/64', 'fd53::250', MAC6)
+    lease = Lease.make('vxlan', 1, {IPV4: LeasePart('10.42.0.0/24', '192.168.241.250', '02:d3:a3:f6:bb:b4'),
+                                    IPV6: LeasePart('fd00:42:0:5::/64', 'fd53::250', MAC6)})
     notes = kubestore.wanted_annotations(lease)
     assert notes[kubestore.BACKEND_V6_DATA] == '{"VNI":1,"VtepMAC":"0e:11:22:33:44:66"}'
     assert notes[kubestore.PUBLIC_IPV6] == 'fd53::250' and notes[kubestore.PUBLIC_IP] == '192.168.241.250'
-    hostgw = Lease.make('10.42.0.0/24', '192.168.241.250', 'host-gw', subnet6='fd00:42:0:5::/64', public_ip6='fd53::250')
+    hostgw = Lease.make('host-gw', None, {IPV4: LeasePart('10.42.0.0/24', '192.168.241.250', None), IPV6: LeasePart('fd00:42:0:5::/64', 'fd53::250', None)})
     assert kubestore.wanted_annotations(hostgw)[kubestore.BACKEND_V6_DATA] == 'null'
-    only6 = Lease.make(None, None, 'vxlan', 1, None, None, 'fd00:42:0:5::/64', 'fd53::250', MAC6)
+    only6 = Lease.make('vxlan', 1, {IPV4: LeasePart(None, None, None), IPV6: LeasePart('fd00:42:0:5::/64', 'fd53::250', MAC6)})
     assert sorted(kubestore.wanted_annotations(only6)) == sorted([
         kubestore.BACKEND_TYPE, kubestore.KUBE_MANAGED, kubestore.BACKEND_V6_DATA, kubestore.PUBLIC_IPV6])
 
@@ -279,8 +280,8 @@ def test_dual_stack_acquire_patches_the_v6_annotations_and_keys_the_lease_flanne
     peer['metadata']['name'] = 'peer'
     peer['metadata']['annotations'][kubestore.PUBLIC_IP] = '192.168.241.251'   # has not run with IPv6 yet
     store, api = store_for([dual_node(), peer])
-    lease, changed, warnings, before, after = store.acquire(
-        k3s_net6(), '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4', public_ip6='fd53::250', vtep_mac6=MAC6)
+    lease, changed, warnings, before, after = store.acquire(k3s_net6(), Claim('vxlan', 1, {
+        IPV4: NodePart('192.168.241.250', '02:d3:a3:f6:bb:b4'), IPV6: NodePart('fd53::250', MAC6)}))
     assert changed and not warnings and lease.key == '10.42.0.0-24&fd00:42:0:5::-64'
     assert api.requests[-1][2] == {'metadata': {'annotations': {
         kubestore.BACKEND_V6_DATA: '{"VNI":1,"VtepMAC":"0e:11:22:33:44:66"}', kubestore.PUBLIC_IPV6: 'fd53::250'}}}
@@ -289,14 +290,13 @@ def test_dual_stack_acquire_patches_the_v6_annotations_and_keys_the_lease_flanne
     leases, warnings = store.leases()
     assert [(x.subnet, x.subnet6, x.public_ip6, x.vtep_mac6) for x in leases] == [
         ('10.42.0.0/24', 'fd00:42:0:5::/64', 'fd53::250', MAC6), ('10.42.1.0/24', None, None, None)]
-    again = store.acquire(k3s_net6(), '192.168.241.250', 'vxlan', 1, '02:d3:a3:f6:bb:b4',
-                          public_ip6='fd53::250', vtep_mac6=MAC6)
+    again = store.acquire(k3s_net6(), Claim('vxlan', 1, {IPV4: NodePart('192.168.241.250', '02:d3:a3:f6:bb:b4'), IPV6: NodePart('fd53::250', MAC6)}))
     assert again[0] == lease and again[1] is False and again[3] == again[4]
 
 
 def test_ipv6_only_and_host_gw_and_corrupt_v6_annotations():
     store, api = store_for([dual_node(('fd00:42:0:5::/64',))])
-    lease, changed = store.acquire(k3s_net6(ipv4=False), None, 'host-gw', public_ip6='fd53::250')[:2]
+    lease, changed = store.acquire(k3s_net6(ipv4=False), Claim('host-gw', None, {IPV4: NodePart(None), IPV6: NodePart('fd53::250')}))[:2]
     assert changed and (lease.subnet, lease.subnet6, lease.key) == (None, 'fd00:42:0:5::/64', 'fd00:42:0:5::-64')
     patch = api.requests[-1][2]['metadata']['annotations']
     assert patch[kubestore.BACKEND_V6_DATA] == 'null' and patch[kubestore.BACKEND_TYPE] == 'host-gw'
@@ -311,7 +311,7 @@ def test_release_removes_the_v6_annotations_and_overwrites_are_read_in_one_reque
                         kubestore.PUBLIC_IPV6_OVERWRITE: 'fd53::7'})
     store, api = store_for([node])
     assert store.public_ip_overwrites() == (None, 'fd53::7') and len(api.requests) == 1
-    gone, changed = store.release(None, public_ip6='fd53::250')
+    gone, changed = store.release({IPV4: None, IPV6: 'fd53::250'})
     assert changed and [x.key for x in gone] == ['10.42.0.0-24&fd00:42:0:5::-64']
     notes = api.nodes[RECORDED]['metadata']['annotations']
     assert not [k for k in notes if k.startswith('flannel.') and 'overwrite' not in k]

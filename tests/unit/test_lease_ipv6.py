@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeasePart
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
@@ -16,7 +17,9 @@ def dual(**kw):
     args = dict(subnet='172.20.1.0/24', public_ip='198.18.0.11', backend_type='vxlan', vni=1,
                 vtep_mac=MAC, subnet6='fd00:20:0:1::/64', public_ip6='fd53:18:0:1::11', vtep_mac6=MAC6)
     args.update(kw)
-    return Lease.make(**args)
+    return Lease.make(args['backend_type'], args['vni'], {
+        IPV4: LeasePart(args['subnet'], args['public_ip'], args['vtep_mac']),
+        IPV6: LeasePart(args['subnet6'], args['public_ip6'], args['vtep_mac6'])})
 
 
 def test_ipv6_text_is_rfc5952():
@@ -38,8 +41,7 @@ def test_dual_stack_store_format_is_flannels():
 def test_host_gw_and_ipv6_only():
     hg = dual(backend_type='host-gw')
     assert 'BackendV6Data' not in hg.to_store()[1] and hg.vtep_mac6 is None
-    only6 = Lease.make(None, None, 'vxlan', 1, None, subnet6='fd00:20:0:1::/64',
-                       public_ip6='fd53:18:0:1::11', vtep_mac6=MAC6)
+    only6 = Lease.make('vxlan', 1, {IPV4: LeasePart(None, None, None), IPV6: LeasePart('fd00:20:0:1::/64', 'fd53:18:0:1::11', MAC6)})
     assert only6.key == 'fd00:20:0:1::-64' and only6.families == ('ipv6',)
     assert only6.view(IPV4) is None
     assert Lease.from_store(*only6.to_store()) == only6

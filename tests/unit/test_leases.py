@@ -17,9 +17,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, LeasePart, NodePart
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, vtep_mac
 from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import remove_file, write_atomic
-from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import SUBNET_ENV_KEYS, parse_subnet_env, subnet6_of_env, subnet_env_text, subnet_of_env
+from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import (
+    SUBNET_ENV_KEYS, parse_subnet_env, subnet6_of_env, subnet_env_text, subnet_of_env)
 from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import allocate, lease_compatible, split_peers, stale_leases
 from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import parse_leases, store_diff
@@ -41,7 +44,7 @@ def net_conf(network='172.20.0.0/16', subnet_len=24, subnet_min=None, subnet_max
 def lease(subnet, ip, backend='vxlan', vni=1, mac=MAC):
     if backend != 'vxlan':
         vni = mac = None
-    return Lease.make(subnet, ip, backend, vni, mac)
+    return Lease.make(backend, vni, {IPV4: LeasePart(subnet, ip, mac)})
 
 
 def node(i):
@@ -124,44 +127,43 @@ def test_parse_leases_skips_corrupt_with_warning_and_reserves_their_subnet():
 
 def test_allocate_lowest_free_from_subnet_min():
     nc = net_conf()
-    got = allocate(nc, [], node(1), 'vxlan', 1, MAC)
+    got = allocate(nc, [], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))
     assert str(got.subnet) == '172.20.1.0/24'   # SubnetMin: the first subnet is never used
     taken = [lease('172.20.1.0/24', node(2)), lease('172.20.3.0/24', node(3))]
-    assert str(allocate(nc, taken, node(1), 'vxlan', 1, MAC).subnet) == '172.20.2.0/24'
+    assert str(allocate(nc, taken, Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)})).subnet) == '172.20.2.0/24'
 
 
 def test_allocate_reuses_the_lease_of_our_public_ip_and_updates_backend_data():
     nc = net_conf()
     mine = lease('172.20.9.0/24', node(1), 'host-gw')
-    got = allocate(nc, [lease('172.20.1.0/24', node(2)), mine], node(1), 'vxlan', 1, MAC,
-                   preferred='172.20.5.0/24')
+    got = allocate(nc, [lease('172.20.1.0/24', node(2)), mine], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC, '172.20.5.0/24')}))
     assert got == lease('172.20.9.0/24', node(1))
 
 
 def test_allocate_drops_our_lease_when_incompatible():
     nc = net_conf(subnet_max='172.20.8.0/24')
     mine = lease('172.20.9.0/24', node(1))     # above SubnetMax now
-    assert str(allocate(nc, [mine], node(1), 'vxlan', 1, MAC).subnet) == '172.20.1.0/24'
+    assert str(allocate(nc, [mine], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)})).subnet) == '172.20.1.0/24'
     nc26 = net_conf(subnet_len=26)
-    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], node(1), 'vxlan', 1, MAC).network.prefixlen == 26
+    assert allocate(nc26, [lease('172.20.1.0/24', node(1))], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)})).network.prefixlen == 26
 
 
 def test_allocate_prefers_subnet_env_subnet_when_free_and_valid():
     nc = net_conf()
-    assert str(allocate(nc, [], node(1), 'vxlan', 1, MAC, preferred='172.20.42.0/24').subnet) == '172.20.42.0/24'
+    assert str(allocate(nc, [], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC, '172.20.42.0/24')})).subnet) == '172.20.42.0/24'
     others = [lease('172.20.42.0/24', node(2))]
-    assert str(allocate(nc, others, node(1), 'vxlan', 1, MAC, preferred='172.20.42.0/24').subnet) == '172.20.1.0/24'
+    assert str(allocate(nc, others, Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC, '172.20.42.0/24')})).subnet) == '172.20.1.0/24'
     for bad in ('172.20.0.0/24', '10.0.0.0/24', '172.20.4.0/25'):     # below SubnetMin, outside, wrong len
-        assert str(allocate(nc, [], node(1), 'vxlan', 1, MAC, preferred=bad).subnet) == '172.20.1.0/24'
+        assert str(allocate(nc, [], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC, bad)})).subnet) == '172.20.1.0/24'
 
 
 def test_allocate_honours_subnet_min_and_max():
     nc = net_conf(subnet_min='172.20.10.0/24', subnet_max='172.20.11.0/24')
-    a = allocate(nc, [], node(1), 'vxlan', 1, MAC)
-    b = allocate(nc, [a], node(2), 'vxlan', 1, MAC)
+    a = allocate(nc, [], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))
+    b = allocate(nc, [a], Claim('vxlan', 1, {IPV4: NodePart(node(2), MAC)}))
     assert [str(a.subnet), str(b.subnet)] == ['172.20.10.0/24', '172.20.11.0/24']
     with pytest.raises(LeaseError) as err:
-        allocate(nc, [a, b], node(3), 'vxlan', 1, MAC)
+        allocate(nc, [a, b], Claim('vxlan', 1, {IPV4: NodePart(node(3), MAC)}))
     assert str(err.value) == ('out of subnets: network 172.20.0.0/16 has 2 subnets of /24 between '
                               '172.20.10.0/24 and 172.20.11.0/24 and all are leased')
 
@@ -170,10 +172,10 @@ def test_out_of_subnets_names_network_and_count():
     nc = net_conf('10.1.0.0/28', subnet_len=30)   # 4 subnets, SubnetMin is the second: 3 usable
     held = []
     for i in range(3):
-        held.append(allocate(nc, held, node(i), 'host-gw'))
+        held.append(allocate(nc, held, Claim('host-gw', None, {IPV4: NodePart(node(i))})))
     assert sorted(str(x.subnet) for x in held) == ['10.1.0.12/30', '10.1.0.4/30', '10.1.0.8/30']
     with pytest.raises(LeaseError, match=r'out of subnets: network 10\.1\.0\.0/28 has 3 subnets of /30'):
-        allocate(nc, held, node(9), 'host-gw')
+        allocate(nc, held, Claim('host-gw', None, {IPV4: NodePart(node(9))}))
 
 
 def test_allocate_skips_reserved_but_not_leases_that_cannot_be_this_configs():
@@ -181,7 +183,7 @@ def test_allocate_skips_reserved_but_not_leases_that_cannot_be_this_configs():
     # another SubnetLen, the whole network, outside it: flanneld ignores them, so do we
     foreign = [lease('172.20.0.0/23', node(2)), lease('172.20.0.0/16', node(3)), lease('10.9.0.0/24', node(4))]
     reserved = [ipaddress.IPv4Network('172.20.1.0/24'), ipaddress.IPv4Network('172.20.0.0/18')]
-    got = allocate(nc, foreign, node(1), 'vxlan', 1, MAC, reserved=reserved)
+    got = allocate(nc, foreign, Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}), reserved=reserved)
     assert str(got.subnet) == '172.20.2.0/24'
 
 
@@ -189,32 +191,32 @@ def test_never_one_subnet_for_two_nodes_and_stable_under_reordering():
     nc = net_conf('172.20.0.0/20')
     held = []
     for i in range(15):
-        held.append(allocate(nc, held, node(i), 'vxlan', 1, MAC))
+        held.append(allocate(nc, held, Claim('vxlan', 1, {IPV4: NodePart(node(i), MAC)})))
     assert len({x.subnet for x in held}) == 15
     for seed in range(5):
         shuffled = list(held)
         random.Random(seed).shuffle(shuffled)
         for i in range(15):
-            assert allocate(nc, shuffled, node(i), 'vxlan', 1, MAC) == held[i]
+            assert allocate(nc, shuffled, Claim('vxlan', 1, {IPV4: NodePart(node(i), MAC)})) == held[i]
     with pytest.raises(LeaseError, match='out of subnets'):
-        allocate(nc, held, node(99), 'vxlan', 1, MAC)
+        allocate(nc, held, Claim('vxlan', 1, {IPV4: NodePart(node(99), MAC)}))
 
 
 def test_allocate_is_fast_on_a_huge_range():
     nc = net_conf('10.0.0.0/8', subnet_len=30)        # 4 million candidates
     held = [lease(ipaddress.IPv4Network((int(ipaddress.IPv4Address('10.0.0.4')) + 4 * i, 30)), '198.18.%d.%d' % (i // 200, i % 200 + 1))
             for i in range(2000)]
-    got = allocate(nc, held, '198.19.0.1', 'vxlan', 1, MAC)
+    got = allocate(nc, held, Claim('vxlan', 1, {IPV4: NodePart('198.19.0.1', MAC)}))
     assert got.network.network_address == ipaddress.IPv4Address('10.0.0.4') + 4 * 2000
 
 
 def test_allocate_validates_its_inputs():
     with pytest.raises(LeaseError):
-        allocate(net_conf(), [], 'not-an-ip', 'vxlan', 1, MAC)
+        allocate(net_conf(), [], Claim('vxlan', 1, {IPV4: NodePart('not-an-ip', MAC)}))
     with pytest.raises(LeaseError):
-        allocate(net_conf(), [], node(1), 'vxlan', 1, 'bad')
+        allocate(net_conf(), [], Claim('vxlan', 1, {IPV4: NodePart(node(1), 'bad')}))
     with pytest.raises(LeaseError):
-        allocate(net_conf(), [], node(1), 'udp')
+        allocate(net_conf(), [], Claim('udp', None, {IPV4: NodePart(node(1))}))
 
 
 # ------------------------------------------------------------------ subnet.env
@@ -317,23 +319,23 @@ def test_file_store_acquire_release_and_format(tmp_path):
     nc = net_conf()
     store = FileStore(str(tmp_path / 'cluster' / 'flannel-leases.json'))
     with store.locked():
-        got, changed, warnings, before, after = store.acquire(nc, node(1), 'vxlan', 1, MAC, config={'Network': '172.20.0.0/16'})
+        got, changed, warnings, before, after = store.acquire(nc, Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}), config={'Network': '172.20.0.0/16'})
     assert changed and not warnings and str(got.subnet) == '172.20.1.0/24'
     doc = json.loads(open(store.path).read())
     assert doc == {'config': {'Network': '172.20.0.0/16'}, 'leases': {'172.20.1.0-24': GOOD}}
     with store.locked():
-        again = store.acquire(nc, node(1), 'vxlan', 1, MAC, config={'Network': '172.20.0.0/16'})
+        again = store.acquire(nc, Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}), config={'Network': '172.20.0.0/16'})
     assert again[0] == got and again[1] is False
     with store.locked():
-        assert store.release(node(2)) == ([], False)
-        assert store.release(node(1)) == ([got], True)
+        assert store.release({IPV4: node(2)}) == ([], False)
+        assert store.release({IPV4: node(1)}) == ([got], True)
     assert json.loads(open(store.path).read())['leases'] == {}
 
 
 def test_file_store_check_mode_writes_nothing(tmp_path):
     store = FileStore(str(tmp_path / 'leases.json'))
     with store.locked():
-        got, changed = store.acquire(net_conf(), node(1), 'host-gw', check_mode=True)[:2]
+        got, changed = store.acquire(net_conf(), Claim('host-gw', None, {IPV4: NodePart(node(1))}), check_mode=True)[:2]
     assert changed and str(got.subnet) == '172.20.1.0/24'
     assert not os.path.exists(store.path)
 
@@ -343,7 +345,7 @@ def test_file_store_moves_our_incompatible_lease_and_keeps_corrupt_ones(tmp_path
     with open(store.path, 'w') as handle:
         json.dump({'leases': {'172.20.1.0-24': 'garbage', '172.20.9.0-25': dict(GOOD)}}, handle)
     with store.locked():
-        got, changed, warnings = store.acquire(net_conf(), node(1), 'vxlan', 1, MAC)[:3]
+        got, changed, warnings = store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))[:3]
     assert str(got.subnet) == '172.20.2.0/24'      # .1 is held by a corrupt entry: not reused
     assert len(warnings) == 1 and '172.20.1.0-24' in warnings[0]
     assert sorted(json.loads(open(store.path).read())['leases']) == ['172.20.1.0-24', '172.20.2.0-24']
@@ -362,7 +364,7 @@ def test_split_peers():
     peer = lease('172.20.2.0/24', node(2))
     outside = lease('10.9.0.0/24', node(3))
     whole = lease('172.20.0.0/16', node(4))
-    own, peers, warnings = split_peers([mine, peer, outside, whole], node(1), net_conf())
+    own, peers, warnings = split_peers([mine, peer, outside, whole], {IPV4: node(1)}, net_conf())
     assert own == mine and peers == [peer]
     assert warnings == ['skipping lease 10.9.0.0/24 of 198.18.0.13 (store key 10.9.0.0-24): not a /24 inside '
                         'network 172.20.0.0/16',
@@ -374,7 +376,7 @@ def _acquire_in_child(args):
     path, index = args
     store = FileStore(path)
     with store.locked():
-        got = store.acquire(net_conf(), node(index), 'vxlan', 1, MAC)[0]
+        got = store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(node(index), MAC)}))[0]
     return index, str(got.subnet)
 
 
@@ -397,7 +399,7 @@ def test_check_mode_plans_with_the_peers_leases_after_their_run(tmp_path):
     real run's peers hold the new one once every node has run, so check mode plans with that."""
     store = FileStore(str(tmp_path / 'leases.json'))
     with store.locked():
-        store.acquire(net_conf(), node(2), 'vxlan', 1, MAC)
+        store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(node(2), MAC)}))
     facts = dict(public_ip=node(1), backend_type='host-gw', vni=None, vtep_mac=None, previous_subnet=None)
 
     def env(dummy):
@@ -410,8 +412,8 @@ def test_check_mode_plans_with_the_peers_leases_after_their_run(tmp_path):
     checked = lease_state(store, 'present', hostgw, facts, env, check_mode=True)
     assert checked['changed'] and checked['peers'] == [lease('172.20.1.0/24', node(2), 'host-gw').as_peer()]
     assert not (tmp_path / 'leases.json').read_text().count('host-gw')      # check mode wrote nothing
-    back = Lease.make('172.20.1.0/24', node(2), 'host-gw').after_run(net_conf().backend)
-    assert back == Lease.make('172.20.1.0/24', node(2), 'vxlan', 1, vtep_mac(node(2), 1))
+    back = Lease.make('host-gw', None, {IPV4: LeasePart('172.20.1.0/24', node(2), None)}).after_run(net_conf().backend)
+    assert back == Lease.make('vxlan', 1, {IPV4: LeasePart('172.20.1.0/24', node(2), vtep_mac(node(2), 1))})
 
 
 # ------------------------------------------------------------------ IPv6: dual-stack and IPv6-only (issue 16)
@@ -438,13 +440,13 @@ def node6(i):
 
 def lease6(subnet, ip, subnet6, ip6, backend='vxlan'):
     vxlan = backend == 'vxlan'
-    return Lease.make(subnet, ip, backend, 1 if vxlan else None, MAC if vxlan and subnet else None, None,
-                      subnet6, ip6, MAC6 if vxlan else None)
+    return Lease.make(backend, 1 if vxlan else None, {IPV4: LeasePart(subnet, ip, MAC if vxlan and subnet else None),
+                                                      IPV6: LeasePart(subnet6, ip6, MAC6 if vxlan else None)})
 
 
-def take6(netconf, leases, i, **kw):
-    return allocate(netconf, leases, node(i) if netconf.enable_ipv4 else None, 'vxlan', 1, MAC,
-                    public_ip6=node6(i), vtep_mac6=MAC6, **kw)
+def take6(netconf, leases, i, preferred6=None, **kw):
+    return allocate(netconf, leases, Claim('vxlan', 1, {IPV4: NodePart(node(i) if netconf.enable_ipv4 else None, MAC),
+                                                        IPV6: NodePart(node6(i), MAC6, preferred6)}), **kw)
 
 
 def test_dual_stack_allocation_lowest_free_in_both_families_and_kept_across_runs():
@@ -491,7 +493,7 @@ def test_switching_ipv6_on_keeps_the_ipv4_subnet_in_a_new_lease():
 def test_switching_ipv6_off_or_moving_the_ipv6_network_replaces_only_that_part():
     dual = lease6('172.20.5.0/24', node(1), 'fd00:20:0:4::/64', node6(1))
     assert not lease_compatible(net_conf(), dual)
-    got = allocate(net_conf(), [dual], node(1), 'vxlan', 1, MAC)
+    got = allocate(net_conf(), [dual], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))
     assert (got.subnet, got.subnet6, got.key) == ('172.20.5.0/24', None, '172.20.5.0-24')
     moved = take6(net_conf6('fd00:30::/56'), [dual], 1)
     assert (moved.subnet, moved.subnet6) == ('172.20.5.0/24', 'fd00:30:0:1::/64')
@@ -511,9 +513,9 @@ def test_out_of_ipv6_subnets_names_the_ipv6_network():
 
 def test_allocate_needs_the_public_ipv6_when_the_network_has_ipv6():
     with pytest.raises(LeaseError, match='the network has IPv6: the node needs public_ip6'):
-        allocate(net_conf6(), [], node(1), 'vxlan', 1, MAC)
+        allocate(net_conf6(), [], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))
     with pytest.raises(LeaseError, match='public_ip6.*link-local'):
-        allocate(net_conf6(), [], node(1), 'vxlan', 1, MAC, public_ip6='fe80::1', vtep_mac6=MAC6)
+        allocate(net_conf6(), [], Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC), IPV6: NodePart('fe80::1', MAC6)}))
 
 
 @pytest.mark.parametrize('key,value', [
@@ -538,7 +540,7 @@ def test_corrupt_ipv6_leases_are_rejected_naming_the_key(key, value):
 def test_parse_leases_reserves_both_subnets_of_a_corrupt_dual_stack_entry():
     key = '172.20.1.0-24&fd00:20:0:1::-64'
     valid, warnings, reserved = parse_leases({key: dict(GOOD, PublicIPv6='bogus'),
-                                                'fd00:20:0:3::-64': '{"x"'})
+                                              'fd00:20:0:3::-64': '{"x"'})
     assert valid == [] and len(warnings) == 2 and key in warnings[0]
     assert reserved == [ipaddress.IPv4Network('172.20.1.0/24'), ipaddress.IPv6Network('fd00:20:0:1::/64'),
                         ipaddress.IPv6Network('fd00:20:0:3::/64')]
@@ -549,28 +551,27 @@ def test_parse_leases_reserves_both_subnets_of_a_corrupt_dual_stack_entry():
 def test_file_store_dual_stack_format_switch_and_release_by_ipv6(tmp_path):
     store = FileStore(str(tmp_path / 'leases.json'))
     with store.locked():
-        v4 = store.acquire(net_conf(), node(1), 'vxlan', 1, MAC)[0]
+        v4 = store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))[0]
     ipv4_text = open(store.path).read()
     with store.locked():
-        got, changed, warnings, before, after = store.acquire(
-            net_conf6(), node(1), 'vxlan', 1, MAC, public_ip6=node6(1), vtep_mac6=MAC6)
+        got, changed, warnings, before, after = store.acquire(net_conf6(), Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC), IPV6: NodePart(node6(1), MAC6)}))
     assert changed and got.subnet == v4.subnet and got.subnet6 == 'fd00:20:0:1::/64'
     doc = json.loads(open(store.path).read())
     assert doc['leases'] == {'172.20.1.0-24&fd00:20:0:1::-64': {
         'PublicIP': '198.18.0.11', 'PublicIPv6': 'fd53:18::11', 'BackendType': 'vxlan',
         'BackendData': {'VNI': 1, 'VtepMAC': MAC}, 'BackendV6Data': {'VNI': 1, 'VtepMAC': MAC6}}}
-    diff = store_diff(store.label, before, after, node(1), node6(1))
+    diff = store_diff(store.label, before, after, {IPV4: node(1), IPV6: node6(1)})
     assert diff['after_header'].endswith('(198.18.0.11, fd53:18::11)')
     assert '"172.20.1.0-24"' in diff['before'] and '"172.20.1.0-24&fd00:20:0:1::-64"' in diff['after']
     with store.locked():        # IPv6 off again: the IPv4-only file is byte-identical to before
-        store.acquire(net_conf(), node(1), 'vxlan', 1, MAC)
+        store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}))
     assert open(store.path).read() == ipv4_text
     with store.locked():
-        store.acquire(net_conf6(), node(1), 'vxlan', 1, MAC, public_ip6=node6(1), vtep_mac6=MAC6)
+        store.acquire(net_conf6(), Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC), IPV6: NodePart(node6(1), MAC6)}))
         # IPv6-only: the node is known by its IPv6 address only (PublicIP "0.0.0.0")
-        store.acquire(net_conf6(ipv4=False), None, 'vxlan', 1, None, public_ip6=node6(1), vtep_mac6=MAC6)
+        store.acquire(net_conf6(ipv4=False), Claim('vxlan', 1, {IPV4: NodePart(None, None), IPV6: NodePart(node6(1), MAC6)}))
         assert sorted(json.loads(open(store.path).read())['leases']) == ['fd00:20:0:1::-64']
-        gone, changed = store.release(None, public_ip6=node6(1))
+        gone, changed = store.release({IPV4: None, IPV6: node6(1)})
     assert changed and [x.subnet6 for x in gone] == ['fd00:20:0:1::/64']
     assert json.loads(open(store.path).read())['leases'] == {}
 
@@ -578,8 +579,8 @@ def test_file_store_dual_stack_format_switch_and_release_by_ipv6(tmp_path):
 def test_lease_state_dual_stack_and_ipv6_only(tmp_path):
     store = FileStore(str(tmp_path / 'leases.json'))
     with store.locked():
-        store.acquire(net_conf6(), node(2), 'vxlan', 1, MAC, public_ip6=node6(2), vtep_mac6=MAC6)
-        store.acquire(net_conf6(), node(3), 'vxlan', 1, MAC, public_ip6='fd99::3', vtep_mac6=MAC6)
+        store.acquire(net_conf6(), Claim('vxlan', 1, {IPV4: NodePart(node(2), MAC), IPV6: NodePart(node6(2), MAC6)}))
+        store.acquire(net_conf6(), Claim('vxlan', 1, {IPV4: NodePart(node(3), MAC), IPV6: NodePart('fd99::3', MAC6)}))
     seen = []
 
     def env(got):
@@ -597,7 +598,7 @@ def test_lease_state_dual_stack_and_ipv6_only(tmp_path):
     assert out['warnings'][0] == ('skipping lease 172.20.1.0/24, fd00:20:0:1::/64 of 198.18.0.12, fd53:18::12 '
                                   '(store key 172.20.1.0-24&fd00:20:0:1::-64): not a /64 inside network fd00:30::/56')
     out = lease_state(store, 'absent', net_conf6(), dict(public_ip=None, public_ip6=node6(1)),
-                        lambda got: (False, [], {}))
+                      lambda got: (False, [], {}))
     assert out['changed'] and out['lease']['subnet6'] == 'fd00:20:0:3::/64' and out['public_ip6'] == node6(1)
     assert '"PublicIPv6": "fd53:18::11"' in out['diff'][0]['before']
 
@@ -611,12 +612,11 @@ def test_a_family_switch_leaves_no_lease_of_the_old_family_in_the_file_store(tmp
     store.save({'config': None, 'leases': dict((x.key, json.loads(x.to_store()[1])) for x in (mine, theirs))})
     v6only = net_conf6(ipv4=False)
     with store.locked():
-        got = store.acquire(v6only, None, 'vxlan', 1, None, public_ip6=node6(1), vtep_mac6=MAC6,
-                            former_ips=[node(1)])[0]
+        got = store.acquire(v6only, Claim('vxlan', 1, {IPV4: NodePart(None, None), IPV6: NodePart(node6(1), MAC6)}, [node(1)]))[0]
     assert sorted(store.load()['leases']) == sorted([theirs.key, got.key])
     # and back: IPv6-only -> IPv4-only
     with store.locked():
-        store.acquire(net_conf(), node(1), 'vxlan', 1, MAC, former_ips=[node6(1)])
+        store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(node(1), MAC)}, [node6(1)]))
     assert got.key not in store.load()['leases'] and theirs.key in store.load()['leases']
     assert stale_leases([theirs], got, v6only, [node(1)]) == []
     assert stale_leases([mine], lease('172.20.3.0/24', node(3)), net_conf(), [node(1)]) == []   # it fits: not ours

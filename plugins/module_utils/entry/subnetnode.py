@@ -18,10 +18,10 @@ import ipaddress
 import socket
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV6, family_of
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import addr_link, external_interface, ipv4_addrs
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
-    VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, kept_vtep_mac, vtep_mac)
+    VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, LeasePart, kept_vtep_mac, vtep_mac)
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import AddrDel, IprouteError, apply, observe, parse_json
 from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeStore
@@ -158,19 +158,19 @@ def put(module, path, text):
     return changed, file_diff(path, before, text)
 
 
-def _check_fits(netconf, subnet, subnet6):
-    """The leased subnets are this network's (IPv4 and/or IPv6, as the network has them)."""
+def _check_fits(netconf, subnets):
+    """The leased ``subnets`` ({Family: subnet}) are this network's (IPv4 and/or IPv6, as the
+    network has them); those of the network's families, by family."""
     families = config_families(netconf)
-    for family, value in ((IPV4, subnet), (IPV6, subnet6)):
-        if family not in families:
-            continue
+    for family in families:
+        value = subnets.get(family)
         if value is None:
             raise LeaseError('the network has %s but the lease has no %s subnet' % (family.label, family.label))
         network, subnet_len = (getattr(netconf, attr) for attr in family.conf_attrs[:2])
         net = family.net_cls(value)
         if not net.subnet_of(network) or net.prefixlen != subnet_len:
             raise LeaseError('%s %s is not a /%d inside network %s' % (family.subnet_key, net, subnet_len, network))
-    return (subnet if IPV4 in families else None), (subnet6 if IPV6 in families else None)
+    return dict((family, subnets[family]) for family in families)
 
 
 def lease_gateways(lease):
@@ -209,13 +209,13 @@ def clean_bridge(module, lease):
     return True, dict(before=''.join('%s\n' % a for a in stale), after='', before_header=header, after_header=header)
 
 
-def write_env(module, netconf, facts, subnet, subnet6=None):
-    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnet`` /
-    ``subnet6``; (changed, diffs, facts to report)."""
+def write_env(module, netconf, facts, subnets):
+    """state=present: write subnet.env (and the CNI conflist) for the leased ``subnets``
+    ({Family: subnet}); (changed, diffs, facts to report)."""
     params = module.params
-    subnet, subnet6 = _check_fits(netconf, subnet, subnet6)
-    lease = Lease.make(subnet, facts.get('public_ip'), facts['backend_type'], facts['vni'], facts.get('vtep_mac'),
-                       None, subnet6, facts.get('public_ip6'), facts.get('vtep_mac6'))
+    lease = Lease.make(facts['backend_type'], facts['vni'], dict(
+        (fam, LeasePart(subnet, facts.get(fam.public_ip_key), facts.get(fam.vtep_mac_key)))
+        for fam, subnet in _check_fits(netconf, subnets).items()))
     env = subnet_env_text(netconf, lease, facts['mtu'], params['ip_masq'])
     changed, diff = put(module, params['subnet_file'], env)
     diffs = [diff]
@@ -276,7 +276,7 @@ def on_node(module, netconf):
     def env(lease):
         if lease is None:
             return remove(module) + ({},)
-        return write_env(module, netconf, facts, lease.subnet, lease.subnet6)
+        return write_env(module, netconf, facts, dict((fam, part.subnet) for fam, part in lease.parts.items()))
     return lease_state(store, params['state'], netconf, facts, env, params['network'], module.check_mode)
 
 
@@ -299,7 +299,8 @@ def run_flannel_subnet(module):
         if params['subnet'] is None and params.get('subnet6') is None:
             module.fail_json(msg='subnet is set by the kubeasz.network.flannel_subnet action plugin '
                                  'after allocation (store=%s); run the module through it' % params['store'])
-        changed, diffs, more = write_env(module, netconf, facts, params['subnet'], params.get('subnet6'))
+        changed, diffs, more = write_env(module, netconf, facts, dict(
+            (fam, params.get(fam.subnet_key)) for fam in FAMILIES if params.get(fam.subnet_key) is not None))
         facts.update(more)
     except NetConfError as exc:
         module.fail_json(msg='network: %s' % exc)

@@ -190,8 +190,44 @@ def lease_order(lease):
 
 
 _V6_FIELDS = ('subnet6', 'public_ip6', 'vtep_mac6')
-# one family's part of a lease
+# one family's part of a lease: its subnet, the node's address and VTEP MAC in that family
 LeasePart = namedtuple('LeasePart', ['subnet', 'public_ip', 'vtep_mac'])
+LeasePart.__new__.__defaults__ = (None,)
+# what a node brings to a store for one family: its address, its VTEP MAC and the subnet it had
+# (subnet.env's), which it keeps when it can
+NodePart = namedtuple('NodePart', ['public_ip', 'vtep_mac', 'preferred'])
+NodePart.__new__.__defaults__ = (None, None, None)
+
+
+class Claim(namedtuple('Claim', ['backend_type', 'vni', 'parts', 'former_ips'])):
+    """A node asking a store for its lease: backend type, VNI, its ``parts`` by family ({Family:
+    NodePart} of every family it has an address of) and ``former_ips`` (its addresses of a family
+    the config no longer has: see ``allocation.stale_leases``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, backend_type, vni=None, parts=None, former_ips=()):
+        parts = dict((fam, part) for fam, part in (parts or {}).items() if part is not None and part.public_ip is not None)
+        return super(Claim, cls).__new__(cls, backend_type, vni, parts, tuple(former_ips or ()))
+
+    @classmethod
+    def of_facts(cls, facts):
+        """The claim of flannel_subnet's node facts (the flat dict of its result: ``public_ip``,
+        ``vtep_mac``, ``previous_subnet`` and their ``6`` twins, ``backend_type``, ``vni``)."""
+        parts = dict((fam, NodePart(str(facts[fam.public_ip_key]), facts.get(fam.vtep_mac_key),
+                                    facts.get('previous_' + fam.subnet_key)))
+                     for fam in FAMILIES if facts.get(fam.public_ip_key) is not None)
+        return cls(facts['backend_type'], facts.get('vni'), parts, facts.get('former_ips') or ())
+
+    @property
+    def addresses(self):
+        """{Family: the node's address}."""
+        return dict((fam, part.public_ip) for fam, part in self.parts.items())
+
+
+def node_addresses(facts):
+    """{Family: address} of flannel_subnet's node facts (``public_ip``, ``public_ip6``), as text."""
+    return dict((fam, str(facts[fam.public_ip_key])) for fam in FAMILIES if facts.get(fam.public_ip_key) is not None)
 
 
 class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', 'vtep_mac'] + list(_V6_FIELDS))):
@@ -206,30 +242,30 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
                                          subnet6, public_ip6, vtep_mac6)
 
     @classmethod
-    def make(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None,
-             subnet6=None, public_ip6=None, vtep_mac6=None):
-        """Validate a lease given as text or ipaddress objects (``what`` names it in errors)."""
-        return cls.parse(subnet, public_ip, backend_type, vni, vtep_mac, what,
-                         subnet6, public_ip6, vtep_mac6)[0]
+    def make(cls, backend_type, vni, parts, what=None):
+        """Validate a lease given by family (``parts``: {Family: LeasePart}, text or ipaddress
+        objects; a part without a subnet is none); ``what`` names it in errors."""
+        return cls.parse(backend_type, vni, parts, what)[0]
 
     @classmethod
-    def parse(cls, subnet, public_ip, backend_type, vni=None, vtep_mac=None, what=None,
-              subnet6=None, public_ip6=None, vtep_mac6=None, family=None):
+    def parse(cls, backend_type, vni, parts, what=None, family=None):
         """(validated lease, its ``family`` subnet as (int, prefix) or None when it has none or
         no ``family`` is asked): ``make`` for callers that need both."""
-        what = what or 'lease %s' % (subnet if subnet is not None else subnet6,)
+        parts = dict((fam, part) for fam, part in parts.items() if part is not None and part.subnet is not None)
+        what = what or 'lease %s' % (next((parts[fam].subnet for fam in FAMILIES if fam in parts), None),)
         if backend_type not in BACKENDS:
             raise LeaseError('%s backend_type: %r is not a backend name (one of %s)'
                              % (what, backend_type, ', '.join(BACKENDS)))
-        if subnet is None and subnet6 is None:
+        if not parts:
             raise LeaseError('%s: a lease needs subnet (IPv4) or subnet6 (IPv6)' % what)
         vxlan = backend_type == 'vxlan'
         if vxlan and vni is not None:
             vni = check_vni(vni, what + ' vni')
         nets, fields = {}, {}
-        for fam, (sub, pub, mac) in ((IPV4, (subnet, public_ip, vtep_mac)), (IPV6, (subnet6, public_ip6, vtep_mac6))):
-            if sub is None:
+        for fam in FAMILIES:
+            if fam not in parts:
                 continue
+            sub, pub, mac = parts[fam]
             nets[fam], sub = check_net(str(sub), what + ' ' + fam.subnet_key, fam)
             if pub is None:
                 raise LeaseError('%s: %s %s needs %s' % (what, fam.subnet_key, sub, fam.public_ip_key))
@@ -338,9 +374,10 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
             raise LeaseError('%s: vxlan lease with an IPv6 subnet without BackendV6Data' % what)
         data = data if isinstance(data, dict) else {}
         data6 = data6 if isinstance(data6, dict) else {}
-        return cls.make(subnet, value.get('PublicIP') if subnet is not None else None,
-                        value.get('BackendType'), data.get('VNI', data6.get('VNI')), data.get('VtepMAC'), what,
-                        subnet6, value.get('PublicIPv6') if subnet6 is not None else None, data6.get('VtepMAC'))
+        found = {IPV4: (subnet, data), IPV6: (subnet6, data6)}
+        parts = dict((fam, LeasePart(sub, value.get(fam.store_public_ip), fam_data.get('VtepMAC')))
+                     for fam, (sub, fam_data) in found.items() if sub is not None)
+        return cls.make(value.get('BackendType'), data.get('VNI', data6.get('VNI')), parts, what)
 
     def as_peer(self):
         """The peer dict of docs/architecture.md (every key, null where the lease has no value)."""
@@ -356,6 +393,6 @@ class Lease(namedtuple('Lease', ['subnet', 'public_ip', 'backend_type', 'vni', '
         """from_peer -> (Lease, its ``family`` subnet as (int, prefix) or None)."""
         if not isinstance(peer, dict):
             raise LeaseError('%s: a peer must be a dict, got %r' % (what, peer))
-        return cls.parse(peer.get('subnet'), peer.get('public_ip'), peer.get('backend_type') or 'vxlan',
-                         peer.get('vni'), peer.get('vtep_mac'), what, peer.get('subnet6'),
-                         peer.get('public_ip6'), peer.get('vtep_mac6'), family)
+        parts = dict((fam, LeasePart(peer.get(fam.subnet_key), peer.get(fam.public_ip_key), peer.get(fam.vtep_mac_key)))
+                     for fam in FAMILIES)
+        return cls.parse(peer.get('backend_type') or 'vxlan', peer.get('vni'), parts, what, family)

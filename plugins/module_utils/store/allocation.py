@@ -14,8 +14,8 @@ __metaclass__ = type
 import itertools
 import random
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of_version
-from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, check_node_ip, lease_order
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, family_of_version
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, LeasePart, check_node_ip, lease_order
 
 
 def _subnet(value, what, family):
@@ -99,26 +99,26 @@ def _overlaps(subnet, taken):
     return any(subnet.overlaps(other) for other in taken)
 
 
-def is_own(lease, public_ip, public_ip6=None):
-    """The lease of the node with these public addresses: same PublicIP or same PublicIPv6."""
-    return ((public_ip is not None and lease.public_ip == str(public_ip))
-            or (public_ip6 is not None and lease.public_ip6 == str(public_ip6)))
+def is_own(lease, addresses):
+    """The lease of the node with these public ``addresses`` ({Family: address}): the same PublicIP
+    or the same PublicIPv6."""
+    return any(ip is not None and getattr(lease, fam.public_ip_key) == str(ip) for fam, ip in addresses.items())
 
 
 def _lease_nets(lease):
     return dict((family, lease.network_of(family)) for family in FAMILIES)
 
 
-def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, preferred=None, reserved=(),
-             spread=1, public_ip6=None, vtep_mac6=None, preferred6=None):
-    """Pick this node's lease following flanneld's acquire rules.
+def allocate(netconf, leases, claim, reserved=(), spread=1):
+    """Pick the lease of the node that makes ``claim`` (a Claim: backend, VNI and, by family, its
+    address, VTEP MAC and preferred subnet), following flanneld's acquire rules.
 
-    1. a lease already holding ``public_ip`` (or ``public_ip6``) and compatible with the config
+    1. a lease already holding one of its addresses (PublicIP or PublicIPv6) and compatible with the config
        (``lease_compatible``: every enabled family, no other) is kept (backend data updated);
        several such leases (a damaged store): the lowest subnet wins;
     2. else, for each family the config enables: the node's subnet of that family in a lease
-       that is not kept (so switching IPv6 on or off keeps the IPv4 subnet), else ``preferred``
-       / ``preferred6`` (the subnets of an existing subnet.env), when compatible and free;
+       that is not kept (so switching IPv6 on or off keeps the IPv4 subnet), else the part's
+       ``preferred`` subnet (subnet.env's), when compatible and free;
     3. else the lowest free compatible subnet (flanneld picks at random among the first 100
        free ones; lowest-first makes runs reproducible); with ``spread`` > 1 one at random among
        the first ``spread`` free ones (a store retrying after a lost race spreads the racers).
@@ -129,23 +129,22 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
     Raises LeaseError "out of subnets" / "out of IPv6 subnets".
     """
     families = config_families(netconf)
-    addresses = {IPV4: public_ip, IPV6: public_ip6}
     for family in families:
-        if addresses[family] is None:
+        if family not in claim.parts:
             raise LeaseError('the network has %s: the node needs %s' % (family.label, family.public_ip_key))
-    public_ip, public_ip6 = node_ips(public_ip, public_ip6)
-    what = 'node %s' % (public_ip if public_ip is not None else public_ip6)
-    mine = sorted((lease for lease in leases if is_own(lease, public_ip, public_ip6)), key=lease_order)
+    addresses = node_ips(claim.addresses)
+    what = 'node %s' % next(addresses[fam] for fam in FAMILIES if fam in addresses)
+    mine = sorted((lease for lease in leases if is_own(lease, addresses)), key=lease_order)
     # a lease of another size or outside the network cannot be this config's: it blocks nothing
     taken = dict((family, []) for family in FAMILIES)
-    for subnet in [net for lease in leases if not is_own(lease, public_ip, public_ip6)
-                   for net in (lease.network, lease.network6) if net is not None] + list(reserved):
+    for subnet in [net for lease in leases if not is_own(lease, addresses)
+                   for net in _lease_nets(lease).values() if net is not None] + list(reserved):
         if fits(netconf, subnet):
             taken[_family(subnet)].append(subnet)
 
     def lease_of(subnets):
-        return Lease.make(subnets.get(IPV4), public_ip, backend_type, vni, vtep_mac, what,
-                          subnets.get(IPV6), public_ip6, vtep_mac6)
+        return Lease.make(claim.backend_type, claim.vni, dict(
+            (fam, LeasePart(subnets.get(fam), addresses[fam], part.vtep_mac)) for fam, part in claim.parts.items()), what)
 
     def free(subnet, family):
         return subnet is not None and compatible(netconf, subnet) and not _overlaps(subnet, taken[family])
@@ -155,11 +154,11 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
         if lease_compatible(netconf, lease) and all(free(nets[family], family) for family in families):
             return lease_of(nets)
     chosen = {}
-    wanted = {IPV4: preferred, IPV6: preferred6}
     for family in families:
         candidates = [_lease_nets(lease)[family] for lease in mine]
-        if wanted[family] is not None:
-            candidates.append(_subnet(wanted[family], 'preferred ' + family.subnet_key, family))
+        preferred = claim.parts[family].preferred
+        if preferred is not None:
+            candidates.append(_subnet(preferred, 'preferred ' + family.subnet_key, family))
         chosen[family] = next((subnet for subnet in candidates if free(subnet, family)), None)
         if chosen[family] is None:
             spare = list(itertools.islice(_free_subnets(netconf, taken[family], family), max(1, int(spread))))
@@ -173,12 +172,13 @@ def allocate(netconf, leases, public_ip, backend_type, vni=None, vtep_mac=None, 
     return lease_of(chosen)
 
 
-def node_ips(public_ip, public_ip6=None):
-    """Canonical (public_ip, public_ip6) of a node; at least one of them is needed."""
-    if public_ip is None and public_ip6 is None:
+def node_ips(addresses):
+    """Canonical {Family: address} of a node's ``addresses`` (None ones left out); at least one
+    is needed."""
+    found = dict((fam, check_node_ip(str(ip), fam.public_ip_key, fam)) for fam, ip in addresses.items() if ip is not None)
+    if not found:
         raise LeaseError('public_ip or public_ip6 is needed to find the node\'s lease')
-    return (None if public_ip is None else check_node_ip(str(public_ip), 'public_ip', IPV4),
-            None if public_ip6 is None else check_node_ip(str(public_ip6), 'public_ip6', IPV6))
+    return found
 
 
 def stale_leases(leases, lease, netconf=None, former_ips=()):
@@ -189,8 +189,8 @@ def stale_leases(leases, lease, netconf=None, former_ips=()):
 
     def formerly_own(old):
         return bool(former & {old.public_ip, old.public_ip6}) and netconf is not None and _misfit(netconf, old)
-    return [old for old in leases if old.key != lease.key
-            and (is_own(old, lease.public_ip, lease.public_ip6) or formerly_own(old))]
+    mine = dict((fam, part.public_ip) for fam, part in lease.parts.items())
+    return [old for old in leases if old.key != lease.key and (is_own(old, mine) or formerly_own(old))]
 
 
 def _misfit(netconf, lease):
@@ -206,13 +206,14 @@ def _misfit(netconf, lease):
     return None
 
 
-def split_peers(leases, public_ip, netconf=None, public_ip6=None):
-    """(own lease or None, other leases, warnings); leases that cannot belong to ``netconf``
+def split_peers(leases, addresses, netconf=None):
+    """(own lease or None, other leases, warnings): the node's by its ``addresses`` ({Family:
+    address}), the others' as they are, but leases that cannot belong to ``netconf``
     (outside its network, or not of its SubnetLen) are skipped with a warning, as flanneld does."""
     own, peers, warnings = None, [], []
     for lease in leases:
         why = None if netconf is None else _misfit(netconf, lease)
-        if is_own(lease, public_ip, public_ip6):
+        if is_own(lease, addresses):
             own = own or lease
         elif why:
             subnets = ', '.join(subnet for subnet in (lease.subnet, lease.subnet6) if subnet is not None)

@@ -249,9 +249,7 @@ class EtcdStore(LeaseStore):
         leases, warnings, dummy = parse_leases(self.snapshot()[0]['leases'])
         return leases, warnings
 
-    def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None, former_ips=()):
+    def acquire(self, netconf, claim, config=None, check_mode=False):
         """flanneld's acquire on etcd; see LeaseStore. Nothing is written in check mode."""
         if not getattr(netconf, 'enable_ipv4', True):
             raise EtcdError('%s: flannel\'s etcd registry keys every lease by its IPv4 subnet, so IPv6-only '
@@ -263,10 +261,8 @@ class EtcdStore(LeaseStore):
                 leases, warnings, reserved = parse_leases(doc['leases'])
                 # lowest free subnet first; after a lost race one of the first 2**attempt free ones,
                 # so that racing nodes spread out instead of all retrying the same subnet
-                lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved,
-                                 spread=min(1 << attempt, SPREAD_MAX), public_ip6=public_ip6, vtep_mac6=vtep_mac6,
-                                 preferred6=preferred6)
-                stale = stale_leases(leases, lease, netconf, former_ips)
+                lease = allocate(netconf, leases, claim, reserved, spread=min(1 << attempt, SPREAD_MAX))
+                stale = stale_leases(leases, lease, netconf, claim.former_ips)
                 key, value = lease.to_store()
                 after = {'config': doc['config'] if config is None else config,
                          'leases': dict((k, v) for k, v in doc['leases'].items() if k not in [s.key for s in stale])}
@@ -328,11 +324,11 @@ class EtcdStore(LeaseStore):
         else:
             self.client.create(self.prefix + '/config', text)
 
-    def release(self, public_ip, check_mode=False, public_ip6=None):
-        public_ip, public_ip6 = node_ips(public_ip, public_ip6)
+    def release(self, addresses, check_mode=False):
+        addresses = node_ips(addresses)
         doc, meta = self.snapshot()
         leases, dummy, dummy2 = parse_leases(doc['leases'])
-        gone = [lease for lease in leases if is_own(lease, public_ip, public_ip6)]
+        gone = [lease for lease in leases if is_own(lease, addresses)]
         if not check_mode:
             self._drop(gone, meta)
         return gone, bool(gone)

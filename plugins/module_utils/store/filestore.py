@@ -80,9 +80,7 @@ class FileStore(LeaseStore):
         leases, warnings, dummy = parse_leases(self.load()['leases'])
         return leases, warnings
 
-    def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None, former_ips=()):
+    def acquire(self, netconf, claim, config=None, check_mode=False):
         """Allocate/keep this node's lease and store it. Call inside ``locked()``.
 
         Returns (lease, changed, warnings, before, after) where before/after are the store
@@ -90,10 +88,9 @@ class FileStore(LeaseStore):
         """
         before = self.load()
         leases, warnings, reserved = parse_leases(before['leases'])
-        lease = allocate(netconf, leases, public_ip, backend_type, vni, vtep_mac, preferred, reserved,
-                         public_ip6=public_ip6, vtep_mac6=vtep_mac6, preferred6=preferred6)
+        lease = allocate(netconf, leases, claim, reserved)
         after = {'config': before['config'] if config is None else config, 'leases': dict(before['leases'])}
-        for old in stale_leases(leases, lease, netconf, former_ips):
+        for old in stale_leases(leases, lease, netconf, claim.former_ips):
             del after['leases'][old.key]   # flannel deletes our incompatible lease
         key, value = lease.to_store()
         after['leases'][key] = json.loads(value)
@@ -102,15 +99,16 @@ class FileStore(LeaseStore):
             self.save(after)
         return lease, changed, warnings, before, after
 
-    def release(self, public_ip, check_mode=False, public_ip6=None):
-        """Remove every valid lease of ``public_ip`` or ``public_ip6``. Call inside ``locked()``.
+    def release(self, addresses, check_mode=False):
+        """Remove every valid lease of the node with ``addresses`` ({Family: address}). Call inside
+        ``locked()``.
 
         Returns (released leases, changed).
         """
-        public_ip, public_ip6 = node_ips(public_ip, public_ip6)
+        addresses = node_ips(addresses)
         data = self.load()
         leases, dummy, dummy2 = parse_leases(data['leases'])
-        gone = [lease for lease in leases if is_own(lease, public_ip, public_ip6)]
+        gone = [lease for lease in leases if is_own(lease, addresses)]
         for lease in gone:
             del data['leases'][lease.key]
         if gone and not check_mode:

@@ -26,7 +26,7 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlparse
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import tls_opener
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6, family_of
-from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, subnet_key
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, LeasePart, NodePart, subnet_key
 from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import config_families
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import LeaseStore, parse_leases
 
@@ -288,13 +288,14 @@ class KubeStore(LeaseStore):
         raise KubeError('%s: node %s is not registered (kubelet must have joined the cluster first)'
                         % (self.client.api, self.node_name))
 
-    def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None, former_ips=()):
+    def acquire(self, netconf, claim, config=None, check_mode=False):
         nodes = self.client.nodes()
         node = self._own(nodes)
-        subnet, subnet6 = pod_cidrs(node, netconf)
-        lease = Lease.make(subnet, public_ip, backend_type, vni, vtep_mac, None, subnet6, public_ip6, vtep_mac6)
+        parts = {}
+        for fam, subnet in zip(FAMILIES, pod_cidrs(node, netconf)):
+            part = claim.parts.get(fam) or NodePart()
+            parts[fam] = LeasePart(subnet, part.public_ip, part.vtep_mac)
+        lease = Lease.make(claim.backend_type, claim.vni, parts)
         current = annotations_of(node)
         patch = dict((k, v) for k, v in wanted_annotations(lease).items() if current.get(k) != v)
         families = config_families(netconf)
@@ -309,7 +310,7 @@ class KubeStore(LeaseStore):
             self.client.annotate(self.node_name, patch)
         return lease, bool(patch), warnings, before, after
 
-    def release(self, public_ip=None, check_mode=False, public_ip6=None):
+    def release(self, addresses=None, check_mode=False):
         """Remove flannel's annotations (the podCIDR belongs to kube-controller-manager)."""
         node = self.client.node(self.node_name)
         current = annotations_of(node)

@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import json
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Lease, LeaseError, lease_order, subnets_from_key
 
 
@@ -60,16 +61,14 @@ class LeaseStore(object):
         """(valid leases sorted by subnet, warnings)."""
         raise NotImplementedError
 
-    def acquire(self, netconf, public_ip, backend_type, vni=None, vtep_mac=None,
-                preferred=None, config=None, check_mode=False, public_ip6=None, vtep_mac6=None,
-                preferred6=None, former_ips=()):
-        """Allocate or keep the node's lease -> (lease, changed, warnings, before, after).
-        ``public_ip6``/``vtep_mac6``/``preferred6``: the IPv6 twins (when the config has IPv6);
-        ``former_ips``: see ``stale_leases``."""
+    def acquire(self, netconf, claim, config=None, check_mode=False):
+        """Allocate or keep the lease of the node that makes ``claim`` (a Claim: backend, VNI and
+        its parts by family) -> (lease, changed, warnings, before, after)."""
         raise NotImplementedError
 
-    def release(self, public_ip, check_mode=False, public_ip6=None):
-        """Remove the node's leases (by PublicIP or PublicIPv6) -> (released leases, changed)."""
+    def release(self, addresses, check_mode=False):
+        """Remove the leases of the node with ``addresses`` ({Family: address}: by PublicIP or
+        PublicIPv6) -> (released leases, changed)."""
         raise NotImplementedError
 
 
@@ -83,23 +82,24 @@ def decoded(value):
     return value
 
 
-def own_entries(doc, public_ip, public_ip6=None):
-    """The store entries of ``public_ip`` or ``public_ip6`` (and the config) as text, for --diff."""
+def own_entries(doc, addresses):
+    """The store entries of the node with ``addresses`` ({Family: address}: its PublicIP or
+    PublicIPv6) and the config, as text, for --diff."""
     mine = {}
     for key, value in sorted((doc.get('leases') or {}).items()):
         value = decoded(value)
-        if isinstance(value, dict) and ((public_ip is not None and value.get('PublicIP') == str(public_ip))
-                                        or (public_ip6 is not None and value.get('PublicIPv6') == str(public_ip6))):
+        if isinstance(value, dict) and any(ip is not None and value.get(fam.store_public_ip) == str(ip)
+                                           for fam, ip in addresses.items()):
             mine[key] = value
     if not mine:
         return ''
     return json.dumps({'config': doc.get('config'), 'leases': mine}, indent=2, sort_keys=True) + '\n'
 
 
-def store_diff(label, before, after, public_ip, public_ip6=None):
-    """--diff entry of the node's lease in a store."""
-    header = '%s (%s)' % (label, ', '.join(str(ip) for ip in (public_ip, public_ip6) if ip is not None))
-    return dict(before=own_entries(before, public_ip, public_ip6), after=own_entries(after, public_ip, public_ip6),
+def store_diff(label, before, after, addresses):
+    """--diff entry of the lease of the node with ``addresses`` ({Family: address}) in a store."""
+    header = '%s (%s)' % (label, ', '.join(str(addresses[fam]) for fam in FAMILIES if addresses.get(fam) is not None))
+    return dict(before=own_entries(before, addresses), after=own_entries(after, addresses),
                 before_header=header, after_header=header)
 
 
