@@ -31,7 +31,7 @@ from collections import namedtuple
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import text
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import text
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 MODES = ('iptables', 'nftables')
