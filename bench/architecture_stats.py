@@ -2,7 +2,7 @@
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Print the figures the architecture is judged by: family defaults and branches, lines per
-module_utils file, the role's task lines, and the import graph's layers.
+module_utils file, the role's task lines, and the import graphs' layers (module_utils, ezctl).
 
     python bench/architecture_stats.py [repo]
 """
@@ -29,11 +29,11 @@ def module_name(path):
     return '.'.join(path.relative_to(UTILS).with_suffix('').parts)
 
 
-def imports_of(path):
+def imports_of(path, prefix=PREFIX):
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PREFIX[:-1]):
-            base = node.module[len(PREFIX):] if node.module != PREFIX[:-1] else ''
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix[:-1]):
+            base = node.module[len(prefix):] if node.module != prefix[:-1] else ''
             if base:
                 found.add(base)
             else:
@@ -77,6 +77,11 @@ def main():
     graph = {module_name(p): imports_of(p) for p in utils}
     depth = layers(graph)
     print('\nimport layers (longest chain of module_utils imports below a file):')
+    for level in sorted(set(depth.values())):
+        print('  %d: %s' % (level, ' '.join(sorted(n for n, d in depth.items() if d == level))))
+    ezctl = {p.stem: imports_of(p, 'ezctl.') for p in sorted((REPO / 'ezctl').glob('*.py'))}
+    depth = layers(ezctl)
+    print('\nezctl import layers (longest chain of ezctl imports below a file):')
     for level in sorted(set(depth.values())):
         print('  %d: %s' % (level, ' '.join(sorted(n for n, d in depth.items() if d == level))))
 

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,78 +31,13 @@ import yaml
 
 from ezctl import lab as labmod
 from ezctl import nodes, status
+from ezctl.clusters import (CURRENT_FILE, CliError, after_dashes, check_name, cluster_dir, current_cluster,
+                            default_runner, find_base, list_clusters, playbook_argv, playbook_files)
 from ezctl.helptext import CLUSTER_HELP, LAB_HELP
+from ezctl.labsys import LabError
 
-CLUSTER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: "$" matches before a final newline
-CURRENT_FILE = ".current"  # in <base>/clusters/ (git-ignored with the clusters)
 # kubeasz steps this collection provides: step → playbook
 STEPS = {"06": "playbooks/06.network.yml", "network": "playbooks/06.network.yml"}
-
-
-class CliError(Exception):
-    """A user-facing error: printed as ``ezctl: error: ...``, exit code 1."""
-
-
-def default_runner(argv: list[str], cwd: str) -> int:
-    """Run argv (no shell) in cwd and return its exit code."""
-    try:
-        return subprocess.call(argv, cwd=cwd)
-    except FileNotFoundError as exc:
-        raise CliError(f"cannot run {argv[0]}: {exc.strerror}") from exc
-
-
-def ansible_playbook() -> str:
-    """ansible-playbook next to this Python (the venv's), else the one on PATH."""
-    local = Path(sys.executable).parent / "ansible-playbook"
-    if local.exists():
-        return str(local)
-    return shutil.which("ansible-playbook") or "ansible-playbook"
-
-
-# --------------------------------------------------------------------------- base, clusters
-def find_base(option: str | None) -> Path:
-    if option:
-        base = Path(option)
-    elif os.environ.get("KUBEASZ_BASE"):
-        base = Path(os.environ["KUBEASZ_BASE"])
-    elif Path("playbooks").is_dir():
-        base = Path.cwd()
-    else:
-        raise CliError("no base directory: pass --base DIR, set KUBEASZ_BASE, or run ezctl "
-                       "from the directory that holds playbooks/")
-    if not base.is_dir():
-        raise CliError(f"base directory {base} does not exist")
-    return base.resolve()
-
-
-def check_name(name: str) -> str:
-    if not CLUSTER_RE.match(name or ""):
-        raise CliError(f"invalid cluster name {name!r}: use lower-case letters, digits, '-' "
-                       "and '_' (at most 32 characters)")
-    return name
-
-
-def cluster_dir(base: Path, name: str, must_exist: bool = True) -> Path:
-    path = base / "clusters" / check_name(name)
-    if must_exist and not path.is_dir():
-        raise CliError(f"cluster {name} not found in {base / 'clusters'}: "
-                       f"create it with `ezctl new {name}` or `ezctl lab up {name}`")
-    return path
-
-
-def list_clusters(base: Path) -> list[str]:
-    cdir = base / "clusters"
-    if not cdir.is_dir():
-        return []
-    return sorted(p.name for p in cdir.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def current_cluster(base: Path) -> str | None:
-    try:
-        name = (base / "clusters" / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return name or None
 
 
 # --------------------------------------------------------------------------- commands
@@ -187,21 +121,12 @@ def setup_argv(base: Path, cluster: str, step: str, extra=()) -> list[str]:
     if step not in STEPS:
         raise CliError(f"unknown step {step!r}: kubeasz.network provides step 06 (network) "
                        f"only; choose one of {', '.join(STEPS)}")
-    cdir = cluster_dir(base, cluster)
-    for needed in (cdir / "hosts", cdir / "config.yml", base / STEPS[step]):
-        if not needed.is_file():
-            raise CliError(f"{needed} not found")
-    return [ansible_playbook(), "-i", f"clusters/{cluster}/hosts",
-            "-e", f"@clusters/{cluster}/config.yml", STEPS[step], *extra]
-
-
-def _rest(items) -> list[str]:
-    items = list(items or [])
-    return items[1:] if items[:1] == ["--"] else items
+    playbook_files(base, cluster, STEPS[step])
+    return playbook_argv(cluster, STEPS[step], *extra)
 
 
 def cmd_setup(args, base: Path, runner) -> int:
-    argv = setup_argv(base, args.cluster, args.step, _rest(args.extra))
+    argv = setup_argv(base, args.cluster, args.step, after_dashes(args.extra))
     print("+ " + " ".join(argv), flush=True)
     return runner(argv, str(base))
 
@@ -251,7 +176,7 @@ def cmd_lab_status(args, base, runner) -> int:
 
 
 def cmd_lab_exec(args, base, runner) -> int:
-    argv = _rest(args.command)
+    argv = after_dashes(args.command)
     if not argv:
         raise CliError("no command given: ezctl lab exec CLUSTER NODE -- CMD...")
     return _lab(args).exec(args.target, argv, check=False, capture=False,
@@ -268,7 +193,7 @@ def cmd_pod_add(args, base, runner) -> int:
     primary = lab.pod_add(args.node, args.pod)
     try:
         texts = pod_ip_texts(lab.pod_addresses(args.node, args.pod))
-    except labmod.LabError:
+    except LabError:
         texts = [primary]
     print(" ".join(texts))  # IPv4-only: the IP alone, as before; dual-stack: "IPv4 IPv6"
     return 0
@@ -432,7 +357,7 @@ def main(argv=None, runner=None) -> int:
     try:
         base = find_base(args.base) if args.needs_base else None
         return args.func(args, base, runner or default_runner)
-    except (CliError, labmod.LabError) as exc:
+    except (CliError, LabError) as exc:
         print(f"ezctl: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -34,130 +34,20 @@ import ipaddress
 import json
 import os
 import re
-import shlex
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from ezctl import labnodes
+from ezctl.labnet import MAX_NODES, NAME_RE, node_address, node_names, node_record
+from ezctl.labns import FABRIC, NS_KINDS, Namespaces
+from ezctl.labsys import LabError, mounts, node_python, run, tool, unmount
 
 DEFAULT_ROOT = "/run/kubeasz-lab"
-FABRIC = "fabric"
-NODE_IFACE = "eth0"
-NODE_MOUNTS = ("/run/flannel", "/etc/cni/net.d", "/var/lib/cni", "/run/netns")
 CNI_PATH = "/usr/lib/cni"
 CNI_CONFLIST = "/etc/cni/net.d/10-flannel.conflist"
 # plugins that need iptables; skipped (with a warning in the pod record) when they fail
 OPTIONAL_PLUGINS = ("portmap",)
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: "$" matches before a final newline
 POD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-MAX_NODES = 200
-LAB_NET = ipaddress.IPv4Network("198.18.0.0/16")
-LAB_NET6 = ipaddress.IPv6Network("fd53:18::/48")  # segment S (198.18.S.0/24) ↔ fd53:18:0:S::/64
-PREFIXLEN6 = 64
-
-
-class LabError(RuntimeError):
-    """A lab operation failed; the message says what and how to go on."""
-
-
-class LabCommandError(LabError):
-    """A command inside the lab exited non-zero (``check=True``)."""
-
-    def __init__(self, argv, returncode, stdout, stderr):
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        err = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
-        super().__init__(f"command {' '.join(map(str, argv))!r} failed with exit code "
-                         f"{returncode}: {err.strip()}")
-
-
-def _tool(name: str) -> str:
-    """Absolute path of a host tool (nsenter, unshare, ip ...)."""
-    for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"):
-        path = os.path.join(d, name)
-        if os.access(path, os.X_OK):
-            return path
-    found = shutil.which(name)
-    if not found:
-        raise LabError(f"{name} not found: install util-linux / iproute2")
-    return found
-
-
-def _run(argv, input=None, check=True, text=True, capture=True, env=None, timeout=120):
-    """Run argv (a list, never a shell); raise LabCommandError on failure when check."""
-    proc = subprocess.run(
-        [str(a) for a in argv], input=input, text=text, env=env, timeout=timeout,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None,
-        stdin=None if input is not None else subprocess.DEVNULL, check=False,
-    )
-    if check and proc.returncode != 0:
-        raise LabCommandError(argv, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def mounts() -> list[str]:
-    """Mount points of the caller's mount namespace, in mount order (from /proc/mounts)."""
-    result = []
-    with open("/proc/mounts", encoding="utf-8") as fh:
-        for line in fh:
-            fields = line.split()
-            if len(fields) >= 2:
-                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
-                result.append(point)
-    return result
-
-
-def node_names(count: int) -> list[str]:
-    return [f"node{i}" for i in range(1, count + 1)]
-
-
-def node_address(index: int, count: int, segments: int) -> tuple[int, str]:
-    """(segment, ip) of node ``index`` (1-based) in a lab of ``count`` nodes."""
-    segment = 2 if segments == 2 and index == count else 1
-    return segment, f"198.18.{segment - 1}.{10 + index}"
-
-
-def address6(ipv4: str) -> str:
-    """The IPv6 twin of a lab IPv4 address: 198.18.S.H → fd53:18:0:S::H (RFC 5952 text).
-
-    The decimal digits of S and H are reused as the IPv6 groups (198.18.1.13 → fd53:18:0:1::13),
-    so both addresses read alike; gateways map the same way (198.18.0.1 → fd53:18::1).
-    """
-    try:
-        addr = ipaddress.IPv4Address(ipv4)
-    except ValueError as exc:
-        raise LabError(f"{ipv4!r} is not an IPv4 address") from exc
-    if addr not in LAB_NET:
-        raise LabError(f"{ipv4} is not a lab address (outside {LAB_NET})")
-    _net, _lab, segment, host = str(addr).split(".")
-    return str(ipaddress.IPv6Address(f"fd53:18:0:{segment}::{host}"))
-
-
-def node_address6(index: int, count: int, segments: int) -> tuple[int, str]:
-    """(segment, IPv6 address) of node ``index``: the twin of ``node_address``'s IPv4 one."""
-    segment, ip = node_address(index, count, segments)
-    return segment, address6(ip)
-
-
-def gateway(segment: int) -> str:
-    """The fabric's IPv4 address on ``segment`` (1 or 2): the nodes' default gateway."""
-    return f"198.18.{segment - 1}.1"
-
-
-def node_record(node: str, segment: int, ip: str, ipv6: bool) -> dict:
-    """A node's entry in lab.json (``ip6``/``prefixlen6``/``gateway6`` only in IPv6 labs)."""
-    record = {"name": node, "ip": ip, "prefixlen": 24, "segment": segment, "iface": NODE_IFACE,
-              "gateway": gateway(segment)}
-    if ipv6:
-        record.update(ip6=address6(ip), prefixlen6=PREFIXLEN6, gateway6=address6(gateway(segment)))
-    return record
 
 
 def pod_ips(result: dict | None) -> dict:
@@ -179,38 +69,19 @@ def primary_ip(ips: dict) -> str | None:
     return ips.get("ip") or ips.get("ip6")
 
 
-def node_python() -> str:
-    """The Python that Ansible runs inside lab nodes (the host's, nodes share its filesystem)."""
-    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-
-
-class Lab:
-    """A lab of namespace nodes called ``name`` under ``root``."""
+class Lab(Namespaces):
+    """A lab of namespace nodes called ``name`` under ``root``: its namespaces (``Namespaces``),
+    its state (lab.json) and its pods."""
 
     def __init__(self, name: str, root: str = DEFAULT_ROOT):
         if not NAME_RE.match(name or ""):
             raise LabError(f"invalid lab name {name!r}: use lower-case letters, digits, '-' "
                            "and '_' (at most 32 characters)")
+        super().__init__(Path(root), Path(root) / name)
         self.name = name
-        self.root = Path(root)
-        self.dir = self.root / name
         self.state_file = self.dir / "lab.json"
 
-    # ----------------------------------------------------------------- paths, state
-    def ns_path(self, node: str, kind: str) -> Path:
-        return self.dir / f"{node}.{kind}"
-
-    def _is_mounted(self, path) -> bool:
-        return str(path) in mounts()
-
-    def _mounts_under(self) -> list[str]:
-        prefix = str(self.dir) + "/"
-        return [m for m in mounts() if m == str(self.dir) or m.startswith(prefix)]
-
-    def node_exists(self, node: str) -> bool:
-        here = set(mounts())
-        return all(str(self.ns_path(node, k)) in here for k in ("net", "mnt", "uts"))
-
+    # ----------------------------------------------------------------- state
     def load_state(self) -> dict:
         try:
             return json.loads(self.state_file.read_text(encoding="utf-8"))
@@ -234,36 +105,14 @@ class Lab:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    # ----------------------------------------------------------------- entering
-    def nsenter_argv(self, node: str) -> list[str]:
-        """argv prefix that runs a command inside ``node`` (net, mount and UTS namespaces)."""
-        if node == FABRIC:
-            return [_tool("nsenter"), f"--net={self.dir / 'fabric.net'}", "--"]
-        if not all(self.ns_path(node, k).exists() for k in ("net", "mnt", "uts")):
-            raise LabError(f"lab node {node} not found under {self.dir}: run ezctl lab up")
-        return [_tool("nsenter"), f"--net={self.ns_path(node, 'net')}",
-                f"--mount={self.ns_path(node, 'mnt')}", f"--uts={self.ns_path(node, 'uts')}",
-                "--"]
-
-    def exec(self, node: str, argv, input=None, check=True, text=True, capture=True,
-             timeout=120):
-        """Run ``argv`` inside ``node`` (or ``node/pod``) → CompletedProcess.
-
-        Inside a node the working directory is ``/``: use absolute paths. Output is text
-        unless ``text=False``; ``capture=False`` lets it go to our stdout/stderr.
-        """
-        node, _sep, pod = node.partition("/")
-        prefix = self.nsenter_argv(node)
-        if pod:
-            prefix += [_tool("ip"), "netns", "exec", pod]
-        if isinstance(input, bytes):
-            text = False
-        return _run(prefix + list(argv), input=input, check=check, text=text, capture=capture,
-                    timeout=timeout)
-
-    def _fabric(self, *argv, check=True):
-        return _run([_tool("nsenter"), f"--net={self.dir / 'fabric.net'}", "--", *argv],
-                    check=check)
+    @contextlib.contextmanager
+    def changing_state(self):
+        """The state, locked against other changes, to change in the block; saved when the block
+        ends without an error."""
+        with self._locked():
+            state = self.load_state()
+            yield state
+            self._save_state(state)
 
     # ----------------------------------------------------------------- up
     def up(self, nodes: int = 4, segments: int = 1, ipv6: bool | None = None) -> dict:
@@ -290,15 +139,14 @@ class Lab:
                            f"{old.get('segments')} segment(s), "
                            f"{'with' if old.get('ipv6') else 'without'} IPv6: run ezctl lab "
                            f"down {self.name} first")
-        self._mount_dir()
-        self._make_fabric(segments, ipv6)
+        self.mount_dir()
+        self.make_fabric(segments, ipv6)
         state = {"name": self.name, "dir": str(self.dir), "segments": segments, "ipv6": ipv6,
                  "nodes": [], "pods": old.get("pods", {})}
         for index, node in enumerate(node_names(nodes), start=1):
             segment, ip = node_address(index, nodes, segments)
             record = node_record(node, segment, ip, ipv6)
-            self._make_node(node)
-            self._wire_node(node, segment, ip, record.get("ip6"))
+            self.build_node(record)
             state["nodes"].append(record)
             state["pods"].setdefault(node, {})
         with self._locked():
@@ -306,176 +154,32 @@ class Lab:
             self._save_state(state)
         return state
 
-    def _mount_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not self._is_mounted(self.dir):
-            _run([_tool("mount"), "--bind", self.dir, self.dir])
-        _run([_tool("mount"), "--make-private", self.dir])
-
-    def _new_ns_files(self, base: str, kinds) -> bool:
-        """Prepare empty files for namespaces; False when all are already bound."""
-        here = set(mounts())
-        paths = [self.ns_path(base, k) for k in kinds]
-        if all(str(p) in here for p in paths):
-            return False
-        for path in paths:  # half-made: start over for this node
-            while str(path) in set(mounts()):
-                _run([_tool("umount"), path])
-            path.unlink(missing_ok=True)
-            path.touch()
-        return True
-
-    def _make_fabric(self, segments: int, ipv6: bool = False) -> None:
-        if self._new_ns_files(FABRIC, ("net",)):
-            _run([_tool("unshare"), f"--net={self.ns_path(FABRIC, 'net')}", "true"])
-        ip = _tool("ip")
-        self._fabric(ip, "link", "set", "lo", "up")
-        self._fabric(_tool("sysctl"), "-q", "-w", "net.ipv4.ip_forward=1")
-        if ipv6:  # inside the fabric only; links made from now on skip DAD
-            self._fabric(_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.forwarding=1",
-                         "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-        for seg in range(1, segments + 1):
-            bridge = f"seg{seg}"
-            if self._fabric(ip, "link", "show", bridge, check=False).returncode != 0:
-                self._fabric(ip, "link", "add", bridge, "type", "bridge")
-            self._fabric(ip, "addr", "replace", f"{gateway(seg)}/24", "dev", bridge)
-            if ipv6:
-                self._fabric(ip, "-6", "addr", "replace",
-                             f"{address6(gateway(seg))}/{PREFIXLEN6}", "dev", bridge, "nodad")
-            self._fabric(ip, "link", "set", bridge, "up")
-
-    def _make_node(self, node: str) -> None:
-        if not self._new_ns_files(node, ("net", "mnt", "uts")):
-            return
-        for path in NODE_MOUNTS:  # mount points must exist on the (shared) filesystem
-            os.makedirs(path, exist_ok=True)
-        root = shlex.quote(str(self.root))
-        script = "\n".join([
-            "set -e",
-            f"hostname {node}",
-            # the node must not hold copies of any lab's namespace files (they would keep
-            # other nodes' and other labs' namespaces alive after their down)
-            "mounts=$(cat /proc/self/mounts)",
-            "printf '%s\\n' \"$mounts\" | while read -r _ m _; do case \"$m\" in",
-            f"  {root}/*/*) ;;",
-            f"  {root}/*) umount -l \"$m\" 2>/dev/null || true ;;",
-            "esac; done",
-            "mount -t sysfs sysfs /sys",
-            *[f"mount -t tmpfs -o mode=0755 tmpfs {p}" for p in NODE_MOUNTS],
-            "ip link set lo up",
-        ])
-        _run([_tool("unshare"), f"--net={self.ns_path(node, 'net')}",
-              f"--mount={self.ns_path(node, 'mnt')}", f"--uts={self.ns_path(node, 'uts')}",
-              "--propagation", "private", "/bin/sh", "-c", script])
-
-    def _wire_node(self, node: str, segment: int, ip_addr: str, ip6: str | None = None) -> None:
-        ip = _tool("ip")
-        # before eth0 exists: links made in the node (eth0, the CNI bridge cni0) skip DAD, so
-        # IPv6 addresses work at once (also in an IPv4 lab whose conflist has an IPv6 range:
-        # cni0's gateway address would stay tentative for a second or two); a NIC flap keeps the
-        # IPv6 addresses, as a real node's network manager would put them back
-        self.exec(node, [_tool("sysctl"), "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
-                         "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.keep_addr_on_down=1",
-                         "net.ipv6.conf.default.keep_addr_on_down=1"])
-        if self._fabric(ip, "link", "show", node, check=False).returncode != 0:
-            self._fabric(ip, "link", "add", node, "type", "veth", "peer", "name", NODE_IFACE,
-                         "netns", self.ns_path(node, "net"))
-        self._fabric(ip, "link", "set", node, "master", f"seg{segment}")
-        self._fabric(ip, "link", "set", node, "up")
-        self.exec(node, [ip, "addr", "replace", f"{ip_addr}/24", "dev", NODE_IFACE])
-        self.exec(node, [ip, "link", "set", NODE_IFACE, "up"])
-        self.exec(node, [ip, "route", "replace", "default", "via", gateway(segment),
-                         "dev", NODE_IFACE])
-        if ip6:
-            self.exec(node, [_tool("sysctl"), "-q", "-w",
-                             f"net.ipv6.conf.{NODE_IFACE}.accept_dad=0"])
-            self.exec(node, [ip, "-6", "addr", "replace", f"{ip6}/{PREFIXLEN6}", "dev",
-                             NODE_IFACE, "nodad"])
-            self.exec(node, [ip, "-6", "route", "replace", "default", "via",
-                             address6(gateway(segment)), "dev", NODE_IFACE])
-
     # ----------------------------------------------------------------- down
     def down(self) -> None:
         """Remove pods, processes, namespaces, mounts and files of the lab."""
         if os.geteuid() != 0:
             raise LabError("the lab needs root (it removes namespaces and mounts)")
         nodes = sorted(p.name[:-4] for p in self.dir.glob("*.mnt")) if self.dir.is_dir() else []
-        inodes = self._ns_inodes(nodes)
+        inodes = self.ns_inodes(nodes)
         # kill while every namespace is still mounted: a freed namespace's inode number is soon
         # another's, maybe another lab's, whose processes would be killed by that number
-        self._kill_processes(inodes)
+        self.kill_processes(inodes)
         for node in nodes:
             if self.node_exists(node):
-                self._delete_pods(node)
+                self.delete_pods(node)
         for _attempt in range(10):  # lab dir may be stacked when a mount was repeated
-            left = self._mounts_under()
+            left = self.mounts_under()
             if not left:
                 break
             for point in sorted(left, key=lambda p: (-p.count("/"), p)):
-                if _run([_tool("umount"), point], check=False).returncode != 0:
-                    _run([_tool("umount"), "-l", point], check=False)
-        if self._mounts_under():
+                unmount(point)
+        if self.mounts_under():
             raise LabError(f"could not unmount everything under {self.dir}: "
-                           f"{self._mounts_under()}")
+                           f"{self.mounts_under()}")
         if self.dir.is_dir():
             shutil.rmtree(self.dir)
         with contextlib.suppress(OSError):
             self.root.rmdir()
-
-    def _ns_inodes(self, nodes) -> set[tuple[int, int]]:
-        """(dev, inode) of every namespace the lab holds, pods included."""
-        found = set()
-        here = set(mounts())
-        for path in self.dir.glob("*.*") if self.dir.is_dir() else []:
-            if str(path) in here and path.suffix in (".net", ".mnt", ".uts"):
-                st = path.stat()
-                found.add((st.st_dev, st.st_ino))
-        for node in nodes:
-            if not self.node_exists(node):
-                continue
-            proc = self.exec(node, ["/bin/sh", "-c", "for f in /run/netns/*; do "
-                                    "[ -e \"$f\" ] && stat -L -c '%d %i' \"$f\"; done; true"],
-                             check=False)
-            for line in proc.stdout.splitlines():
-                with contextlib.suppress(ValueError):
-                    dev, ino = line.split()
-                    found.add((int(dev), int(ino)))
-        return found
-
-    def _delete_pods(self, node: str) -> None:
-        proc = self.exec(node, [_tool("ip"), "netns", "list"], check=False)
-        for line in proc.stdout.splitlines():
-            pod = line.split()[0] if line.split() else ""
-            if pod:
-                self.exec(node, [_tool("ip"), "netns", "delete", pod], check=False)
-
-    @staticmethod
-    def _kill_processes(inodes) -> None:
-        """Stop every process living in one of the lab's namespaces."""
-        def victims():
-            pids = []
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                if int(pid) == os.getpid():
-                    continue
-                for kind in ("net", "mnt", "uts"):
-                    try:
-                        st = os.stat(f"/proc/{pid}/ns/{kind}")
-                    except OSError:
-                        continue
-                    if (st.st_dev, st.st_ino) in inodes:
-                        pids.append(int(pid))
-                        break
-            return pids
-        for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-            pids = victims()
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and victims():
-                time.sleep(0.05)
 
     # ----------------------------------------------------------------- status
     def status(self) -> dict:
@@ -488,8 +192,7 @@ class Lab:
         by_name = {n["name"]: n for n in state.get("nodes", [])}
         for name in names:
             info = dict(by_name.get(name, {"name": name}))
-            info["present"] = all(str(self.ns_path(name, k)) in here
-                                  for k in ("net", "mnt", "uts"))
+            info["present"] = all(str(self.ns_path(name, k)) in here for k in NS_KINDS)
             nodes.append(info)
         return {
             "name": self.name, "dir": str(self.dir),
@@ -509,13 +212,11 @@ class Lab:
         """Make pods with the plugins in ``path`` from now on (None: Debian's again)."""
         if path is not None and not os.path.isdir(path):
             raise LabError(f"CNI plugin folder {path} not found")
-        with self._locked():
-            state = self.load_state()
+        with self.changing_state() as state:
             if path is None:
                 state.pop("cni_path", None)
             else:
                 state["cni_path"] = str(path)
-            self._save_state(state)
 
     def _conflist(self, node: str) -> dict:
         proc = self.exec(node, ["/bin/cat", CNI_CONFLIST], check=False)
@@ -545,9 +246,9 @@ class Lab:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command,
                "CNI_CONTAINERID": f"{self.name}-{node}-{pod}", "CNI_NETNS": f"/run/netns/{pod}",
                "CNI_IFNAME": "eth0", "CNI_PATH": cni_path}
-        argv = self.nsenter_argv(node) + [_tool("env"), "-i"] + \
+        argv = self.nsenter_argv(node) + [tool("env"), "-i"] + \
             [f"{k}={v}" for k, v in env.items()] + [binary]
-        proc = _run(argv, input=json.dumps(netconf), check=False)
+        proc = run(argv, input=json.dumps(netconf), check=False)
         if proc.returncode != 0:
             raise LabError(f"{node}/{pod}: CNI {command} of plugin {ptype!r} failed: "
                            f"{(proc.stdout or '').strip()} {(proc.stderr or '').strip()}")
@@ -567,7 +268,7 @@ class Lab:
         if not POD_RE.match(pod or ""):
             raise LabError(f"invalid pod name {pod!r}")
         conf = self._conflist(node)
-        ip = _tool("ip")
+        ip = tool("ip")
         listed = self.exec(node, [ip, "netns", "list"]).stdout.split()
         if pod in listed:
             raise LabError(f"pod {pod} already exists on {node}")
@@ -576,7 +277,7 @@ class Lab:
             self.exec(f"{node}/{pod}", [ip, "link", "set", "lo", "up"])
             # the pod's eth0 (made in here by the bridge plugin) skips DAD: its IPv6 address
             # is usable at once (the pod's own namespace; harmless without IPv6)
-            self.exec(f"{node}/{pod}", [_tool("sysctl"), "-q", "-w",
+            self.exec(f"{node}/{pod}", [tool("sysctl"), "-q", "-w",
                                         "net.ipv6.conf.all.accept_dad=0",
                                         "net.ipv6.conf.default.accept_dad=0"], check=False)
             result, skipped = None, []
@@ -596,11 +297,9 @@ class Lab:
                 self._cni_del(node, pod, conf, None)
             self.exec(node, [ip, "netns", "delete", pod], check=False)
             raise
-        with self._locked():
-            state = self.load_state()
+        with self.changing_state() as state:
             state.setdefault("pods", {}).setdefault(node, {})[pod] = {
                 **ips, "result": result, "skipped": skipped}
-            self._save_state(state)
         return pod_ip
 
     def pod_addresses(self, node: str, pod: str) -> dict:
@@ -624,7 +323,7 @@ class Lab:
 
     def pod_del(self, node: str, pod: str) -> None:
         """CNI DEL for ``pod`` on ``node`` (releasing its IP) and delete its namespace."""
-        ip = _tool("ip")
+        ip = tool("ip")
         if pod not in self.exec(node, [ip, "netns", "list"]).stdout.split():
             raise LabError(f"pod {pod} not found on {node}")
         result = self.load_state().get("pods", {}).get(node, {}).get(pod, {}).get("result")
@@ -632,10 +331,8 @@ class Lab:
             self._cni_del(node, pod, self._conflist(node), result)
         finally:
             self.exec(node, [ip, "netns", "delete", pod], check=False)
-            with self._locked():
-                state = self.load_state()
+            with self.changing_state() as state:
                 state.get("pods", {}).get(node, {}).pop(pod, None)
-                self._save_state(state)
 
     # ----------------------------------------------------------------- nodes join and leave
     def node_add(self, segment: int = 1) -> tuple[str, str]:

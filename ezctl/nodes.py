@@ -14,6 +14,7 @@ new inventory line, and del-node also accepts the IP of a lab node listed under 
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import re
@@ -22,7 +23,9 @@ import sys
 from pathlib import Path
 
 from ezctl import lab as labmod
+from ezctl.clusters import CliError, after_dashes, check_name, cluster_dir, playbook_argv, playbook_files
 from ezctl.helptext import CLUSTER_HELP, LAB_HELP
+from ezctl.labsys import node_python
 
 PLAYBOOKS = {"add": "playbooks/22.addnode.yml", "del": "playbooks/32.delnode.yml",
              "reset": "playbooks/99.network-reset.yml"}
@@ -33,17 +36,12 @@ NODE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 GROUP_RE = re.compile(r"^\[([^\]]+)\]\s*$")
 
 
-def _cli():
-    from ezctl import cli  # late: cli imports this module
-    return cli
-
-
 def check_ip(value: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
-        raise _cli().CliError(f"invalid IP address {value!r}: give the node's IPv4 address, "
-                              "for example 192.168.1.5") from None
+        raise CliError(f"invalid IP address {value!r}: give the node's IPv4 address, "
+                       "for example 192.168.1.5") from None
 
 
 def inventory_hosts(text: str) -> dict:
@@ -83,7 +81,7 @@ def add_host_line(text: str, line: str, group: str = "kube_node") -> str:
         if current.strip() == f"[{group}]":
             lines.insert(index + 1, line)
             return "\n".join(lines) + "\n"
-    raise _cli().CliError(f"no [{group}] group in the hosts file: add one")
+    raise CliError(f"no [{group}] group in the hosts file: add one")
 
 
 def remove_host_line(text: str, host: str, group: str = "kube_node") -> str:
@@ -99,20 +97,6 @@ def remove_host_line(text: str, host: str, group: str = "kube_node") -> str:
     return "\n".join(out) + "\n"
 
 
-def _files(base: Path, cluster: str, playbook: str):
-    cli = _cli()
-    cdir = cli.cluster_dir(base, cluster)
-    for needed in (cdir / "hosts", cdir / "config.yml", base / playbook):
-        if not needed.is_file():
-            raise cli.CliError(f"{needed} not found")
-    return cdir
-
-
-def playbook_argv(cluster: str, playbook: str, *extra: str) -> list[str]:
-    return [_cli().ansible_playbook(), "-i", f"clusters/{cluster}/hosts",
-            "-e", f"@clusters/{cluster}/config.yml", playbook, *extra]
-
-
 def _run(argv, base, runner) -> int:
     print("+ " + " ".join(argv), flush=True)
     return runner(argv, str(base))
@@ -125,7 +109,7 @@ def lab_line(lab: labmod.Lab, ip: str) -> str | None:
         if node.get("ip") == ip:
             return (f"ansible_connection=kubeasz.network.netns ansible_host={node['name']} "
                     f"kubeasz_lab_dir={lab.dir} kubeasz_node_ip={ip} "
-                    f"ansible_python_interpreter={labmod.node_python()}")
+                    f"ansible_python_interpreter={node_python()}")
     return None
 
 
@@ -133,16 +117,15 @@ def lab_line(lab: labmod.Lab, ip: str) -> str | None:
 def cmd_add_node(args, base: Path, runner) -> int:
     """Add the node's line, run 22.addnode.yml; a refused or failed run is rolled back (the node
     is taken off again by 32.delnode.yml: its lease, its files, the others' entries, its line)."""
-    cli = _cli()
     ip = check_ip(args.ip)
-    cdir = _files(base, args.cluster, PLAYBOOKS["add"])
+    cdir = playbook_files(base, args.cluster, PLAYBOOKS["add"])
     hosts = (cdir / "hosts").read_text(encoding="utf-8")
     if find_node(hosts, ip):
-        raise cli.CliError(f"node {ip} already exists in {cdir / 'hosts'}: "
-                           f"remove it first with `ezctl del-node {args.cluster} {ip}`")
+        raise CliError(f"node {ip} already exists in {cdir / 'hosts'}: "
+                       f"remove it first with `ezctl del-node {args.cluster} {ip}`")
     bad = [repr(v) for v in args.hostvars if not HOSTVAR_RE.fullmatch(v)]
     if bad:
-        raise cli.CliError(f"host vars must be KEY=VALUE without spaces or newlines, got {' '.join(bad)}")
+        raise CliError(f"host vars must be KEY=VALUE without spaces or newlines, got {' '.join(bad)}")
     words = [ip, *args.hostvars]
     lab = labmod.Lab(args.cluster, root=args.lab_root)
     connection = lab_line(lab, ip)
@@ -151,7 +134,7 @@ def cmd_add_node(args, base: Path, runner) -> int:
     (cdir / "hosts").write_text(add_host_line(hosts, " ".join(words)), encoding="utf-8")
     print(f"added {ip} to [kube_node] in {cdir / 'hosts'}")
     rc = _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}",
-                            *cli._rest(args.extra)), base, runner)
+                            *after_dashes(args.extra)), base, runner)
     if rc == 0:
         return rc
     return _roll_back_add(args.cluster, cdir, ip, hosts, rc, base, runner)
@@ -163,9 +146,9 @@ def _roll_back_add(cluster: str, cdir: Path, ip: str, hosts: str, rc: int, base:
     undo = _run(playbook_argv(cluster, PLAYBOOKS["del"], "-e", f"NODE_TO_DEL={ip}", "-e", f"CLUSTER={cluster}",
                               "-e", "FLANNEL_ROLLBACK=true"), base, runner)
     if undo != 0:
-        raise _cli().CliError(f"add-node of {ip} failed (rc {rc}) and so did its rollback (rc {undo}): the node "
-                              f"stays in [kube_node] of {cdir / 'hosts'}; once the cause is fixed, run "
-                              f"`ezctl del-node {cluster} {ip}` to take it off, or `ezctl setup {cluster} 06`")
+        raise CliError(f"add-node of {ip} failed (rc {rc}) and so did its rollback (rc {undo}): the node "
+                       f"stays in [kube_node] of {cdir / 'hosts'}; once the cause is fixed, run "
+                       f"`ezctl del-node {cluster} {ip}` to take it off, or `ezctl setup {cluster} 06`")
     (cdir / "hosts").write_text(hosts, encoding="utf-8")
     print(f"add-node of {ip} failed (rc {rc}); rolled back: {ip} is not in {cdir / 'hosts'}, holds no lease, "
           "and the other nodes do not know it", file=sys.stderr)
@@ -187,25 +170,23 @@ def del_node_problem(hosts_text: str, host: str) -> str | None:
 
 
 def cmd_del_node(args, base: Path, runner) -> int:
-    cli = _cli()
     ip = check_ip(args.ip)
-    cdir = _files(base, args.cluster, PLAYBOOKS["del"])
+    cdir = playbook_files(base, args.cluster, PLAYBOOKS["del"])
     hosts = (cdir / "hosts").read_text(encoding="utf-8")
     host = find_node(hosts, ip, group="kube_node")
     if host is None:
-        raise cli.CliError(f"node {ip} is not in [kube_node] of {cdir / 'hosts'}: "
-                           "nothing to delete (list the nodes there)")
+        raise CliError(f"node {ip} is not in [kube_node] of {cdir / 'hosts'}: "
+                       "nothing to delete (list the nodes there)")
     problem = del_node_problem(hosts, host)
     if problem:
-        raise cli.CliError(f"del-node {ip}: {problem}; nothing was changed")
+        raise CliError(f"del-node {ip}: {problem}; nothing was changed")
     return _run(playbook_argv(args.cluster, PLAYBOOKS["del"], "-e", f"NODE_TO_DEL={host}",
-                              "-e", f"CLUSTER={args.cluster}", *cli._rest(args.extra)),
+                              "-e", f"CLUSTER={args.cluster}", *after_dashes(args.extra)),
                 base, runner)
 
 
 def cmd_reset_net(args, base: Path, runner) -> int:
-    cli = _cli()
-    _files(base, args.cluster, PLAYBOOKS["reset"])
+    playbook_files(base, args.cluster, PLAYBOOKS["reset"])
     rest = list(args.extra or [])
     if rest[:1] == ["--nodes"] and len(rest) > 1:  # options after the cluster land in REMAINDER
         args.nodes, rest = rest[1], rest[2:]
@@ -216,30 +197,30 @@ def cmd_reset_net(args, base: Path, runner) -> int:
     if args.nodes:
         nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
         if not nodes or any(not NODE_NAME_RE.fullmatch(n) for n in nodes):
-            raise cli.CliError(f"--nodes: give node names or IPs separated by commas, got "
-                               f"{args.nodes!r}")
-        hosts = (cli.cluster_dir(base, args.cluster) / "hosts").read_text(encoding="utf-8")
+            raise CliError(f"--nodes: give node names or IPs separated by commas, got "
+                           f"{args.nodes!r}")
+        hosts = (cluster_dir(base, args.cluster) / "hosts").read_text(encoding="utf-8")
         groups = inventory_hosts(hosts)
         names = [n if n in groups else find_node(hosts, n) for n in nodes]   # an IP -> its inventory name
         unknown = [n for n, name in zip(nodes, names) if name is None]
         if unknown:
-            raise cli.CliError(f"--nodes: {', '.join(unknown)} matches no node or group of "
-                               f"clusters/{args.cluster}/hosts (give a node's inventory name or IP); "
-                               "nothing was changed")
+            raise CliError(f"--nodes: {', '.join(unknown)} matches no node or group of "
+                           f"clusters/{args.cluster}/hosts (give a node's inventory name or IP); "
+                           "nothing was changed")
         extra = ["-e", f"NODES_TO_RESET={','.join(names)}"]
-    return _run(playbook_argv(args.cluster, PLAYBOOKS["reset"], *extra, *cli._rest(args.extra)),
+    return _run(playbook_argv(args.cluster, PLAYBOOKS["reset"], *extra, *after_dashes(args.extra)),
                 base, runner)
 
 
 def cmd_lab_node_add(args, base, runner) -> int:
-    node, ip = labmod.Lab(_cli().check_name(args.cluster), root=args.lab_root).node_add(
+    node, ip = labmod.Lab(check_name(args.cluster), root=args.lab_root).node_add(
         segment=args.segment)
     print(f"{node} {ip}")
     return 0
 
 
 def cmd_lab_node_del(args, base, runner) -> int:
-    labmod.Lab(_cli().check_name(args.cluster), root=args.lab_root).node_del(args.node)
+    labmod.Lab(check_name(args.cluster), root=args.lab_root).node_del(args.node)
     print(f"lab node {args.node} removed")
     return 0
 
@@ -247,7 +228,6 @@ def cmd_lab_node_del(args, base, runner) -> int:
 # --------------------------------------------------------------------------- parsers
 def add_parsers(sub, common, labsub, labopt) -> None:
     """Register the commands on ezctl's sub-parsers (``sub``: top level, ``labsub``: ``lab``)."""
-    import argparse
     lab_root = {"default": os.environ.get("KUBEASZ_LAB_ROOT", labmod.DEFAULT_ROOT),
                 "help": "where labs live (default: $KUBEASZ_LAB_ROOT or %(default)s)"}
     p = sub.add_parser("add-node", parents=[common], help="add a node to [kube_node] and run 22.addnode.yml",

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ezctl import clusters
 from ezctl.helptext import CLUSTER_HELP
 
 PLAYBOOK = "playbooks/net_status.yml"
@@ -29,28 +30,22 @@ GUARD_TASKS = ("Ask the route guard process whether it runs", "Ask systemd wheth
 ROUTES_TASKS = ("Program the routes to the peers' subnets", "Program the IPv6 routes to the peers' subnets")
 
 
-def _cli():
-    from ezctl import cli  # late: cli imports this module
-    return cli
-
-
 def run_playbook(base: Path, cluster: str, extra=()) -> tuple[int, dict, str]:
     """(rc, {host: [task records]}, ansible's stderr) of net_status.yml in check mode."""
-    cli = _cli()
-    cdir = cli.cluster_dir(base, cluster)
+    cdir = clusters.cluster_dir(base, cluster)
     for needed in (cdir / "hosts", cdir / "config.yml", base / PLAYBOOK):
         if not needed.is_file():
-            raise cli.CliError(f"{needed} not found")
+            raise clusters.CliError(f"{needed} not found")
     with tempfile.NamedTemporaryFile(prefix="ezctl-status-", suffix=".json") as out:
         env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ezctl_status", ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
                    ANSIBLE_LOAD_CALLBACK_PLUGINS="1", EZCTL_STATUS_FILE=out.name, ANSIBLE_NOCOLOR="1")
-        argv = [cli.ansible_playbook(), "-i", f"clusters/{cluster}/hosts", "-e", f"@clusters/{cluster}/config.yml",
+        argv = [clusters.ansible_playbook(), "-i", f"clusters/{cluster}/hosts", "-e", f"@clusters/{cluster}/config.yml",
                 PLAYBOOK, "--check", "--diff", *extra]
         proc = subprocess.run(argv, cwd=base, env=env, capture_output=True, text=True, check=False)
         text = Path(out.name).read_text(encoding="utf-8")
     if not text.strip():
-        raise cli.CliError(f"ansible-playbook gave no results (rc {proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+        raise clusters.CliError(f"ansible-playbook gave no results (rc {proc.returncode}): "
+                                f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
     return proc.returncode, json.loads(text), proc.stderr
 
 
@@ -147,7 +142,7 @@ def draw_svg(cluster: str, view: dict, path: str) -> None:
     try:
         import graphviz
     except ImportError as exc:
-        raise _cli().CliError("--svg needs the Python package graphviz (make setup installs it)") from exc
+        raise clusters.CliError("--svg needs the Python package graphviz (make setup installs it)") from exc
     title = {"label": f"flannel network of {cluster}", "labelloc": "t", "fontname": "Helvetica"}
     graph = graphviz.Graph(name=cluster, format="svg", graph_attr=title,
                            node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})

@@ -218,8 +218,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import (
-    PEER_OPTIONS, direct_route, run_module)
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import PEER_OPTIONS, direct_route
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 
 def main():
@@ -240,7 +241,7 @@ def main():
         supports_check_mode=True,
     )
 
-    run_module(module, direct_route)
+    run_module(module, direct_route, DataplaneError)
 
 
 if __name__ == '__main__':

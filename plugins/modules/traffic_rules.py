@@ -194,7 +194,8 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import traffic_rules
 
 
@@ -213,7 +214,7 @@ def main():
         supports_check_mode=True,
     )
 
-    run_module(module, traffic_rules)
+    run_module(module, traffic_rules, DataplaneError)
 
 
 if __name__ == '__main__':

@@ -258,8 +258,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import (
-    PEER_OPTIONS, vxlan_link, run_module)
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import PEER_OPTIONS, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 
 def main():
@@ -284,7 +285,7 @@ def main():
         supports_check_mode=True,
     )
 
-    run_module(module, vxlan_link)
+    run_module(module, vxlan_link, DataplaneError)
 
 
 if __name__ == '__main__':

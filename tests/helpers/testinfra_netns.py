@@ -22,7 +22,8 @@ import shlex
 import urllib.parse
 from typing import Any
 
-from ezctl.lab import DEFAULT_ROOT, Lab, _tool
+from ezctl.lab import DEFAULT_ROOT, Lab
+from ezctl.labsys import tool
 
 try:  # testinfra is a test dependency only
     import testinfra.backend as _tbackend
@@ -67,7 +68,7 @@ if _tbase is not None:
             node, _sep, pod = self.target.partition("/")
             argv = self.lab.nsenter_argv(node)
             if pod:
-                argv += [_tool("ip"), "netns", "exec", pod]
+                argv += [tool("ip"), "netns", "exec", pod]
             argv += ["/bin/sh", "-c", cmd]
             out = self.run_local(" ".join(shlex.quote(a) for a in argv))
             out.command = self.encode(cmd)

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from ezctl.lab import Lab, LabError, mounts
+from ezctl.lab import Lab
+from ezctl.labsys import LabError, mounts
 
 pytestmark = [
     pytest.mark.kernel,

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from ezctl import cli, reach
-from ezctl.lab import Lab, LabError, mounts
+from ezctl.lab import Lab
+from ezctl.labsys import LabError, mounts
 
 pytestmark = [
     pytest.mark.kernel,

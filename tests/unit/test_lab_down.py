@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ezctl import lab as labmod
-from ezctl import labnodes
+from ezctl import labnodes, labns
 
 
 @pytest.fixture
@@ -14,11 +14,11 @@ def recorded(monkeypatch, tmp_path):
     calls = []
     lab = labmod.Lab("t1", root=tmp_path)
     monkeypatch.setattr(labmod.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(labmod.Lab, "_ns_inodes", lambda self, nodes: {(1, 2)})
+    monkeypatch.setattr(labmod.Lab, "ns_inodes", lambda self, nodes: {(1, 2)})
     monkeypatch.setattr(labmod.Lab, "node_exists", lambda self, node: True)
-    monkeypatch.setattr(labmod.Lab, "_delete_pods", lambda self, node: calls.append(("pods", node)))
-    monkeypatch.setattr(labmod.Lab, "_kill_processes", staticmethod(lambda inodes: calls.append(("kill",))))
-    monkeypatch.setattr(labmod.Lab, "_mounts_under", lambda self: [])
+    monkeypatch.setattr(labmod.Lab, "delete_pods", lambda self, node: calls.append(("pods", node)))
+    monkeypatch.setattr(labmod.Lab, "kill_processes", staticmethod(lambda inodes: calls.append(("kill",))))
+    monkeypatch.setattr(labmod.Lab, "mounts_under", lambda self: [])
     return lab, calls
 
 
@@ -32,9 +32,9 @@ def test_down_kills_before_it_frees_the_pods_namespaces(recorded):
 
 def test_node_del_kills_before_it_frees_the_pods_namespaces(recorded, monkeypatch):
     lab, calls = recorded
-    monkeypatch.setattr(labnodes, "_other_inodes", lambda lab, node: set())
+    monkeypatch.setattr(labns.Namespaces, "file_inodes", lambda self, but=None: set())
     monkeypatch.setattr(labmod.Lab, "load_state", lambda self: {"nodes": [{"name": "node1"}]})
-    monkeypatch.setattr(labmod.Lab, "_fabric", lambda self, *argv, **kw: None)
+    monkeypatch.setattr(labmod.Lab, "fabric", lambda self, *argv, **kw: None)
     monkeypatch.setattr(labmod.Lab, "_save_state", lambda self, state: None)
     lab.dir.mkdir(parents=True)
     labnodes.node_del(lab, "node1")

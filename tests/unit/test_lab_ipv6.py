@@ -8,6 +8,8 @@ import pytest
 
 from ezctl import cli, reach
 from ezctl import lab as labmod
+from ezctl import labnet
+from ezctl.labsys import LabError
 
 
 @pytest.mark.parametrize("ipv4, ipv6", [
@@ -19,38 +21,38 @@ from ezctl import lab as labmod
     ("198.18.0.210", "fd53:18::210"),
 ])
 def test_address6_twins_the_ipv4_digits(ipv4, ipv6):
-    assert labmod.address6(ipv4) == ipv6
-    assert ipaddress.IPv6Address(ipv6) in labmod.LAB_NET6
+    assert labnet.address6(ipv4) == ipv6
+    assert ipaddress.IPv6Address(ipv6) in labnet.LAB_NET6
 
 
 @pytest.mark.parametrize("bad", ["10.0.0.1", "198.19.0.1", "fd53:18::11", "node1", ""])
 def test_address6_refuses_non_lab_addresses(bad):
-    with pytest.raises(labmod.LabError):
-        labmod.address6(bad)
+    with pytest.raises(LabError):
+        labnet.address6(bad)
 
 
-@pytest.mark.parametrize("count, segments", [(1, 1), (4, 1), (3, 2), (2, 2), (labmod.MAX_NODES, 2)])
+@pytest.mark.parametrize("count, segments", [(1, 1), (4, 1), (3, 2), (2, 2), (labnet.MAX_NODES, 2)])
 def test_node_address6_follows_node_address(count, segments):
     seen = set()
     for index in range(1, count + 1):
-        segment, ip = labmod.node_address(index, count, segments)
-        segment6, ip6 = labmod.node_address6(index, count, segments)
+        segment, ip = labnet.node_address(index, count, segments)
+        segment6, ip6 = labnet.node_address6(index, count, segments)
         assert segment6 == segment
         addr = ipaddress.IPv6Address(ip6)
         # the node's /64 is its segment's: 198.18.(segment-1).0/24 ↔ fd53:18:0:(segment-1)::/64
         assert addr in ipaddress.IPv6Network(f"fd53:18:0:{segment - 1}::/64")
         assert addr in ipaddress.IPv6Interface(
-            f"{labmod.address6(labmod.gateway(segment))}/{labmod.PREFIXLEN6}").network
+            f"{labnet.address6(labnet.gateway(segment))}/{labnet.PREFIXLEN6}").network
         assert ip6.rsplit(":", 1)[1] == ip.rsplit(".", 1)[1]  # host digits kept
         seen.add(ip6)
     assert len(seen) == count
 
 
 def test_node_record():
-    v4 = labmod.node_record("node3", 2, "198.18.1.13", False)
+    v4 = labnet.node_record("node3", 2, "198.18.1.13", False)
     assert v4 == {"name": "node3", "ip": "198.18.1.13", "prefixlen": 24, "segment": 2,
                   "iface": "eth0", "gateway": "198.18.1.1"}
-    v6 = labmod.node_record("node3", 2, "198.18.1.13", True)
+    v6 = labnet.node_record("node3", 2, "198.18.1.13", True)
     assert v6 == dict(v4, ip6="fd53:18:0:1::13", prefixlen6=64, gateway6="fd53:18:0:1::1")
 
 

@@ -19,7 +19,7 @@ import re
 import tempfile
 from collections import namedtuple
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, family_named
 
 
 def _op(name, fields, tool, fmt):
@@ -130,10 +130,11 @@ def observe(run, tables, where=None, family=None):
     where: {table: [filter argv]} appended to the table's command, e.g.
     {'link': ['type', 'vxlan'], 'neigh': ['dev', 'flannel.1', 'nud', 'permanent']}:
     the kernel filters, so a node with many entries costs less to read.
-    family: the Family whose routes and neighbours are read (``ip -6 -json`` for IPv6); None for
-    the tables of no family (link, addr, fdb) and, as before the families, IPv4's routes.
+    family: the Family whose routes and neighbours are read (``ip -6 -json`` for IPv6; its name is
+    taken too, for node_facts' call); None for the tables of no family (link, addr, fdb) and, as
+    before the families, IPv4's routes.
     """
-    argvs = TABLE_ARGV if family is None else table_argv(family)
+    argvs = TABLE_ARGV if family is None else table_argv(family_named(family))
     result = {}
     for table in tables:
         if table not in argvs:

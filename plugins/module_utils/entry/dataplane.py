@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The dataplane entry points of the vxlan_link and direct_route modules (observe -> plan -> apply)
-and their AnsibleModule glue; the planning lives beside it, one concern per file.
+"""The dataplane entry points of the vxlan_link and direct_route modules (observe -> plan -> apply;
+the modules run them with ``runner.run_module``); the planning lives beside it, one concern per file.
 
 One call is of one family (the ``family`` option: ipv4, the default, or ipv6: ``flannel-v6.<VNI>``,
 ``ip -6``), turned into its Family once here and passed down: the peers are passed whole and each is
@@ -17,8 +17,9 @@ __metaclass__ = type
 import functools
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import external_interface, links_by_name
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6, family_named
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import text
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay import external_interface, links_by_name
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV6, family_named
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, DataplaneError, check_vni
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.neighfdb import device_fdb, device_neighbours, entries_text, plan_vxlan_peers, wanted_entries
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import (
@@ -27,8 +28,8 @@ from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import 
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import (
     desired_routes, observed_route_text, owned_routes, plan_routes, route_key, route_matches, route_text)
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import (
-    accept_ra_key, devices_text, flannel_devices, iface6_name,
-    plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_text, vxlan_link_spec)
+    accept_ra_key, devices_text, flannel_devices, plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_text,
+    vxlan_link_spec)
 
 VXLAN_STATES = ('present', 'absent', 'prune')
 # what a module reads: only vxlan links (flannel.<n> and nothing else), and the
@@ -50,32 +51,11 @@ PEER_OPTIONS = dict(
 )
 
 
-def run_module(module, entry_point):
-    """Run an entry point for an AnsibleModule: its runner, check mode, --diff, warnings, errors."""
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False)
-
-    try:
-        result = entry_point(run, module.params, check_mode=module.check_mode, diff=module._diff)
-    except DataplaneError as exc:
-        module.fail_json(msg=str(exc))
-    except iproute.IprouteError as exc:
-        # a half-applied plan changed the node: say so, and what ran (the next run converges)
-        module.fail_json(msg=str(exc), changed=exc.partial, applied=exc.applied)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
-
-
 def _out(peers, wholes=None):
     """Peers as dicts, whole (both families) when a view stands for a dual-stack lease."""
     if not wholes:
         return [peer.as_peer() for peer in peers]
     return [wholes.get(peer, peer).as_peer() for peer in peers]
-
-
-def text(lines):
-    return ''.join(line + '\n' for line in lines)
 
 
 def family_option(params):
@@ -186,16 +166,11 @@ def vxlan_link(run, params, check_mode=False, apply=None, diff=True):
 
 # ---------------------------------------------------------------- direct_route
 
-def _iface4_name(observed, iface):
-    return external_interface(observed, iface=iface).name
-
-
-# the underlay interface's name of each family (until one chooser serves both)
-_IFACE_NAME = {IPV4: _iface4_name, IPV6: iface6_name}
-
-
 def _host_gw_routes(run, observed, params, peers, family):
-    iface = _IFACE_NAME[family](observed, params.get('iface'))
+    # the chooser reads the IPv6 default route as 'route6' (only for IPv6); the observed 'route'
+    # here is of ``family``
+    underlay = dict(observed, route6=observed.get('route'))
+    iface = external_interface(underlay, iface=params.get('iface'), families=(family,)).name
     lookups = iproute.route_get(run, [p.public_ip for p in peers], family) if peers else {}
     check_peers_not_local(peers, lookups)
     problems = host_gw_problems(peers, lookups, iface)

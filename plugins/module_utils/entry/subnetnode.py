@@ -17,9 +17,9 @@ __metaclass__ = type
 import ipaddress
 import socket
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV6, family_of
-from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import addr_link, external_interface, ipv4_addrs
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import module_runner
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay import addr_link, external_interface, link_ips
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, LeasePart, kept_vtep_mac, vtep_mac)
 from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
@@ -86,19 +86,12 @@ def node_facts(module, netconf, public_ip=None, public_ip6=None):
     The IPv6 facts (``public_ip6``, ``vtep_mac6``, ``previous_subnet6``) are there when the
     network has IPv6 (without a network: ``public_ip6`` when the interface has one)."""
     params = module.params
-
-    def runner(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False)
-
+    runner = module_runner(module)
     families = config_families(netconf) if netconf is not None else None
     observed = observe(runner, ['link', 'addr', 'route'])
 
-    def ipv6_routes():
-        argv = ['ip', '-6', '-json', 'route', 'show', 'table', 'main', 'default']
-        rc, out, err = runner(argv)
-        if rc != 0:
-            raise IprouteError(' '.join(argv), rc, err)
-        observed['route6'] = parse_json(out)
+    def ipv6_routes():   # the IPv6 default route(s), as the chooser reads them ('route6')
+        observed['route6'] = observe(runner, ['route'], {'route': ['default']}, 'ipv6')['route']
     ext = _interface(observed, params, families, public_ip or params['public_ip'],
                      public_ip6 or params.get('public_ip6'), ipv6_routes)
     text = read_text(params['subnet_file'])
@@ -115,10 +108,10 @@ def node_facts(module, netconf, public_ip=None, public_ip6=None):
         backend = netconf.backend
         check_node_fits(netconf, ext)
         link = addr_link(observed, ext.name) or {}
-        if backend.type == 'host-gw' and ext.ip is not None and ext.ip not in [a.get('local') for a in ipv4_addrs(link)]:
+        if backend.type == 'host-gw' and ext.ip is not None and ext.ip not in link_ips(link, 'ipv4'):
             raise DataplaneError('public_ip %s is not an address of %s: the host-gw backend does not '
                                  'support NAT (a public IP differing from the interface IP)' % (ext.ip, ext.name))
-        if backend.type == 'host-gw' and ext.ip6 is not None and ext.ip6 not in _ipv6_locals(link):
+        if backend.type == 'host-gw' and ext.ip6 is not None and ext.ip6 not in link_ips(link, 'ipv6'):
             raise DataplaneError('public_ip6 %s is not an address of %s: the host-gw backend does not '
                                  'support NAT (a public IP differing from the interface IP)' % (ext.ip6, ext.name))
         vxlan = backend.type == 'vxlan'
@@ -131,17 +124,9 @@ def node_facts(module, netconf, public_ip=None, public_ip6=None):
                                   or vtep_mac(ext.ip6, backend.vni)) if vxlan else None
         # the node's addresses of a family the config does not have: its lease of before a family
         # switch (IPv4-only <-> IPv6-only) carries one of them and is replaced (leases.stale_leases)
-        facts['former_ips'] = (([] if 'ipv4' in families else [a.get('local') for a in ipv4_addrs(link)])
-                               + ([] if 'ipv6' in families else _ipv6_locals(link)))
+        facts['former_ips'] = (([] if 'ipv4' in families else link_ips(link, 'ipv4'))
+                               + ([] if 'ipv6' in families else link_ips(link, 'ipv6')))
     return facts, text
-
-
-def _ipv6_locals(link):
-    locals6 = []
-    for addr in link.get('addr_info') or []:
-        if addr.get('family') == 'inet6' and ipv6.ip_int(str(addr.get('local'))) is not None:
-            locals6.append(ipv6.ip_text(ipv6.ip_int(str(addr['local']))))
-    return locals6
 
 
 def file_diff(path, before, after):
@@ -194,8 +179,7 @@ def stale_bridge_addrs(links, lease):
 
 def clean_bridge(module, lease):
     """Remove the stale addresses of the pods' bridge; (changed, diff or None)."""
-    def runner(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False)
+    runner = module_runner(module)
     rc, out, err = runner(['ip', '-json', 'addr', 'show', 'dev', BRIDGE])
     stale = stale_bridge_addrs(parse_json(out), lease) if rc == 0 else []   # rc 1: no bridge yet
     if not stale:

@@ -29,7 +29,7 @@ import shutil
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, family_named, family_of_version
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import text
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import text
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 MODES = ('iptables', 'nftables')

@@ -18,18 +18,15 @@ __metaclass__ = type
 from collections import namedtuple
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
-from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import (
-    ExternalInterface, addr_link, external_interface, ipv4_addrs, links_by_name)
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay import (
+    addr_link, external_interface, ipv4_addrs, links_by_name)
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6, family_named
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import (
     AddrAdd, AddrDel, LinkAdd, LinkDel, LinkSet, LinkUp, Sysctl)
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
-    VXLAN_OVERHEAD, DataplaneError, LeaseError, check_ifname, check_mac, check_node_ip, check_vni, vtep_mac)
+    VXLAN_OVERHEAD, DataplaneError, check_mac, check_vni, vtep_mac)
 
 DEFAULT_VXLAN_PORT = 8472
-# the kernel's VXLAN6_HEADROOM: over an IPv6 underlay it caps the device MTU at the underlay's
-# MTU - 70 (flanneld asks for MTU - 50 and gets the cap)
-VXLAN6_HEADROOM = 70
 
 # family: the Family of the device (IPv4: flannel.<VNI>, IPv6: flannel-v6.<VNI>)
 VxlanSpec = namedtuple('VxlanSpec', ['name', 'vni', 'dev', 'local', 'port', 'gbp', 'learning',
@@ -49,14 +46,15 @@ def accept_ra_key(name):
     return 'net/ipv6/conf/%s/accept_ra' % name
 
 
-def ipv6_addrs(link, link_local=False):
-    """The IPv6 addresses of an ``ip -json addr`` link (without link-local ones unless asked)."""
+def device_ipv6_addrs(link):
+    """The IPv6 addresses of the VXLAN device (an ``ip -json addr`` link) but link-local ones: what
+    EnsureV6AddressOnLink keeps to one. Not the node's underlay addresses (``underlay.ipv6_addrs``)."""
     return [a for a in link.get('addr_info') or [] if a.get('family') == 'inet6'
-            and (link_local or not ipv6.contains(_LINK_LOCAL6, ipv6.parse_ip(a['local'])))]
+            and not ipv6.contains(_LINK_LOCAL6, ipv6.parse_ip(a['local']))]
 
 
 def family_addrs(link, family):
-    return ipv4_addrs(link) if family == 'ipv4' else ipv6_addrs(link)
+    return ipv4_addrs(link) if family == 'ipv4' else device_ipv6_addrs(link)
 
 
 # ----------------------------------------------------------------- attributes
@@ -185,56 +183,6 @@ def _address(value, family):
         raise DataplaneError('address: %r is not an %s network (%s)' % (value, family.label, exc))
 
 
-def _default_route_dev(observed):
-    for route in observed.get('route') or []:
-        if route.get('dst') == 'default' and route.get('dev'):
-            return route['dev']
-    return None
-
-
-def iface6_name(observed, iface=None):
-    """The external interface's name for IPv6: iface (it must exist), else the device of the IPv6
-    default route (needs the 'route' table of ``ip -6``)."""
-    if iface:
-        name = check_ifname(iface)
-        if addr_link(observed, name) is None:
-            raise DataplaneError('interface %s (FLANNEL_IFACE) does not exist' % name)
-        return name
-    name = _default_route_dev(observed)
-    if not name:
-        raise DataplaneError('no IPv6 default route: set FLANNEL_IFACE')
-    return name
-
-
-def external_interface6(observed, iface=None, public_ip=None):
-    """The external interface for IPv6 (``extif.external_interface`` for IPv4): ``iface6_name``;
-    ip = public_ip or the interface's first global IPv6 address (flanneld's GetInterfaceIP6Addrs,
-    of which a VTEP can use only a global one)."""
-    name = iface6_name(observed, iface)
-    link = addr_link(observed, name) or {}
-    if public_ip:
-        try:
-            ip = check_node_ip(public_ip, 'local_ip', 'ipv6')
-        except LeaseError as exc:
-            raise DataplaneError(str(exc))
-    else:
-        found = [a['local'] for a in ipv6_addrs(link) if a.get('scope', 'global') == 'global'
-                 and not a.get('deprecated') and not a.get('dadfailed')]
-        if not found:
-            raise DataplaneError('interface %s has no global IPv6 address: set FLANNEL_IFACE or local_ip' % name)
-        ip = ipv6.ip_text(ipv6.parse_ip(found[0]))
-    mtu = link.get('mtu') or links_by_name(observed).get(name, {}).get('mtu')
-    if not mtu:
-        raise DataplaneError('interface %s: MTU unknown' % name)
-    return ExternalInterface(name, ip, int(mtu))
-
-
-# the underlay's interface of each family (until one chooser serves both), and the headroom the
-# kernel keeps on it (IPv6: VXLAN6_HEADROOM caps the MTU below flanneld's - 50)
-_EXTERNAL_INTERFACE = {IPV4: external_interface, IPV6: external_interface6}
-_HEADROOM = {IPV4: VXLAN_OVERHEAD, IPV6: VXLAN6_HEADROOM}
-
-
 def vxlan_link_spec(observed, params, family):
     """VxlanSpec from module params and the observed 'addr' table.
 
@@ -248,7 +196,10 @@ def vxlan_link_spec(observed, params, family):
     if not params.get('address'):
         raise DataplaneError('address (the lease subnet network IP) is required with state=present')
     address = _address(params['address'], family)
-    ext = _EXTERNAL_INTERFACE[family](observed, iface=params['iface'], public_ip=params.get('local_ip'))
+    # the one chooser flannel_subnet uses too: the same interface and address for the same node
+    ext = external_interface(observed, iface=params['iface'], public_ip=params.get('local_ip'), families=(family,),
+                             public_ip6=params.get('local_ip'), options=('local_ip', 'local_ip'))
+    local = getattr(ext, 'ip' + family.suffix)   # ip, ip6
     mtu = params.get('mtu') or ext.mtu - VXLAN_OVERHEAD
     if not 68 <= mtu <= 65535:
         raise DataplaneError('mtu: %r is out of range (68..65535)' % mtu)
@@ -256,9 +207,10 @@ def vxlan_link_spec(observed, params, family):
         raise DataplaneError('mtu: %d does not fit %s (MTU %d) with VXLAN\'s %d bytes of headers; '
                              'write at most %d, or raise the MTU of %s'
                              % (mtu, ext.name, ext.mtu, VXLAN_OVERHEAD, ext.mtu - VXLAN_OVERHEAD, ext.name))
-    mtu = min(mtu, ext.mtu - _HEADROOM[family])
-    mac = check_mac(params['mac'], 'mac') if params.get('mac') else vtep_mac(ext.ip, vni)
-    return VxlanSpec(device_name(vni, family), vni, ext.name, ext.ip, port, bool(params.get('gbp')),
+    # the kernel keeps the underlay's headroom: over IPv6 (70) it caps the MTU below flanneld's - 50
+    mtu = min(mtu, ext.mtu - family.vxlan_headroom)
+    mac = check_mac(params['mac'], 'mac') if params.get('mac') else vtep_mac(local, vni)
+    return VxlanSpec(device_name(vni, family), vni, ext.name, local, port, bool(params.get('gbp')),
                      bool(params.get('learning')), mtu, mac, address, params.get('network'), family)
 
 

@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The node's external (underlay) interface, chosen the way flanneld chooses it.
+"""The underlay: the node's external interface and its addresses, chosen the way flanneld
+chooses them (``LookupExtIface``), for both families, by every module that needs them
+(flannel_subnet's facts, vxlan_link's device, direct_route's host-gw routes).
 
-Reads the 'addr' table (and 'route' for the default route; IPv6-only: 'route6', the IPv6
-routes) of ``iproute.observe()``. With IPv6 the interface also gives the node's public IPv6
-address, as flanneld's ``GetInterfaceIP6Addrs`` picks it (``ipv6_addrs``).
+Reads tables of ``iproute.observe()``: 'addr' (and 'link') for the interfaces, 'route' (IPv4)
+and 'route6' (IPv6, an IPv6 ``observe``'s 'route') for the default route.
 Standard library only (runs on the managed node).
 """
 
@@ -15,6 +16,7 @@ __metaclass__ = type
 import re
 from collections import namedtuple
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     DataplaneError, check_ifname, check_ip, check_node_ip)
 
@@ -26,6 +28,13 @@ def links_by_name(observed):
     return dict((link.get('ifname'), link) for link in observed.get('link') or observed.get('addr') or [])
 
 
+def addr_link(observed, name):
+    for link in observed.get('addr') or observed.get('link') or []:
+        if link.get('ifname') == name:
+            return link
+    return None
+
+
 def ipv4_addrs(link):
     return [a for a in link.get('addr_info') or [] if a.get('family') == 'inet']
 
@@ -34,13 +43,23 @@ def ipv6_addrs(link):
     """The interface's IPv6 addresses a node can be reached on, best first, as flanneld's
     ``GetInterfaceIP6Addrs``: deprecated ones skipped, permanent (configured) before dynamic
     (SLAAC, DHCPv6), non-temporary before temporary (privacy) ones, else kernel order. Unlike
-    flanneld, only global scope: a link-local address (flanneld's last resort) needs a zone,
-    which neither VXLAN nor a route via a peer can carry; ``dadfailed`` ones are skipped too
-    (a duplicate never becomes usable)."""
+    flanneld, only global scope and node addresses (``check_node_ip``: no IPv4-mapped, loopback
+    or multicast one): a link-local address (flanneld's last resort) needs a zone, which neither
+    VXLAN nor a route via a peer can carry; ``dadfailed`` ones are skipped too (a duplicate
+    never becomes usable)."""
     addrs = [a for a in link.get('addr_info') or []
              if a.get('family') == 'inet6' and a.get('scope', 'global') == 'global' and _node_ip6(a.get('local'))
              and not a.get('deprecated') and not a.get('dadfailed')]
     return sorted(addrs, key=lambda a: (bool(a.get('dynamic')), bool(a.get('temporary'))))
+
+
+def link_ips(link, family):
+    """Every address of ``family`` the link has, as canonical text (whatever its scope or flags):
+    what the node answers on, e.g. to tell whether a public IP is the interface's own."""
+    if family == 'ipv4':
+        return [a.get('local') for a in ipv4_addrs(link)]
+    return [ipv6.ip_text(ipv6.ip_int(str(a['local']))) for a in link.get('addr_info') or []
+            if a.get('family') == 'inet6' and ipv6.ip_int(str(a.get('local'))) is not None]
 
 
 def _node_ip6(text):
@@ -50,14 +69,8 @@ def _node_ip6(text):
         return None
 
 
-def addr_link(observed, name):
-    for link in observed.get('addr') or observed.get('link') or []:
-        if link.get('ifname') == name:
-            return link
-    return None
-
-
-def _default_route_dev(observed, table='route'):
+def default_route_dev(observed, table='route'):
+    """The device of the first default route of ``table`` ('route': IPv4, 'route6': IPv6)."""
     for route in observed.get(table) or []:
         if route.get('dst') == 'default' and route.get('dev'):
             return route['dev']
@@ -81,7 +94,10 @@ def _regex_iface(observed, iface_regex, families):
     return names[0]
 
 
-def _iface_name(observed, iface, iface_regex, families):
+def interface_name(observed, iface=None, iface_regex=None, families=('ipv4',)):
+    """flanneld's interface: iface (it must exist), else the first name matching iface_regex
+    (with an address of each family), else the default route's device (IPv6-only: the IPv6
+    default route's, from 'route6')."""
     if iface:
         name = check_ifname(iface)
         if addr_link(observed, name) is None:
@@ -90,46 +106,44 @@ def _iface_name(observed, iface, iface_regex, families):
     if iface_regex:
         return _regex_iface(observed, iface_regex, families)
     if 'ipv4' not in families:   # IPv6-only: the IPv6 default route, as flanneld
-        name = _default_route_dev(observed, 'route6')
+        name = default_route_dev(observed, 'route6')
         if not name:
             raise DataplaneError('no IPv6 default route: set FLANNEL_IFACE')
         return name
-    name = _default_route_dev(observed)
+    name = default_route_dev(observed)
     if not name:
         raise DataplaneError('no default route: set FLANNEL_IFACE')
     return name
 
 
 def external_interface(observed, iface=None, iface_regex=None, public_ip=None, families=('ipv4',),
-                       public_ip6=None):
-    """flannel's choice of the external interface: iface, else the first name
-    matching iface_regex (with an address of each family), else the default
-    route's device (IPv6-only: the IPv6 default route's, from 'route6'); ip =
-    public_ip or the interface's first IPv4 address (None for IPv6-only); with
-    'ipv6' in ``families`` ip6 = public_ip6 or the interface's first global IPv6
-    address (``ipv6_addrs``).  Needs the 'addr' table (and 'route' / 'route6'
-    when neither iface nor iface_regex is given)."""
-    name = _iface_name(observed, iface, iface_regex, families)
+                       public_ip6=None, options=('public_ip', 'public_ip6')):
+    """flannel's choice of the external interface (``interface_name``) and its public address(es):
+    ip = public_ip or the interface's first IPv4 address (None for IPv6-only); with 'ipv6' in
+    ``families`` ip6 = public_ip6 or the interface's best global IPv6 address (``ipv6_addrs``).
+    ``options``: the names of the two public IP options in messages (vxlan_link: local_ip).
+    Needs the 'addr' table (and 'route' / 'route6' when neither iface nor iface_regex is given)."""
+    name = interface_name(observed, iface, iface_regex, families)
     link = addr_link(observed, name) or {}
     ip = ip6 = None
     if 'ipv4' in families:
         addrs = ipv4_addrs(link)
         if public_ip:
-            ip = check_ip(public_ip, 'public_ip')
+            ip = check_ip(public_ip, options[0])
         elif addrs:
             ip = addrs[0]['local']
         else:
-            raise DataplaneError('interface %s has no IPv4 address: set FLANNEL_IFACE or public_ip' % name)
+            raise DataplaneError('interface %s has no IPv4 address: set FLANNEL_IFACE or %s' % (name, options[0]))
     if 'ipv6' in families:
         addrs6 = ipv6_addrs(link)
         if public_ip6:
-            ip6 = check_node_ip(public_ip6, 'public_ip6', 'ipv6')
+            ip6 = check_node_ip(public_ip6, options[1], 'ipv6')
         elif addrs6:
             ip6 = _node_ip6(addrs6[0]['local'])
         else:
             raise DataplaneError('interface %s has no global IPv6 address and the network has IPv6 '
                                  '(CLUSTER_CIDR_IPV6): add an IPv6 address to %s, or set FLANNEL_IFACE to an '
-                                 'interface that has one (or public_ip6)' % (name, name))
+                                 'interface that has one (or %s)' % (name, name, options[1]))
     mtu = link.get('mtu') or links_by_name(observed).get(name, {}).get('mtu')
     if not mtu:
         raise DataplaneError('interface %s: MTU unknown' % name)
