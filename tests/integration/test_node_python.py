@@ -21,7 +21,8 @@ from labplay import REPO
 from required import missing
 
 OLDEST = (3, 7)
-NOT_ON_NODES = ("test_ezctl_cli.py", "test_ezctl_nodes.py", "test_lab_ipv6.py", "test_lab_down.py",  # ezctl
+NOT_ON_NODES = ("test_ezctl_cli.py", "test_ezctl_nodes.py", "test_lab_ipv6.py", "test_lab_down.py",
+                "test_ezctl_imports.py",  # ezctl
                 "test_check_run.py")  # the action plugin: the controller's, not the nodes'
 
 
