@@ -8,7 +8,8 @@ never in the host's own.
   frames silently, as a real switch does);
 - ``forward_drop``: a node's FORWARD policy DROP without flannel's FLANNEL-FWD jump;
 - ``route_gone``: one node loses its route to a peer's pod subnet;
-- ``second_nic``: every node gets a second NIC (a veth pair inside the node), with chosen addresses.
+- ``second_nic``: nodes get a second NIC (a veth pair inside the node), with chosen addresses;
+- ``legacy_rule``: a rule in iptables-legacy beside the iptables-nft ones.
 """
 from __future__ import annotations
 
@@ -81,3 +82,14 @@ def second_nic(lab, addresses: dict, name: str = "eth1"):
     finally:
         for node in addresses:
             lab.exec(node, ["ip", "link", "del", name], check=False)
+
+
+@contextlib.contextmanager
+def legacy_rule(lab, node: str):
+    """A rule in iptables-legacy beside the iptables-nft ones (flannel #1306)."""
+    rule = ["INPUT", "-s", "192.0.2.1/32", "-j", "ACCEPT"]
+    lab.exec(node, ["iptables-legacy", "-A", *rule])
+    try:
+        yield
+    finally:
+        lab.exec(node, ["iptables-legacy", "-D", *rule])
