@@ -170,7 +170,7 @@ def _read_text(path):
 
 def _controller(module, p):
     if p['mode'] == 'preflight':
-        findings = verdict.preflight(p['facts'], p['net_conf'], p['nodes'])
+        findings = verdict.preflight(p['facts'], p['net_conf'], p['nodes'], stop_on_rules=False)
         lines = ['%s %s: %s; fix: %s' % (f['severity'].upper(), f['layer'], f['cause'], f['fix']) for f in findings]
         if any(f['severity'] == 'fail' for f in findings):
             module.fail_json(msg='preflight: ' + ' | '.join(lines), findings=findings)

@@ -77,9 +77,14 @@ def capacity_findings(net_conf, nodes):
             for c in capacity(net_conf, nodes) if c['severity'] != 'ok']
 
 
-def preflight(facts, net_conf, nodes):
-    """Findings of step 06's preflight: public IPs, capacity, rule backends."""
-    return public_ip_findings(facts) + capacity_findings(net_conf, nodes) + rule_findings(facts)
+def preflight(facts, net_conf, nodes, stop_on_rules=True):
+    """Findings of the public IPs, capacity and rule backends. Step 06's preflight passes
+    stop_on_rules=False: rule findings are warnings there (06 adds flannel's own rules and does
+    not touch the others), duplicate public IPs and too few subnets stop it."""
+    rules = rule_findings(facts)
+    if not stop_on_rules:
+        rules = [dict(f, severity='warn') for f in rules]
+    return public_ip_findings(facts) + capacity_findings(net_conf, nodes) + rules
 
 
 # --------------------------------------------------------------------------- pairs
