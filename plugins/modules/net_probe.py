@@ -29,7 +29,7 @@ description:
     C(flannel.<VNI>) address, and from the node's pod the peer's pod and the outside.
   - O(mode=stop) sends the stop datagram to this node's listener.
   - O(mode=preflight) and O(mode=report) run on the controller and compute the findings from every
-    node's facts (and probes): duplicate public IPs, subnet capacity, rule backends, and per pair the
+    node's facts (and probes) - duplicate public IPs, subnet capacity, rule backends, and per pair the
     first failing layer with its likely cause and fix.
 options:
   mode:
@@ -108,6 +108,9 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: linux
 '''
 
 EXAMPLES = r'''

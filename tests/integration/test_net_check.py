@@ -33,13 +33,15 @@ def node_state(lab, node: str) -> dict:
     """What a check must not change: links, addresses, routes, neighbours, FDB, rules, files, sockets."""
     def out(*argv):
         return lab.exec(node, list(argv), check=False).stdout
-    links = TIMERS.sub("", json.dumps([{k: v for k, v in link.items() if k not in ("stats", "stats64", "operstate")}
-                                       for link in json.loads(out("ip", "-d", "-json", "link", "show"))]))
+    links = [{k: v for k, v in link.items() if k not in ("stats", "stats64", "operstate")}
+             for link in json.loads(out("ip", "-d", "-json", "link", "show"))]
+    links = TIMERS.sub("", json.dumps(links))
+
+    def saved(tool):
+        return COUNTERS.sub("", "\n".join(line for line in out(tool).splitlines() if not line.startswith("#")))
     return {"links": links, "addr": out("ip", "addr", "show"), "routes": out("ip", "route", "show", "table", "all"),
             "neigh": out("ip", "neigh", "show", "nud", "permanent"), "fdb": out("bridge", "fdb", "show"),
-            "nft": COUNTERS.sub("", "\n".join(l for l in out("iptables-nft-save").splitlines() if not l.startswith("#"))),
-            "legacy": COUNTERS.sub("", "\n".join(l for l in out("iptables-legacy-save").splitlines()
-                                                  if not l.startswith("#"))),
+            "nft": saved("iptables-nft-save"), "legacy": saved("iptables-legacy-save"),
             "files": out("find", "/run/flannel", "/etc/cni/net.d", "/run/netns", "-printf", "%p %s\n"),
             "sockets": out("ss", "-H", "-a", "-n", "-u", "-t", "-0")}
 
@@ -104,7 +106,7 @@ def failed(cdir, *args):
 
 
 def test_vxlan_port_dropped_between_two_nodes(cluster):
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     before = state(lab)
     with netfaults.drop_udp(lab, "198.18.0.11", "198.18.0.12"):
         assert failed(cdir) == ["node1-node2 transport (ipv4)"]
@@ -112,13 +114,13 @@ def test_vxlan_port_dropped_between_two_nodes(cluster):
 
 
 def test_smaller_mtu_on_one_fabric_link(cluster):
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     with netfaults.fabric_mtu(lab, "node3", 1400):
         assert failed(cdir) == ["node1-node3 mtu (ipv4)", "node2-node3 mtu (ipv4)", "node3-node4 mtu (ipv4)"]
 
 
 def test_pod_subnet_route_deleted_on_one_node(cluster):
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     env = lab.exec("node2", ["cat", "/run/flannel/subnet.env"]).stdout
     subnet = re.search(r"FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1/24", env).group(1) + ".0/24"
     with netfaults.route_gone(lab, "node1", subnet):
@@ -126,21 +128,21 @@ def test_pod_subnet_route_deleted_on_one_node(cluster):
 
 
 def test_forward_drop_without_flannels_rules(cluster):
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     with netfaults.forward_drop(lab, "node2"):
         assert failed(cdir) == ["node2 rules", "node1-node2 pod (ipv4)", "node2-node3 pod (ipv4)",
                                 "node2-node4 pod (ipv4)", "node2 egress (ipv4)"]
 
 
 def test_rules_in_both_iptables_backends(cluster):
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     with netfaults.legacy_rule(lab, "node3"):
         assert failed(cdir) == ["node3 rules"]
 
 
 def test_capacity_one_subnet_short(cluster):
     """net check names it; step 06's preflight stops before any node changes."""
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     write_config(cdir, CLUSTER_CIDR="172.20.0.0/22")  # SubnetMin .1.0: 3 subnets for 4 nodes
     try:
         assert failed(cdir) == ["cluster capacity (ipv4)"]
@@ -154,7 +156,7 @@ def test_capacity_one_subnet_short(cluster):
 
 
 def test_same_address_on_the_chosen_second_nic_stops_06(cluster):
-    lab, cdir, _ = cluster
+    lab, cdir, _before = cluster
     addresses = {"node1": "10.0.2.15/24", "node2": "10.0.2.15/24", "node3": "10.0.2.16/24", "node4": "10.0.2.17/24"}
     with netfaults.second_nic(lab, addresses):
         before = state(lab)

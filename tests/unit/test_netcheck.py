@@ -269,8 +269,8 @@ class FakeNode:
         if argv[:2] == ["ip", "-json"] and argv[2] == "addr":
             return 0, json.dumps([
                 {"ifname": "eth0", "mtu": 1500, "addr_info": [{"family": "inet", "local": "10.0.0.1", "prefixlen": 24}]},
-                {"ifname": "flannel.1", "mtu": 1450, "addr_info": [{"family": "inet", "local": "172.20.1.0",
-                                                                     "prefixlen": 32}]}]), ""
+                {"ifname": "flannel.1", "mtu": 1450,
+                 "addr_info": [{"family": "inet", "local": "172.20.1.0", "prefixlen": 32}]}]), ""
         if argv[:3] == ["ip", "-4", "-json"]:
             return 0, json.dumps([{"dst": "default", "gateway": "10.0.0.254", "dev": "eth0"}]), ""
         if argv[:3] == ["ip", "-json", "netns"]:

@@ -72,6 +72,10 @@ def _devices(observed, vni):
     return found, mtus
 
 
+def _network(text):
+    return str(ipaddress.ip_interface(text).network) if text else None
+
+
 def _gateway(routes):
     for route in routes or []:
         if route.get('dst') == 'default' and route.get('gateway'):
@@ -131,11 +135,10 @@ def node_facts(run, read_text, params):
     env = read_subnet_env(read_text(SUBNET_ENV))
     devices, mtus = _devices(observed, settings['vni'])
     pod, pod_ips = _pod(run, env)
-    facts.update({'node': params['node'],
-        'subnet_env': env, 'flannel_mtu': int(env['FLANNEL_MTU']) if env.get('FLANNEL_MTU', '').isdigit() else None,
-        'subnet': str(ipaddress.ip_interface(env['FLANNEL_SUBNET']).network) if env.get('FLANNEL_SUBNET') else None,
-        'subnet6': (str(ipaddress.ip_interface(env['FLANNEL_IPV6_SUBNET']).network)
-                    if env.get('FLANNEL_IPV6_SUBNET') else None),
+    facts.update({
+        'node': params['node'], 'subnet_env': env,
+        'flannel_mtu': int(env['FLANNEL_MTU']) if env.get('FLANNEL_MTU', '').isdigit() else None,
+        'subnet': _network(env.get('FLANNEL_SUBNET')), 'subnet6': _network(env.get('FLANNEL_IPV6_SUBNET')),
         'device_ips': devices, 'deployed': bool(env) and (settings['backend'] == 'host-gw' or bool(devices)),
         'path_mtu': path_mtu(settings, facts.get('mtu'), mtus),
         'pod': pod, 'pod_ips': pod_ips,
@@ -177,6 +180,8 @@ def listen(params, sock=None, clock=time.time):
     port, token = params.get('port') or VXLAN_PORT, params['token'].encode('ascii')
     expected = set(params.get('expect') or [])
     heard = set()
+    if not expected:
+        return []
     if sock is None:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
     deadline = clock() + float(params.get('timeout') or 10)
