@@ -22,10 +22,11 @@ NFT_TABLE = "netcheck_fault"
 
 @contextlib.contextmanager
 def drop_udp(lab, ip_a: str, ip_b: str, port: int = 8472):
+    ip = "ip6" if ":" in ip_a else "ip"
     rules = "\n".join(
         [f"table bridge {NFT_TABLE} {{", "  chain forward {", "    type filter hook forward priority 0; policy accept;",
-         f"    ip saddr {ip_a} ip daddr {ip_b} udp dport {port} drop",
-         f"    ip saddr {ip_b} ip daddr {ip_a} udp dport {port} drop", "  }", "}", ""])
+         f"    {ip} saddr {ip_a} {ip} daddr {ip_b} udp dport {port} drop",
+         f"    {ip} saddr {ip_b} {ip} daddr {ip_a} udp dport {port} drop", "  }", "}", ""])
     lab.exec("fabric", ["nft", "-f", "-"], input=rules)
     try:
         yield
@@ -41,6 +42,10 @@ def fabric_mtu(lab, node: str, mtu: int):
         yield
     finally:
         lab.exec("fabric", ["ip", "link", "set", node, "mtu", str(before)])
+        # the nodes may have learnt the smaller path MTU (IPv6 keeps it 10 minutes): forget it
+        for other in (n["name"] for n in lab.load_state()["nodes"]):
+            for family in ("-4", "-6"):
+                lab.exec(other, ["ip", family, "route", "flush", "cache"], check=False)
 
 
 @contextlib.contextmanager
