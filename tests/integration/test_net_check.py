@@ -63,7 +63,7 @@ def check(cdir, *args):
 
 def no_probe_left():
     """No listener left (async_wrapper's watchdog may take a second to notice its job ended)."""
-    for _ in range(10):
+    for _attempt in range(10):
         found = subprocess.run(["pgrep", "-f", "AnsiballZ_net_probe"], capture_output=True, text=True, check=False)
         if not found.stdout.strip():
             return True
