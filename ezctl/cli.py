@@ -13,6 +13,7 @@ else the current directory when it holds ``playbooks/``.
     ezctl lab pod add|del <cluster> <node> <pod>
     ezctl add-node|del-node|reset-net, ezctl lab node add|del: see ezctl/nodes.py
     ezctl net status <cluster> [--json] [--svg FILE]: see ezctl/status.py
+    ezctl net check <cluster> [--json] [--svg FILE]: see ezctl/netcheck.py
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from ezctl import lab as labmod
-from ezctl import nodes, status
+from ezctl import netcheck, nodes, status
 from ezctl.clusters import (CURRENT_FILE, CliError, after_dashes, check_name, cluster_dir, current_cluster,
                             default_runner, find_base, list_clusters, playbook_argv, playbook_files)
 from ezctl.helptext import CLUSTER_HELP, LAB_HELP
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, needs_base=False)
     nodes.add_parsers(sub, common, lsub, labopt)  # add-node, del-node, reset-net, lab node (issue 13)
     status.add_parsers(sub, common)  # net status (issue 13)
+    netcheck.add_parsers(sub, common)  # net check (issue 26)
     return parser
 
 

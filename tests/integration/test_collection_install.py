@@ -190,7 +190,7 @@ def test_every_playbook_in_the_tarball_runs_by_fqcn(user):
     _tarball, _collections, home, env = user
     (home / 'hosts').write_text(USER_INVENTORY)
     playbooks = sorted(p.stem for p in (installed(user) / 'playbooks').iterdir())
-    assert playbooks == ['addnode', 'delnode', 'net_status', 'network', 'network_reset']
+    assert playbooks == ['addnode', 'delnode', 'net_check', 'net_status', 'network', 'network_reset']
     for playbook in playbooks:
         out = run([os.path.join(BIN, 'ansible-playbook'), '-i', 'hosts', 'kubeasz.network.' + playbook,
                    '--syntax-check'], cwd=str(home), env=env)
