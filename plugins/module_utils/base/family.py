@@ -48,7 +48,8 @@ class Family(str):
       ``onlink_refused_when_covered`` (IPv6 refuses an onlink gateway another device's route
       covers), ``device_route_in_subnet`` (IPv6: the kernel's route of the device's /128 address
       lies in the node's own subnet), ``vxlan_headroom`` (the headers the kernel keeps room for
-      on a VXLAN device over this family's underlay: 50, 70);
+      on a VXLAN device over this family's underlay: 50, 70), ``echo_header`` (the IP and ICMP
+      echo headers around a ping's payload: 28, 48);
     * flannel: ``device_prefix`` (``flannel.``/``flannel-v6.``), ``device_pattern``, the peer-dict
       keys ``subnet_key``/``public_ip_key``/``vtep_mac_key`` (``suffix``: '' or '6'), the store
       JSON's ``store_public_ip``/``store_backend_data``, subnet.env's ``env_network``/``env_subnet``,
@@ -101,7 +102,7 @@ IPV4 = Family(
     'ipv4', ipv4, label='IPv4', version=4, bits=32, suffix='',
     net_cls=ipaddress.IPv4Network, addr_cls=ipaddress.IPv4Address, iface_cls=ipaddress.IPv4Interface,
     ip_flag='-4', ip_args=(), inet='inet', addr_mark='.', device_prefix='flannel.',
-    kernel_metric=0, onlink_refused_when_covered=False, device_route_in_subnet=False, vxlan_headroom=50,
+    kernel_metric=0, onlink_refused_when_covered=False, device_route_in_subnet=False, vxlan_headroom=50, echo_header=28,
     store_public_ip='PublicIP', store_backend_data='BackendData',
     env_network='FLANNEL_NETWORK', env_subnet='FLANNEL_SUBNET',
     network_key='Network', len_key='SubnetLen', min_key='SubnetMin', max_key='SubnetMax', enable_key='EnableIPv4',
@@ -127,7 +128,7 @@ IPV6 = Family(
     'ipv6', ipv6, label='IPv6', version=6, bits=128, suffix='6',
     net_cls=ipaddress.IPv6Network, addr_cls=ipaddress.IPv6Address, iface_cls=ipaddress.IPv6Interface,
     ip_flag='-6', ip_args=('-6',), inet='inet6', addr_mark=':', device_prefix='flannel-v6.',
-    kernel_metric=1024, onlink_refused_when_covered=True, device_route_in_subnet=True, vxlan_headroom=70,
+    kernel_metric=1024, onlink_refused_when_covered=True, device_route_in_subnet=True, vxlan_headroom=70, echo_header=48,
     store_public_ip='PublicIPv6', store_backend_data='BackendV6Data',
     env_network='FLANNEL_IPV6_NETWORK', env_subnet='FLANNEL_IPV6_SUBNET',
     network_key='IPv6Network', len_key='IPv6SubnetLen', min_key='IPv6SubnetMin', max_key='IPv6SubnetMax',

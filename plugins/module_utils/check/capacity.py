@@ -26,12 +26,8 @@ def capacity(net_conf, nodes):
     nc = parse_net_conf(net_conf)
     out = []
     for family in nc.families:
-        if family == 'ipv4':
-            net, slen, smin, smax, keys = nc.network, nc.subnet_len, nc.subnet_min, nc.subnet_max, (
-                'CLUSTER_CIDR', 'NODE_CIDR_LEN', 'FLANNEL_SUBNET_MIN/MAX')
-        else:
-            net, slen, smin, smax, keys = nc.ipv6_network, nc.ipv6_subnet_len, nc.ipv6_subnet_min, nc.ipv6_subnet_max, (
-                'CLUSTER_CIDR_IPV6', 'NODE_CIDR_LEN_IPV6', 'FLANNEL_SUBNET_MIN_IPV6/MAX_IPV6')
+        net, slen, smin, smax = (getattr(nc, attr) for attr in family.conf_attrs)
+        keys = (family.cidr_key, family.node_len_key, '%s/%s' % (family.subnet_min_key, family.subnet_max_key))
         total = subnets_between(smin, smax, slen)
         free = total - nodes
         entry = {'family': family, 'subnets': total, 'nodes': nodes, 'free': free, 'network': str(net),

@@ -21,7 +21,9 @@ import time
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
-from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import (
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay import (
     addr_link, external_interface, ipv4_addrs, ipv6_addrs)
 from ansible_collections.kubeasz.network.plugins.module_utils.check.settings import check_settings, path_mtu
 from ansible_collections.kubeasz.network.plugins.module_utils.check.texts import VXLAN_PORT
@@ -32,21 +34,10 @@ MAGIC = b'\0' * 8 + b'kubeasz-net-check '
 STOP = b'stop'
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
-DEVICE = {'ipv4': 'flannel.%d', 'ipv6': 'flannel-v6.%d'}
 SAVE_TOOLS = {'legacy': ['iptables-legacy-save'], 'nft': ['iptables-nft-save']}
 
 
 # --------------------------------------------------------------------------- facts
-
-def read_subnet_env(text):
-    """{key: value} of subnet.env text ({} when absent)."""
-    env = {}
-    for line in (text or '').splitlines():
-        key, sep, value = line.partition('=')
-        if sep:
-            env[key.strip()] = value.strip()
-    return env
-
 
 def _iface(observed, params, families):
     try:
@@ -56,17 +47,17 @@ def _iface(observed, params, families):
         return {'error': str(exc)}
     link = addr_link(observed, ext.name) or {}
     return {'iface': ext.name, 'public_ip': ext.ip, 'public_ip6': ext.ip6, 'mtu': ext.mtu,
-            'candidates': [a['local'] for a in ipv4_addrs(link)] if 'ipv4' in families else [],
-            'candidates6': [a['local'] for a in ipv6_addrs(link)] if 'ipv6' in families else []}
+            'candidates': [a['local'] for a in ipv4_addrs(link)] if IPV4 in families else [],
+            'candidates6': [a['local'] for a in ipv6_addrs(link)] if IPV6 in families else []}
 
 
 def _devices(observed, vni):
     """({family: address of flannel's device}, {family: its MTU}) of the devices that exist."""
     found, mtus = {}, {}
-    for family, pattern in DEVICE.items():
-        link = addr_link(observed, pattern % vni)
+    for family in FAMILIES:
+        link = addr_link(observed, family.device(vni))
         if link is not None:
-            addrs = ipv4_addrs(link) if family == 'ipv4' else ipv6_addrs(link)
+            addrs = ipv6_addrs(link) if family is IPV6 else ipv4_addrs(link)
             found[family] = addrs[0]['local'] if addrs else None
             mtus[family] = link.get('mtu')
     return found, mtus
@@ -88,9 +79,9 @@ def _pod(run, env):
     rc, out, dummy = run(['ip', '-json', 'netns', 'list'])
     names = [n.get('name') for n in iproute.parse_json(out)] if rc == 0 and out.strip() else []
     nets = {}
-    for family, key in (('ipv4', 'FLANNEL_SUBNET'), ('ipv6', 'FLANNEL_IPV6_SUBNET')):
-        if env.get(key):
-            nets[family] = ipaddress.ip_interface(env[key]).network
+    for family in FAMILIES:
+        if env.get(family.env_subnet):
+            nets[family] = ipaddress.ip_interface(env[family.env_subnet]).network
     for name in sorted(n for n in names if n):
         rc, out, dummy = run(['ip', '-n', name, '-json', 'addr', 'show'])
         if rc != 0:
@@ -129,10 +120,10 @@ def node_facts(run, read_text, params):
     settings = check_settings(params['net_conf'])
     families = tuple(settings['families'])
     observed = iproute.observe(run, ['addr', 'route'])
-    if 'ipv6' in families:
-        observed['route6'] = iproute.observe(run, ['route'], family='ipv6')['route']
+    if IPV6 in families:
+        observed['route6'] = iproute.observe(run, ['route'], family=IPV6)['route']
     facts = _iface(observed, params, families)
-    env = read_subnet_env(read_text(SUBNET_ENV))
+    env = parse_subnet_env(read_text(SUBNET_ENV))
     devices, mtus = _devices(observed, settings['vni'])
     pod, pod_ips = _pod(run, env)
     facts.update({
@@ -260,13 +251,13 @@ def _first_ip(subnet):
 
 def _overlay(peer, family, gets, params, direct, run):
     """(ok, why) of the flannel path to ``peer``'s subnet, None when it cannot be probed."""
-    subnet = peer.get('subnet' if family == 'ipv4' else 'subnet6')
+    subnet = peer.get(family.subnet_key)
     target = _first_ip(subnet)
     if not target:
         return None, 'no lease'
     onlink, gateway, dev = _route_path(gets.get(target))
-    wanted_dev = DEVICE[family] % params['vni']
-    public = peer.get('public_ip' if family == 'ipv4' else 'public_ip6')
+    wanted_dev = family.device(params['vni'])
+    public = peer.get(family.public_ip_key)
     if direct:
         if gateway != public:
             return False, 'route to %s goes %s, not via %s' % (subnet, 'via %s' % gateway if gateway else
@@ -283,7 +274,7 @@ def _overlay(peer, family, gets, params, direct, run):
 
 def probe_peer(run, own, peer, family, gets, params):
     """One direction, one family: {layer: True/False/None} and notes."""
-    public = peer.get('public_ip' if family == 'ipv4' else 'public_ip6')
+    public = peer.get(family.public_ip_key)
     res = {'peer': peer['node'], 'family': family, 'target': public, 'notes': {}}
     if not public:
         return res
@@ -291,7 +282,7 @@ def probe_peer(run, own, peer, family, gets, params):
     res['underlay'] = ping(run, public)
     mtu = params['path_mtu'].get(family)
     if res['underlay'] and mtu:
-        res['size'] = mtu - (28 if family == 'ipv4' else 48)
+        res['size'] = mtu - family.echo_header
         res['mtu'] = ping(run, public, size=res['size'])
     onlink, gateway, dummy = _route_path(gets.get(public))
     res['onlink'], res['via'] = onlink, gateway
@@ -314,8 +305,8 @@ def probe(run, own, peers, params):
         send_datagrams(targets, params.get('port') or VXLAN_PORT, datagram(params['token'], own['node']))
     results = []
     for family in params['families']:
-        lookups = [p.get('public_ip' if family == 'ipv4' else 'public_ip6') for p in peers]
-        lookups += [_first_ip(p.get('subnet' if family == 'ipv4' else 'subnet6')) for p in peers]
+        lookups = [p.get(family.public_ip_key) for p in peers]
+        lookups += [_first_ip(p.get(family.subnet_key)) for p in peers]
         gets = iproute.route_get(run, [ip for ip in lookups if ip], family=family)
         results += [probe_peer(run, own, peer, family, gets, params) for peer in peers]
     egress = {}

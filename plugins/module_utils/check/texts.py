@@ -9,6 +9,8 @@ Standard library only (also runs on the controller inside net_probe's report mod
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import family_named
+
 # per pair of nodes, in the order a packet needs them
 PAIR_LAYERS = ('underlay', 'mtu', 'transport', 'overlay', 'pod')
 # per node (pod to outside) and per cluster
@@ -17,8 +19,6 @@ CLUSTER_LAYERS = ('capacity',)
 # the layers that need flannel deployed (skipped before)
 NEEDS_FLANNEL = ('overlay', 'pod', 'egress')
 
-# backend overhead on top of FLANNEL_MTU: the path MTU the underlay must carry
-OVERHEAD = {('vxlan', 'ipv4'): 50, ('vxlan', 'ipv6'): 70, ('host-gw', 'ipv4'): 0, ('host-gw', 'ipv6'): 0}
 VXLAN_PORT = 8472
 
 CAUSES = {
@@ -64,4 +64,6 @@ def cause_fix(key, **values):
 
 
 def overhead(backend, family):
-    return OVERHEAD.get((backend, family), 0)
+    """The backend's bytes on top of FLANNEL_MTU (the path MTU the underlay must carry) for
+    ``family`` (a Family or its name, as a report read back from JSON holds it)."""
+    return family_named(family).vxlan_headroom if backend == 'vxlan' else 0

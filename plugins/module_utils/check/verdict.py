@@ -11,6 +11,7 @@ Pure functions on plain data (standard library only): the controller runs them i
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import family_named
 from ansible_collections.kubeasz.network.plugins.module_utils.check.capacity import capacity
 from ansible_collections.kubeasz.network.plugins.module_utils.check.settings import check_settings
 from ansible_collections.kubeasz.network.plugins.module_utils.check.texts import (
@@ -98,17 +99,17 @@ def _directed(record, layer, heard, facts, params):
             return bool(record.get('onlink'))
         if (heard or {}).get(record['peer']) is None:  # no listener result: unknown
             return None
-        src_ip = facts[record['src']].get('public_ip' if record['family'] == 'ipv4' else 'public_ip6')
+        src_ip = facts[record['src']].get(family_named(record['family']).public_ip_key)
         return src_ip in heard[record['peer']]
     return record.get(layer)
 
 
 def _texts(layer, record, facts, params):
-    src, dst, family = record['src'], record['peer'], record['family']
+    src, dst, family = record['src'], record['peer'], family_named(record['family'])
     values = {'src': src, 'dst': dst, 'ip': record.get('target'), 'via': record.get('via'),
               'backend': params['backend'], 'port': params.get('port') or VXLAN_PORT,
               'overhead': overhead(params['backend'], family), 'mtu': params['flannel_mtu'].get(family),
-              'size': record.get('size'), 'subnet': facts[dst].get('subnet' if family == 'ipv4' else 'subnet6'),
+              'size': record.get('size'), 'subnet': facts[dst].get(family.subnet_key),
               'why': record.get('notes', {}).get('overlay'), 'ip_src': record.get('pod_src')}
     if layer == 'pod':
         values['ip'] = record.get('pod_dst')
@@ -116,7 +117,7 @@ def _texts(layer, record, facts, params):
     if layer == 'transport':
         key = 'transport-onlink' if (record.get('direct') or params['backend'] == 'host-gw') else 'transport-vxlan'
     if layer == 'mtu':
-        values['size'] = (record.get('size') or 0) + (28 if family == 'ipv4' else 48)
+        values['size'] = (record.get('size') or 0) + family.echo_header
     return cause_fix(key, **values)
 
 
