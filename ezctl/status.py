@@ -67,8 +67,10 @@ def _diff_lines(diffs) -> tuple[list, list]:
     return stale, missing
 
 
-def _path(route: str, backend: str) -> str:
-    if " dev flannel." in route:
+def _path(route: dict, backend: str) -> str:
+    """How a route of direct_route's ``routes`` reaches its peer: through the VXLAN device (the
+    on-link routes), or directly."""
+    if route.get("onlink"):
         return "vxlan"
     return "host-gw" if backend == "host-gw" else "direct"
 
@@ -104,7 +106,7 @@ def node_view(name: str, records: list) -> dict:
         if task in ROUTES_TASKS and status in ("ok", "changed"):
             backend = (view["lease"] or {}).get("backend_type", "vxlan")
             for route in res.get("routes") or []:
-                view["paths"][route.split()[0]] = _path(route, backend)
+                view["paths"][route["dst"]] = _path(route, backend)
         if status == "changed":
             stale, missing = _diff_lines(res.get("diff"))
             view["drift"].append({"task": task, "stale": stale, "missing": missing})

@@ -178,7 +178,8 @@ RECORDS = [
          "after": "neigh 172.20.2.0 lladdr 0e:00:00:00:00:02 dev flannel.1 nud permanent\n"
                   "neigh 172.20.3.0 lladdr 0e:00:00:00:00:03 dev flannel.1 nud permanent\n"}]}},
     {"task": "Program the routes to the peers' subnets", "status": "ok", "result": {
-        "routes": ["172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink", "172.20.3.0/24 via 10.0.0.3 dev eth0"]}},
+        "routes": [{"dst": "172.20.2.0/24", "gateway": "172.20.2.0", "dev": "flannel.1", "onlink": True},
+                   {"dst": "172.20.3.0/24", "gateway": "10.0.0.3", "dev": "eth0", "onlink": False}]}},
     {"task": "Read the underlay interface's addresses", "status": "ok", "result": {
         "stdout": '[{"addr_info": [{"local": "10.0.0.1", "prefixlen": 24}]}]'}},
     {"task": "Ask the route guard process whether it runs", "status": "ok", "result": {"rc": 0}},

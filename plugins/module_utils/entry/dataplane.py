@@ -24,7 +24,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import 
     check_peers_not_local, check_peers_vs_address, decide_direct, host_gw_problems, split_by_backend,
     validate_peers)
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import (
-    desired_routes, observed_route_text, owned_routes, plan_routes, route_key, route_matches, route_text)
+    desired_routes, observed_route_text, owned_routes, plan_routes, route_dict, route_key, route_matches, route_text)
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import (
     DEVICE_PREFIX, accept_ra_key, device_name, devices_text, flannel_devices, iface6_name,
     plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_text, vxlan_link_spec)
@@ -228,7 +228,7 @@ def _routes_present(run, params, backend, network, own, result, check_mode, fami
         observed['route'] = [r for r in observed.get('route') or []
                              if not (r.get('dev') or '').startswith(prefix) or r.get('dev') == keep]
     result.update(direct_peers=_out(direct, wholes), vxlan_peers=_out(vxlan, wholes),
-                  ignored_peers=_out(ignored, wholes), routes=[route_text(r) for r in want])
+                  ignored_peers=_out(ignored, wholes), routes=[route_dict(r) for r in want])
     return observed, want
 
 
