@@ -12,8 +12,9 @@ import yaml
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.roleconfig import role_values
 from ansible_collections.kubeasz.network.plugins.module_utils.model.clusterconfig import (
-    ConfigError, render, unknown_key_warnings)
+    ConfigError, load_cluster_config, render_config, unknown_key_warnings)
 
 ARGUMENT_SPEC = {
     'config': {'type': 'dict', 'required': True},
@@ -51,10 +52,12 @@ class ActionModule(ActionBase):
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         config = dict(args['config'])
         try:
-            rendered = render(config, node_addresses(task_vars))
+            cc = load_cluster_config(config, node_addresses(task_vars))
         except ConfigError as exc:
             result.update(failed=True, changed=False, problems=exc.problems, msg=str(exc))
             return result
+        rendered = render_config(cc)
+        rendered.update(role_values(cc))
         warnings = rendered.pop('warnings') + unknown_key_warnings(task_vars, role_keys() | set(config))
         if warnings:
             result['warnings'] = warnings

@@ -16,6 +16,7 @@ __metaclass__ = type
 import functools
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.extif import external_interface, links_by_name
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, LABEL, module_for
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import BACKENDS, DataplaneError, check_vni
@@ -94,15 +95,19 @@ def _cidr(value, what, strict=False, family='ipv4'):
         raise DataplaneError('%s: %r is not an %s network (%s)' % (what, value, LABEL[family], exc))
 
 
-def _finish(run, result, ops, diff, check_mode, apply, family='ipv4'):
-    """Apply (unless check mode) and report; diff: a function returning (before, after) lines,
-    called only when a diff is wanted (with thousands of peers the text is not free)."""
+def _finish(run, result, ops, texts, check_mode, apply, family='ipv4', diff=True, what=None):
+    """Apply (unless check mode) and report; texts: a function returning (before, after) lines,
+    called only when a diff is wanted or, in check mode, the plan is not empty (the node's
+    ``drift`` from the plan about ``what``): with thousands of peers the text is not free."""
     if ops and not check_mode:
         (apply or (iproute.apply if family == 'ipv4' else functools.partial(iproute.apply, family=family)))(run, ops)
-    result.update(changed=bool(ops), plan=iproute.op_text(ops, family))
-    if diff is not None:
-        before, after = diff()
-        result['diff'] = dict(before=text(before), after=text(after))
+    result.update(changed=bool(ops), plan=iproute.op_text(ops, family), drift=[])
+    if diff or (ops and check_mode):
+        before, after = texts()
+        if diff:
+            result['diff'] = dict(before=text(before), after=text(after))
+        if ops and check_mode:
+            result['drift'] = [drift(what, before, after)]
     return result
 
 
@@ -177,7 +182,7 @@ def vxlan_link(run, params, check_mode=False, apply=None, diff=True):
         result, ops, texts = _vxlan_present(run, params, name, family)
     else:
         result, ops, texts = _vxlan_absent(run, name, state == 'prune', family)
-    return _finish(run, result, ops, texts if diff else None, check_mode, apply, family)
+    return _finish(run, result, ops, texts, check_mode, apply, family, diff, name)
 
 
 # ---------------------------------------------------------------- direct_route
@@ -256,4 +261,4 @@ def direct_route(run, params, check_mode=False, apply=None, diff=True):
             have = kept.get(w.dst)
             return observed_route_text(have) if have is not None and route_matches(have, w) else route_text(w)
         return [observed_route_text(r) for r in owned], [after(w) for w in want]
-    return _finish(run, result, ops, texts if diff else None, check_mode, apply, family)
+    return _finish(run, result, ops, texts, check_mode, apply, family, diff, '%s routes' % LABEL[family])

@@ -123,6 +123,27 @@ def load_state(text):
     return _load_part(doc, backend, 'ipv4', '', ipv6)
 
 
+def state_doc(backend, parts, lease_renewal=None):
+    """The state file's document, which load_state reads back, from the modules' results.
+
+    ``parts``: {family: {'network', 'subnet', 'routes' (direct_route's), 'rules' (traffic_rules'
+    spec)}} of the families that are on; the IPv4 part at the top level, as before dual-stack
+    (IPv6-only: without network, subnet and routes), the IPv6 part under ``ipv6``.
+    ``lease_renewal``: leaserenew's settings (etcd store), else None."""
+    def part(values):
+        return {'network': values.get('network'), 'subnet': values.get('subnet'),
+                'routes': list(values.get('routes') or []), 'rules': values.get('rules') or {}}
+    doc = dict(part(parts.get('ipv4') or {}), version=1, backend=backend, lease_renewal=lease_renewal)
+    if 'ipv6' in parts:
+        doc['ipv6'] = part(parts['ipv6'])
+    return doc
+
+
+def state_text(doc):
+    """The state file's text: sorted, indented JSON and a newline (compared by its SHA-1)."""
+    return json.dumps(doc, indent=4, sort_keys=True, separators=(',', ': '), ensure_ascii=False) + '\n'
+
+
 def _load_part(doc, backend, family, where, ipv6=None):
     """One family's part of the state file -> GuardState (``where`` prefixes the keys in errors)."""
     network = _net(doc.get('network'), where + 'network', family) if doc.get('network') or family == 'ipv6' \

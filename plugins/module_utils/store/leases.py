@@ -27,6 +27,7 @@ import os
 import random
 import tempfile
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift_of_diffs
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv4
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import ipv6
@@ -647,5 +648,6 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
         result['lease'] = own.as_peer() if own else None
     else:
         result['changed'] = bool(result['changed'] or changed)
-    result.update(peers=[peer.as_peer() for peer in peers], warnings=list(warnings) + skipped)
+    result.update(peers=[peer.as_peer() for peer in peers], warnings=list(warnings) + skipped,
+                  drift=drift_of_diffs(result.get('diff') or []) if check_mode and result['changed'] else [])
     return result

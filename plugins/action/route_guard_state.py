@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for kubeasz.network.route_guard_state: the route guard's state document from
+this run's results, and what of the guard differs on the node; runs on the controller."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import state_doc, state_text
+from ansible_collections.kubeasz.network.plugins.modules.route_guard_state import ARGUMENT_SPEC
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import renewal_config
+
+
+def by_family(registered):
+    """A per-family loop's registered result -> {family: that family's result}."""
+    return dict((result.get('item'), result) for result in (registered or {}).get('results') or [])
+
+
+def guard_parts(families, lease, routes, rules):
+    """{family: state part}: IPv4 always (the top level of the file), IPv6 when it is on."""
+    routes, rules = by_family(routes), by_family(rules)
+    parts = {}
+    for family, settings in sorted(families.items()):
+        if family == 'ipv4' or settings.get('on'):
+            parts[family] = {'network': settings.get('network'), 'subnet': lease.get(settings['keys']['subnet']),
+                             'routes': (routes.get(family) or {}).get('routes'),
+                             'rules': (rules.get(family) or {}).get('spec')}
+    return parts
+
+
+def decide(args):
+    """route_guard_state's result (without changed)."""
+    node = args['node']
+    if not args['wanted']:   # removed wherever a file of it is left
+        return {'todo': bool(node.get('found')), 'differs': {}, 'state': None, 'state_text': ''}
+    if args['routes'] is None:   # the flanneld dataplane: no routes of ours to keep
+        return {'todo': False, 'differs': {}, 'state': None, 'state_text': ''}
+    renewal = None
+    if args['store'] == 'etcd':   # the guard's process renews the etcd lease
+        renewal = args['lease_renewal']
+        renewal = renewal_config(renewal.get('endpoints'), renewal.get('prefix'), args['lease'],
+                                 renewal.get('ca'), renewal.get('cert'), renewal.get('key'))
+    doc = state_doc(args['backend'], guard_parts(args['families'], args['lease'], args['routes'], args['rules']),
+                    renewal)
+    text = state_text(doc)
+    differs = {
+        'guard': node.get('guard') != args['guard_sha1'],
+        'state': node.get('state') != hashlib.sha1(text.encode('utf-8')).hexdigest(),
+        'unit': args['runner'] == 'systemd' and node.get('unit') != args['unit_sha1'],
+        'stopped': not node.get('running'),
+    }
+    return {'todo': any(differs.values()), 'differs': differs, 'state': doc, 'state_text': text}
+
+
+class ActionModule(ActionBase):
+    """Build the route guard's state from the modules' results; never touches a host."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # no remote temp dir: this plugin never connects to the host
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        result.update(decide(args))
+        result['changed'] = False
+        return result
