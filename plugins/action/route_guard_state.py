@@ -27,7 +27,7 @@ def guard_parts(families, lease, routes, rules):
     parts = {}
     for family, settings in sorted(families.items()):
         if family == 'ipv4' or settings.get('on'):
-            parts[family] = {'network': settings.get('network'), 'subnet': lease.get(settings['keys']['subnet']),
+            parts[family] = {'network': settings.get('network'), 'subnet': lease.get(settings['lease_keys']['subnet']),
                              'routes': (routes.get(family) or {}).get('routes'),
                              'rules': (rules.get(family) or {}).get('spec')}
     return parts

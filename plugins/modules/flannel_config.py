@@ -258,13 +258,13 @@ family:
           description: The family's VXLAN device, C(flannel.<VNI>) or C(flannel-v6.<VNI>).
           type: str
           returned: success
-        keys:
+        lease_keys:
           description: The keys of the family's part of a lease (C(subnet), C(public_ip), C(vtep_mac) and their C(6) twins).
           type: dict
           returned: success
   sample: {"ipv4": {"family": "ipv4", "on": true, "network": "172.20.0.0/16", "route_network": "172.20.0.0/16",
                     "state": "present", "link_state": "present", "device": "flannel.1",
-                    "keys": {"subnet": "subnet", "public_ip": "public_ip", "vtep_mac": "vtep_mac"}}}
+                    "lease_keys": {"subnet": "subnet", "public_ip": "public_ip", "vtep_mac": "vtep_mac"}}}
 rules_mode:
   description: C(traffic_rules)' mode, C(nftables) with EnableNFTables, else C(iptables).
   returned: success

@@ -51,7 +51,7 @@ def family_settings(nc, family):
         'link_state': 'present' if on and nc.backend.type == 'vxlan' else 'absent',
         'device': device_name(nc.backend.vni, family),
         # the keys of the family's part of a lease (flannel_subnet's lease, peers)
-        'keys': {'subnet': subnet, 'public_ip': public_ip, 'vtep_mac': vtep_mac},
+        'lease_keys': {'subnet': subnet, 'public_ip': public_ip, 'vtep_mac': vtep_mac},
     }
 
 
