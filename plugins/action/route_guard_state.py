@@ -9,10 +9,9 @@ __metaclass__ = type
 
 import hashlib
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import state_doc, state_text
 from ansible_collections.kubeasz.network.plugins.modules.route_guard_state import ARGUMENT_SPEC
+from ansible_collections.kubeasz.network.plugins.plugin_utils.controller_action import ControllerAction
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import renewal_config
 
 
@@ -57,17 +56,10 @@ def decide(args):
     return {'todo': any(differs.values()), 'differs': differs, 'state': doc, 'state_text': text}
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Build the route guard's state from the modules' results; never touches a host."""
 
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
-    _supports_async = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp  # no remote temp dir: this plugin never connects to the host
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        result.update(decide(args))
-        result['changed'] = False
-        return result
+    def decide(self, args, task_vars):
+        return decide(args)

@@ -69,20 +69,7 @@ extends_documentation_fragment:
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
   - kubeasz.network.attributes.action
-attributes:
-  check_mode:
-    support: full
-    details: Reads nothing from and writes nothing to any host.
-  diff_mode:
-    support: none
-    details: Nothing changes, so there is nothing to diff.
-  action:
-    support: full
-    details: Runs entirely on the controller.
-  platform:
-    support: full
-    platforms: all
-    details: Runs on the controller.
+  - kubeasz.network.attributes.controller
 notes:
   - Use it with C(run_once) and C(delegate_to=localhost) as the first task of a play with
     C(gather_facts=false), so that a bad config fails before any host is touched.

@@ -73,20 +73,7 @@ extends_documentation_fragment:
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
   - kubeasz.network.attributes.action
-attributes:
-  check_mode:
-    support: full
-    details: Reads nothing from and writes nothing to any host.
-  diff_mode:
-    support: none
-    details: Nothing changes.
-  action:
-    support: full
-    details: Runs entirely on the controller.
-  platform:
-    support: full
-    platforms: all
-    details: Runs on the controller.
+  - kubeasz.network.attributes.controller
 '''
 
 EXAMPLES = r'''
