@@ -86,11 +86,14 @@ def _apply_status(view: dict, status: dict) -> None:
         view["guard"] = "running" if status["guard"] else "not running"
         if not status["guard"]:
             view["drift"].append({"what": "route guard", "stale": [], "missing": ["flannel-route-guard running"]})
+    families = [family or {} for family in (status.get("results") or {}).values()]
     backend = (view["lease"] or {}).get("backend_type", "vxlan")
-    for route in status.get("routes") or []:
-        view["paths"][route["dst"]] = _path(route, backend)
+    for family in families:
+        for route in (family.get("routes") or {}).get("routes") or []:
+            view["paths"][route["dst"]] = _path(route, backend)
+    results = [res] + [result or {} for family in families for result in family.values()] + list(status.get("pruned") or [])
     view["drift"] += [{"what": d.get("what"), "stale": list(d.get("stale") or []), "missing": list(d.get("missing") or [])}
-                      for d in status.get("drift") or []]
+                      for result in results for d in result.get("drift") or []]
 
 
 def node_view(name: str, records: list) -> dict:

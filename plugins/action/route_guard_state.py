@@ -15,20 +15,15 @@ from ansible_collections.kubeasz.network.plugins.plugin_utils.controller_action 
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import renewal_config
 
 
-def by_family(registered):
-    """A per-family loop's registered result -> {family: that family's result}."""
-    return dict((result.get('item'), result) for result in (registered or {}).get('results') or [])
-
-
-def guard_parts(families, lease, routes, rules):
+def guard_parts(families, lease, results):
     """{family: state part}: IPv4 always (the top level of the file), IPv6 when it is on."""
-    routes, rules = by_family(routes), by_family(rules)
     parts = {}
     for family, settings in sorted(families.items()):
         if family == 'ipv4' or settings.get('on'):
+            mine = results.get(family) or {}
             parts[family] = {'network': settings.get('network'), 'subnet': lease.get(settings['lease_keys']['subnet']),
-                             'routes': (routes.get(family) or {}).get('routes'),
-                             'rules': (rules.get(family) or {}).get('spec')}
+                             'routes': (mine.get('routes') or {}).get('routes'),
+                             'rules': (mine.get('rules') or {}).get('spec')}
     return parts
 
 
@@ -37,14 +32,14 @@ def decide(args):
     node = args['node']
     if not args['wanted']:   # removed wherever a file of it is left
         return {'todo': bool(node.get('found')), 'differs': {}, 'state': None, 'state_text': ''}
-    if args['routes'] is None:   # the flanneld dataplane: no routes of ours to keep
+    if args['results'] is None:   # the flanneld dataplane: no routes of ours to keep
         return {'todo': False, 'differs': {}, 'state': None, 'state_text': ''}
     renewal = None
     if args['store'] == 'etcd':   # the guard's process renews the etcd lease
         renewal = args['lease_renewal']
         renewal = renewal_config(renewal.get('endpoints'), renewal.get('prefix'), args['lease'],
                                  renewal.get('ca'), renewal.get('cert'), renewal.get('key'))
-    doc = state_doc(args['backend'], guard_parts(args['families'], args['lease'], args['routes'], args['rules']),
+    doc = state_doc(args['backend'], guard_parts(args['families'], args['lease'], args['results']),
                     renewal)
     text = state_text(doc)
     differs = {

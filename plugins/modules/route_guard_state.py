@@ -52,15 +52,11 @@ options:
     description: The node's lease (C(flannel_subnet)'s C(lease)).
     type: dict
     default: {}
-  routes:
+  results:
     description:
-      - The registered result of the C(direct_route) task that loops over the families (each
-        result's C(item) is its family). Unset (the flanneld dataplane), no guard is installed.
+      - Per address family (C(ipv4), C(ipv6)) the registered results of the family's tasks - C(routes)
+        (C(direct_route)), C(rules) (C(traffic_rules)). Unset (the flanneld dataplane), no guard is installed.
     type: dict
-  rules:
-    description: The registered result of the C(traffic_rules) task that loops over the families.
-    type: dict
-    default: {}
   store:
     description: The lease store; with C(etcd) the guard renews the node's lease.
     type: str
@@ -85,8 +81,7 @@ EXAMPLES = r'''
     backend: "{{ flannel_config.cluster.backend.type }}"
     families: "{{ flannel_config.family }}"
     lease: "{{ flannel_lease.lease }}"
-    routes: "{{ flannel_routes }}"
-    rules: "{{ flannel_traffic_rules }}"
+    results: "{{ flannel_results }}"
   register: flannel_guard
 '''
 
@@ -137,8 +132,7 @@ ARGUMENT_SPEC = dict(
     backend=dict(type='str'),
     families=dict(type='dict', default={}),
     lease=dict(type='dict', default={}),
-    routes=dict(type='dict'),
-    rules=dict(type='dict', default={}),
+    results=dict(type='dict'),
     store=dict(type='str', default='file'),
     lease_renewal=dict(type='dict', default={}),
 )

@@ -170,25 +170,30 @@ def test_remove_host_line_only_in_its_group():
 
 LEASE = {"lease": {"subnet": "172.20.1.0/24", "public_ip": "10.0.0.1", "backend_type": "vxlan"},
          "public_ip": "10.0.0.1", "iface": "eth0"}
+ROUTES = {"routes": [{"dst": "172.20.2.0/24", "gateway": "172.20.2.0", "dev": "flannel.1", "onlink": True},
+                     {"dst": "172.20.3.0/24", "gateway": "10.0.0.3", "dev": "eth0", "onlink": False}], "drift": []}
 STATUS = {
     "lease": LEASE,
     "addresses": [{"addr_info": [{"local": "10.0.0.1", "prefixlen": 24}]}],
     "guard": True,
-    "routes": [{"dst": "172.20.2.0/24", "gateway": "172.20.2.0", "dev": "flannel.1", "onlink": True},
-               {"dst": "172.20.3.0/24", "gateway": "10.0.0.3", "dev": "eth0", "onlink": False}],
-    "drift": [],
+    "results": {"ipv4": {"link": {"drift": []}, "routes": ROUTES, "rules": {"drift": []}}},
+    "pruned": [],
 }
 DRIFT = {"what": "flannel.1",
          "stale": ["neigh 172.20.9.0 lladdr 0e:00:00:00:00:09 dev flannel.1 nud permanent"],
          "missing": ["neigh 172.20.3.0 lladdr 0e:00:00:00:00:03 dev flannel.1 nud permanent"]}
 
 
-def status_records(**changes):
-    """The records of one node: a module task and the role's status task (the dict it hands over)."""
+def status_records(drift=(), **changes):
+    """The records of one node: a module task and the role's status task (the dict it hands over),
+    ``drift`` the vxlan_link result's."""
+    status = dict(STATUS, **changes)
+    if drift:
+        status["results"] = {"ipv4": dict(STATUS["results"]["ipv4"], link={"drift": list(drift)})}
     return [{"task": "Program the VXLAN device and its peer entries", "action": "kubeasz.network.vxlan_link",
-             "status": "changed" if changes.get("drift") else "ok", "result": {}},
+             "status": "changed" if drift else "ok", "result": {}},
             {"task": "Report the node's status", "action": "ansible.builtin.set_fact", "status": "ok",
-             "result": {"ansible_facts": {"flannel_status": dict(STATUS, **changes)}}}]
+             "result": {"ansible_facts": {"flannel_status": status}}}]
 
 
 def test_status_view_from_check_mode_records():
@@ -219,7 +224,7 @@ def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
                   "backend_type": "vxlan"},
         "public_ip": None, "public_ip6": "fd53:18:0:1::11", "iface": "eth0"}, addresses=[{"addr_info": [
             {"family": "inet", "local": "198.18.0.11", "prefixlen": 24},
-            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}], routes=[], guard=None)
+            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}], results={}, guard=None)
     view = status.cluster_view({"n1": records})
     assert view["nodes"][0]["segment"] == "fd53:18:0:1::/64"
     row = status.format_text("k1", view).splitlines()[2].split()

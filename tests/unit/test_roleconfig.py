@@ -137,8 +137,8 @@ def guard_args(**kw):
     args = {'wanted': True, 'node': {'guard': 'g', 'unit': 'u', 'state': '', 'running': True, 'found': []},
             'runner': 'process', 'guard_sha1': 'g', 'unit_sha1': 'other', 'backend': 'vxlan',
             'families': cfg['family'], 'lease': {'subnet': '172.20.1.0/24', 'subnet6': 'fd00:20:0:1::/64'},
-            'routes': {'results': [{'item': 'ipv4', 'routes': ROUTES4}, {'item': 'ipv6', 'routes': ROUTES6}]},
-            'rules': {'results': [{'item': 'ipv4', 'spec': {}}, {'item': 'ipv6'}]}, 'store': 'file',
+            'results': {'ipv4': {'routes': {'routes': ROUTES4}, 'rules': {'spec': {}}},
+                        'ipv6': {'routes': {'routes': ROUTES6}, 'rules': {}}}, 'store': 'file',
             'lease_renewal': {'endpoints': 'https://10.0.0.1:2379,https://10.0.0.2:2379', 'prefix': '/coreos.com/network'}}
     args.update(kw)
     return args
@@ -156,5 +156,5 @@ def test_the_route_guard_state_is_built_from_the_results_and_read_back():
     same = guard_args(node=dict(guard_args()['node'], state=hashlib.sha1(out['state_text'].encode()).hexdigest()))
     assert not decide(same)['todo']
     # flanneld dataplane: no routes to keep; not wanted: removed where a file is left
-    assert not decide(guard_args(routes=None))['todo']
+    assert not decide(guard_args(results=None))['todo']
     assert decide(guard_args(wanted=False, node={'found': ['/run/flannel/routes.json']}))['todo']
