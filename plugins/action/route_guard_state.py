@@ -16,10 +16,10 @@ from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew i
 
 
 def guard_parts(families, lease, results):
-    """{family: state part}: IPv4 always (the top level of the file), IPv6 when it is on."""
+    """{family: state part} of the families that are on (state_doc: IPv4's at the top level)."""
     parts = {}
     for family, settings in sorted(families.items()):
-        if family == 'ipv4' or settings.get('on'):
+        if settings.get('on'):
             mine = results.get(family) or {}
             parts[family] = {'network': settings.get('network'), 'subnet': lease.get(settings['lease_keys']['subnet']),
                              'routes': (mine.get('routes') or {}).get('routes'),

@@ -17,6 +17,7 @@ import os
 import shutil
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import EXTRA_PATH, IPT_CHAINS, family_def
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import DEVICE_PREFIX
@@ -89,7 +90,7 @@ def node_check(run, params, check_mode=False, diff=False):
     """The look at the node (and the hold, unless check mode): node_check's result."""
     if params.get('hold') and not check_mode:
         hold(params['hold'])
-    families = [f for f in ('ipv4', 'ipv6') if f in (params.get('families') or [])]
+    families = [f for f in FAMILIES if f in (params.get('families') or [])]
     # a family that is off is removed: IPv4 always (its removal is cheap), IPv6 when it is there
     ipv6 = 'ipv6' in families or ipv6_state(run)
     return dict(

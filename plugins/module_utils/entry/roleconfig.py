@@ -25,15 +25,20 @@ from ansible_collections.kubeasz.network.plugins.module_utils.store.leases impor
 ANY_NETWORK = {'ipv4': '0.0.0.0/0', 'ipv6': '::/0'}
 # what a FLANNEL_SUBNET / FLANNEL_IPV6_SUBNET address of flanneld's may be (the node's own)
 _SUBNET_ADDRESS = {'FLANNEL_SUBNET': '[0-9.]+', 'FLANNEL_IPV6_SUBNET': '[0-9a-f:]+'}
+_ENV_PREFIX = {'ipv4': 'FLANNEL', 'ipv6': 'FLANNEL_IPV6'}
 _Sample = namedtuple('_Sample', ['subnet', 'subnet6'])
 
 
+# the NetConf fields of each family's network and node subnet length
+_FIELDS = {'ipv4': ('network', 'subnet_len'), 'ipv6': ('ipv6_network', 'ipv6_subnet_len')}
+
+
 def _network(nc, family):
-    return nc.network if family == 'ipv4' else nc.ipv6_network
+    return getattr(nc, _FIELDS[family][0])
 
 
 def _subnet_len(nc, family):
-    return nc.subnet_len if family == 'ipv4' else nc.ipv6_subnet_len
+    return getattr(nc, _FIELDS[family][1])
 
 
 def family_settings(nc, family):
@@ -84,12 +89,10 @@ def subnet_env_pattern(nc, ip_masq):
 
 def subnet_env_summary(nc, ip_masq):
     """What subnet_env_pattern asks for, in words (the message of a node that does not match)."""
-    parts = []
-    for family, key in (('ipv4', 'FLANNEL'), ('ipv6', 'FLANNEL_IPV6')):
-        if family in nc.families:
-            parts.append('%s_NETWORK=%s, a /%d %s_SUBNET' % (key, _network(nc, family), _subnet_len(nc, family), key))
-        elif family == 'ipv4':
-            parts.append('no IPv4 lines (IPv6-only)')
+    parts = [] if 'ipv4' in nc.families else ['no IPv4 lines (IPv6-only)']
+    for family in nc.families:
+        key = _ENV_PREFIX[family]
+        parts.append('%s_NETWORK=%s, a /%d %s_SUBNET' % (key, _network(nc, family), _subnet_len(nc, family), key))
     mtu = expected_mtu(nc.backend)
     return '%s, FLANNEL_MTU=%s and FLANNEL_IPMASQ=%s' % (', '.join(parts), '<n>' if mtu is None else mtu,
                                                          'true' if ip_masq else 'false')
