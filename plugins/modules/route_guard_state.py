@@ -45,7 +45,7 @@ options:
     description: The backend type (C(vxlan), C(host-gw)).
     type: str
   families:
-    description: C(flannel_config)'s RV(family) (per family whether it is on, its network and lease keys).
+    description: C(flannel_config)'s return value C(family) (per family whether it is on, its network and lease keys).
     type: dict
     default: {}
   lease:

@@ -75,7 +75,7 @@ def subnet_env_pattern(nc, ip_masq):
     mtu = expected_mtu(nc.backend)
     lines = []
     for line in subnet_env_text(nc, sample, mtu or 0, ip_masq).splitlines():
-        key, _, value = line.partition('=')
+        key, dummy, value = line.partition('=')
         if key in _SUBNET_ADDRESS:
             value = _SUBNET_ADDRESS[key] + re.escape('/' + value.rpartition('/')[2])
         elif key == 'FLANNEL_MTU':
