@@ -82,9 +82,10 @@ def _apply_status(view: dict, status: dict) -> None:
     view["iface"] = res.get("iface")
     view["warnings"] = list(res.get("warnings") or [])   # skipped (corrupt, misfit) leases
     view["segment"] = _segment(status.get("addresses"), (view["public_ip"], view["public_ip6"]))
-    if status.get("guard") is not None:
-        view["guard"] = "running" if status["guard"] else "not running"
-        if not status["guard"]:
+    guard = status.get("guard") or {}   # the result of asking the guard: rc 0 when it runs
+    if "rc" in guard:
+        view["guard"] = "running" if guard["rc"] == 0 else "not running"
+        if guard["rc"] != 0:
             view["drift"].append({"what": "route guard", "stale": [], "missing": ["flannel-route-guard running"]})
     families = [family or {} for family in (status.get("results") or {}).values()]
     backend = (view["lease"] or {}).get("backend_type", "vxlan")

@@ -174,7 +174,7 @@ ROUTES = {"routes": [{"dst": "172.20.2.0/24", "gateway": "172.20.2.0", "dev": "f
 STATUS = {
     "lease": LEASE,
     "addresses": [{"addr_info": [{"local": "10.0.0.1", "prefixlen": 24}]}],
-    "guard": True,
+    "guard": {"rc": 0, "changed": False},
     "results": {"ipv4": {"link": {"drift": []}, "routes": ROUTES, "rules": {"drift": []}}},
     "pruned": [],
 }
@@ -223,7 +223,7 @@ def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
                   "backend_type": "vxlan"},
         "public_ip": None, "public_ip6": "fd53:18:0:1::11", "iface": "eth0"}, addresses=[{"addr_info": [
             {"family": "inet", "local": "198.18.0.11", "prefixlen": 24},
-            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}], results={}, guard=None)
+            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}], results={}, guard={"skipped": True})
     view = status.cluster_view({"n1": records})
     assert view["nodes"][0]["segment"] == "fd53:18:0:1::/64"
     row = status.format_text("k1", view).splitlines()[2].split()
