@@ -2,10 +2,11 @@
 
 It runs ``playbooks/net_status.yml`` with ``--check --diff``: step 06 in check mode (each
 module observes the node and plans as a real run would; what it would change is the node's
-drift, shown as the ``-`` present/stale and ``+`` expected/missing lines of the modules' own
-diffs), then read-only tasks for the underlay address and the route guard. Results come back
-through the ``ezctl_status`` callback as JSON. Exit status: 0 when every node matches its
-plan, 2 when a node drifted (named on stderr), 1 on errors.
+drift, which the modules return as data: ``drift`` records naming the object, with the lines
+present but not planned and those planned but missing), then read-only tasks for the underlay
+address and the route guard, and the role's status task, which hands over one dict per node
+(``flannel_status``). Results come back through the ``ezctl_status`` callback as JSON. Exit status:
+0 when every node matches its plan, 2 when a node drifted (named on stderr), 1 on errors.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from ezctl.helptext import CLUSTER_HELP
 
 PLAYBOOK = "playbooks/net_status.yml"
 CALLBACKS = Path(__file__).resolve().parent / "ansible_callbacks"
-# tasks whose results describe the node (the rest only reads or validates)
-LEASE_TASK = "Acquire the node's subnet lease and write subnet.env and the CNI config"
-UNDERLAY_TASK = "Read the underlay interface's addresses"
-GUARD_TASKS = ("Ask the route guard process whether it runs", "Ask systemd whether the route guard runs")
-ROUTES_TASKS = ("Program the routes to the peers' subnets", "Program the IPv6 routes to the peers' subnets")
+# the fact the role's status task (roles/flannel/tasks/status.yml) sets on every node
+STATUS_FACT = "flannel_status"
+# the collection's modules and actions report their drift in it; any other task that would change
+# something (a file, the route guard's) is drift by itself
+OURS = "kubeasz.network."
 
 
 def run_playbook(base: Path, cluster: str, extra=()) -> tuple[int, dict, str]:
@@ -49,27 +50,50 @@ def run_playbook(base: Path, cluster: str, extra=()) -> tuple[int, dict, str]:
     return proc.returncode, json.loads(text), proc.stderr
 
 
-def _diff_lines(diffs) -> tuple[list, list]:
-    """(stale: present but not planned, missing: planned but not present) of a module's diff."""
-    stale, missing = [], []
-    for diff in diffs if isinstance(diffs, list) else [diffs]:
-        if not isinstance(diff, dict):
-            continue
-        before = [l for l in str(diff.get("before") or "").splitlines() if l.strip()]
-        after = [l for l in str(diff.get("after") or "").splitlines() if l.strip()]
-        stale += [l for l in before if l not in after]
-        missing += [l for l in after if l not in before]
-    return stale, missing
-
-
-def _path(route: str, backend: str) -> str:
-    if " dev flannel." in route:
+def _path(route: dict, backend: str) -> str:
+    """How a route of direct_route's ``routes`` reaches its peer: through the VXLAN device (the
+    on-link routes), or directly."""
+    if route.get("onlink"):
         return "vxlan"
     return "host-gw" if backend == "host-gw" else "direct"
 
 
+def _segment(addresses: list, ips: tuple):
+    """The network of the first underlay address that is the node's public IP (IPv4 or IPv6)."""
+    for link in addresses or []:
+        for addr in link.get("addr_info", []):
+            if addr.get("local") in ips:
+                return str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}").network)
+    return None
+
+
+def _apply_status(view: dict, status: dict) -> None:
+    """The role's status dict of a node -> its view."""
+    res = status.get("lease") or {}
+    view["lease"] = res.get("lease")
+    view["renewed"] = res.get("renewed")  # file store: when the lease was last renewed
+    view["public_ip"] = res.get("public_ip")
+    view["public_ip6"] = res.get("public_ip6")
+    view["iface"] = res.get("iface")
+    view["warnings"] = list(res.get("warnings") or [])   # skipped (corrupt, misfit) leases
+    view["segment"] = _segment(status.get("addresses"), (view["public_ip"], view["public_ip6"]))
+    guard = status.get("guard") or {}   # the result of asking the guard: rc 0 when it runs
+    if "rc" in guard:
+        view["guard"] = "running" if guard["rc"] == 0 else "not running"
+        if guard["rc"] != 0:
+            view["drift"].append({"what": "route guard", "stale": [], "missing": ["flannel-route-guard running"]})
+    families = [family or {} for family in (status.get("results") or {}).values()]
+    backend = (view["lease"] or {}).get("backend_type", "vxlan")
+    for family in families:
+        for route in (family.get("routes") or {}).get("routes") or []:
+            view["paths"][route["dst"]] = _path(route, backend)
+    results = [res] + [result or {} for family in families for result in family.values()] + list(status.get("pruned") or [])
+    view["drift"] += [{"what": d.get("what"), "stale": list(d.get("stale") or []), "missing": list(d.get("missing") or [])}
+                      for result in results for d in result.get("drift") or []]
+
+
 def node_view(name: str, records: list) -> dict:
-    """One node's lease, drift and paths from its task records."""
+    """One node's lease, drift and paths from its task records (the role's status dict)."""
     view = {"node": name, "lease": None, "drift": [], "errors": [], "segment": None, "guard": None,
             "paths": {}, "reachable": True}
     for rec in records:
@@ -79,30 +103,10 @@ def node_view(name: str, records: list) -> dict:
             view["errors"].append(f"unreachable: {res.get('msg', '')}".strip())
         elif status == "failed":
             view["errors"].append(f"{task}: {res.get('msg', '')}")
-        elif task == LEASE_TASK and status != "skipped":
-            view["lease"] = res.get("lease")
-            view["renewed"] = res.get("renewed")  # file store: when the lease was last renewed
-            view["public_ip"] = res.get("public_ip")
-            view["public_ip6"] = res.get("public_ip6")
-            view["iface"] = res.get("iface")
-            view["warnings"] = list(res.get("warnings") or [])   # skipped (corrupt, misfit) leases
-        elif task == UNDERLAY_TASK and status != "skipped":
-            for link in json.loads(res.get("stdout") or "[]"):
-                for addr in link.get("addr_info", []):
-                    if addr.get("local") in (view.get("public_ip"), view.get("public_ip6")) and not view.get("segment"):
-                        view["segment"] = str(ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}").network)
-        elif task in GUARD_TASKS and status != "skipped":
-            running = res.get("rc") == 0
-            view["guard"] = "running" if running else "not running"
-            if not running:
-                view["drift"].append({"task": "route guard", "stale": [], "missing": ["flannel-route-guard running"]})
-        if task in ROUTES_TASKS and status in ("ok", "changed"):
-            backend = (view["lease"] or {}).get("backend_type", "vxlan")
-            for route in res.get("routes") or []:
-                view["paths"][route.split()[0]] = _path(route, backend)
-        if status == "changed":
-            stale, missing = _diff_lines(res.get("diff"))
-            view["drift"].append({"task": task, "stale": stale, "missing": missing})
+        elif STATUS_FACT in (res.get("ansible_facts") or {}):
+            _apply_status(view, res["ansible_facts"][STATUS_FACT])
+        elif status == "changed" and not str(rec.get("action") or "").startswith(OURS):
+            view["drift"].append({"what": task, "stale": [], "missing": []})
     view["drifted"] = bool(view["drift"] or view["errors"])
     return view
 
@@ -131,7 +135,7 @@ def format_text(cluster: str, view: dict) -> str:
         for warning in node.get("warnings") or []:
             lines.append(f"    warning: {warning}")
         for drift in node["drift"]:
-            lines.append(f"    {drift['task']}:")
+            lines.append(f"    {drift['what']}:")
             lines += [f"      - {l}  (present, not planned)" for l in drift["stale"]]
             lines += [f"      + {l}  (planned, missing)" for l in drift["missing"]]
     return "\n".join(lines)

@@ -10,10 +10,10 @@ import os
 
 import yaml
 
-from ansible.plugins.action import ActionBase
-
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.roleconfig import role_values
 from ansible_collections.kubeasz.network.plugins.module_utils.model.clusterconfig import (
-    ConfigError, render, unknown_key_warnings)
+    ConfigError, load_cluster_config, render_config, unknown_key_warnings)
+from ansible_collections.kubeasz.network.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = {
     'config': {'type': 'dict', 'required': True},
@@ -37,27 +37,20 @@ def node_addresses(task_vars):
                 for host in task_vars.get('ansible_play_hosts_all') or [])
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Validate the kubeasz config and render flannel's JSON documents; never touches a host."""
 
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
-    _supports_async = False
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp  # no remote temp dir: this plugin never connects to the host
-        task_vars = task_vars or {}
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def decide(self, args, task_vars):
         config = dict(args['config'])
         try:
-            rendered = render(config, node_addresses(task_vars))
+            cc = load_cluster_config(config, node_addresses(task_vars))
         except ConfigError as exc:
-            result.update(failed=True, changed=False, problems=exc.problems, msg=str(exc))
-            return result
-        warnings = rendered.pop('warnings') + unknown_key_warnings(task_vars, role_keys() | set(config))
+            return dict(failed=True, problems=exc.problems, msg=str(exc))
+        result = render_config(cc)
+        result.update(role_values(cc))
+        warnings = result.pop('warnings') + unknown_key_warnings(task_vars, role_keys() | set(config))
         if warnings:
             result['warnings'] = warnings
-        result.update(rendered)
-        result['changed'] = False
         return result

@@ -37,6 +37,26 @@ attributes:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
 '''
 
+    # An action that runs entirely on the controller (flannel_config, route_guard_state; with
+    # DOCUMENTATION, PLATFORM and ACTION above)
+    CONTROLLER = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Reads nothing from and writes nothing to any host.
+  diff_mode:
+    support: none
+    details: Nothing changes, so there is nothing to diff.
+  action:
+    support: full
+    details: Runs entirely on the controller.
+  platform:
+    support: full
+    platforms: all
+    details: Runs on the controller.
+'''
+
     # The support of vxlan_link and direct_route (with DOCUMENTATION and PLATFORM above)
     DATAPLANE = r'''
 options: {}

@@ -168,14 +168,32 @@ EXAMPLES = r'''
 
 RETURN = r'''
 routes:
-  description: The desired routes in C(ip route) syntax.
+  description:
+    - The desired routes, as data (the route guard keeps them as they are; C(plan) and the diff
+      show them in C(ip route) syntax). Each carries flannel's route protocol (159).
   returned: always
   type: list
-  elements: str
+  elements: dict
+  contains:
+    dst:
+      description: The peer's subnet.
+      type: str
+      returned: always
+    gateway:
+      description: The next hop (the peer's node IP, or its subnet address through the VXLAN device).
+      type: str
+      returned: always
+    dev:
+      description: The device (C(flannel.<VNI>), C(flannel-v6.<VNI>), the host-gw interface), null for a direct route.
+      type: str
+      returned: always
+    onlink:
+      description: Whether the gateway is taken as on-link (the VXLAN device's routes).
+      type: bool
+      returned: always
   sample:
-    - 172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink proto 159
-    - 172.20.3.0/24 via 198.18.0.13 proto 159
-    - fd00:20:0:2::/64 via fd00:20:0:2:: dev flannel-v6.1 onlink proto 159
+    - {dst: 172.20.2.0/24, gateway: 172.20.2.0, dev: flannel.1, onlink: true}
+    - {dst: 172.20.3.0/24, gateway: 198.18.0.13, dev: null, onlink: false}
 direct_peers:
   description: Peers routed directly through their node IP (host-gw, or DirectRouting), whole.
   returned: always

@@ -69,20 +69,7 @@ extends_documentation_fragment:
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
   - kubeasz.network.attributes.action
-attributes:
-  check_mode:
-    support: full
-    details: Reads nothing from and writes nothing to any host.
-  diff_mode:
-    support: none
-    details: Nothing changes, so there is nothing to diff.
-  action:
-    support: full
-    details: Runs entirely on the controller.
-  platform:
-    support: full
-    platforms: all
-    details: Runs on the controller.
+  - kubeasz.network.attributes.controller
 notes:
   - Use it with C(run_once) and C(delegate_to=localhost) as the first task of a play with
     C(gather_facts=false), so that a bad config fails before any host is touched.
@@ -217,6 +204,86 @@ cluster:
     backend:
       description: Backend settings (type, vni, port, mtu, gbp, learning, direct_routing).
       type: dict
+      returned: success
+family:
+  description:
+    - Per address family (C(ipv4) and C(ipv6), on or off), what the role's tasks pass to the
+      modules; a family that is off has every module's state C(absent).
+  returned: success
+  type: dict
+  contains:
+    ipv4:
+      description: The IPv4 settings (the same keys for C(ipv6)).
+      type: dict
+      returned: success
+      contains:
+        family:
+          description: C(ipv4) or C(ipv6).
+          type: str
+          returned: success
+        "on":
+          description: Whether the pod network has this family.
+          type: bool
+          returned: success
+        network:
+          description: The family's pod network; null when off.
+          type: str
+          returned: success
+        route_network:
+          description: C(direct_route)'s network, C(0.0.0.0/0) or C(::/0) when off (every route of flannel's protocol or device).
+          type: str
+          returned: success
+        state:
+          description: C(present) when on, else C(absent) (C(direct_route), C(traffic_rules)).
+          type: str
+          returned: success
+        link_state:
+          description: C(vxlan_link)'s state in the ansible dataplane, C(present) only for vxlan with the family on.
+          type: str
+          returned: success
+        device:
+          description: The family's VXLAN device, C(flannel.<VNI>) or C(flannel-v6.<VNI>).
+          type: str
+          returned: success
+        lease_keys:
+          description: The keys of the family's part of a lease (C(subnet), C(public_ip), C(vtep_mac) and their C(6) twins).
+          type: dict
+          returned: success
+  sample: {"ipv4": {"family": "ipv4", "on": true, "network": "172.20.0.0/16", "route_network": "172.20.0.0/16",
+                    "state": "present", "link_state": "present", "device": "flannel.1",
+                    "lease_keys": {"subnet": "subnet", "public_ip": "public_ip", "vtep_mac": "vtep_mac"}}}
+rules_mode:
+  description: C(traffic_rules)' mode, C(nftables) with EnableNFTables, else C(iptables).
+  returned: success
+  type: str
+host_gw:
+  description: Whether the backend is host-gw (the known peers' reachability is checked before any change).
+  returned: success
+  type: bool
+flanneld:
+  description: What the flanneld dataplane checks on each node.
+  returned: success
+  type: dict
+  contains:
+    link_state:
+      description: C(vxlan_link)'s state after flanneld ran, C(prune) for vxlan (flannel.<VNI> is flanneld's), else C(absent).
+      type: str
+      returned: success
+    device:
+      description: The VXLAN device whose MTU subnet.env names (IPv6-only C(flannel-v6.<VNI>)); null for host-gw.
+      type: str
+      returned: success
+    mtu:
+      description: The FLANNEL_MTU every node reports when the config fixes it (vxlan Backend.MTU less 50), else null.
+      type: int
+      returned: success
+    subnet_env_regex:
+      description: A multi-line regular expression the subnet.env flanneld writes with this config matches.
+      type: str
+      returned: success
+    subnet_env_summary:
+      description: The same in words, for the message of a node whose subnet.env does not match.
+      type: str
       returned: success
 problems:
   description: Every problem found, each naming its key.

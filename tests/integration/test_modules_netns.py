@@ -270,7 +270,7 @@ def test_host_gw_off_link_fails_and_changes_nothing(lab):
     assert snapshot(n1) == before
     # the on-link peer alone works, and the stale owned route goes
     result = direct_route(n1.run, route_params(lab, 'n1', backend='host-gw', peers=[lease(n2, 'host-gw')]))
-    assert result['routes'] == ['172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159']
+    assert result['routes'] == [{'dst': '172.20.2.0/24', 'gateway': '198.18.0.12', 'dev': 'eth0', 'onlink': False}]
     assert '172.20.2.0/24 via 198.18.0.12 dev eth0 proto 159' in routes_text(n1)
     assert not any(line.startswith('172.20.50.0') for line in routes_text(n1))
 

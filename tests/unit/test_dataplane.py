@@ -11,11 +11,17 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import Route, route_text
 from ansible_collections.kubeasz.network.tests.unit.netstate import (
     MAC1, MAC2, MAC3, flannel, observed, peer, neigh, fdb, route, BASE_ROUTES, FakeKernel, LOOKUPS,
     link_params, route_params)
 from ansible_collections.kubeasz.network.tests.unit.netstate import (
     ACCEPT_RA, BASE_ROUTES6, LOOKUPS6, MAC61, MAC62, MAC63, flannel6, link_params6, observed6, peer6, route6, route_params6)
+
+
+def lines(routes):
+    """direct_route's routes (dicts) in ip route syntax."""
+    return [route_text(Route(**r)) for r in routes]
 
 
 def test_vxlan_link_entry_point_processes_and_result():
@@ -81,8 +87,8 @@ def test_vxlan_link_absent():
 def test_direct_route_vxlan_with_direct_routing():
     kernel = FakeKernel(observed([flannel()], routes=list(BASE_ROUTES)), LOOKUPS)
     result = direct_route(kernel, route_params(direct_routing=True))
-    assert result['routes'] == ['172.20.2.0/24 via 198.18.0.12 proto 159',
-                                '172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159']
+    assert lines(result['routes']) == ['172.20.2.0/24 via 198.18.0.12 proto 159',
+                                       '172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159']
     assert kernel.writes == [('ip', 'route replace 172.20.2.0/24 via 198.18.0.12 proto 159\n'
                                     'route replace 172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159\n')]
 
@@ -157,8 +163,8 @@ def test_direct_route_takes_the_direct_peers_vxlan_link_decided():
                           check_mode=True)
     assert result['direct_peers'] == link['direct_peers'] and result['vxlan_peers'] == link['vxlan_peers']
     assert not any(argv[:4] == ['ip', '-force', '-json', '-batch'] for argv in kernel.calls)
-    assert result['routes'] == ['172.20.2.0/24 via 198.18.0.12 proto 159',
-                                '172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159']
+    assert lines(result['routes']) == ['172.20.2.0/24 via 198.18.0.12 proto 159',
+                                       '172.20.3.0/24 via 172.20.3.0 dev flannel.1 onlink proto 159']
     # without DirectRouting the list changes nothing: every peer goes over flannel.1
     result = direct_route(kernel, route_params(direct_peers=link['direct_peers']), check_mode=True)
     assert result['direct_peers'] == [] and len(result['vxlan_peers']) == 2
@@ -252,10 +258,10 @@ def test_dual_stack_same_peers_two_calls():
     kernel = FakeKernel(dict(obs, link=obs['link'] + [flannel(), flannel6()]))
     r4 = direct_route(kernel, route_params(peers=peers), check_mode=True)
     r6 = direct_route(kernel, route_params6(peers=peers), check_mode=True)
-    assert r4['routes'] == ['172.20.%d.0/24 via 172.20.%d.0 dev flannel.1 onlink proto 159' % (i, i) for i in (2, 3, 4)]
-    assert r6['routes'] == ['fd00:20:0:%d::/64 via fd00:20:0:%d:: dev flannel-v6.1 onlink proto 159' % (i, i)
-                            for i in (2, 3, 5)]
-    assert r6['plan'] == ['ip -6 route replace ' + line for line in r6['routes']]
+    assert lines(r4['routes']) == ['172.20.%d.0/24 via 172.20.%d.0 dev flannel.1 onlink proto 159' % (i, i) for i in (2, 3, 4)]
+    assert lines(r6['routes']) == ['fd00:20:0:%d::/64 via fd00:20:0:%d:: dev flannel-v6.1 onlink proto 159' % (i, i)
+                                   for i in (2, 3, 5)]
+    assert r6['plan'] == ['ip -6 route replace ' + line for line in lines(r6['routes'])]
     assert ['ip', '-6', '-json', 'route', 'show', 'table', 'main'] in kernel.calls
 
 
@@ -265,8 +271,8 @@ def test_direct_route6_direct_routing_host_gw_and_absent():
     kernel = FakeKernel(observed6([flannel6()], routes=routes), LOOKUPS6)
     link = vxlan_link(kernel, link_params6(direct_routing=True), check_mode=True)
     result = direct_route(kernel, route_params6(direct_routing=True, direct_peers=link['direct_peers']))
-    assert result['routes'] == ['fd00:20:0:2::/64 via fd53::12 proto 159',
-                                'fd00:20:0:3::/64 via fd00:20:0:3:: dev flannel-v6.1 onlink proto 159']
+    assert lines(result['routes']) == ['fd00:20:0:2::/64 via fd53::12 proto 159',
+                                       'fd00:20:0:3::/64 via fd00:20:0:3:: dev flannel-v6.1 onlink proto 159']
     assert result['plan'] == ['ip -6 route del fd00:20:0:7::/64 via fd00:20:0:7:: dev flannel-v6.1 metric 1024 table main',
                               'ip -6 route replace fd00:20:0:2::/64 via fd53::12 proto 159']
     assert kernel.writes[-1][0] == 'ip -6'

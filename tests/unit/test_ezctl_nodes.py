@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -168,25 +167,36 @@ def test_remove_host_line_only_in_its_group():
     assert "[etcd]\n192.168.1.1\n" in text and "k8s_nodename='master-01'" not in text
 
 
-RECORDS = [
-    {"task": "Acquire the node's subnet lease and write subnet.env and the CNI config", "status": "ok", "result": {
-        "lease": {"subnet": "172.20.1.0/24", "public_ip": "10.0.0.1", "backend_type": "vxlan"},
-        "public_ip": "10.0.0.1", "iface": "eth0"}},
-    {"task": "Program the VXLAN device and its peer entries", "status": "changed", "result": {"diff": [
-        {"before": "neigh 172.20.2.0 lladdr 0e:00:00:00:00:02 dev flannel.1 nud permanent\n"
-                   "neigh 172.20.9.0 lladdr 0e:00:00:00:00:09 dev flannel.1 nud permanent\n",
-         "after": "neigh 172.20.2.0 lladdr 0e:00:00:00:00:02 dev flannel.1 nud permanent\n"
-                  "neigh 172.20.3.0 lladdr 0e:00:00:00:00:03 dev flannel.1 nud permanent\n"}]}},
-    {"task": "Program the routes to the peers' subnets", "status": "ok", "result": {
-        "routes": ["172.20.2.0/24 via 172.20.2.0 dev flannel.1 onlink", "172.20.3.0/24 via 10.0.0.3 dev eth0"]}},
-    {"task": "Read the underlay interface's addresses", "status": "ok", "result": {
-        "stdout": '[{"addr_info": [{"local": "10.0.0.1", "prefixlen": 24}]}]'}},
-    {"task": "Ask the route guard process whether it runs", "status": "ok", "result": {"rc": 0}},
-]
+LEASE = {"lease": {"subnet": "172.20.1.0/24", "public_ip": "10.0.0.1", "backend_type": "vxlan"},
+         "public_ip": "10.0.0.1", "iface": "eth0"}
+ROUTES = {"routes": [{"dst": "172.20.2.0/24", "gateway": "172.20.2.0", "dev": "flannel.1", "onlink": True},
+                     {"dst": "172.20.3.0/24", "gateway": "10.0.0.3", "dev": "eth0", "onlink": False}], "drift": []}
+STATUS = {
+    "lease": LEASE,
+    "addresses": [{"addr_info": [{"local": "10.0.0.1", "prefixlen": 24}]}],
+    "guard": {"rc": 0, "changed": False},
+    "results": {"ipv4": {"link": {"drift": []}, "routes": ROUTES, "rules": {"drift": []}}},
+    "pruned": [],
+}
+DRIFT = {"what": "flannel.1",
+         "stale": ["neigh 172.20.9.0 lladdr 0e:00:00:00:00:09 dev flannel.1 nud permanent"],
+         "missing": ["neigh 172.20.3.0 lladdr 0e:00:00:00:00:03 dev flannel.1 nud permanent"]}
+
+
+def status_records(drift=(), **changes):
+    """The records of one node: a module task and the role's status task (the dict it hands over),
+    ``drift`` the vxlan_link result's."""
+    status = dict(STATUS, **changes)
+    if drift:
+        status["results"] = {"ipv4": dict(STATUS["results"]["ipv4"], link={"drift": list(drift)})}
+    return [{"task": "Program the VXLAN device and its peer entries", "action": "kubeasz.network.vxlan_link",
+             "status": "changed" if drift else "ok", "result": {}},
+            {"task": "Report the node's status", "action": "ansible.builtin.set_fact", "status": "ok",
+             "result": {"ansible_facts": {"flannel_status": status}}}]
 
 
 def test_status_view_from_check_mode_records():
-    view = status.cluster_view({"n1": RECORDS, "n2": RECORDS[:1] + RECORDS[2:]})
+    view = status.cluster_view({"n1": status_records(drift=[DRIFT]), "n2": status_records()})
     n1, n2 = view["nodes"]
     assert view["drifted"] == ["n1"]
     assert n1["drift"][0]["stale"] == ["neigh 172.20.9.0 lladdr 0e:00:00:00:00:09 dev flannel.1 nud permanent"]
@@ -197,17 +207,23 @@ def test_status_view_from_check_mode_records():
     assert "drifted: n1" in text and "+ neigh 172.20.3.0" in text
 
 
+def test_status_names_a_changed_task_of_another_module_as_drift():
+    """A file or the route guard's files that a run would change: the task itself is the drift."""
+    records = status_records() + [{"task": "Write the routes the guard keeps", "action": "ansible.builtin.copy",
+                                   "status": "changed", "result": {}}]
+    view = status.cluster_view({"n1": records})
+    assert view["drifted"] == ["n1"] and view["nodes"][0]["drift"] == [
+        {"what": "Write the routes the guard keeps", "stale": [], "missing": []}]
+
+
 def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
     """net status read only `ip -4 addr` and printed no public IP for IPv6-only (issue 24, defect 14)."""
-    records = [
-        {"task": RECORDS[0]["task"], "status": "ok", "result": {
-            "lease": {"subnet": None, "subnet6": "fd00:20:0:1::/64", "public_ip": None, "public_ip6": "fd53:18:0:1::11",
-                      "backend_type": "vxlan"},
-            "public_ip": None, "public_ip6": "fd53:18:0:1::11", "iface": "eth0"}},
-        {"task": RECORDS[3]["task"], "status": "ok", "result": {"stdout": json.dumps([{"addr_info": [
+    records = status_records(lease={
+        "lease": {"subnet": None, "subnet6": "fd00:20:0:1::/64", "public_ip": None, "public_ip6": "fd53:18:0:1::11",
+                  "backend_type": "vxlan"},
+        "public_ip": None, "public_ip6": "fd53:18:0:1::11", "iface": "eth0"}, addresses=[{"addr_info": [
             {"family": "inet", "local": "198.18.0.11", "prefixlen": 24},
-            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}])}},
-    ]
+            {"family": "inet6", "local": "fd53:18:0:1::11", "prefixlen": 64}]}], results={}, guard={"skipped": True})
     view = status.cluster_view({"n1": records})
     assert view["nodes"][0]["segment"] == "fd53:18:0:1::/64"
     row = status.format_text("k1", view).splitlines()[2].split()
@@ -218,7 +234,7 @@ def test_status_of_an_ipv6_only_node_shows_its_address_and_segment():
 
 def test_status_shows_the_lease_task_warnings():
     """A corrupt lease in the store was skipped with a warning that net status hid (issue 24, unclear)."""
-    records = [dict(RECORDS[0], result=dict(RECORDS[0]["result"], warnings=[
-        "skipping lease 172.20.0.0/16 of 198.18.0.19 (store key 172.20.0.0-16): not a /24 inside network"]))]
+    records = status_records(lease=dict(LEASE, warnings=[
+        "skipping lease 172.20.0.0/16 of 198.18.0.19 (store key 172.20.0.0-16): not a /24 inside network"]))
     text = status.format_text("k1", status.cluster_view({"n1": records}))
     assert "    warning: skipping lease 172.20.0.0/16 of 198.18.0.19" in text

@@ -17,9 +17,10 @@ from ansible_collections.kubeasz.network.plugins.module_utils.plan import traffi
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import Route
 
 NET = '172.20.0.0/16'
-DIRECT = '172.20.2.0/24 via 198.18.0.12 proto 159'
-HOSTGW = '172.20.3.0/24 via 198.18.0.13 dev eth0 proto 159'
-VXLAN = '172.20.4.0/24 via 172.20.4.0 dev flannel.1 onlink proto 159'
+# direct_route's routes, as it returns them
+DIRECT = {'dst': '172.20.2.0/24', 'gateway': '198.18.0.12', 'dev': None, 'onlink': False}
+HOSTGW = {'dst': '172.20.3.0/24', 'gateway': '198.18.0.13', 'dev': 'eth0', 'onlink': False}
+VXLAN = {'dst': '172.20.4.0/24', 'gateway': '172.20.4.0', 'dev': 'flannel.1', 'onlink': True}
 
 
 def state(*routes):
@@ -45,30 +46,27 @@ def observed(routes=(), links=('eth0', 'flannel.1')):
 
 # ------------------------------------------------------------------ state file
 
-def test_route_lines_from_direct_route_parse_to_routes():
-    assert rg.parse_route_line(DIRECT, IPV4) == Route('172.20.2.0/24', '198.18.0.12', None, False)
-    assert rg.parse_route_line(HOSTGW, IPV4) == Route('172.20.3.0/24', '198.18.0.13', 'eth0', False)
-    assert rg.parse_route_line(VXLAN, IPV4) == Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)
+def test_routes_from_direct_route_load_as_routes():
+    assert rg.route_entry(DIRECT, IPV4) == Route('172.20.2.0/24', '198.18.0.12', None, False)
+    assert rg.route_entry(HOSTGW, IPV4) == Route('172.20.3.0/24', '198.18.0.13', 'eth0', False)
+    assert rg.route_entry(VXLAN, IPV4) == Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)
 
 
-@pytest.mark.parametrize('line, words', [
-    ('', 'empty'),
-    ('172.20.2.0/24 via', 'needs a value'),
-    ('172.20.2.0/24 via 198.18.0.12 metric 5 proto 159', "unexpected word 'metric'"),
-    ('172.20.2.0/24 via 198.18.0.12 proto boot', 'not a flannel route'),
-    ('172.20.2.1/24 via 198.18.0.12', 'not an IPv4 network'),
-    ('172.20.2.0/24 via nope', 'not an IPv4 address'),
-    ('172.20.2.0/24 via 198.18.0.12 dev bad/name', 'not an interface name'),
-    ('172.20.2.0/24 via 198.18.0.12 onlink', 'onlink needs a gateway and a device'),
-    ('172.20.2.0/24 proto 159', 'needs a gateway or a device'),
+@pytest.mark.parametrize('entry, words', [
+    ('172.20.2.0/24 via 198.18.0.12 proto 159', 'must be a dict'),
+    ({'dst': '172.20.2.1/24', 'gateway': '198.18.0.12'}, 'not an IPv4 network'),
+    ({'dst': '172.20.2.0/24', 'gateway': 'nope'}, 'not an IPv4 address'),
+    ({'dst': '172.20.2.0/24', 'gateway': '198.18.0.12', 'dev': 'bad/name'}, 'not an interface name'),
+    ({'dst': '172.20.2.0/24', 'gateway': '198.18.0.12', 'onlink': True}, 'onlink needs a gateway and a device'),
+    ({'dst': '172.20.2.0/24'}, 'needs a gateway or a device'),
 ])
-def test_bad_route_lines_are_named(line, words):
+def test_bad_routes_are_named(entry, words):
     with pytest.raises(rg.RouteGuardError, match=words):
-        rg.parse_route_line(line, IPV4)
+        rg.route_entry(entry, IPV4)
 
 
-def test_state_accepts_lines_and_dicts():
-    st = state(DIRECT, {'dst': '172.20.4.0/24', 'gateway': '172.20.4.0', 'dev': 'flannel.1', 'onlink': True})
+def test_state_reads_the_routes():
+    st = state(DIRECT, VXLAN)
     assert str(st.network) == NET and str(st.subnet) == '172.20.1.0/24'
     assert st.routes == [Route('172.20.2.0/24', '198.18.0.12', None, False),
                          Route('172.20.4.0/24', '172.20.4.0', 'flannel.1', True)]
@@ -79,8 +77,8 @@ def test_state_accepts_lines_and_dicts():
     ('[]', 'JSON object'),
     ('{"network": "x"}', 'network'),
     ('{"network": "172.20.0.0/16", "routes": {}}', 'routes: must be a list'),
-    ('{"network": "172.20.0.0/16", "routes": ["10.0.0.0/24 via 1.2.3.4"]}', r'routes\[0\]: 10.0.0.0/24 is not a peer'),
-    ('{"network": "172.20.0.0/16", "subnet": "172.20.1.0/24", "routes": ["172.20.1.0/24 via 1.2.3.4"]}',
+    ('{"network": "172.20.0.0/16", "routes": [{"dst": "10.0.0.0/24", "gateway": "1.2.3.4"}]}', r'routes\[0\]: 10.0.0.0/24 is not a peer'),
+    ('{"network": "172.20.0.0/16", "subnet": "172.20.1.0/24", "routes": [{"dst": "172.20.1.0/24", "gateway": "1.2.3.4"}]}',
      'not a peer subnet'),
     ('{"network": "172.20.0.0/16", "routes": [7]}', r'routes\[0\]: route 7'),
 ])

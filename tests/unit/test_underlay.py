@@ -171,7 +171,7 @@ def _host_gw_dev(obs, family):
                       peers=[peer6(2, peer_ip, backend='host-gw', v4=False)])
     lookups = {peer_ip: [{'dst': peer_ip, 'dev': default_route_dev(obs, 'route' if family == 'ipv4' else 'route6')}]}
     routes = direct_route(FakeKernel(obs, lookups), route_params(**params), check_mode=True)['routes']
-    return routes[0].split(' dev ')[1].split()[0]
+    return routes[0]['dev']
 
 
 @pytest.mark.parametrize('families', [('ipv4',), ('ipv6',), ('ipv4', 'ipv6')])

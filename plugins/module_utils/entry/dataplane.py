@@ -17,6 +17,7 @@ __metaclass__ = type
 import functools
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
 from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import text
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay import external_interface, links_by_name
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV6, family_named
@@ -26,7 +27,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.plan.peers import 
     check_peers_not_local, check_peers_vs_address, decide_direct, host_gw_problems, split_by_backend,
     validate_peers)
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import (
-    desired_routes, observed_route_text, owned_routes, plan_routes, route_key, route_matches, route_text)
+    desired_routes, observed_route_text, owned_routes, plan_routes, route_dict, route_key, route_matches, route_text)
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.vxlandev import (
     accept_ra_key, devices_text, flannel_devices, plan_stale_devices, plan_vxlan_absent, plan_vxlan_link, spec_text,
     vxlan_link_spec)
@@ -77,16 +78,20 @@ def _cidr(value, what, family, strict=False):
         raise DataplaneError('%s: %r is not an %s network (%s)' % (what, value, family.label, exc))
 
 
-def _finish(run, result, ops, diff, check_mode, apply, family):
-    """Apply (unless check mode) and report; diff: a function returning (before, after) lines,
-    called only when a diff is wanted (with thousands of peers the text is not free). ``apply``:
-    ``apply(run, ops)`` injected in its place (default: ``iproute.apply`` of the family)."""
+def _finish(run, result, ops, texts, check_mode, apply, family, diff=True, what=None):
+    """Apply (unless check mode) and report; texts: a function returning (before, after) lines,
+    called only when a diff is wanted or, in check mode, the plan is not empty (the node's
+    ``drift`` from the plan about ``what``): with thousands of peers the text is not free.
+    ``apply``: ``apply(run, ops)`` injected in its place (default: ``iproute.apply`` of the family)."""
     if ops and not check_mode:
         (apply or functools.partial(iproute.apply, family=family))(run, ops)
-    result.update(changed=bool(ops), plan=iproute.op_text(ops, family))
-    if diff is not None:
-        before, after = diff()
-        result['diff'] = dict(before=text(before), after=text(after))
+    result.update(changed=bool(ops), plan=iproute.op_text(ops, family), drift=[])
+    if diff or (ops and check_mode):
+        before, after = texts()
+        if diff:
+            result['diff'] = dict(before=text(before), after=text(after))
+        if ops and check_mode:
+            result['drift'] = [drift(what, before, after)]
     return result
 
 
@@ -161,7 +166,7 @@ def vxlan_link(run, params, check_mode=False, apply=None, diff=True):
         result, ops, texts = _vxlan_present(run, params, name, family)
     else:
         result, ops, texts = _vxlan_absent(run, name, state == 'prune', family)
-    return _finish(run, result, ops, texts if diff else None, check_mode, apply, family)
+    return _finish(run, result, ops, texts, check_mode, apply, family, diff, name)
 
 
 # ---------------------------------------------------------------- direct_route
@@ -211,7 +216,7 @@ def _routes_present(run, params, backend, network, own, result, check_mode, fami
         observed['route'] = [r for r in observed.get('route') or []
                              if not (r.get('dev') or '').startswith(prefix) or r.get('dev') == keep]
     result.update(direct_peers=_out(direct, wholes), vxlan_peers=_out(vxlan, wholes),
-                  ignored_peers=_out(ignored, wholes), routes=[route_text(r) for r in want])
+                  ignored_peers=_out(ignored, wholes), routes=[route_dict(r) for r in want])
     return observed, want
 
 
@@ -239,4 +244,4 @@ def direct_route(run, params, check_mode=False, apply=None, diff=True):
             have = kept.get(w.dst)
             return observed_route_text(have) if have is not None and route_matches(have, w, family) else route_text(w)
         return [observed_route_text(r) for r in owned], [after(w) for w in want]
-    return _finish(run, result, ops, texts if diff else None, check_mode, apply, family)
+    return _finish(run, result, ops, texts, check_mode, apply, family, diff, '%s routes' % family.label)

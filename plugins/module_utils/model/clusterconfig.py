@@ -522,7 +522,11 @@ def from_cluster_config(cfg):
 
 def render(cfg, node_addresses=None):
     """Everything the role needs from one config: dict with net_conf, JSON texts, checksum, cluster."""
-    cc = load_cluster_config(cfg, node_addresses)
+    return render_config(load_cluster_config(cfg, node_addresses))
+
+
+def render_config(cc):
+    """render() of a loaded ClusterConfig."""
     net_conf = to_net_conf(cc.net_conf)
     net_json, cni_json = dumps(net_conf), dumps(cni_conf())
     return {'net_conf': net_conf, 'net_conf_json': net_json, 'cni_conf_json': cni_json,

@@ -114,6 +114,11 @@ def route_text(route):
     return route_spec(replace_op(route))
 
 
+def route_dict(route):
+    """A Route (desired) as data: direct_route's ``routes`` and the route guard's state file."""
+    return {'dst': route.dst, 'gateway': route.gateway, 'dev': route.dev, 'onlink': route.onlink}
+
+
 def observed_route_text(route):
     """An observed route (ip -json dict) in ``ip route`` syntax."""
     return route_words(route.get('dst'), route.get('gateway'), route.get('dev'),

@@ -28,6 +28,7 @@ import re
 import shutil
 from collections import namedtuple
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, family_named, family_of_version
 from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import text
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
@@ -646,6 +647,11 @@ def traffic_rules(run, params, check_mode=False, diff=True, which=None):
     result = dict(changed=bool(ops), plan=plan_lines(ops, spec.family), mode=spec.mode, family=spec.family,
                   random_fully=spec.random_fully,
                   spec=dict(spec._asdict()) if state == 'present' else {})
-    if diff:
-        result['diff'] = dict(before=text(state_text(observed)), after=text(state_text(desired)))
+    result['drift'] = []
+    if diff or (ops and check_mode):
+        before, after = state_text(observed), state_text(desired)
+        if diff:
+            result['diff'] = dict(before=text(before), after=text(after))
+        if ops and check_mode:
+            result['drift'] = [drift('%s %s rules' % (family_def(spec.family).label, spec.mode), before, after)]
     return result

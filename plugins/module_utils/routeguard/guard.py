@@ -41,7 +41,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.base.family import
 
 from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
-from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL, Route, plan_routes, route_key, route_text
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import Route, plan_routes, route_key, route_text
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
@@ -82,34 +82,10 @@ def _net(value, what, family):
     return ipaddress.ip_network(_checked(check_net, str(value), what, family)[1])
 
 
-def parse_route_line(line, family):
-    """``direct_route``'s route text ("DST [via GW] [dev DEV] [onlink] [proto 159]") -> Route."""
-    words = str(line).split()
-    if not words:
-        raise RouteGuardError('empty route line')
-    entry = {'dst': words[0], 'onlink': False}
-    rest = iter(words[1:])
-    for word in rest:
-        if word in ('via', 'dev', 'proto'):
-            value = next(rest, None)
-            if value is None:
-                raise RouteGuardError('route %r: %s needs a value' % (line, word))
-            entry[{'via': 'gateway'}.get(word, word)] = value
-        elif word == 'onlink':
-            entry['onlink'] = True
-        else:
-            raise RouteGuardError('route %r: unexpected word %r' % (line, word))
-    if entry.pop('proto', str(ROUTE_PROTOCOL)) != str(ROUTE_PROTOCOL):
-        raise RouteGuardError('route %r: not a flannel route (proto %d)' % (line, ROUTE_PROTOCOL))
-    return route_entry(entry, family)
-
-
 def route_entry(entry, family):
-    """A route as a dict {dst, gateway, dev, onlink} or as a route line -> validated Route."""
-    if isinstance(entry, str):
-        return parse_route_line(entry, family)
+    """A route of direct_route's ``routes`` (a dict {dst, gateway, dev, onlink}) -> validated Route."""
     if not isinstance(entry, dict):
-        raise RouteGuardError('route %r: must be a route line or a dict' % (entry,))
+        raise RouteGuardError('route %r: must be a dict {dst, gateway, dev, onlink}' % (entry,))
     dst = _checked(check_net, str(entry.get('dst')), 'route dst', family)[1]
     gateway = entry.get('gateway')
     gateway = _checked(check_ip, str(gateway), 'route %s gateway' % dst, family) if gateway else None
@@ -128,9 +104,10 @@ def load_state(text):
     """The state file's JSON text -> GuardState; RouteGuardError names what is wrong.
 
     ``{"version": 1, "network": "172.20.0.0/16", "subnet": "172.20.1.0/24",
-    "backend": "vxlan", "routes": ["172.20.2.0/24 via 198.18.0.12 proto 159", ...],
+    "backend": "vxlan", "routes": [{"dst": "172.20.2.0/24", "gateway": "198.18.0.12", "dev": null,
+    "onlink": false}, ...],
     "rules": {"mode": "iptables", "network": ..., "subnet": ..., "ip_masq": true,
-    "random_fully": true}}`` (routes may also be dicts {dst, gateway, dev, onlink};
+    "random_fully": true}}`` (routes: direct_route's ``routes``, as it returns them;
     rules is traffic_rules' ``spec``, absent or empty when there are none to keep).
     """
     try:
@@ -145,6 +122,27 @@ def load_state(text):
         raise RouteGuardError('ipv6: must be a JSON object')
     ipv6 = _load_part(part6, backend, IPV6, 'ipv6.') if part6 else None
     return _load_part(doc, backend, IPV4, '', ipv6)
+
+
+def state_doc(backend, parts, lease_renewal=None):
+    """The state file's document, which load_state reads back, from the modules' results.
+
+    ``parts``: {family: {'network', 'subnet', 'routes' (direct_route's), 'rules' (traffic_rules'
+    spec)}} of the families that are on; the IPv4 part at the top level, as before dual-stack
+    (IPv6-only: without network, subnet and routes), the IPv6 part under ``ipv6``.
+    ``lease_renewal``: leaserenew's settings (etcd store), else None."""
+    def part(values):
+        return {'network': values.get('network'), 'subnet': values.get('subnet'),
+                'routes': list(values.get('routes') or []), 'rules': values.get('rules') or {}}
+    doc = dict(part(parts.get('ipv4') or {}), version=1, backend=backend, lease_renewal=lease_renewal)
+    if 'ipv6' in parts:
+        doc['ipv6'] = part(parts['ipv6'])
+    return doc
+
+
+def state_text(doc):
+    """The state file's text: sorted, indented JSON and a newline (compared by its SHA-1)."""
+    return json.dumps(doc, indent=4, sort_keys=True, separators=(',', ': '), ensure_ascii=False) + '\n'
 
 
 def _load_part(doc, backend, family, where, ipv6=None):

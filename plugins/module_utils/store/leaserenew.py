@@ -74,6 +74,18 @@ def stdlib_opener(ca=None, cert=None, key=None, timeout=10):
     return opener
 
 
+def renewal_config(endpoints, prefix, lease, ca='', cert='', key=''):
+    """The ``lease_renewal`` section (load_config reads it back) for a lease of the etcd store
+    (a flannel_subnet lease dict); ``endpoints`` a list or comma-separated text."""
+    if isinstance(endpoints, str):
+        endpoints = endpoints.split(',')
+    config = {'endpoints': list(endpoints or []), 'prefix': prefix, 'subnet': lease.get('subnet'),
+              'ca': ca or '', 'cert': cert or '', 'key': key or ''}
+    if lease.get('subnet6'):
+        config['subnet6'] = lease['subnet6']
+    return config
+
+
 def load_config(state_file):
     """The ``lease_renewal`` section of the guard's state file, or None."""
     try:

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift_of_diffs
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import Claim, node_addresses
 from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import families_compatible, split_peers
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import leases_of, store_diff
@@ -60,5 +61,6 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
         result['lease'] = own.as_peer() if own else None
     else:
         result['changed'] = bool(result['changed'] or changed)
-    result.update(peers=[peer.as_peer() for peer in peers], warnings=list(warnings) + skipped)
+    result.update(peers=[peer.as_peer() for peer in peers], warnings=list(warnings) + skipped,
+                  drift=drift_of_diffs(result.get('diff') or []) if check_mode and result['changed'] else [])
     return result

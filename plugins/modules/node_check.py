@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: node_check
+short_description: Look at a node before flannel's step 06 changes it, and hold the route guard
+version_added: 0.1.0
+author:
+  - kubeasz.network developers (@kubeasz)
+description:
+  - Reports what the flannel role's later tasks need to know, so that they run only when there is
+    something to change - whether kubeasz's default CNI config is there, the SHA-1 of the route
+    guard, its unit and its state file, whether exactly one guard runs, which of its files are
+    there, and the address families with flannel state to keep or remove.
+  - With O(hold), writes the route guard's hold first (not in check mode) - the guard waits while
+    the role changes the routes.
+  - Changes nothing else and never reports a change (the hold is a transient marker of the run).
+options:
+  hold:
+    description: The route guard's hold file to write; unset, nothing is held.
+    type: path
+  families:
+    description:
+      - The address families of the pod network. The result's RV(families) holds these, C(ipv4)
+        always (a family that is off is removed) and C(ipv6) when flannel's IPv6 state is on the node
+        (a C(flannel-v6.<n>) device, an IPv6 route of flannel's protocol 159, its ip6 rules).
+    type: list
+    elements: str
+    choices: [ipv4, ipv6]
+    default: [ipv4]
+  default_cni_conf:
+    description: kubeasz's default CNI config.
+    type: path
+    required: true
+  runner:
+    description: How the route guard runs - a systemd unit, or a process inside the node (the lab).
+    type: str
+    choices: [systemd, process]
+    default: systemd
+  guard_dir:
+    description: The route guard's directory (holding the file C(flannel-route-guard)).
+    type: path
+    required: true
+  guard_unit:
+    description: The route guard's systemd unit file.
+    type: path
+    required: true
+  guard_state:
+    description: The route guard's state file.
+    type: path
+    required: true
+  guard_pid_file:
+    description: The route guard process's pid file.
+    type: path
+    required: true
+  guard_log_file:
+    description: The route guard process's log file.
+    type: path
+    required: true
+extends_documentation_fragment:
+  - kubeasz.network.attributes
+  - kubeasz.network.attributes.platform
+attributes:
+  check_mode:
+    support: full
+    details: Looks only; the hold is not written.
+  diff_mode:
+    support: none
+    details: Changes nothing.
+  platform:
+    support: full
+    platforms: posix
+notes:
+  - Reads the node with C(ip -json link), C(ip -6 -json route), C(nft list table ip6 flannel-ipv6),
+    C(ip6tables -S FLANNEL-POSTRTG) (the last three only when IPv6 is off), C(systemctl is-active)
+    and C(is-enabled) (systemd), C(/proc) (process).
+'''
+
+EXAMPLES = r'''
+- name: Look at the node and hold the route guard
+  kubeasz.network.node_check:
+    hold: /run/flannel/route-guard.hold
+    families: [ipv4]
+    default_cni_conf: /etc/cni/net.d/10-default.conf
+    guard_dir: /run/flannel/route-guard
+    guard_unit: /etc/systemd/system/flannel-route-guard.service
+    guard_state: /run/flannel/routes.json
+    guard_pid_file: /run/flannel/route-guard.pid
+    guard_log_file: /run/flannel/route-guard.log
+  register: flannel_node
+'''
+
+RETURN = r'''
+families:
+  description: The address families whose flannel state the run programs or removes, IPv4 first.
+  returned: always
+  type: list
+  elements: str
+  sample: [ipv4, ipv6]
+default_cni_conf:
+  description: Whether kubeasz's default CNI config is there.
+  returned: always
+  type: bool
+old_layout:
+  description: Whether the route guard's old layout (a script beside a copy of module_utils) is there.
+  returned: always
+  type: bool
+guard:
+  description: The SHA-1 of the route guard, empty when there is none.
+  returned: always
+  type: str
+unit:
+  description: The SHA-1 of the route guard's unit file, empty when there is none.
+  returned: always
+  type: str
+state:
+  description: The SHA-1 of the route guard's state file, empty when there is none.
+  returned: always
+  type: str
+running:
+  description: Whether exactly one route guard runs (systemd - the unit is active and enabled).
+  returned: always
+  type: bool
+found:
+  description: The route guard's files that are there (for its removal).
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import node_check
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            hold=dict(type='path'),
+            families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4']),
+            default_cni_conf=dict(type='path', required=True),
+            runner=dict(type='str', choices=['systemd', 'process'], default='systemd'),
+            guard_dir=dict(type='path', required=True),
+            guard_unit=dict(type='path', required=True),
+            guard_state=dict(type='path', required=True),
+            guard_pid_file=dict(type='path', required=True),
+            guard_log_file=dict(type='path', required=True),
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module, node_check)
+
+
+if __name__ == '__main__':
+    main()
