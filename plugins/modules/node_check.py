@@ -136,8 +136,9 @@ found:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import node_check
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 
 def main():
@@ -155,7 +156,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    run_module(module, node_check)
+    run_module(module, node_check, DataplaneError)
 
 
 if __name__ == '__main__':
