@@ -203,8 +203,12 @@ def test_galaxy_importer_passes_with_no_warning(user):
     config = home / 'galaxy-importer.cfg'
     config.write_text('[galaxy-importer]\nRUN_ANSIBLE_TEST = False\nOFFLINE_ANSIBLE_LINT = True\n'
                       'RUN_ANSIBLE_DOC = True\nRUN_ANSIBLE_LINT = True\nCHECK_CHANGELOG = True\n')
+    # a HOME of its own: the importer's ansible-lint installs the collection into ~/.ansible, where
+    # it would shadow the work tree's copy for every later ansible-lint run of the user
+    importer_home = home.parent / 'importer-home'
+    importer_home.mkdir(exist_ok=True)
     out = run([sys.executable, '-m', 'galaxy_importer.main', str(tarball)], cwd=str(home),
-              env=dict(env, GALAXY_IMPORTER_CONFIG=str(config)), timeout=600)
+              env=dict(env, GALAXY_IMPORTER_CONFIG=str(config), HOME=str(importer_home)), timeout=600)
     assert 'Importer processing completed successfully' in out
     problems = [line for line in out.splitlines() if line.startswith(('WARNING', 'ERROR'))]
     assert problems == []
