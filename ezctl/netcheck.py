@@ -35,7 +35,7 @@ def run_check(base: Path, cluster: str, extra=()) -> tuple[dict, subprocess.Comp
                               text=True, check=False)
         if not out.is_file():
             raise clusters.CliError(f"ansible-playbook gave no report (rc {proc.returncode}): "
-                               f"{(proc.stdout + proc.stderr).strip()[-3000:]}")
+                                    f"{(proc.stdout + proc.stderr).strip()[-3000:]}")
         return json.loads(out.read_text(encoding="utf-8")), proc
 
 
