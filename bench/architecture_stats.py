@@ -4,14 +4,13 @@
 """Print the figures the architecture is judged by: family defaults and branches, lines per
 module_utils file, the role's task lines, and the import graphs' layers (module_utils, ezctl).
 
-    python bench/architecture_stats.py [repo]
+    python bench/architecture_stats.py
 """
 import ast
 import re
-import sys
 from pathlib import Path
 
-REPO = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1])
+REPO = Path(__file__).resolve().parents[1]
 UTILS = REPO / 'plugins' / 'module_utils'
 PREFIX = 'ansible_collections.kubeasz.network.plugins.module_utils.'
 # a parameter defaulting to a family string
@@ -29,15 +28,19 @@ def module_name(path):
     return '.'.join(path.relative_to(UTILS).with_suffix('').parts)
 
 
+# module_utils' layers: the subpackages
+LAYERS = frozenset(p.name for p in UTILS.iterdir() if p.is_dir() and (p / '__init__.py').exists())
+
+
 def imports_of(path, prefix=PREFIX):
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix[:-1]):
             base = node.module[len(prefix):] if node.module != prefix[:-1] else ''
-            if base:
+            if base and base not in LAYERS:
                 found.add(base)
-            else:
-                found.update(alias.name for alias in node.names)
+            else:  # from the package or one of its layers (base, model, ...) import modules
+                found.update('.'.join(filter(None, (base, alias.name))) for alias in node.names)
     return found
 
 

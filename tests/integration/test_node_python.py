@@ -23,6 +23,7 @@ from required import missing
 OLDEST = (3, 7)
 NOT_ON_NODES = ("test_ezctl_cli.py", "test_ezctl_nodes.py", "test_lab_ipv6.py", "test_lab_down.py",
                 "test_ezctl_imports.py",  # ezctl
+                "test_layers.py",  # a look at the source tree (bench/architecture_stats.py)
                 "test_check_run.py")  # the action plugin: the controller's, not the nodes'
 
 
