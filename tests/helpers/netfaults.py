@@ -7,9 +7,9 @@ never in the host's own.
 - ``fabric_mtu``: a smaller MTU on one node's link in the fabric (the bridge then drops larger
   frames silently, as a real switch does);
 - ``forward_drop``: a node's FORWARD policy DROP without flannel's FLANNEL-FWD jump;
-- ``route_gone``: one node loses its route to a peer's pod subnet;
+- ``route_gone``: one node loses its route to a peer's pod subnet (IPv4 or IPv6);
 - ``second_nic``: nodes get a second NIC (a veth pair inside the node), with chosen addresses;
-- ``legacy_rule``: a rule in iptables-legacy beside the iptables-nft ones.
+- ``legacy_rule``: a rule in iptables-legacy (or ip6tables-legacy) beside the *-nft ones.
 """
 from __future__ import annotations
 
@@ -63,12 +63,13 @@ def forward_drop(lab, node: str):
 
 @contextlib.contextmanager
 def route_gone(lab, node: str, subnet: str):
-    route = json.loads(lab.exec(node, ["ip", "-json", "route", "show", subnet]).stdout)[0]
-    lab.exec(node, ["ip", "route", "del", subnet])
+    ip = ["ip", "-6"] if ":" in subnet else ["ip"]
+    route = json.loads(lab.exec(node, [*ip, "-json", "route", "show", subnet]).stdout)[0]
+    lab.exec(node, [*ip, "route", "del", subnet])
     try:
         yield
     finally:
-        argv = ["ip", "route", "replace", subnet, "via", route["gateway"], "dev", route["dev"]]
+        argv = [*ip, "route", "replace", subnet, "via", route["gateway"], "dev", route["dev"]]
         argv += ["onlink"] if "onlink" in route.get("flags", []) else []
         argv += ["proto", str(route["protocol"])] if route.get("protocol") else []
         lab.exec(node, argv)
@@ -90,11 +91,11 @@ def second_nic(lab, addresses: dict, name: str = "eth1"):
 
 
 @contextlib.contextmanager
-def legacy_rule(lab, node: str):
-    """A rule in iptables-legacy beside the iptables-nft ones (flannel #1306)."""
-    rule = ["INPUT", "-s", "192.0.2.1/32", "-j", "ACCEPT"]
-    lab.exec(node, ["iptables-legacy", "-A", *rule])
+def legacy_rule(lab, node: str, tool: str = "iptables-legacy"):
+    """A rule in iptables-legacy (or ``tool``: ip6tables-legacy) beside the *-nft ones (flannel #1306)."""
+    rule = ["INPUT", "-s", "2001:db8::1/128" if tool.startswith("ip6") else "192.0.2.1/32", "-j", "ACCEPT"]
+    lab.exec(node, [tool, "-A", *rule])
     try:
         yield
     finally:
-        lab.exec(node, ["iptables-legacy", "-D", *rule])
+        lab.exec(node, [tool, "-D", *rule])

@@ -22,11 +22,11 @@ DATAPLANE_CONFIG = {"ansible": {"FLANNEL_DATAPLANE": "ansible", "FLANNEL_SUBNET_
 
 
 @contextlib.contextmanager
-def lab_cluster(tag: str, base: Path, nodes: int = 3, segments: int = 1):
+def lab_cluster(tag: str, base: Path, nodes: int = 3, segments: int = 1, ipv6: bool = False):
     """A lab with a unique name and its cluster folder under `base`; always taken down."""
     lab = Lab(f"it-{tag}-{os.getpid()}")
     try:
-        lab.up(nodes=nodes, segments=segments)
+        lab.up(nodes=nodes, segments=segments, ipv6=ipv6)
         yield lab, lab.write_cluster(base, lab.name)
     finally:
         lab.down()

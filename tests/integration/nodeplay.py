@@ -13,10 +13,10 @@ from test_etcd_leases import LAB_ETCD
 
 
 @contextlib.contextmanager
-def ezctl_lab(tag: str, base: Path, nodes: int = 3):
+def ezctl_lab(tag: str, base: Path, nodes: int = 3, segments: int = 1, ipv6: bool = False):
     """lab_cluster() in a base directory that also holds playbooks/ (a link to the repository's)."""
     (base / "playbooks").symlink_to(REPO / "playbooks")
-    with lab_cluster(tag, base, nodes=nodes) as made:
+    with lab_cluster(tag, base, nodes=nodes, segments=segments, ipv6=ipv6) as made:
         yield made
 
 

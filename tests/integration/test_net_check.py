@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
 import yaml
 
 import netfaults
+from checkstate import no_probe_left, node_state
 from labplay import BASE_CONFIG, DATAPLANE_CONFIG, assert_ok, run_06
 from nodeplay import ezctl, ezctl_lab
 
@@ -25,25 +25,6 @@ pytestmark = [
 NODES = ("node1", "node2", "node3", "node4")
 # no route guard: it would heal the planted route and rule faults at once
 CONFIG = {"FLANNEL_ROUTE_GUARD": False}
-COUNTERS = re.compile(r"\[\d+:\d+\]")
-TIMERS = re.compile(r'"\w+_timer": [\d.]+')  # bridges' running timers
-
-
-def node_state(lab, node: str) -> dict:
-    """What a check must not change: links, addresses, routes, neighbours, FDB, rules, files, sockets."""
-    def out(*argv):
-        return lab.exec(node, list(argv), check=False).stdout
-    links = [{k: v for k, v in link.items() if k not in ("stats", "stats64", "operstate")}
-             for link in json.loads(out("ip", "-d", "-json", "link", "show"))]
-    links = TIMERS.sub("", json.dumps(links))
-
-    def saved(tool):
-        return COUNTERS.sub("", "\n".join(line for line in out(tool).splitlines() if not line.startswith("#")))
-    return {"links": links, "addr": out("ip", "addr", "show"), "routes": out("ip", "route", "show", "table", "all"),
-            "neigh": out("ip", "neigh", "show", "nud", "permanent"), "fdb": out("bridge", "fdb", "show"),
-            "nft": saved("iptables-nft-save"), "legacy": saved("iptables-legacy-save"),
-            "files": out("find", "/run/flannel", "/etc/cni/net.d", "/run/netns", "-printf", "%p %s\n"),
-            "sockets": out("ss", "-H", "-a", "-n", "-u", "-t", "-0")}
 
 
 def state(lab) -> dict:
@@ -59,16 +40,6 @@ def check(cdir, *args):
     proc = ezctl(cdir, "net", "check", cdir.name, "--json", *args, check=False)
     assert proc.returncode in (0, 2), proc.stdout + proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc
-
-
-def no_probe_left():
-    """No listener left (async_wrapper's watchdog may take a second to notice its job ended)."""
-    for _attempt in range(10):
-        found = subprocess.run(["pgrep", "-f", "AnsiballZ_net_probe"], capture_output=True, text=True, check=False)
-        if not found.stdout.strip():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.fixture(scope="module")
