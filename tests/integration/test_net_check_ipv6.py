@@ -99,3 +99,8 @@ def test_ipv6_pod_subnet_route_deleted_on_one_node(cluster):
     with netfaults.route_gone(lab, "node1", subnet):
         assert failed(cdir) == ["node1-node2 overlay (ipv6)"]
 
+
+def test_rules_in_both_ip6tables_backends(cluster):
+    lab, cdir = cluster
+    with netfaults.legacy_rule(lab, "node3", tool="ip6tables-legacy"):
+        assert failed(cdir) == ["node3 rules"]

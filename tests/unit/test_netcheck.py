@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.check import probe, render, verdict
 from ansible_collections.kubeasz.network.plugins.module_utils.check.capacity import capacity
 from ansible_collections.kubeasz.network.plugins.module_utils.check.settings import check_settings, path_mtu
@@ -90,6 +91,37 @@ def test_rule_backends_reads_both_save_tools():
         return outputs[argv[0]]
     assert probe.rule_backends(run) == {"legacy": {"rules": 0, "forward_drop": False, "ours": False},
                                         "nft": {"rules": 1, "forward_drop": True, "ours": True}}
+
+
+def test_rule_backends_reads_ip6tables_where_ipv6_is_on():
+    nft = "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j FLANNEL-FWD\nCOMMIT\n"
+    outputs = {"iptables-legacy-save": (0, "", ""), "iptables-nft-save": (0, nft, ""),
+               "ip6tables-legacy-save": (0, "*filter\n:FORWARD DROP [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n", ""),
+               "ip6tables-nft-save": (0, nft, "")}
+    asked = []
+
+    def run(argv, data=None):
+        asked.append(argv[0])
+        return outputs[argv[0]]
+    assert set(probe.rule_backends(run, (IPV4,))) == {"legacy", "nft"}
+    assert asked == ["iptables-legacy-save", "iptables-nft-save"]
+    assert probe.rule_backends(run, (IPV4, IPV6)) == {
+        "legacy": {"rules": 0, "forward_drop": False, "ours": False},
+        "nft": {"rules": 1, "forward_drop": False, "ours": True},
+        "legacy6": {"rules": 1, "forward_drop": True, "ours": False},
+        "nft6": {"rules": 1, "forward_drop": False, "ours": True}}
+
+
+def test_ip6tables_split_and_forward_drop_are_named_with_their_tools():
+    rules = {"legacy": {"rules": 0, "forward_drop": False, "ours": False},
+             "nft": {"rules": 3, "forward_drop": False, "ours": True},
+             "legacy6": {"rules": 1, "forward_drop": True, "ours": False},
+             "nft6": {"rules": 3, "forward_drop": False, "ours": True}}
+    found = verdict.rule_findings({"n1": fact("n1", "10.0.0.1", rules=rules, deployed=True)})
+    assert [(f["nodes"], f["severity"]) for f in found] == [(["n1"], "fail"), (["n1"], "fail")]
+    assert "ip6tables-legacy holds 1 rules and ip6tables-nft 3" in found[0]["cause"]
+    assert "ip6tables-legacy-save | ip6tables-nft-restore" in found[0]["fix"]
+    assert "FORWARD policy DROP (ip6tables-legacy)" in found[1]["cause"]
 
 
 # --------------------------------------------------------------------------- pairs

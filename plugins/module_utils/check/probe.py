@@ -35,6 +35,7 @@ STOP = b'stop'
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SAVE_TOOLS = {'legacy': ['iptables-legacy-save'], 'nft': ['iptables-nft-save']}
+SAVE_TOOLS6 = {'legacy6': ['ip6tables-legacy-save'], 'nft6': ['ip6tables-nft-save']}
 
 
 # --------------------------------------------------------------------------- facts
@@ -97,11 +98,15 @@ def _pod(run, env):
     return None, {}
 
 
-def rule_backends(run):
+def rule_backends(run, families=(IPV4,)):
     """{backend: {'rules': n of -A lines, 'forward_drop': bool, 'ours': FLANNEL-FWD jumped to}}
-    of iptables-legacy and iptables-nft (a tool that is missing gives nothing)."""
+    of iptables-legacy and iptables-nft, and with IPv6 in ``families`` of ip6tables-legacy and
+    ip6tables-nft too (keys legacy6, nft6); a tool that is missing gives nothing."""
+    tools = dict(SAVE_TOOLS)
+    if IPV6 in families:
+        tools.update(SAVE_TOOLS6)
     found = {}
-    for backend, argv in sorted(SAVE_TOOLS.items()):
+    for backend, argv in sorted(tools.items()):
         try:
             rc, out, dummy = run(argv)
         except (OSError, ValueError):
@@ -135,7 +140,7 @@ def node_facts(run, read_text, params):
         'pod': pod, 'pod_ips': pod_ips,
         'outside': {'ipv4': params.get('outside') or _gateway(observed.get('route')),
                     'ipv6': params.get('outside6') or _gateway(observed.get('route6'))},
-        'rules': rule_backends(run),
+        'rules': rule_backends(run, families),
     })
     return facts
 

@@ -51,23 +51,34 @@ def public_ip_findings(facts):
     return out
 
 
+# the rule backends rule_backends() reads: (legacy key, nft key, tool prefix) per family
+RULE_BACKENDS = (('legacy', 'nft', 'iptables'), ('legacy6', 'nft6', 'ip6tables'))
+
+
+def _tool(backend):
+    """iptables-legacy, ip6tables-nft, ... of a key of rule_backends()."""
+    return '%s-%s' % ('ip6tables' if backend.endswith('6') else 'iptables', backend.rstrip('6'))
+
+
 def rule_findings(facts):
-    """Rules split between iptables-legacy and iptables-nft; FORWARD policy DROP without flannel's
-    FLANNEL-FWD jump (a failure once flannel is deployed, a warning before: step 06 adds them)."""
+    """Rules split between iptables-legacy and iptables-nft (or ip6tables-legacy and ip6tables-nft);
+    FORWARD policy DROP without flannel's FLANNEL-FWD jump (a failure once flannel is deployed, a
+    warning before: step 06 adds them)."""
     out = []
     for node, fact in sorted(facts.items()):
         rules = fact.get('rules') or {}
-        if all((rules.get(b) or {}).get('rules') for b in ('legacy', 'nft')):
-            out.append(finding('rules', 'fail', [node], '%s: iptables-legacy holds %d rules and iptables-nft %d: '
-                               'the rules are split between two backends and one of them is not seen '
-                               '(flannel #1306)' % (node, rules['legacy']['rules'], rules['nft']['rules']),
-                               'keep one backend: move the legacy rules over (iptables-legacy-save | '
-                               'iptables-nft-restore) and flush iptables-legacy'))
+        for legacy, nft, tool in RULE_BACKENDS:
+            if all((rules.get(b) or {}).get('rules') for b in (legacy, nft)):
+                out.append(finding('rules', 'fail', [node], '%s: %s-legacy holds %d rules and %s-nft %d: '
+                                   'the rules are split between two backends and one of them is not seen '
+                                   '(flannel #1306)' % (node, tool, rules[legacy]['rules'], tool, rules[nft]['rules']),
+                                   'keep one backend: move the legacy rules over (%s-legacy-save | '
+                                   '%s-nft-restore) and flush %s-legacy' % (tool, tool, tool)))
         for backend, state in sorted(rules.items()):
             if state.get('forward_drop') and not state.get('ours'):
                 out.append(finding('rules', 'fail' if fact.get('deployed') else 'warn', [node],
-                                   '%s: FORWARD policy DROP (iptables-%s) without flannel\'s FLANNEL-FWD rules: '
-                                   'pod traffic between nodes is dropped (flannel #1753)' % (node, backend),
+                                   '%s: FORWARD policy DROP (%s) without flannel\'s FLANNEL-FWD rules: '
+                                   'pod traffic between nodes is dropped (flannel #1753)' % (node, _tool(backend)),
                                    'run ezctl setup <cluster> 06 (it installs flannel\'s FLANNEL-FWD accept '
                                    'rules), or accept the cluster network in FORWARD'))
     return out
