@@ -100,6 +100,7 @@ bench: setup realbin
 	$(BIN)/python bench/bench_flanneld.py --sizes 100,1000
 	$(BIN)/python bench/bench_etcd.py
 	$(BIN)/python bench/bench_scale.py --sizes $(BENCH_SCALE_SIZES)
+	$(BIN)/python bench/bench_netcheck.py --sizes 4,8
 
 clean:
 	rm -rf .cache $(VENV) tests/output
