@@ -237,28 +237,13 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import PEER_OPTIONS, direct_route
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.specs import DIRECT_ROUTE
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            family=dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
-            backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
-            direct_routing=dict(type='bool', default=False),
-            vni=dict(type='int', default=1),
-            network=dict(type='str', required=True),
-            subnet=dict(type='str'),
-            iface=dict(type='str'),
-            peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
-            direct_peers=dict(type='list', elements='dict', options=PEER_OPTIONS),
-        ),
-        required_if=[('state', 'present', ('subnet',))],
-        supports_check_mode=True,
-    )
-
+    module = AnsibleModule(supports_check_mode=True, **DIRECT_ROUTE)
     run_module(module, direct_route, DataplaneError)
 
 

@@ -18,10 +18,25 @@ description:
     something to change - whether kubeasz's default CNI config is there, the SHA-1 of the route
     guard, its unit and its state file, whether exactly one guard runs, which of its files are
     there, and the address families with flannel state to keep or remove.
-  - With O(hold), writes the route guard's hold first (not in check mode) - the guard waits while
-    the role changes the routes.
+  - With O(plan), also says whether the node already is what step 06 would make of it (RV(in_plan)),
+    by running the checks of M(kubeasz.network.flannel_subnet), M(kubeasz.network.vxlan_link),
+    M(kubeasz.network.direct_route) and M(kubeasz.network.traffic_rules) in check mode in this one call,
+    with the options the role would give them, and comparing the route guard with what it should be.
+    The role skips the module tasks on a node in plan when no node of the play changes its lease
+    (RV(store_stable)) - step 06's fast path.
+  - With O(hold), writes the route guard's hold (not in check mode, not when the node is in plan) -
+    the guard waits while the role changes the routes.
   - Changes nothing else and never reports a change (the hold is a transient marker of the run).
 options:
+  plan:
+    description:
+      - What the role's later tasks would give the modules (internal to the role) -
+        C(network) (net-conf.json), C(iface), C(iface_regex), C(ip_masq), C(cni_conf_file), C(store),
+        C(lease_file), C(backend) (flannel_config's), C(rules_mode), C(families) (flannel_config's
+        per-family values) and C(guard) (C(wanted), C(runner), C(guard_sha1), C(unit_sha1)).
+      - The action plugin adds the lease file's text (C(store=file); it is the controller's). Other
+        stores always take the full path.
+    type: dict
   hold:
     description: The route guard's hold file to write; unset, nothing is held.
     type: path
@@ -66,10 +81,14 @@ options:
 extends_documentation_fragment:
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
+  - kubeasz.network.attributes.action
 attributes:
   check_mode:
     support: full
     details: Looks only; the hold is not written.
+  action:
+    support: full
+    details: The action plugin reads the lease file on the controller and notes the lease's renewal when the node is in plan.
   diff_mode:
     support: none
     details: Changes nothing.
@@ -132,6 +151,37 @@ found:
   returned: always
   type: list
   elements: str
+in_plan:
+  description: Whether the node already is what the role's module tasks would make of it (O(plan) given).
+  returned: always
+  type: bool
+store_stable:
+  description: Whether the node's lease stays as the store holds it (no write to the store).
+  returned: when O(plan) is given
+  type: bool
+public_ips:
+  description: The node's public IPs (IPv4, IPv6) that its lease holds.
+  returned: when O(plan) is given
+  type: list
+  elements: str
+drift:
+  description: What the role's tasks would change on the node, one record per object (C(what), C(stale), C(missing)).
+  returned: when O(plan) is given
+  type: list
+  elements: dict
+reason:
+  description: Why the node could not be checked against the plan (the full path then runs and reports it).
+  returned: when the check could not run
+  type: str
+lease:
+  description: The result M(kubeasz.network.flannel_subnet) would return (C(lease), C(peers), C(iface), C(mtu), ...).
+  returned: when O(plan) is given
+  type: dict
+results:
+  description: Per family, the check-mode results of M(kubeasz.network.vxlan_link) (C(link)),
+    M(kubeasz.network.direct_route) (C(routes)) and M(kubeasz.network.traffic_rules) (C(rules)).
+  returned: when O(plan) is given
+  type: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -144,6 +194,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            plan=dict(type='dict'),
             hold=dict(type='path'),
             families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4']),
             default_cni_conf=dict(type='path', required=True),

@@ -195,25 +195,13 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.specs import TRAFFIC_RULES
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import traffic_rules
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', choices=['present', 'absent', 'prune'], default='present'),
-            mode=dict(type='str', choices=['iptables', 'nftables'], default='iptables'),
-            family=dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
-            network=dict(type='str'),
-            subnet=dict(type='str'),
-            ip_masq=dict(type='bool', default=True),
-            random_fully=dict(type='bool'),
-        ),
-        required_if=[('state', 'present', ('network',))],
-        supports_check_mode=True,
-    )
-
+    module = AnsibleModule(supports_check_mode=True, **TRAFFIC_RULES)
     run_module(module, traffic_rules, DataplaneError)
 
 

@@ -259,32 +259,13 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import PEER_OPTIONS, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.specs import VXLAN_LINK
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', choices=['present', 'absent', 'prune'], default='present'),
-            family=dict(type='str', choices=['ipv4', 'ipv6'], default='ipv4'),
-            vni=dict(type='int', default=1),
-            port=dict(type='int', default=0),
-            gbp=dict(type='bool', default=False),
-            learning=dict(type='bool', default=False),
-            mtu=dict(type='int'),
-            iface=dict(type='str'),
-            local_ip=dict(type='str'),
-            address=dict(type='str'),
-            network=dict(type='str'),
-            mac=dict(type='str'),
-            direct_routing=dict(type='bool', default=False),
-            peers=dict(type='list', elements='dict', default=[], options=PEER_OPTIONS),
-        ),
-        required_if=[('state', 'present', ('iface', 'address'))],
-        supports_check_mode=True,
-    )
-
+    module = AnsibleModule(supports_check_mode=True, **VXLAN_LINK)
     run_module(module, vxlan_link, DataplaneError)
 
 

@@ -13,7 +13,7 @@ from collections import namedtuple
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.action.route_guard_state import decide
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import guard_decision as decide
 from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift, drift_of_diffs
 from ansible_collections.kubeasz.network.plugins.module_utils.entry import nodecheck
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.roleconfig import role_values

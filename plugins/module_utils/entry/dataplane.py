@@ -38,20 +38,6 @@ VXLAN_STATES = ('present', 'absent', 'prune')
 VXLAN_LINKS = {'link': ['type', 'vxlan']}
 
 
-# argument spec of one peer, shared by the vxlan_link and direct_route modules (a peer has
-# subnet and public_ip, subnet6 and public_ip6, or both: Lease.parse_peer checks)
-PEER_OPTIONS = dict(
-    subnet=dict(type='str'),
-    public_ip=dict(type='str'),
-    backend_type=dict(type='str', default='vxlan'),
-    vni=dict(type='int'),
-    vtep_mac=dict(type='str'),
-    subnet6=dict(type='str'),
-    public_ip6=dict(type='str'),
-    vtep_mac6=dict(type='str'),
-)
-
-
 def _out(peers, wholes=None):
     """Peers as dicts, whole (both families) when a view stands for a dual-stack lease."""
     if not wholes:

@@ -18,6 +18,7 @@ import shutil
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import node_plan
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import EXTRA_PATH, IPT_CHAINS
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.cli import guard_pids, read_pid
@@ -84,13 +85,12 @@ def hold(path):
 
 
 def node_check(run, params, check_mode=False, diff=False):
-    """The look at the node (and the hold, unless check mode): node_check's result."""
-    if params.get('hold') and not check_mode:
-        hold(params['hold'])
+    """The look at the node and, with ``plan``, whether it is in plan (fastpath.node_plan); the hold
+    unless check mode or the node is in plan (nothing will change it)."""
     families = [f for f in FAMILIES if f in (params.get('families') or [])]
     # a family that is off is removed: IPv4 always (its removal is cheap), IPv6 when it is there
     ipv6 = IPV6 in families or ipv6_state(run)
-    return dict(
+    look = dict(
         changed=False,
         families=[IPV4] + ([IPV6] if ipv6 else []),
         default_cni_conf=os.path.exists(params['default_cni_conf']),
@@ -100,4 +100,10 @@ def node_check(run, params, check_mode=False, diff=False):
         state=sha1(params['guard_state']),
         running=guard_running(run, params),
         found=[path for path in guard_files(params) if os.path.exists(path)],
+        in_plan=False,
     )
+    if params.get('plan'):
+        look.update(node_plan(run, params['plan'], look))
+    if params.get('hold') and not check_mode and not look['in_plan']:
+        hold(params['hold'])
+    return look

@@ -27,6 +27,7 @@ Standard library only (runs on the node, with or without Ansible).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -42,6 +43,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.base.family import
 from ansible_collections.kubeasz.network.plugins.module_utils.plan import trafficrules
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError, check_ip, check_net, ifname_problem
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import Route, plan_routes, route_key, route_text
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import renewal_config
 
 STATE_FILE = '/run/flannel/routes.json'
 HOLD_FILE = '/run/flannel/route-guard.hold'
@@ -143,6 +145,43 @@ def state_doc(backend, parts, lease_renewal=None):
 def state_text(doc):
     """The state file's text: sorted, indented JSON and a newline (compared by its SHA-1)."""
     return json.dumps(doc, indent=4, sort_keys=True, separators=(',', ': '), ensure_ascii=False) + '\n'
+
+
+def guard_parts(families, lease, results):
+    """{family: state part} of the families that are on (state_doc: IPv4's at the top level), from
+    a run's lease and its results per family (``link``, ``routes``, ``rules``)."""
+    parts = {}
+    for family, settings in sorted(families.items()):
+        if settings.get('on'):
+            mine = results.get(family) or {}
+            parts[family] = {'network': settings.get('network'), 'subnet': lease.get(settings['lease_keys']['subnet']),
+                             'routes': (mine.get('routes') or {}).get('routes'),
+                             'rules': (mine.get('rules') or {}).get('spec')}
+    return parts
+
+
+def guard_decision(args):
+    """What of the route guard differs on the node (route_guard_state's result without changed):
+    ``args`` are route_guard_state's options, ``node`` node_check's look at the node."""
+    node = args['node']
+    if not args['wanted']:   # removed wherever a file of it is left
+        return {'todo': bool(node.get('found')), 'differs': {}, 'state': None, 'state_text': ''}
+    if args['results'] is None:   # the flanneld dataplane: no routes of ours to keep
+        return {'todo': False, 'differs': {}, 'state': None, 'state_text': ''}
+    renewal = None
+    if args['store'] == 'etcd':   # the guard's process renews the etcd lease
+        renewal = args['lease_renewal']
+        renewal = renewal_config(renewal.get('endpoints'), renewal.get('prefix'), args['lease'],
+                                 renewal.get('ca'), renewal.get('cert'), renewal.get('key'))
+    doc = state_doc(args['backend'], guard_parts(args['families'], args['lease'], args['results']), renewal)
+    text = state_text(doc)
+    differs = {
+        'guard': node.get('guard') != args['guard_sha1'],
+        'state': node.get('state') != hashlib.sha1(text.encode('utf-8')).hexdigest(),
+        'unit': args['runner'] == 'systemd' and node.get('unit') != args['unit_sha1'],
+        'stopped': not node.get('running'),
+    }
+    return {'todo': any(differs.values()), 'differs': differs, 'state': doc, 'state_text': text}
 
 
 def _load_part(doc, backend, family, where, ipv6=None):

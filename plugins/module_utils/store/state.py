@@ -16,7 +16,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation i
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leasestore import leases_of, store_diff
 
 
-def lease_state(store, state, netconf, facts, env, config=None, check_mode=False):
+def lease_state(store, state, netconf, facts, env, config=None, check_mode=False, peers_after_run=None):
     """flannel_subnet's one state machine, for any ``LeaseStore``.
 
     present: acquire (or keep) the node's lease, then ``env(lease)`` writes subnet.env;
@@ -26,6 +26,7 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
     ``public_ip6`` (``public_ip`` None for IPv6-only); with present also ``backend_type``, ``vni``,
     ``vtep_mac``, ``vtep_mac6``, ``previous_subnet``, ``previous_subnet6``), turned here into the
     node's addresses and its ``Claim`` by family; env returns (changed, diffs, facts to report).
+    ``peers_after_run`` (default: check mode): the peers as they will be once every node ran.
     Returns the module result, with ``warnings``. The file store is locked around its
     read-modify-write, not around ``env``.
     """
@@ -54,7 +55,7 @@ def lease_state(store, state, netconf, facts, env, config=None, check_mode=False
         result.update(more, lease=lease.as_peer(),
                       diff=[store_diff(store.label, before, after, addresses)] + diffs)
     own, peers, skipped = split_peers(leases, addresses, netconf)
-    if check_mode and netconf is not None and state != 'absent':
+    if (check_mode if peers_after_run is None else peers_after_run) and netconf is not None and state != 'absent':
         # the real run's peers hold the new backend once every node has run: so plan with them
         peers = [peer.after_run(netconf.backend) if families_compatible(netconf, peer) else peer for peer in peers]
     if state == 'query':

@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Step 06's fast path: is the node already what this run would make of it?
+
+node_check's ``plan`` option carries what the role's later tasks give the modules. ``node_plan``
+runs those modules' entry points in check mode, here in one process, with the parameters the
+tasks would pass: the lease (flannel_subnet: the store, subnet.env, the CNI config), then per
+family the VXLAN device and its entries (vxlan_link), the routes (direct_route) and the rules
+(traffic_rules), then the route guard's files, state and process. The node is in plan when none of
+them would change anything; the role then skips the module tasks on it, provided no node of the
+play changes its lease either (``store_stable``: the peers every node planned with stay).
+
+The lease file (store=file) is the controller's: node_check's action plugin reads it and passes
+its text. The etcd and kube stores take the full path.
+
+Standard library and ansible.module_utils only (runs on the managed node).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
+from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import IprouteError
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.specs import (
+    DIRECT_ROUTE, TRAFFIC_RULES, VXLAN_LINK, module_params)
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.subnetnode import node_facts, write_env
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, LeaseError
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import traffic_rules
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import guard_decision
+from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import LeaseFileText
+from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
+
+SUBNET_FILE = '/run/flannel/subnet.env'
+
+
+class CheckModeView(object):
+    """What flannel_subnet's node code reads of its AnsibleModule (params, check mode,
+    run_command), for a check-mode look from another module."""
+
+    check_mode = True
+
+    def __init__(self, run, params):
+        self._run, self.params = run, params
+
+    def run_command(self, argv, data=None, binary_data=False):
+        return self._run(argv, data)
+
+
+def _lease(run, plan):
+    """flannel_subnet (state present) in check mode: (its result, whether the store would change)."""
+    if plan.get('store') != 'file' or plan.get('lease_text') is None:
+        raise LeaseError('the %s store is checked by the full path' % plan.get('store')
+                         if plan.get('store') != 'file' else 'no lease file yet')
+    netconf = parse_net_conf(plan['network'])
+    view = CheckModeView(run, dict(iface=plan.get('iface') or None, iface_regex=plan.get('iface_regex') or None,
+                                   public_ip=None, public_ip6=None, subnet_file=plan.get('subnet_file') or SUBNET_FILE,
+                                   ip_masq=plan['ip_masq'], cni_conf_file=plan.get('cni_conf_file') or None))
+    facts = node_facts(view, netconf)[0]
+    store = LeaseFileText(plan['lease_file'], plan['lease_text'])
+
+    def env(lease):
+        return write_env(view, netconf, facts, dict((fam, part.subnet) for fam, part in lease.parts.items()))
+    # the real run's peers are the leases as they are (no node of the play changes its lease)
+    result = lease_state(store, 'present', netconf, facts, env, plan['network'], check_mode=True,
+                         peers_after_run=False)
+    return result, store.changed
+
+
+def _family(run, plan, family, lease_result):
+    """One family's check-mode results of vxlan_link, direct_route and traffic_rules (family.yml)."""
+    settings, backend = plan['families'][family], plan['backend']
+    keys, lease = settings['lease_keys'], lease_result['lease']
+    subnet = lease.get(keys['subnet']) or None
+    shared = dict(family=family, vni=backend['vni'], direct_routing=backend['direct_routing'],
+                  iface=lease_result.get('iface'), peers=lease_result['peers'])
+    link = vxlan_link(run, module_params(VXLAN_LINK, dict(
+        shared, state=settings['link_state'], port=backend['port'], gbp=backend['gbp'],
+        learning=backend['learning'], mtu=lease_result.get('mtu'), local_ip=lease_result.get(keys['public_ip']) or None,
+        address=subnet, network=settings['network'] or None, mac=lease.get(keys['vtep_mac']) or None),
+        'vxlan_link'), check_mode=True, diff=False)
+    routes = direct_route(run, module_params(DIRECT_ROUTE, dict(
+        shared, state=settings['state'], backend=backend['type'], network=settings['route_network'], subnet=subnet,
+        direct_peers=link.get('direct_peers')), 'direct_route'), check_mode=True, diff=False)
+    rules = traffic_rules(run, module_params(TRAFFIC_RULES, dict(
+        family=family, state=settings['state'], mode=plan['rules_mode'], ip_masq=plan['ip_masq'],
+        network=settings['network'] or None, subnet=subnet), 'traffic_rules'), check_mode=True, diff=False)
+    return {'link': link, 'routes': routes, 'rules': rules}
+
+
+def node_plan(run, plan, look):
+    """Whether the node is in plan: node_check's fast-path keys. ``look``: node_check's look at the
+    node (its families, the route guard's files and process, kubeasz's default CNI config)."""
+    out = dict(in_plan=False, store_stable=False, public_ips=[], drift=[], lease={}, results={})
+    try:
+        lease_result, store_changed = _lease(run, plan)
+        out.update(store_stable=not store_changed, lease=lease_result,
+                   public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
+        results = dict((family, _family(run, plan, family, lease_result)) for family in look['families'])
+    except (DataplaneError, LeaseError, IprouteError, NetConfError, ValueError, KeyError, OSError) as exc:
+        out['reason'] = str(exc)
+        return out
+    out['results'] = results
+    guard = plan['guard']
+    decision = guard_decision(dict(guard, node=look, backend=plan['backend']['type'], families=plan['families'],
+                                   lease=lease_result['lease'], results=results, store=plan['store'],
+                                   lease_renewal={}))
+    found = list(lease_result['drift']) if lease_result['changed'] else []
+    for family in look['families']:
+        found.extend(record for part in ('link', 'routes', 'rules') for record in results[family][part].get('drift') or [])
+    found.extend(drift('route guard %s' % what, [], [what]) for what, differs in sorted(decision['differs'].items())
+                 if differs)
+    if look['default_cni_conf']:
+        found.append(drift("kubeasz's default CNI config", ['present'], []))
+    if look['old_layout']:
+        found.append(drift("the route guard's old layout", ['present'], []))
+    changed = (lease_result['changed'] or decision['todo'] or look['default_cni_conf'] or look['old_layout']
+               or any(results[f][part].get('changed') for f in look['families'] for part in results[f]))
+    out.update(drift=found, in_plan=not changed)
+    return out
