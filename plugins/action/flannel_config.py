@@ -6,6 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 
 import yaml
@@ -49,7 +50,8 @@ class ActionModule(ControllerAction):
         except ConfigError as exc:
             return dict(failed=True, problems=exc.problems, msg=str(exc))
         result = render_config(cc)
-        result.update(role_values(cc))
+        # plain JSON types: a Family (a str subclass) is not a type Ansible's variables store
+        result.update(json.loads(json.dumps(role_values(cc))))
         warnings = result.pop('warnings') + unknown_key_warnings(task_vars, role_keys() | set(config))
         if warnings:
             result['warnings'] = warnings

@@ -7,7 +7,8 @@ store=etcd|kube: the module talks to the store from the node; this plugin only c
 files named by etcd_ca/etcd_cert/etcd_key/kube_ca/kube_cert/kube_key from the controller to the
 task's temporary directory on the node (removed after the task) and runs the module.
 
-store=file: module(state=query) on the node for its facts (absent: unless public_ip or public_ip6 is given), then
+store=file: module(state=query) on the node for its facts (absent: unless public_ip or public_ip6 is given;
+present: unless node_check's ``facts`` are given), then
 ``state.lease_state()`` (the state machine the module runs for etcd/kube) on the controller with
 the lease file under its lock; subnet.env is written by module(state=present, subnet=..., subnet6=...) and
 removed by module(state=absent).
@@ -131,7 +132,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('network: %s' % exc)
 
     def _module(self, args, **overrides):
-        module_args = dict((k, v) for k, v in args.items() if v is not None)
+        module_args = dict((k, v) for k, v in args.items() if v is not None and k != 'facts')
         module_args.update(overrides)
         res = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=self._task_vars)
         if res.get('failed'):
@@ -181,8 +182,11 @@ class ActionModule(ActionBase):
                 if args['public_ip6']:
                     facts['public_ip6'] = args['public_ip6']
             else:
-                results.append(self._module(args, state='query'))
-                facts = self._facts(results[0])
+                if state == 'present' and args.get('facts'):   # node_check read them in this run
+                    facts = self._facts(args['facts'])
+                else:
+                    results.append(self._module(args, state='query'))
+                    facts = self._facts(results[0])
                 if netconf is not None:
                     backend = netconf.backend
                     facts.update(backend_type=backend.type, vni=backend.vni if backend.type == 'vxlan' else None)

@@ -187,6 +187,12 @@ options:
       - Internal, set by the action plugin after allocation (the leased IPv6 subnet, for example
         V(fd00:20:0:1::/64)). Do not set it in a task.
     type: str
+  facts:
+    description:
+      - The node's facts as M(kubeasz.network.node_check) just read them (its RV(kubeasz.network.node_check#module:facts)).
+        With O(store=file) the action plugin then takes the lease with one call to the node instead of two
+        (the first only reads these facts). The flannel role passes them.
+    type: dict
 notes:
   - In check mode on a fresh store every node is shown the same first free subnet, because no
     lease is saved between them.
@@ -369,6 +375,7 @@ ARGUMENT_SPEC = dict(
     cni_conf_file=dict(type='path'),
     subnet=dict(type='str'),
     subnet6=dict(type='str'),
+    facts=dict(type='dict'),
 )
 # The module's own checks; the action plugin adds ACTION_REQUIRED_IF (query needs the network
 # there to filter peers, while the module's query also serves state=absent without one).

@@ -173,11 +173,16 @@ reason:
   description: Why the node could not be checked against the plan (the full path then runs and reports it).
   returned: when the check could not run
   type: str
+facts:
+  description: The node's facts as M(kubeasz.network.flannel_subnet) reads them (C(iface), C(public_ip), C(mtu),
+    C(vtep_mac), ...); the role's lease task takes them instead of reading them again.
+  returned: when O(plan) is given and the node's interface could be chosen
+  type: dict
 lease:
   description: The result M(kubeasz.network.flannel_subnet) would return (C(lease), C(peers), C(iface), C(mtu), ...).
   returned: when O(plan) is given
   type: dict
-results:
+dataplane:
   description: Per family, the check-mode results of M(kubeasz.network.vxlan_link) (C(link)),
     M(kubeasz.network.direct_route) (C(routes)) and M(kubeasz.network.traffic_rules) (C(rules)).
   returned: when O(plan) is given

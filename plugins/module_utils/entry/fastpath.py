@@ -49,16 +49,17 @@ class CheckModeView(object):
         return self._run(argv, data)
 
 
-def _lease(run, plan):
-    """flannel_subnet (state present) in check mode: (its result, whether the store would change)."""
-    if plan.get('store') != 'file' or plan.get('lease_text') is None:
-        raise LeaseError('the %s store is checked by the full path' % plan.get('store')
-                         if plan.get('store') != 'file' else 'no lease file yet')
+def _lease(run, plan, out):
+    """flannel_subnet (state present) in check mode: (its result, whether the store would change).
+    ``out['facts']``: the node's facts as flannel_subnet reads them (its lease task takes them)."""
     netconf = parse_net_conf(plan['network'])
     view = CheckModeView(run, dict(iface=plan.get('iface') or None, iface_regex=plan.get('iface_regex') or None,
                                    public_ip=None, public_ip6=None, subnet_file=plan.get('subnet_file') or SUBNET_FILE,
                                    ip_masq=plan['ip_masq'], cni_conf_file=plan.get('cni_conf_file') or None))
-    facts = node_facts(view, netconf)[0]
+    facts = out['facts'] = node_facts(view, netconf)[0]
+    if plan.get('store') != 'file' or plan.get('lease_text') is None:
+        raise LeaseError('the %s store is checked by the full path' % plan.get('store')
+                         if plan.get('store') != 'file' else 'no lease file yet')
     store = LeaseFileText(plan['lease_file'], plan['lease_text'])
 
     def env(lease):
@@ -93,16 +94,16 @@ def _family(run, plan, family, lease_result):
 def node_plan(run, plan, look):
     """Whether the node is in plan: node_check's fast-path keys. ``look``: node_check's look at the
     node (its families, the route guard's files and process, kubeasz's default CNI config)."""
-    out = dict(in_plan=False, store_stable=False, public_ips=[], drift=[], lease={}, results={})
+    out = dict(in_plan=False, store_stable=False, public_ips=[], drift=[], lease={}, dataplane={})
     try:
-        lease_result, store_changed = _lease(run, plan)
+        lease_result, store_changed = _lease(run, plan, out)
         out.update(store_stable=not store_changed, lease=lease_result,
                    public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
         results = dict((family, _family(run, plan, family, lease_result)) for family in look['families'])
     except (DataplaneError, LeaseError, IprouteError, NetConfError, ValueError, KeyError, OSError) as exc:
         out['reason'] = str(exc)
         return out
-    out['results'] = results
+    out['dataplane'] = results
     guard = plan['guard']
     decision = guard_decision(dict(guard, node=look, backend=plan['backend']['type'], families=plan['families'],
                                    lease=lease_result['lease'], results=results, store=plan['store'],
