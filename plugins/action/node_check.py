@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of kubeasz.network.node_check: with a ``plan`` on the file store, the lease
 file is the controller's, so its text goes to the module with the plan (read under the store's
-shared lock); a node in plan keeps its lease, which is noted as renewed, as flannel_subnet notes it."""
+shared lock); a node whose lease stays as it is keeps it, which is noted as renewed, as flannel_subnet
+notes it (the role then runs no lease task on the node)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -34,7 +35,7 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         lease = (result.get('lease') or {}).get('lease')
-        if result.get('in_plan') and store is not None and lease and not self._task.check_mode:
+        if store is not None and lease and result['lease'].get('changed') is False and not self._task.check_mode:
             with store.locked(create=False):
                 record_renewal(store.path, subnet_key(lease['subnet'], lease.get('subnet6')))
         return result

@@ -33,7 +33,8 @@ options:
       - What the role's later tasks would give the modules (internal to the role) -
         C(network) (net-conf.json), C(iface), C(iface_regex), C(ip_masq), C(cni_conf_file), C(store),
         C(lease_file), C(backend) (flannel_config's), C(rules_mode), C(families) (flannel_config's
-        per-family values) and C(guard) (C(wanted), C(runner), C(guard_sha1), C(unit_sha1)).
+        per-family values), C(guard) (C(wanted), C(runner), C(guard_sha1), C(unit_sha1)) and C(probe)
+        (C(node), C(outside), C(outside6): a node that is not in plan also reads the preflight's facts).
       - The action plugin adds the lease file's text (C(store=file); it is the controller's). Other
         stores always take the full path.
     type: dict
@@ -177,6 +178,11 @@ facts:
   description: The node's facts as M(kubeasz.network.flannel_subnet) reads them (C(iface), C(public_ip), C(mtu),
     C(vtep_mac), ...); the role's lease task takes them instead of reading them again.
   returned: when O(plan) is given and the node's interface could be chosen
+  type: dict
+probe:
+  description: The preflight's facts of the node, as M(kubeasz.network.net_probe) O(kubeasz.network.net_probe#module:mode=facts)
+    returns them (with C(plan.probe), when the node is not in plan).
+  returned: when the node is not in plan and C(plan.probe) is given
   type: dict
 lease:
   description: The result M(kubeasz.network.flannel_subnet) would return (C(lease), C(peers), C(iface), C(mtu), ...).

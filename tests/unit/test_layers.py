@@ -15,7 +15,7 @@ BELOW = {
     "store": {"base", "model"},
     "check": {"base", "model", "plan"},
     "routeguard": {"base", "model", "plan", "store"},
-    "entry": {"base", "model", "plan", "store", "routeguard"},
+    "entry": {"base", "model", "plan", "store", "check", "routeguard"},
 }
 
 

@@ -20,7 +20,9 @@ Standard library and ansible.module_utils only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import read_text
 from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
+from ansible_collections.kubeasz.network.plugins.module_utils.check.probe import node_facts as probe_facts
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import IprouteError
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.dataplane import direct_route, vxlan_link
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.specs import (
@@ -93,7 +95,20 @@ def _family(run, plan, family, lease_result):
 
 def node_plan(run, plan, look):
     """Whether the node is in plan: node_check's fast-path keys. ``look``: node_check's look at the
-    node (its families, the route guard's files and process, kubeasz's default CNI config)."""
+    node (its families, the route guard's files and process, kubeasz's default CNI config). A node
+    that is not also gets the preflight's facts (net_probe's, with ``plan['probe']``): the full
+    path then reads the node once."""
+    out = _node_plan(run, plan, look)
+    if not out['in_plan'] and plan.get('probe'):
+        try:
+            out['probe'] = probe_facts(run, lambda path: read_text(path) or '', dict(
+                plan['probe'], net_conf=plan['network'], iface=plan.get('iface'), iface_regex=plan.get('iface_regex')))
+        except (DataplaneError, IprouteError, ValueError, KeyError, OSError):
+            pass   # the preflight reads the node itself and reports it
+    return out
+
+
+def _node_plan(run, plan, look):
     out = dict(in_plan=False, store_stable=False, public_ips=[], drift=[], lease={}, dataplane={})
     try:
         lease_result, store_changed = _lease(run, plan, out)
