@@ -12,7 +12,7 @@ __metaclass__ = type
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import subnet_key
 from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
-from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import record_renewal
+from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import load_renewals, record_renewal
 
 MODULE = 'kubeasz.network.node_check'
 
@@ -35,7 +35,10 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         lease = (result.get('lease') or {}).get('lease')
-        if store is not None and lease and result['lease'].get('changed') is False and not self._task.check_mode:
-            with store.locked(create=False):
-                record_renewal(store.path, subnet_key(lease['subnet'], lease.get('subnet6')))
+        if store is not None and lease and result['lease'].get('changed') is False:
+            key = subnet_key(lease['subnet'], lease.get('subnet6'))
+            if not self._task.check_mode:
+                with store.locked(create=False):
+                    record_renewal(store.path, key)
+            result['lease']['renewed'] = load_renewals(store.path).get(key)
         return result

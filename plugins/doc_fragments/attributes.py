@@ -37,7 +37,7 @@ attributes:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
 '''
 
-    # An action that runs entirely on the controller (flannel_config, route_guard_state; with
+    # An action that runs entirely on the controller (flannel_config; with
     # DOCUMENTATION, PLATFORM and ACTION above)
     CONTROLLER = r'''
 options: {}

@@ -16,7 +16,11 @@ description:
     C(traffic_rules) returned, per address family; the etcd lease's renewal settings) and its
     text, and compares the guard's files and process on the node (as C(node_check) reported them)
     with what they should be.
-  - This is an action plugin. It runs on the controller only and never connects to the host.
+  - With O(guard_file), O(state_file) (and O(unit_file) for systemd), it also writes the files that
+    differ on the node, in one call (atomically, the directory made; not in check mode, where
+    C(--diff) still shows the state and unit files' change).
+  - The decision is taken by the action plugin on the controller; the module part only writes the
+    files the action names.
 author:
   - kubeasz.network developers (@kubeasz)
 options:
@@ -34,9 +38,28 @@ options:
     choices: [systemd, process]
     default: systemd
   guard_sha1:
-    description: The SHA-1 of the route guard file as it should be.
+    description: The SHA-1 of the route guard file as it should be (unset, the SHA-1 of O(guard_text)).
     type: str
     default: ''
+  guard_text:
+    description: The route guard file as it should be (written to O(guard_file) when it differs).
+    type: str
+  guard_file:
+    description: Where the route guard file goes on the node; unset, no file is written.
+    type: path
+  state_file:
+    description: Where the route guard's state file goes on the node (written when it differs).
+    type: path
+  unit_text:
+    description: The route guard's systemd unit as it should be (O(runner=systemd)).
+    type: str
+  unit_file:
+    description: Where the route guard's systemd unit goes on the node (O(runner=systemd)).
+    type: path
+  write:
+    description: Internal, set by the action plugin - the files to write on the node. Do not set it in a task.
+    type: list
+    elements: dict
   unit_sha1:
     description: The SHA-1 of the route guard's unit file as it should be (systemd).
     type: str
@@ -69,7 +92,19 @@ extends_documentation_fragment:
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
   - kubeasz.network.attributes.action
-  - kubeasz.network.attributes.controller
+attributes:
+  check_mode:
+    support: full
+    details: Decides, and shows what it would write; writes nothing.
+  diff_mode:
+    support: full
+    details: The state file's and the unit's before and after (not the route guard file, the whole module_utils).
+  action:
+    support: full
+    details: Decides on the controller; the node is called only when a file differs.
+  platform:
+    support: full
+    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -119,9 +154,22 @@ state_text:
   description: The state file's text (empty when there is none to keep).
   returned: always
   type: str
+written:
+  description: The files written on the node (check mode - that would be written).
+  returned: when a file was written
+  type: list
+  elements: str
+restart:
+  description: Whether a file the running guard was started from changed (the guard or its unit), so it restarts.
+  returned: always
+  type: bool
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import run_module
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import write_files
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 ARGUMENT_SPEC = dict(
     wanted=dict(type='bool', required=True),
@@ -135,14 +183,21 @@ ARGUMENT_SPEC = dict(
     results=dict(type='dict'),
     store=dict(type='str', default='file'),
     lease_renewal=dict(type='dict', default={}),
+    guard_text=dict(type='str'),
+    guard_file=dict(type='path'),
+    state_file=dict(type='path'),
+    unit_text=dict(type='str'),
+    unit_file=dict(type='path'),
+    write=dict(type='list', elements='dict'),
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.fail_json(msg='kubeasz.network.route_guard_state is an action plugin that runs on the '
-                         'controller; it cannot run as a module on a host')
-
+    if module.params['write'] is None:
+        module.fail_json(msg='kubeasz.network.route_guard_state runs through its action plugin, which '
+                             'decides on the controller what to write; it cannot run as a module alone')
+    run_module(module, write_files, DataplaneError)
 
 if __name__ == '__main__':
     main()

@@ -17,6 +17,7 @@ import os
 import shutil
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, write_atomic
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import node_plan
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL
@@ -107,3 +108,21 @@ def node_check(run, params, check_mode=False, diff=False):
     if params.get('hold') and not check_mode and not look['in_plan']:
         hold(params['hold'])
     return look
+
+
+def write_files(run, params, check_mode=False, diff=False):
+    """route_guard_state's node side: write each file of ``params['write']`` ({path, content, mode,
+    diff}) that differs, atomically, its directory made (not in check mode). Returns the result:
+    ``written`` (the paths) and the --diff of those with ``diff``."""
+    written, diffs = [], []
+    for item in params['write']:
+        path, content, mode = item['path'], item['content'], int(item.get('mode') or '0644', 8)
+        if not needs_write(path, content, mode=mode):
+            continue
+        before = read_text(path) if item.get('diff') else None
+        if not check_mode:
+            write_atomic(path, content, mode=mode, dir_mode=0o755)
+        written.append(path)
+        if item.get('diff'):
+            diffs.append(dict(before=before or '', after=content, before_header=path, after_header=path))
+    return dict(changed=bool(written), written=written, diff=diffs)
