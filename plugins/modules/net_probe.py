@@ -29,8 +29,8 @@ description:
     C(flannel.<VNI>) address, and from the node's pod the peer's pod and the outside.
   - O(mode=probe) with O(listen=true), when every node runs the task at once, also watches the VXLAN
     port in the same process while the probes run, repeating its probe datagrams until it heard every
-    peer and every peer heard it (or O(timeout) seconds); what it heard is returned in RV(probe.heard),
-    and no O(mode=listen) job is needed.
+    peer and every peer heard it (or O(timeout) seconds); what it heard is returned in C(heard) of
+    RV(probe), and no O(mode=listen) job is needed.
   - O(mode=stop) sends the stop datagram to this node's listener.
   - O(mode=preflight) and O(mode=report) run on the controller, in the action plugin (no module
     process), and compute the findings from every node's facts (and probes) - duplicate public IPs,
@@ -99,7 +99,7 @@ options:
   heard:
     description:
       - Every node's listener result (senders' IPs) by node name; a node missing - unknown.
-      - Not given - each node's RV(probe.heard) of O(probes) (O(mode=probe) with O(listen=true)).
+      - Not given - each node's C(heard) in O(probes) (O(mode=probe) with O(listen=true)).
     type: dict
   nodes:
     description: How many nodes the inventory holds (subnet capacity).

@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import socket
-import struct
 import threading
 import time
 
@@ -15,16 +14,10 @@ import pytest
 from ansible_collections.kubeasz.network.plugins.action import net_probe as action
 from ansible_collections.kubeasz.network.plugins.module_utils.check import exchange, probe
 
-from test_netcheck import NET_CONF, healthy, run_report
+from test_netcheck import NET_CONF, healthy, run_report, udp4
 
 TOKEN = "42"
 IPS = {"n1": "10.0.0.1", "n2": "10.0.0.2", "n3": "10.0.0.3"}
-
-
-def udp4(src, dst, dport, payload):
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
-    return header + struct.pack("!HHHH", 40000, dport, 8 + len(payload), 0) + payload
 
 
 class Fabric:
