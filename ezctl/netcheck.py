@@ -1,8 +1,9 @@
 """``ezctl net check <cluster> [--json] [--svg FILE]``: why two pods that match their plans still
 cannot talk, per pair of nodes and per layer.
 
-It runs ``playbooks/net_check.yml`` (the collection's module ``net_probe`` on every node: facts, a
-VXLAN port listener, the probes; then the verdict on the controller) and prints the report it
+It runs ``playbooks/net_check.yml`` (the collection's module ``net_probe`` on every node: facts,
+then the probes, which watch the VXLAN port meanwhile; then the verdict in ``net_probe``'s action
+plugin on the controller, which writes the report) and prints the report it
 writes: a per-pair matrix of the first failing layer, each failure with its likely cause and fix
 (``--json``: the report as JSON; ``--svg``: a drawing with the failing pairs marked). It changes
 nothing on any node. Exit status: 0 when every pair passes every layer, 2 naming what failed

@@ -27,10 +27,14 @@ description:
     IP, pings it with DF at the path MTU, looks the route up (on-link for host-gw and DirectRouting),
     and, where flannel is deployed, checks the route to the peer's subnet and pings its
     C(flannel.<VNI>) address, and from the node's pod the peer's pod and the outside.
+  - O(mode=probe) with O(listen=true), when every node runs the task at once, also watches the VXLAN
+    port in the same process while the probes run, repeating its probe datagrams until it heard every
+    peer and every peer heard it (or O(timeout) seconds); what it heard is returned in C(heard) of
+    RV(probe), and no O(mode=listen) job is needed.
   - O(mode=stop) sends the stop datagram to this node's listener.
-  - O(mode=preflight) and O(mode=report) run on the controller and compute the findings from every
-    node's facts (and probes) - duplicate public IPs, subnet capacity, rule backends, and per pair the
-    first failing layer with its likely cause and fix.
+  - O(mode=preflight) and O(mode=report) run on the controller, in the action plugin (no module
+    process), and compute the findings from every node's facts (and probes) - duplicate public IPs,
+    subnet capacity, rule backends, and per pair the first failing layer with its likely cause and fix.
 options:
   mode:
     description: What to do (see the description).
@@ -71,6 +75,12 @@ options:
     description: Seconds the listener waits at most.
     type: float
     default: 10
+  listen:
+    description:
+      - O(mode=probe) - watch the VXLAN port meanwhile (for the vxlan backend, when every node runs
+        the task at once), as O(mode=listen) would.
+    type: bool
+    default: false
   own:
     description: This node's facts (O(mode=probe)).
     type: dict
@@ -87,7 +97,9 @@ options:
     type: dict
     default: {}
   heard:
-    description: Every node's listener result (senders' IPs) by node name; a node missing - unknown.
+    description:
+      - Every node's listener result (senders' IPs) by node name; a node missing - unknown.
+      - Not given - each node's C(heard) in O(probes) (O(mode=probe) with O(listen=true)).
     type: dict
   nodes:
     description: How many nodes the inventory holds (subnet capacity).
@@ -100,6 +112,9 @@ options:
     description: The cluster's name, for the report's text.
     type: str
     default: cluster
+  dest:
+    description: O(mode=report) - also write the report, its text and its drawing as JSON to this file on the controller (mode 0600).
+    type: path
 extends_documentation_fragment:
   - kubeasz.network.attributes
   - kubeasz.network.attributes.platform
@@ -133,7 +148,9 @@ heard:
   type: list
   elements: str
 probe:
-  description: Per peer and family the result of each layer, and pod to outside (O(mode=probe)).
+  description:
+    - Per peer and family the result of each layer, and pod to outside (O(mode=probe)).
+    - With O(listen=true) also C(heard), the senders' IPs heard on the VXLAN port.
   returned: mode is probe
   type: dict
 findings:
@@ -158,9 +175,27 @@ svg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import IprouteError
-from ansible_collections.kubeasz.network.plugins.module_utils.check import probe, verdict
-from ansible_collections.kubeasz.network.plugins.module_utils.check.render import svg, text
+from ansible_collections.kubeasz.network.plugins.module_utils.check import probe
+from ansible_collections.kubeasz.network.plugins.module_utils.check.exchange import Exchange
 from ansible_collections.kubeasz.network.plugins.module_utils.check.settings import check_settings
+
+ARGUMENT_SPEC = dict(
+    mode=dict(type='str', required=True, choices=['facts', 'listen', 'probe', 'stop', 'preflight', 'report']),
+    node=dict(type='str'), net_conf=dict(type='dict'), iface=dict(type='str', default=''),
+    iface_regex=dict(type='str', default=''), outside=dict(type='str', default=''),
+    outside6=dict(type='str', default=''), token=dict(type='str', no_log=False),
+    expect=dict(type='list', elements='str', default=[]), timeout=dict(type='float', default=10),
+    listen=dict(type='bool', default=False),
+    own=dict(type='dict'), peers=dict(type='list', elements='dict', default=[]),
+    facts=dict(type='dict'), probes=dict(type='dict', default={}), heard=dict(type='dict'),
+    nodes=dict(type='int'), ip_masq=dict(type='bool', default=True),
+    cluster=dict(type='str', default='cluster'), dest=dict(type='path'),
+)
+REQUIRED_IF = [('mode', 'facts', ['node', 'net_conf']), ('mode', 'listen', ['token']),
+               ('mode', 'probe', ['own', 'net_conf', 'token']), ('mode', 'stop', ['token']),
+               ('mode', 'preflight', ['facts', 'net_conf', 'nodes']),
+               ('mode', 'report', ['facts', 'net_conf', 'nodes'])]
+CONTROLLER_MODES = ('preflight', 'report')
 
 
 def _read_text(path):
@@ -171,60 +206,38 @@ def _read_text(path):
         return ''
 
 
-def _controller(module, p):
-    if p['mode'] == 'preflight':
-        findings = verdict.preflight(p['facts'], p['net_conf'], p['nodes'], stop_on_rules=False)
-        lines = ['%s %s: %s; fix: %s' % (f['severity'].upper(), f['layer'], f['cause'], f['fix']) for f in findings]
-        if any(f['severity'] == 'fail' for f in findings):
-            module.fail_json(msg='preflight: ' + ' | '.join(lines), findings=findings)
-        for line in lines:
-            module.warn(line)
-        return {'findings': findings, 'text': '\n'.join(lines)}
-    params = verdict.report_params(p['net_conf'], p['facts'], p['ip_masq'])
-    rep = verdict.report(p['facts'], p['probes'], p['heard'], p['net_conf'], p['nodes'], params)
-    return {'report': rep, 'text': text(p['cluster'], rep, params), 'svg': svg(p['cluster'], rep)}
+def _probe(run, p, port):
+    """mode=probe, with the exchange on the VXLAN port meanwhile when ``listen``."""
+    exchange = Exchange(p['token'], p['own'], p['peers'], port, p['timeout']).start() if p['listen'] else None
+    result = probe.probe(run, p['own'], p['peers'], p, send=exchange is None)
+    if exchange is not None:
+        result['heard'] = exchange.wait()
+    return result
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            mode=dict(type='str', required=True, choices=['facts', 'listen', 'probe', 'stop', 'preflight', 'report']),
-            node=dict(type='str'), net_conf=dict(type='dict'), iface=dict(type='str', default=''),
-            iface_regex=dict(type='str', default=''), outside=dict(type='str', default=''),
-            outside6=dict(type='str', default=''), token=dict(type='str', no_log=False),
-            expect=dict(type='list', elements='str', default=[]), timeout=dict(type='float', default=10),
-            own=dict(type='dict'), peers=dict(type='list', elements='dict', default=[]),
-            facts=dict(type='dict'), probes=dict(type='dict', default={}), heard=dict(type='dict'),
-            nodes=dict(type='int'), ip_masq=dict(type='bool', default=True),
-            cluster=dict(type='str', default='cluster'),
-        ),
-        required_if=[('mode', 'facts', ['node', 'net_conf']), ('mode', 'listen', ['token']),
-                     ('mode', 'probe', ['own', 'net_conf', 'token']), ('mode', 'stop', ['token']),
-                     ('mode', 'preflight', ['facts', 'net_conf', 'nodes']),
-                     ('mode', 'report', ['facts', 'net_conf', 'nodes'])],
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     p = module.params
 
     def run(argv, data=None):
         return module.run_command(argv, data=data, binary_data=False)
 
     mode = p['mode']
+    if mode in CONTROLLER_MODES:
+        module.fail_json(msg='mode=%s runs in the action plugin kubeasz.network.net_probe on the controller' % mode)
     port = check_settings(p['net_conf'])['port'] if p['net_conf'] else None
-    if mode == 'facts':
-        try:
+    result = {}
+    try:
+        if mode == 'facts':
             result = {'facts': probe.node_facts(run, _read_text, p)}
-        except IprouteError as exc:
-            module.fail_json(msg=str(exc))
-    elif mode == 'listen':
-        result = {'heard': probe.listen(dict(p, port=port))}
-    elif mode == 'probe':
-        result = {'probe': probe.probe(run, p['own'], p['peers'], p)}
-    elif mode == 'stop':
-        probe.stop_listener(port, p['token'])
-        result = {}
-    else:
-        result = _controller(module, p)
+        elif mode == 'listen':
+            result = {'heard': probe.listen(dict(p, port=port))}
+        elif mode == 'probe':
+            result = {'probe': _probe(run, p, port)}
+        else:
+            probe.stop_listener(port, p['token'])
+    except (IprouteError, OSError) as exc:   # OSError: no packet socket (CAP_NET_RAW) on the node
+        module.fail_json(msg='%s: %s' % (mode, exc))
     module.exit_json(changed=False, **result)
 
 

@@ -11,13 +11,14 @@ from ansible.plugins.action import ActionBase
 
 
 class ControllerAction(ActionBase):
-    """Validates the task's arguments against ARGUMENT_SPEC and returns ``decide(args, task_vars)``
-    with changed false; a subclass names both."""
+    """Validates the task's arguments against ARGUMENT_SPEC (and REQUIRED_IF) and returns
+    ``decide(args, task_vars)`` with changed false; a subclass names both."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = True
     _supports_async = False
     ARGUMENT_SPEC = {}
+    REQUIRED_IF = []
 
     def decide(self, args, task_vars):
         raise NotImplementedError
@@ -25,7 +26,7 @@ class ControllerAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ControllerAction, self).run(tmp, task_vars)
         del tmp  # no remote temp dir: this plugin never connects to the host
-        dummy, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC, required_if=self.REQUIRED_IF)
         result.update(self.decide(args, task_vars or {}))
         result.setdefault('changed', False)
         return result

@@ -301,11 +301,12 @@ def probe_peer(run, own, peer, family, gets, params):
     return res
 
 
-def probe(run, own, peers, params):
-    """Send the VXLAN datagrams first (the listeners are waiting), then probe each peer in turn.
+def probe(run, own, peers, params, send=True):
+    """Send the VXLAN datagrams first (the listeners are waiting; not with ``send`` false: an
+    exchange.Exchange sends them), then probe each peer in turn.
     params: net_conf, token; own and peers: node_facts() of this node and of the others."""
     params = dict(check_settings(params['net_conf']), token=params['token'], path_mtu=own.get('path_mtu') or {})
-    if params['backend'] == 'vxlan':
+    if params['backend'] == 'vxlan' and send:
         targets = [p.get(k) for p in peers for k in ('public_ip', 'public_ip6') if p.get(k)]
         send_datagrams(targets, params.get('port') or VXLAN_PORT, datagram(params['token'], own['node']))
     results = []
