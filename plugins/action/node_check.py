@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of kubeasz.network.node_check: with a ``plan`` on the file store, the lease
 file is the controller's, so its text goes to the module with the plan (read under the store's
-shared lock); a node whose lease stays as it is keeps it, which is noted as renewed, as flannel_subnet
+lock, its config made this run's first); a node whose lease stays as it is keeps it, which is noted as renewed, as flannel_subnet
 notes it (the role then runs no lease task on the node)."""
 
 from __future__ import absolute_import, division, print_function
@@ -21,6 +21,26 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
 
+    def _lease_text(self, store, network, first):
+        """The lease file's text for the node, and the --diff of its config: the net-conf.json the
+        leases are kept for (flannel's <prefix>/config) is this run's, written here once for every
+        node, by the ``first`` play host (a changed config alone, DirectRouting toggled, changes no
+        lease and no peer's plan); the other nodes are checked against the file as it will be."""
+        with store.locked(create=False):
+            text = store.text()
+            if text is None or network is None:
+                return text, None
+            doc = store.load()
+            if not doc['leases'] or doc['config'] == network:
+                return text, None
+            doc['config'] = network
+            after = store.dumps(doc)
+            if not first:
+                return after, None
+            if not self._task.check_mode:
+                store.save(doc)
+            return after, dict(before=text, after=after, before_header=store.label, after_header=store.label)
+
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
@@ -28,10 +48,17 @@ class ActionModule(ActionBase):
         plan = args.get('plan')
         if isinstance(plan, dict) and plan.get('store') == 'file' and plan.get('lease_file'):
             store = FileStore(plan['lease_file'])
-            with store.locked(shared=True, create=False):
-                args['plan'] = dict(plan, lease_text=store.text())
+            first = (task_vars.get('ansible_play_hosts') or [None])[0] == task_vars.get('inventory_hostname')
+            text, config_diff = self._lease_text(store, plan.get('network'), first)
+            args['plan'] = dict(plan, lease_text=text)
+            if config_diff:
+                result.update(changed=True, diff=[config_diff])
         try:
-            result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+            res = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+            if result.get('diff'):
+                res['changed'] = True
+                res['diff'] = result['diff'] + (res.get('diff') or [])
+            result.update(res)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         lease = (result.get('lease') or {}).get('lease')

@@ -24,17 +24,23 @@ description:
     with the options the role would give them, and comparing the route guard with what it should be.
     The role skips the module tasks on a node in plan when no node of the play changes its lease
     (RV(store_stable)) - step 06's fast path.
-  - With O(hold), writes the route guard's hold (not in check mode, not when the node is in plan) -
-    the guard waits while the role changes the routes.
-  - Changes nothing else and never reports a change (the hold is a transient marker of the run).
+  - With C(plan.converge), a node whose dataplane alone differs - the VXLAN device,
+    its entries, the routes, the rules, the route guard's state file; not the lease, subnet.env, the
+    CNI config or the guard's own files - is brought to plan in this call, by the same entry points
+    the modules run, the route guard held meanwhile (RV(converged); C(changed) and C(--diff) show it;
+    in check mode what it would change, as the real run will then do it).
+  - With O(hold), writes the route guard's hold for the role's later tasks (not in check mode, not
+    when the node is in plan) - the guard waits while the role changes the routes.
+  - Changes nothing else (the hold is a transient marker of the run, not a change).
 options:
   plan:
     description:
       - What the role's later tasks would give the modules (internal to the role) -
         C(network) (net-conf.json), C(iface), C(iface_regex), C(ip_masq), C(cni_conf_file), C(store),
         C(lease_file), C(backend) (flannel_config's), C(rules_mode), C(families) (flannel_config's
-        per-family values), C(guard) (C(wanted), C(runner), C(guard_sha1), C(unit_sha1)) and C(probe)
-        (C(node), C(outside), C(outside6): a node that is not in plan also reads the preflight's facts).
+        per-family values), C(guard) (C(wanted), C(runner), C(guard_sha1), C(unit_sha1)), C(probe)
+        (C(node), C(outside), C(outside6): a node that is not in plan also reads the preflight's facts)
+        and C(converge) (bring a node whose dataplane alone differs to plan).
       - The action plugin adds the lease file's text (C(store=file); it is the controller's). Other
         stores always take the full path.
     type: dict
@@ -86,13 +92,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Looks only; the hold is not written.
+    details: Looks only, and shows what C(plan.converge) would change; the hold is not written.
   action:
     support: full
     details: The action plugin reads the lease file on the controller and notes the lease's renewal when the node is in plan.
   diff_mode:
-    support: none
-    details: Changes nothing.
+    support: full
+    details: What C(plan.converge) changed, as the modules show it.
   platform:
     support: full
     platforms: posix
@@ -103,7 +109,7 @@ notes:
 '''
 
 EXAMPLES = r'''
-- name: Look at the node and hold the route guard
+- name: Look at the node and bring its dataplane to plan
   kubeasz.network.node_check:
     hold: /run/flannel/route-guard.hold
     families: [ipv4]
@@ -152,8 +158,12 @@ found:
   returned: always
   type: list
   elements: str
+converged:
+  description: Whether this call brought the node's dataplane to plan (C(plan.converge)).
+  returned: when it did
+  type: bool
 in_plan:
-  description: Whether the node already is what the role's module tasks would make of it (O(plan) given).
+  description: Whether the node is (now) what the role's module tasks would make of it (O(plan) given).
   returned: always
   type: bool
 store_stable:

@@ -20,7 +20,7 @@ Standard library and ansible.module_utils only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import read_text
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import read_text, write_atomic
 from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
 from ansible_collections.kubeasz.network.plugins.module_utils.check.probe import node_facts as probe_facts
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import IprouteError
@@ -72,8 +72,9 @@ def _lease(run, plan, out):
     return result, store.changed
 
 
-def _family(run, plan, family, lease_result):
-    """One family's check-mode results of vxlan_link, direct_route and traffic_rules (family.yml)."""
+def _family(run, plan, family, lease_result, check_mode=True, diff=False):
+    """One family's results of vxlan_link, direct_route and traffic_rules as family.yml runs them
+    (in check mode unless told)."""
     settings, backend = plan['families'][family], plan['backend']
     keys, lease = settings['lease_keys'], lease_result['lease']
     subnet = lease.get(keys['subnet']) or None
@@ -83,13 +84,13 @@ def _family(run, plan, family, lease_result):
         shared, state=settings['link_state'], port=backend['port'], gbp=backend['gbp'],
         learning=backend['learning'], mtu=lease_result.get('mtu'), local_ip=lease_result.get(keys['public_ip']) or None,
         address=subnet, network=settings['network'] or None, mac=lease.get(keys['vtep_mac']) or None),
-        'vxlan_link'), check_mode=True, diff=False)
+        'vxlan_link'), check_mode=check_mode, diff=diff)
     routes = direct_route(run, module_params(DIRECT_ROUTE, dict(
         shared, state=settings['state'], backend=backend['type'], network=settings['route_network'], subnet=subnet,
-        direct_peers=link.get('direct_peers')), 'direct_route'), check_mode=True, diff=False)
+        direct_peers=link.get('direct_peers')), 'direct_route'), check_mode=check_mode, diff=diff)
     rules = traffic_rules(run, module_params(TRAFFIC_RULES, dict(
         family=family, state=settings['state'], mode=plan['rules_mode'], ip_masq=plan['ip_masq'],
-        network=settings['network'] or None, subnet=subnet), 'traffic_rules'), check_mode=True, diff=False)
+        network=settings['network'] or None, subnet=subnet), 'traffic_rules'), check_mode=check_mode, diff=diff)
     return {'link': link, 'routes': routes, 'rules': rules}
 
 
@@ -97,7 +98,7 @@ def node_plan(run, plan, look):
     """Whether the node is in plan: node_check's fast-path keys. ``look``: node_check's look at the
     node (its families, the route guard's files and process, kubeasz's default CNI config). A node
     that is not also gets the preflight's facts (net_probe's, with ``plan['probe']``): the full
-    path then reads the node once."""
+    path then reads the node once. ``out['guard_decision']``: route_guard_state's decision (internal)."""
     out = _node_plan(run, plan, look)
     if not out['in_plan'] and plan.get('probe'):
         try:
@@ -106,6 +107,11 @@ def node_plan(run, plan, look):
         except (DataplaneError, IprouteError, ValueError, KeyError, OSError):
             pass   # the preflight reads the node itself and reports it
     return out
+
+
+def _guard(plan, look, lease, results):
+    return guard_decision(dict(plan['guard'], node=look, backend=plan['backend']['type'], families=plan['families'],
+                               lease=lease, results=results, store=plan['store'], lease_renewal={}))
 
 
 def _node_plan(run, plan, look):
@@ -119,13 +125,10 @@ def _node_plan(run, plan, look):
         out['reason'] = str(exc)
         return out
     out['dataplane'] = results
-    guard = plan['guard']
-    decision = guard_decision(dict(guard, node=look, backend=plan['backend']['type'], families=plan['families'],
-                                   lease=lease_result['lease'], results=results, store=plan['store'],
-                                   lease_renewal={}))
+    decision = out['guard_decision'] = _guard(plan, look, lease_result['lease'], results)
     found = list(lease_result['drift']) if lease_result['changed'] else []
     for family in look['families']:
-        found.extend(record for part in ('link', 'routes', 'rules') for record in results[family][part].get('drift') or [])
+        found.extend(record for part in PARTS for record in results[family][part].get('drift') or [])
     found.extend(drift('route guard %s' % what, [], [what]) for what, differs in sorted(decision['differs'].items())
                  if differs)
     if look['default_cni_conf']:
@@ -133,6 +136,46 @@ def _node_plan(run, plan, look):
     if look['old_layout']:
         found.append(drift("the route guard's old layout", ['present'], []))
     changed = (lease_result['changed'] or decision['todo'] or look['default_cni_conf'] or look['old_layout']
-               or any(results[f][part].get('changed') for f in look['families'] for part in results[f]))
+               or any(results[f][part].get('changed') for f in look['families'] for part in PARTS))
     out.update(drift=found, in_plan=not changed)
+    return out
+
+
+PARTS = ('link', 'routes', 'rules')
+
+
+def dataplane_only(out, look):
+    """Whether what differs is only the dataplane (device, entries, routes, rules) and the route
+    guard's state: the lease, subnet.env and the CNI config stay, and the guard's own files and
+    process are as they should be. node_check can then bring the node to plan itself."""
+    decision = out.get('guard_decision')
+    if out['in_plan'] or decision is None or not out['store_stable'] or out['lease'].get('changed'):
+        return False
+    if look['default_cni_conf'] or look['old_layout']:
+        return False
+    if not decision['differs']:   # the guard is not wanted: it is todo only while a file of it is left
+        return not decision['todo']
+    return not any(differs for what, differs in decision['differs'].items() if what != 'state')
+
+
+def converge(run, plan, look, out, state_file, check_mode=False, diff=False):
+    """Bring a node whose dataplane alone differs (dataplane_only) to plan: the family tasks' work,
+    then the route guard's state; ``out`` updated (in_plan, changed, diff, dataplane). In check mode
+    it only says so, as the real run will. The caller holds the route guard meanwhile."""
+    results, diffs = {}, []
+    for family in look['families']:
+        results[family] = _family(run, plan, family, out['lease'], check_mode=check_mode, diff=diff)
+        diffs.extend(dict(results[family][part]['diff'], before_header='%s %s' % (family, part),
+                          after_header='%s %s' % (family, part))
+                     for part in PARTS if results[family][part].get('changed') and results[family][part].get('diff'))
+    decision = _guard(plan, look, out['lease']['lease'], results)
+    if decision['differs'].get('state'):
+        before = read_text(state_file)
+        if not check_mode:
+            write_atomic(state_file, decision['state_text'], mode=0o644, dir_mode=0o755)
+        diffs.append(dict(before=before or '', after=decision['state_text'], before_header=state_file,
+                          after_header=state_file))
+    out.update(in_plan=True, changed=True, converged=True, dataplane=results, guard_decision=decision)
+    if diff:
+        out['diff'] = diffs
     return out

@@ -17,9 +17,9 @@ import os
 import shutil
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import node_plan
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import converge, dataplane_only, node_plan
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import EXTRA_PATH, IPT_CHAINS
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.cli import guard_pids, read_pid
@@ -86,8 +86,10 @@ def hold(path):
 
 
 def node_check(run, params, check_mode=False, diff=False):
-    """The look at the node and, with ``plan``, whether it is in plan (fastpath.node_plan); the hold
-    unless check mode or the node is in plan (nothing will change it)."""
+    """The look at the node and, with ``plan``, whether it is in plan (fastpath.node_plan); with
+    ``plan['converge']`` a node whose dataplane alone differs is brought to plan here (in check mode:
+    what that would change), the route guard held meanwhile (fastpath.converge). Then the hold for
+    the full path, unless check mode or the node is in plan."""
     families = [f for f in FAMILIES if f in (params.get('families') or [])]
     # a family that is off is removed: IPv4 always (its removal is cheap), IPv6 when it is there
     ipv6 = IPV6 in families or ipv6_state(run)
@@ -105,6 +107,16 @@ def node_check(run, params, check_mode=False, diff=False):
     )
     if params.get('plan'):
         look.update(node_plan(run, params['plan'], look))
+        if params['plan'].get('converge') and dataplane_only(look, look):
+            held = params.get('hold') and not check_mode
+            if held:
+                hold(params['hold'])
+            try:
+                converge(run, params['plan'], look, look, params['guard_state'], check_mode, diff)
+            finally:
+                if held:
+                    remove_file(params['hold'])
+        look.pop('guard_decision', None)   # route_guard_state's decision: internal
     if params.get('hold') and not check_mode and not look['in_plan']:
         hold(params['hold'])
     return look
