@@ -40,6 +40,7 @@ import datetime
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -305,6 +306,8 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if not sizes:
         raise SystemExit("--sizes: give at least one lab size")
+    # a SIGTERM (a timeout, make interrupted) unwinds like Ctrl-C: each lab's finally takes it down
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load, started = os.getloadavg(), datetime.datetime.now(datetime.timezone.utc)
     forks = args.forks or max([20] + [n + 1 for n in sizes])
     figs = []
