@@ -28,7 +28,7 @@ the load average in the header.
 ``--sizes`` defaults to $BENCH_SCALE_SIZES, else 4,8,16,32. ``--markdown`` prints only what
 README.md's Performance section shows (the header line, the two tables, the goal lines; the
 progress goes to stderr). ``--profile`` adds the task_times callback (bench/callback_plugins) to
-the no-op run and prints its slowest tasks; ``--pipelining 4`` also times no-op and ping10 with the
+the no-op and add-node runs and prints their slowest tasks; ``--pipelining 4`` also times no-op and ping10 with the
 connection's pipelining off and on again at 4 nodes. The labs live in network namespaces under
 /run/kubeasz-lab and are removed at the end, also after a failure; the host's own network
 namespace is never touched.
@@ -106,7 +106,7 @@ def playbook(cdir, book, forks, pipelining=True, profile=False):
     return timed(argv, book, forks, pipelining, profile)
 
 
-def add_node(lab, base, forks):
+def add_node(lab, base, forks, profile=False):
     """``ezctl lab node add`` (untimed), then ``ezctl add-node <cluster> <ip>`` timed as a user
     runs it: (seconds, completed process, seconds the lab took to make the node)."""
     start = time.perf_counter()
@@ -114,7 +114,7 @@ def add_node(lab, base, forks):
     made = time.perf_counter() - start
     argv = [sys.executable, "-m", "ezctl", "--base", str(base), "add-node", "--lab-root", str(lab.root),
             lab.name, ip]
-    elapsed, proc = timed(argv, "ezctl add-node %s %s" % (lab.name, ip), forks)
+    elapsed, proc = timed(argv, "ezctl add-node %s %s" % (lab.name, ip), forks, profile=profile)
     return elapsed, proc, made
 
 
@@ -137,7 +137,7 @@ def write_config(cdir, direct):
 
 def bench_size(nodes, forks, base, args):
     """All figures of one lab size: {"nodes", "wall": {run: s}, "cpu": {run: s}, "changed": {run: n},
-    "lab_up", "node_add"[, "profile"]}; the lab is taken down whatever happens."""
+    "lab_up", "node_add"[, "profile_noop", "profile_add"]}; the lab is taken down whatever happens."""
     lab = Lab("bench%d-%d" % (nodes, os.getpid()))
     fig = {"nodes": nodes, "wall": {}, "cpu": {}, "changed": {}}
 
@@ -161,7 +161,7 @@ def bench_size(nodes, forks, base, args):
         record("cold", *playbook(cdir, book06, forks))
         proc = record("no-op", *playbook(cdir, book06, forks, profile=args.profile))
         if args.profile:
-            fig["profile"] = profile_lines(proc, args.profile_lines)
+            fig["profile_noop"] = profile_lines(proc, args.profile_lines)
         write_config(cdir, True)
         record("one-change", *playbook(cdir, book06, forks))
         record("ping10_b", *playbook(cdir, ping10, forks))
@@ -171,8 +171,10 @@ def bench_size(nodes, forks, base, args):
                 record("no-op_" + key, *playbook(cdir, book06, forks, pipelining=pipelining))
                 record("ping10_" + key, *playbook(cdir, ping10, forks, pipelining=pipelining))
         # last: from here on the inventory holds N + 1 nodes
-        took, proc, fig["node_add"] = add_node(lab, base, forks)
+        took, proc, fig["node_add"] = add_node(lab, base, forks, args.profile)
         record("add-node", took, proc)
+        if args.profile:
+            fig["profile_add"] = profile_lines(proc, args.profile_lines)
         for kind in ("wall", "cpu"):
             fig[kind]["ping10"] = (fig[kind]["ping10_a"] + fig[kind]["ping10_b"]) / 2
         return fig
@@ -264,7 +266,10 @@ def details(fig):
                      "on: no-op %.1f s (CPU %.1f s), ping10 %.1f s (CPU %.1f s)"
                      % (wall["no-op_nopipe"], cpu["no-op_nopipe"], wall["ping10_nopipe"], cpu["ping10_nopipe"],
                         wall["no-op_pipe"], cpu["no-op_pipe"], wall["ping10_pipe"], cpu["ping10_pipe"]))
-    lines.extend("  " + line for line in fig.get("profile", []))
+    for key, run in (("profile_noop", "no-op"), ("profile_add", "add-node")):
+        if fig.get(key):
+            lines.append("  %s run, slowest tasks:" % run)
+            lines.extend("    " + line for line in fig[key])
     return lines
 
 
@@ -295,7 +300,7 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true",
                         help="print only the header line, tables and goal lines for README.md's Performance "
                              "section (progress on stderr)")
-    parser.add_argument("--profile", action="store_true", help="profile_tasks on the no-op run")
+    parser.add_argument("--profile", action="store_true", help="task_times on the no-op and add-node runs")
     parser.add_argument("--profile-lines", type=int, default=25)
     parser.add_argument("--pipelining", default="",
                         help="lab sizes (comma-separated) at which to also time no-op and ping10 with "
