@@ -217,7 +217,7 @@ def goal_lines(figs):
     small, large = min(figs, key=lambda f: f["nodes"]), max(figs, key=lambda f: f["nodes"])
     out = []
     for key in ("no-op", "one-change", "cold", "add-node/no-op"):
-        variant = key.split("/")[0]
+        variant = key.split("/", maxsplit=1)[0]
         goal = TARGETS.get(key, ADD_NODE_TARGET)
         what = ("%s ≤ %.1f× ping10" % (key, goal) if key in TARGETS
                 else "add-node ≤ %.1f× the no-op of the N nodes it joins" % goal)
