@@ -64,6 +64,7 @@ RAW10 = PING10.replace("ansible.builtin.ping:", "ansible.builtin.raw: 'true'").r
     "Ping ", "Raw ")
 DEFAULT_SIZES = "4,8,16,32"
 VARIANTS = ("cold", "no-op", "one-change", "add-node")
+KINDS = (("wall", "wall"), ("cpu", "CPU"))  # figure kind, its label
 # issue 27's goals: the variant's time over ping10's (add-node: over the no-op of the N nodes it
 # joins), at every size
 TARGETS = {"cold": 1.5, "no-op": 0.5, "one-change": 1.2}
@@ -175,7 +176,7 @@ def bench_size(nodes, forks, base, args):
         record("add-node", took, proc)
         if args.profile:
             fig["profile_add"] = profile_lines(proc, args.profile_lines)
-        for kind in ("wall", "cpu"):
+        for kind, _label in KINDS:
             fig[kind]["ping10"] = (fig[kind]["ping10_a"] + fig[kind]["ping10_b"]) / 2
         return fig
     finally:
@@ -209,9 +210,6 @@ def table(figs, kind):
                  + [ratio_cell(*rat[v]) for v in VARIANTS + ("add-node/no-op",)])
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-KINDS = (("wall", "wall"), ("cpu", "CPU"))
 
 
 def growth_text(small, large, variant, kind, label):
