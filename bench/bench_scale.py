@@ -192,8 +192,13 @@ def ratios(fig, kind):
     return out
 
 
+def over(value, goal):
+    """A ratio misses its goal as printed (two decimals): 1.504× meets 1.5×."""
+    return goal is not None and round(value, 2) > goal
+
+
 def ratio_cell(value, goal):
-    mark = "" if goal is None or value <= goal else " (over %.1f×)" % goal
+    mark = " (over %.1f×)" % goal if over(value, goal) else ""
     return "%.2f×%s" % (value, mark)
 
 
@@ -235,7 +240,7 @@ def goal_lines(figs):
                 else "add-node ≤ %.1f× the no-op of the N nodes it joins" % goal)
         parts = []
         for kind, label in KINDS:
-            missed = [f for f in figs if ratios(f, kind)[key][0] > goal]
+            missed = [f for f in figs if over(ratios(f, kind)[key][0], goal)]
             parts.append("%s %s" % (label, "met at every size" if not missed else "MISSED at " + ", ".join(
                 "%d (%.2f×)" % (f["nodes"], ratios(f, kind)[key][0]) for f in missed)))
         if small is large:
