@@ -39,7 +39,7 @@ options:
         C(network) (net-conf.json), C(iface), C(iface_regex), C(ip_masq), C(cni_conf_file), C(store),
         C(lease_file), C(backend) (flannel_config's), C(rules_mode), C(families) (flannel_config's
         per-family values), C(guard) (C(wanted), C(runner), C(guard_sha1), C(unit_sha1)), C(probe)
-        (C(node), C(outside), C(outside6): a node that is not in plan also reads the preflight's facts)
+        (C(node), C(outside), C(outside6) - a node that is not in plan also reads the preflight's facts)
         and C(converge) (bring a node whose dataplane alone differs to plan).
       - The action plugin adds the lease file's text (C(store=file); it is the controller's). Other
         stores always take the full path.
