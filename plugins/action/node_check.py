@@ -21,46 +21,46 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
 
-    def _lease_text(self, store, network, first):
-        """The lease file's text for the node, and the --diff of its config: the net-conf.json the
-        leases are kept for (flannel's <prefix>/config) is this run's, written here once for every
-        node, by the ``first`` play host (a changed config alone, DirectRouting toggled, changes no
-        lease and no peer's plan); the other nodes are checked against the file as it will be."""
-        with store.locked(create=False):
+    @staticmethod
+    def _lease_text(store, network):
+        """The lease file's text for the node, and the document to write when its config is not
+        this run's: the net-conf.json the leases are kept for (flannel's <prefix>/config) becomes
+        this run's once a node accepted it (a changed config alone, DirectRouting toggled, changes
+        no lease and no peer's plan); every node is checked against the file as it will be."""
+        with store.locked(shared=True, create=False):
             text = store.text()
             if text is None or network is None:
                 return text, None
             doc = store.load()
             if not doc['leases'] or doc['config'] == network:
                 return text, None
-            doc['config'] = network
-            after = store.dumps(doc)
-            if not first:
-                return after, None
+            return store.dumps(dict(doc, config=network)), dict(doc, config=network)
+
+    def _write_config(self, store, doc):
+        """Write the lease file's new config (not in check mode); its --diff."""
+        with store.locked(create=False):
+            before = store.text()
             if not self._task.check_mode:
-                store.save(doc)
-            return after, dict(before=text, after=after, before_header=store.label, after_header=store.label)
+                store.save(dict(store.load(), config=doc['config']))
+        return dict(before=before or '', after=store.dumps(doc), before_header=store.label, after_header=store.label)
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        args, store = dict(self._task.args), None
+        args, store, new_config = dict(self._task.args), None, None
         plan = args.get('plan')
         if isinstance(plan, dict) and plan.get('store') == 'file' and plan.get('lease_file'):
             store = FileStore(plan['lease_file'])
-            first = (task_vars.get('ansible_play_hosts') or [None])[0] == task_vars.get('inventory_hostname')
-            text, config_diff = self._lease_text(store, plan.get('network'), first)
+            text, new_config = self._lease_text(store, plan.get('network'))
             args['plan'] = dict(plan, lease_text=text)
-            if config_diff:
-                result.update(changed=True, diff=[config_diff])
         try:
-            res = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-            if result.get('diff'):
-                res['changed'] = True
-                res['diff'] = result['diff'] + (res.get('diff') or [])
-            result.update(res)
+            result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        # the first play host that accepted the config (its node refused nothing) writes it, once
+        first = (task_vars.get('ansible_play_hosts') or [None])[0] == task_vars.get('inventory_hostname')
+        if new_config and first and result.get('lease') and not (result.get('failed') or result.get('reason')):
+            result.update(changed=True, diff=[self._write_config(store, new_config)] + list(result.get('diff') or []))
         lease = (result.get('lease') or {}).get('lease')
         if store is not None and lease and result['lease'].get('changed') is False:
             key = subnet_key(lease['subnet'], lease.get('subnet6'))

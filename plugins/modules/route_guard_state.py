@@ -199,5 +199,6 @@ def main():
                              'decides on the controller what to write; it cannot run as a module alone')
     run_module(module, write_files, DataplaneError)
 
+
 if __name__ == '__main__':
     main()

@@ -60,8 +60,10 @@ def test_add_node_teaches_every_node_the_new_peer(cluster):
     assert again.returncode == 1 and "already exists" in again.stderr
     subnet = leases(cdir)["198.18.0.14"]
     for node in ("node1", "node2", "node3"):
-        # only the dataplane tasks changed, and only by the new peer's entries
+        # only the dataplane changed (node_check brings it to plan: no lease changes in this play),
+        # and only by the new peer's entries
         assert set(changed_tasks(proc, node)) <= {
+            "kubeasz.network.flannel : Look at the node and bring its dataplane to plan",
             "kubeasz.network.flannel : Program the VXLAN device and its peer entries",
             "kubeasz.network.flannel : Program the routes to the peers' subnets",
             "kubeasz.network.flannel : Build the route guard's state and write the guard's files that differ"}, proc.stdout

@@ -118,7 +118,8 @@ def _node_plan(run, plan, look):
     out = dict(in_plan=False, store_stable=False, public_ips=[], drift=[], lease={}, dataplane={})
     try:
         lease_result, store_changed = _lease(run, plan, out)
-        out.update(store_stable=not store_changed, lease=lease_result,
+        # the store's warnings (leases skipped as not this network's): the lease task may not run
+        out.update(store_stable=not store_changed, lease=lease_result, warnings=lease_result.pop('warnings', []),
                    public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
         results = dict((family, _family(run, plan, family, lease_result)) for family in look['families'])
     except (DataplaneError, LeaseError, IprouteError, NetConfError, ValueError, KeyError, OSError) as exc:
