@@ -25,8 +25,8 @@ class ActionModule(ActionBase):
     def _lease_text(store, network):
         """The lease file's text for the node, and the document to write when its config is not
         this run's: the net-conf.json the leases are kept for (flannel's <prefix>/config) becomes
-        this run's once a node accepted it (a changed config alone, DirectRouting toggled, changes
-        no lease and no peer's plan); every node is checked against the file as it will be."""
+        this run's once a node is in plan with it (a changed config alone, DirectRouting toggled,
+        changes no lease and no peer's plan); every node is checked against the file as it will be."""
         with store.locked(shared=True, create=False):
             text = store.text()
             if text is None or network is None:
@@ -57,9 +57,10 @@ class ActionModule(ActionBase):
             result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        # the first play host that accepted the config (its node refused nothing) writes it, once
+        # written once, by the first play host, when it is in plan now (else its lease task writes
+        # it, after the preflight)
         first = (task_vars.get('ansible_play_hosts') or [None])[0] == task_vars.get('inventory_hostname')
-        if new_config and first and result.get('lease') and not (result.get('failed') or result.get('reason')):
+        if new_config and first and result.get('in_plan') and not result.get('failed'):
             result.update(changed=True, diff=[self._write_config(store, new_config)] + list(result.get('diff') or []))
         lease = (result.get('lease') or {}).get('lease')
         if store is not None and lease and result['lease'].get('changed') is False:

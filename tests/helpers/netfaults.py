@@ -49,16 +49,17 @@ def fabric_mtu(lab, node: str, mtu: int):
 
 
 @contextlib.contextmanager
-def forward_drop(lab, node: str):
-    saved = lab.exec(node, ["iptables-save", "-t", "filter"]).stdout
+def forward_drop(lab, node: str, tool: str = "iptables"):
+    """FORWARD policy DROP without flannel's jump (``tool``: ip6tables for IPv6)."""
+    saved = lab.exec(node, [f"{tool}-save", "-t", "filter"]).stdout
     jumps = [line for line in saved.splitlines() if line.startswith("-A FORWARD") and "FLANNEL-FWD" in line]
     for line in jumps:
-        lab.exec(node, ["iptables", "-D", *shlex.split(line)[1:]])
-    lab.exec(node, ["iptables", "-P", "FORWARD", "DROP"])
+        lab.exec(node, [tool, "-D", *shlex.split(line)[1:]])
+    lab.exec(node, [tool, "-P", "FORWARD", "DROP"])
     try:
         yield
     finally:
-        lab.exec(node, ["iptables-restore"], input=saved)
+        lab.exec(node, [f"{tool}-restore"], input=saved)
 
 
 @contextlib.contextmanager

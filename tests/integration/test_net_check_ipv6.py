@@ -104,3 +104,28 @@ def test_rules_in_both_ip6tables_backends(cluster):
     lab, cdir = cluster
     with netfaults.legacy_rule(lab, "node3", tool="ip6tables-legacy"):
         assert failed(cdir) == ["node3 rules"]
+
+
+def test_forward_drop_without_flannels_ip6_rules(cluster):
+    lab, cdir = cluster
+    with netfaults.forward_drop(lab, "node2", tool="ip6tables"):
+        assert failed(cdir) == ["node2 rules", "node1-node2 pod (ipv6)", "node2-node3 pod (ipv6)",
+                                "node2-node4 pod (ipv6)", "node2 egress (ipv6)"]
+
+
+def test_ipv6_capacity_one_subnet_short(cluster):
+    """net check names it; step 06's preflight stops before any node changes."""
+    lab, cdir = cluster
+    short = {**CONFIG, "CLUSTER_CIDR_IPV6": "fd00:20::/62"}   # SubnetMin :1:: of 4 /64s: 3 for 4 nodes
+    (cdir / "config.yml").write_text(yaml.safe_dump({**BASE_CONFIG, **DATAPLANE_CONFIG["ansible"], **short}),
+                                     encoding="utf-8")
+    try:
+        assert failed(cdir) == ["cluster capacity (ipv6)"]
+        before = state(lab)
+        proc = run_06(cdir, **short)
+        assert proc.returncode != 0
+        assert "allows 3 node subnets for 4 nodes (1 short)" in proc.stdout, proc.stdout[-3000:]
+        assert state(lab) == before
+    finally:
+        (cdir / "config.yml").write_text(yaml.safe_dump({**BASE_CONFIG, **DATAPLANE_CONFIG["ansible"], **CONFIG}),
+                                         encoding="utf-8")
