@@ -78,10 +78,12 @@ def route_gone(lab, node: str, subnet: str):
 
 @contextlib.contextmanager
 def second_nic(lab, addresses: dict, name: str = "eth1"):
-    """``addresses``: {node: "10.0.2.15/24"}; the peer end is ``<name>p`` in the same node."""
-    for node, cidr in addresses.items():
+    """``addresses``: {node: "10.0.2.15/24"} or {node: ["10.0.2.15/24", "fd53:99::15/64"]}; the
+    peer end is ``<name>p`` in the same node (IPv6 without duplicate address detection)."""
+    for node, cidrs in addresses.items():
         lab.exec(node, ["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"])
-        lab.exec(node, ["ip", "addr", "add", cidr, "dev", name])
+        for cidr in [cidrs] if isinstance(cidrs, str) else cidrs:
+            lab.exec(node, ["ip", "addr", "add", cidr, "dev", name] + (["nodad"] if ":" in cidr else []))
         lab.exec(node, ["ip", "link", "set", name, "up"])
         lab.exec(node, ["ip", "link", "set", f"{name}p", "up"])
     try:

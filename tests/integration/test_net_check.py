@@ -141,3 +141,22 @@ def test_same_address_on_the_chosen_second_nic_stops_06(cluster):
         assert "nodes node1, node2 all use the public IP 10.0.2.15 (interface eth1)" in proc.stdout, proc.stdout[-3000:]
         assert state(lab) == before
     write_config(cdir)
+
+
+def test_forward_drop_with_masquerade_off(cluster):
+    """FLANNEL_IPMASQ false: pods reach no outside host (no route back), named with its cause on
+    every node; FORWARD DROP without flannel's rules on node2 is then named as with masquerade on."""
+    lab, cdir, _before = cluster
+    egress = [f"{node} egress (ipv4)" for node in NODES]
+    write_config(cdir, FLANNEL_IPMASQ=False)
+    try:
+        assert_ok(run_06(cdir, **CONFIG, FLANNEL_IPMASQ=False))
+        assert failed(cdir) == egress
+        causes = {f["cause"] for f in check(cdir)[1]["findings"] if f["layer"] == "egress"}
+        assert all("FLANNEL_IPMASQ is false" in cause for cause in causes), causes
+        with netfaults.forward_drop(lab, "node2"):
+            assert failed(cdir) == ["node2 rules", "node1-node2 pod (ipv4)", "node2-node3 pod (ipv4)",
+                                    "node2-node4 pod (ipv4)"] + egress
+    finally:
+        write_config(cdir)
+        assert_ok(run_06(cdir, **CONFIG))

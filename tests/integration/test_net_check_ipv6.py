@@ -129,3 +129,18 @@ def test_ipv6_capacity_one_subnet_short(cluster):
     finally:
         (cdir / "config.yml").write_text(yaml.safe_dump({**BASE_CONFIG, **DATAPLANE_CONFIG["ansible"], **CONFIG}),
                                          encoding="utf-8")
+
+
+def test_same_ipv6_address_on_the_chosen_second_nic_stops_06(cluster):
+    lab, cdir = cluster
+    addresses = {"node1": ["10.0.2.15/24", "fd53:99::15/64"], "node2": ["10.0.2.16/24", "fd53:99::15/64"],
+                 "node3": ["10.0.2.17/24", "fd53:99::17/64"], "node4": ["10.0.2.18/24", "fd53:99::18/64"]}
+    with netfaults.second_nic(lab, addresses):
+        before = state(lab)
+        proc = run_06(cdir, **CONFIG, FLANNEL_IFACE="eth1")
+        assert proc.returncode != 0
+        assert "nodes node1, node2 all use the public IP fd53:99::15 (interface eth1)" in proc.stdout, \
+            proc.stdout[-3000:]
+        assert state(lab) == before
+    (cdir / "config.yml").write_text(yaml.safe_dump({**BASE_CONFIG, **DATAPLANE_CONFIG["ansible"], **CONFIG}),
+                                     encoding="utf-8")
