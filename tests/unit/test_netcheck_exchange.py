@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.kubeasz.network.plugins.action import net_probe as action
 from ansible_collections.kubeasz.network.plugins.module_utils.check import exchange, probe
 
-from test_netcheck import NET_CONF, healthy, run_report, udp4
+from ansible_collections.kubeasz.network.tests.unit.test_netcheck import NET_CONF, healthy, run_report, udp4
 
 TOKEN = "42"
 IPS = {"n1": "10.0.0.1", "n2": "10.0.0.2", "n3": "10.0.0.3"}
