@@ -1,9 +1,7 @@
-"""The VXLAN port's exchange inside the probe task (check/exchange.py) over an in-memory fabric,
-and the controller side of net_probe (its action plugin: report, preflight)."""
+"""The VXLAN port's exchange inside the probe task (check/exchange.py) over an in-memory fabric
+(net_probe's action plugin: test_netcheck_action.py)."""
 from __future__ import annotations
 
-import json
-import os
 import queue
 import socket
 import threading
@@ -11,10 +9,8 @@ import time
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.action import net_probe as action
 from ansible_collections.kubeasz.network.plugins.module_utils.check import exchange, probe
-
-from ansible_collections.kubeasz.network.tests.unit.test_netcheck import NET_CONF, healthy, run_report, udp4
+from ansible_collections.kubeasz.network.tests.unit.test_netcheck import udp4
 
 TOKEN = "42"
 IPS = {"n1": "10.0.0.1", "n2": "10.0.0.2", "n3": "10.0.0.3"}
@@ -128,36 +124,3 @@ def test_messages_carry_what_was_heard_and_who_runs_and_only_this_run_is_read():
     assert exchange.parse_message(probe.datagram(TOKEN, "n2"), TOKEN) == ("n2", {})
     many = exchange.message(TOKEN, "n2", [], dict(("node%03d" % i, 0) for i in range(500)))
     assert len(many) <= exchange.MAX_PAYLOAD + 60 and exchange.parse_message(many, TOKEN)[1]["alive"]
-
-
-# --------------------------------------------------------------------------- the action plugin
-def args(**kw):
-    base = {"mode": "report", "facts": None, "probes": {}, "heard": None, "net_conf": NET_CONF, "nodes": 3,
-            "ip_masq": True, "cluster": "c1", "dest": None}
-    base.update(kw)
-    return base
-
-
-def test_report_takes_what_each_probe_heard_when_no_listener_results_are_given(tmp_path):
-    facts, probes, heard = healthy()
-    for node in probes:
-        probes[node]["heard"] = heard[node]
-    probes["n2"]["heard"] = ["10.0.0.3"]  # n2 never heard n1
-    dest = tmp_path / "report.json"
-    result = action.report(args(facts=facts, probes=probes, dest=str(dest)))
-    assert result["report"] == run_report(facts, probes, dict(heard, n2=["10.0.0.3"]))[0]
-    assert result["report"]["failed"] == ["n1-n2 transport (ipv4)"]
-    assert json.loads(dest.read_text()) == result and oct(os.stat(dest).st_mode & 0o777) == "0o600"
-    given = action.report(args(facts=facts, probes=probes, heard=heard))  # the listener jobs' results
-    assert given["report"]["ok"]
-
-
-def test_preflight_stops_on_duplicate_public_ips_and_warns_on_the_rest():
-    facts, _probes, _heard = healthy()
-    facts["n2"]["public_ip"] = facts["n1"]["public_ip"]
-    failed = action.preflight(args(mode="preflight", facts=facts))
-    assert failed["failed"] and "n1, n2 all use the public IP 10.0.0.1" in failed["msg"]
-    facts, _probes, _heard = healthy()
-    facts["n1"]["candidates"] = ["10.0.0.1", "10.0.0.9"]
-    warned = action.preflight(args(mode="preflight", facts=facts))
-    assert "failed" not in warned and warned["warnings"] == warned["text"].split("\n") and "10.0.0.9" in warned["text"]
