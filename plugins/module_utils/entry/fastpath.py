@@ -145,31 +145,33 @@ def _node_plan(run, plan, look):
 PARTS = ('link', 'routes', 'rules')
 
 
-def dataplane_only(out, look):
+def dataplane_only(out):
     """Whether what differs is only the dataplane (device, entries, routes, rules) and the route
     guard's state: the lease, subnet.env and the CNI config stay, and the guard's own files and
-    process are as they should be. node_check can then bring the node to plan itself."""
+    process are as they should be. node_check can then bring the node to plan itself. ``out``:
+    node_check's look at the node with node_plan's keys."""
     decision = out.get('guard_decision')
     if out['in_plan'] or decision is None or not out['store_stable'] or out['lease'].get('changed'):
         return False
-    if look['default_cni_conf'] or look['old_layout']:
+    if out['default_cni_conf'] or out['old_layout']:
         return False
     if not decision['differs']:   # the guard is not wanted: it is todo only while a file of it is left
         return not decision['todo']
     return not any(differs for what, differs in decision['differs'].items() if what != 'state')
 
 
-def converge(run, plan, look, out, state_file, check_mode=False, diff=False):
+def converge(run, plan, out, state_file, check_mode=False, diff=False):
     """Bring a node whose dataplane alone differs (dataplane_only) to plan: the family tasks' work,
     then the route guard's state; ``out`` updated (in_plan, changed, diff, dataplane). In check mode
-    it only says so, as the real run will. The caller holds the route guard meanwhile."""
+    it only says so, as the real run will. ``out``: as for dataplane_only. The caller holds the
+    route guard meanwhile."""
     results, diffs = {}, []
-    for family in look['families']:
+    for family in out['families']:
         results[family] = _family(run, plan, family, out['lease'], check_mode=check_mode, diff=diff)
         diffs.extend(dict(results[family][part]['diff'], before_header='%s %s' % (family, part),
                           after_header='%s %s' % (family, part))
                      for part in PARTS if results[family][part].get('changed') and results[family][part].get('diff'))
-    decision = _guard(plan, look, out['lease']['lease'], results)
+    decision = _guard(plan, out, out['lease']['lease'], results)
     if decision['differs'].get('state'):
         before = read_text(state_file)
         if not check_mode:

@@ -107,12 +107,12 @@ def node_check(run, params, check_mode=False, diff=False):
     )
     if params.get('plan'):
         look.update(node_plan(run, params['plan'], look))
-        if params['plan'].get('converge') and dataplane_only(look, look):
+        if params['plan'].get('converge') and dataplane_only(look):
             held = params.get('hold') and not check_mode
             if held:
                 hold(params['hold'])
             try:
-                converge(run, params['plan'], look, look, params['guard_state'], check_mode, diff)
+                converge(run, params['plan'], look, params['guard_state'], check_mode, diff)
             finally:
                 if held:
                     remove_file(params['hold'])
