@@ -28,7 +28,7 @@ the load average in the header.
 ``--sizes`` defaults to $BENCH_SCALE_SIZES, else 4,8,16,32. ``--markdown`` prints only what
 README.md's Performance section shows (the header line, the two tables, the goal lines; the
 progress goes to stderr). ``--profile`` adds the task_times callback (bench/callback_plugins) to
-the no-op and add-node runs and prints their slowest tasks; ``--pipelining 4`` also times no-op and ping10 with the
+the cold, no-op and add-node runs and prints their slowest tasks; ``--pipelining 4`` also times no-op and ping10 with the
 connection's pipelining off and on again at 4 nodes. The labs live in network namespaces under
 /run/kubeasz-lab and are removed at the end, also after a failure; the host's own network
 namespace is never touched.
@@ -159,7 +159,9 @@ def bench_size(nodes, forks, base, args):
         raw10.write_text(RAW10, encoding="utf-8")
 
         record("ping10_a", *playbook(cdir, ping10, forks))
-        record("cold", *playbook(cdir, book06, forks))
+        proc = record("cold", *playbook(cdir, book06, forks, profile=args.profile))
+        if args.profile:
+            fig["profile_cold"] = profile_lines(proc, args.profile_lines)
         proc = record("no-op", *playbook(cdir, book06, forks, profile=args.profile))
         if args.profile:
             fig["profile_noop"] = profile_lines(proc, args.profile_lines)
@@ -277,7 +279,7 @@ def details(fig):
                      "on: no-op %.1f s (CPU %.1f s), ping10 %.1f s (CPU %.1f s)"
                      % (wall["no-op_nopipe"], cpu["no-op_nopipe"], wall["ping10_nopipe"], cpu["ping10_nopipe"],
                         wall["no-op_pipe"], cpu["no-op_pipe"], wall["ping10_pipe"], cpu["ping10_pipe"]))
-    for key, run in (("profile_noop", "no-op"), ("profile_add", "add-node")):
+    for key, run in (("profile_cold", "cold"), ("profile_noop", "no-op"), ("profile_add", "add-node")):
         if fig.get(key):
             lines.append("  %s run, slowest tasks:" % run)
             lines.extend("    " + line for line in fig[key])
@@ -311,7 +313,7 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true",
                         help="print only the header line, tables and goal lines for README.md's Performance "
                              "section (progress on stderr)")
-    parser.add_argument("--profile", action="store_true", help="task_times on the no-op and add-node runs")
+    parser.add_argument("--profile", action="store_true", help="task_times on the cold, no-op and add-node runs")
     parser.add_argument("--profile-lines", type=int, default=25)
     parser.add_argument("--pipelining", default="",
                         help="lab sizes (comma-separated) at which to also time no-op and ping10 with "

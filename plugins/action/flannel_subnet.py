@@ -132,7 +132,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('network: %s' % exc)
 
     def _module(self, args, **overrides):
-        module_args = dict((k, v) for k, v in args.items() if v is not None and k != 'facts')
+        module_args = dict((k, v) for k, v in args.items() if v is not None and k not in ('facts', 'node_files'))
         module_args.update(overrides)
         res = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=self._task_vars)
         if res.get('failed'):
@@ -192,7 +192,7 @@ class ActionModule(ActionBase):
                     facts.update(backend_type=backend.type, vni=backend.vni if backend.type == 'vxlan' else None)
 
             def env(lease):
-                if state == 'query':
+                if state == 'query' or (state == 'present' and not args['node_files']):
                     return False, [], {}
                 subnets = {}
                 if lease is not None:

@@ -49,7 +49,7 @@ class ActionModule(ActionBase):
         del tmp
         args, store, new_config = dict(self._task.args), None, None
         plan = args.get('plan')
-        if isinstance(plan, dict) and plan.get('store') == 'file' and plan.get('lease_file'):
+        if isinstance(plan, dict) and plan.get('store') == 'file' and plan.get('lease_file') and not args.get('apply'):
             store = FileStore(plan['lease_file'])
             text, new_config = self._lease_text(store, plan.get('network'))
             args['plan'] = dict(plan, lease_text=text)
@@ -62,6 +62,8 @@ class ActionModule(ActionBase):
         first = (task_vars.get('ansible_play_hosts') or [None])[0] == task_vars.get('inventory_hostname')
         if new_config and first and result.get('in_plan') and not result.get('failed'):
             result.update(changed=True, diff=[self._write_config(store, new_config)] + list(result.get('diff') or []))
+        elif new_config and first:
+            result['config_pending'] = True   # the node's lease task writes it
         lease = (result.get('lease') or {}).get('lease')
         if store is not None and lease and result['lease'].get('changed') is False:
             key = subnet_key(lease['subnet'], lease.get('subnet6'))

@@ -11,22 +11,10 @@ __metaclass__ = type
 import hashlib
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import guard_decision
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import files_to_write, guard_decision
 from ansible_collections.kubeasz.network.plugins.modules.route_guard_state import ARGUMENT_SPEC
 
 MODULE = 'kubeasz.network.route_guard_state'
-
-
-def files_to_write(args, decision):
-    """The module's ``write`` list: each file of the guard that differs and has a path."""
-    differs, out = decision['differs'], []
-    if differs.get('guard') and args['guard_file'] and args['guard_text'] is not None:
-        out.append(dict(path=args['guard_file'], content=args['guard_text'], mode='0644', diff=False))
-    if differs.get('state') and args['state_file']:
-        out.append(dict(path=args['state_file'], content=decision['state_text'], mode='0644', diff=True))
-    if differs.get('unit') and args['unit_file'] and args['unit_text'] is not None:
-        out.append(dict(path=args['unit_file'], content=args['unit_text'], mode='0644', diff=True))
-    return out
 
 
 class ActionModule(ActionBase):

@@ -193,6 +193,14 @@ options:
         With O(store=file) the action plugin then takes the lease with one call to the node instead of two
         (the first only reads these facts). The flannel role passes them.
     type: dict
+  node_files:
+    description:
+      - Whether this task writes subnet.env and the CNI config (O(state=present)).
+      - With O(store=file) and O(facts), V(false) takes the lease on the controller alone, with no call to the
+        node; the flannel role then writes them in its next task (M(kubeasz.network.node_check)'s
+        O(kubeasz.network.node_check#module:apply)). The other stores write them with the lease, whatever this says.
+    type: bool
+    default: true
 notes:
   - In check mode on a fresh store every node is shown the same first free subnet, because no
     lease is saved between them.
@@ -376,6 +384,7 @@ ARGUMENT_SPEC = dict(
     subnet=dict(type='str'),
     subnet6=dict(type='str'),
     facts=dict(type='dict'),
+    node_files=dict(type='bool', default=True),
 )
 # The module's own checks; the action plugin adds ACTION_REQUIRED_IF (query needs the network
 # there to filter peers, while the module's query also serves state=absent without one).

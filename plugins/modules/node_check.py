@@ -44,6 +44,18 @@ options:
       - The action plugin adds the lease file's text (C(store=file); it is the controller's). Other
         stores always take the full path.
     type: dict
+  apply:
+    description:
+      - The full path's call after the node's lease is taken (internal to the role) - C(lease) (the node's
+        lease as M(kubeasz.network.flannel_subnet) returned it), C(peers) (the other leases of the store),
+        C(guard_text) and C(unit_text) (the route guard and its systemd unit), C(python) and C(interval)
+        (how the guard process runs), C(lease_renewal) (the etcd lease the guard renews).
+      - With O(plan), brings the node to plan in this call, by the entry points the modules run - kubeasz's
+        default CNI config removed, subnet.env and the CNI config written, per family the VXLAN device with
+        its entries, the routes and the rules, the route guard's files written and the guard started, or
+        restarted when its script or unit changed (RV(applied)). The guard's removal is left to the role
+        (RV(remove_guard)).
+    type: dict
   hold:
     description: The route guard's hold file to write; unset, nothing is held.
     type: path
@@ -92,13 +104,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Looks only, and shows what C(plan.converge) would change; the hold is not written.
+    details: Looks only, and shows what C(plan.converge) or O(apply) would change; the hold is not written.
   action:
     support: full
     details: The action plugin reads the lease file on the controller and notes the lease's renewal when the node is in plan.
   diff_mode:
     support: full
-    details: What C(plan.converge) changed, as the modules show it.
+    details: What C(plan.converge) or O(apply) changed, as the modules show it.
   platform:
     support: full
     platforms: posix
@@ -162,6 +174,27 @@ converged:
   description: Whether this call brought the node's dataplane to plan (C(plan.converge)).
   returned: when it did
   type: bool
+applied:
+  description: Whether this call brought the node to plan after its lease (O(apply)).
+  returned: with O(apply)
+  type: bool
+written:
+  description: The route guard's files that O(apply) wrote.
+  returned: with O(apply)
+  type: list
+  elements: str
+restart:
+  description: Whether O(apply) restarted the route guard (its script or unit changed).
+  returned: with O(apply)
+  type: bool
+started:
+  description: Whether O(apply) started or restarted the route guard.
+  returned: with O(apply)
+  type: bool
+remove_guard:
+  description: Whether the route guard is not wanted and a file of it is left (the role removes it).
+  returned: with O(apply)
+  type: bool
 in_plan:
   description: Whether the node is (now) what the role's module tasks would make of it (O(plan) given).
   returned: always
@@ -216,6 +249,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             plan=dict(type='dict'),
+            apply=dict(type='dict'),
             hold=dict(type='path'),
             families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4']),
             default_cni_conf=dict(type='path', required=True),

@@ -64,9 +64,7 @@ def test_add_node_teaches_every_node_the_new_peer(cluster):
         # and only by the new peer's entries
         assert set(changed_tasks(proc, node)) <= {
             "kubeasz.network.flannel : Look at the node and bring its dataplane to plan",
-            "kubeasz.network.flannel : Program the VXLAN device and its peer entries",
-            "kubeasz.network.flannel : Program the routes to the peers' subnets",
-            "kubeasz.network.flannel : Build the route guard's state and write the guard's files that differ"}, proc.stdout
+            "kubeasz.network.flannel : Program the node's dataplane and keep it with the route guard"}, proc.stdout
         added = set(tables(lab, node).splitlines()) - set(before[node].splitlines())
         removed = set(before[node].splitlines()) - set(tables(lab, node).splitlines())
         assert added and not removed

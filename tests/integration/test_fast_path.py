@@ -49,7 +49,7 @@ def assert_fast(cdir, **config):
     proc = rerun(cdir, **config)
     assert full_path(proc) == set(), proc.stdout
     assert all(c["changed"] == 0 for c in recap(proc).values()), proc.stdout
-    assert "Program the VXLAN device" not in proc.stdout
+    assert "Program the node's dataplane" not in proc.stdout
 
 
 def test_a_rerun_takes_the_fast_path(cluster):

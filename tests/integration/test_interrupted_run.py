@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-VXLAN_TASK = "Program the VXLAN device and its peer entries"
+DATAPLANE_TASK = "Program the node's dataplane and keep it with the route guard"
 # a switch of DirectRouting changes no lease: each node's look at the node switches its routes
 SWITCH_TASK = "Look at the node and bring its dataplane to plan"
 
@@ -79,10 +79,10 @@ def devices(lab: Lab, node: str) -> str:
     return lab.exec(node, ["ip", "-br", "link", "show", "type", "vxlan"]).stdout
 
 
-def test_killed_while_programming_vxlan_devices(cluster):
+def test_killed_while_programming_the_dataplane(cluster):
     lab, cdir = cluster
-    kill_06_after(cdir, VXLAN_TASK, 1, DIRECT_ROUTING=False)
-    # really interrupted half-way: the first node has its device, the last one not, nobody has routes
+    kill_06_after(cdir, DATAPLANE_TASK, 1, DIRECT_ROUTING=False)
+    # really interrupted half-way: the first node has its device, the last one not
     assert "flannel.1" in devices(lab, "node1") and "flannel.1" not in devices(lab, "node3")
     assert labcheck.table_mismatches(labcheck.read_lab(lab), "vxlan", False) != []
     assert_converged(lab, cdir, False, rerun=False)  # the next test ends with the changed=0 run

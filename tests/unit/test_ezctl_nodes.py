@@ -185,11 +185,11 @@ DRIFT = {"what": "flannel.1",
 
 def status_records(drift=(), **changes):
     """The records of one node: a module task and the role's status task (the dict it hands over),
-    ``drift`` the vxlan_link result's."""
+    ``drift`` the dataplane's link result's."""
     status = dict(STATUS, **changes)
     if drift:
         status["results"] = {"ipv4": dict(STATUS["results"]["ipv4"], link={"drift": list(drift)})}
-    return [{"task": "Program the VXLAN device and its peer entries", "action": "kubeasz.network.vxlan_link",
+    return [{"task": "Program the node's dataplane and keep it with the route guard", "action": "kubeasz.network.node_check",
              "status": "changed" if drift else "ok", "result": {}},
             {"task": "Report the node's status", "action": "ansible.builtin.set_fact", "status": "ok",
              "result": {"ansible_facts": {"flannel_status": status}}}]

@@ -38,26 +38,29 @@ from ansible_collections.kubeasz.network.plugins.module_utils.store.state import
 SUBNET_FILE = '/run/flannel/subnet.env'
 
 
-class CheckModeView(object):
+class ModuleView(object):
     """What flannel_subnet's node code reads of its AnsibleModule (params, check mode,
-    run_command), for a check-mode look from another module."""
+    run_command), for its work from another module."""
 
-    check_mode = True
-
-    def __init__(self, run, params):
-        self._run, self.params = run, params
+    def __init__(self, run, params, check_mode=True):
+        self._run, self.params, self.check_mode = run, params, check_mode
 
     def run_command(self, argv, data=None, binary_data=False):
         return self._run(argv, data)
+
+
+def subnet_view(run, plan, check_mode=True):
+    """flannel_subnet's view of the node, with the options the role's lease task gives it."""
+    return ModuleView(run, dict(iface=plan.get('iface') or None, iface_regex=plan.get('iface_regex') or None,
+                                public_ip=None, public_ip6=None, subnet_file=plan.get('subnet_file') or SUBNET_FILE,
+                                ip_masq=plan['ip_masq'], cni_conf_file=plan.get('cni_conf_file') or None), check_mode)
 
 
 def _lease(run, plan, out):
     """flannel_subnet (state present) in check mode: (its result, whether the store would change).
     ``out['facts']``: the node's facts as flannel_subnet reads them (its lease task takes them)."""
     netconf = parse_net_conf(plan['network'])
-    view = CheckModeView(run, dict(iface=plan.get('iface') or None, iface_regex=plan.get('iface_regex') or None,
-                                   public_ip=None, public_ip6=None, subnet_file=plan.get('subnet_file') or SUBNET_FILE,
-                                   ip_masq=plan['ip_masq'], cni_conf_file=plan.get('cni_conf_file') or None))
+    view = subnet_view(run, plan)
     facts = out['facts'] = node_facts(view, netconf)[0]
     if plan.get('store') != 'file' or plan.get('lease_text') is None:
         raise LeaseError('the %s store is checked by the full path' % plan.get('store')
@@ -109,9 +112,9 @@ def node_plan(run, plan, look):
     return out
 
 
-def _guard(plan, look, lease, results):
+def guard_of(plan, look, lease, results, lease_renewal=None):
     return guard_decision(dict(plan['guard'], node=look, backend=plan['backend']['type'], families=plan['families'],
-                               lease=lease, results=results, store=plan['store'], lease_renewal={}))
+                               lease=lease, results=results, store=plan['store'], lease_renewal=lease_renewal or {}))
 
 
 def _node_plan(run, plan, look):
@@ -126,7 +129,7 @@ def _node_plan(run, plan, look):
         out['reason'] = str(exc)
         return out
     out['dataplane'] = results
-    decision = out['guard_decision'] = _guard(plan, look, lease_result['lease'], results)
+    decision = out['guard_decision'] = guard_of(plan, look, lease_result['lease'], results)
     found = list(lease_result['drift']) if lease_result['changed'] else []
     for family in look['families']:
         found.extend(record for part in PARTS for record in results[family][part].get('drift') or [])
@@ -143,6 +146,18 @@ def _node_plan(run, plan, look):
 
 
 PARTS = ('link', 'routes', 'rules')
+
+
+def families_results(run, plan, families, lease_result, check_mode, diff):
+    """Every family's part (_family), for real unless check mode: (results, their --diff, headed
+    '<family> <part>')."""
+    results, diffs = {}, []
+    for family in families:
+        results[family] = _family(run, plan, family, lease_result, check_mode=check_mode, diff=diff)
+        diffs.extend(dict(results[family][part]['diff'], before_header='%s %s' % (family, part),
+                          after_header='%s %s' % (family, part))
+                     for part in PARTS if results[family][part].get('changed') and results[family][part].get('diff'))
+    return results, diffs
 
 
 def dataplane_only(out):
@@ -165,13 +180,8 @@ def converge(run, plan, out, state_file, check_mode=False, diff=False):
     then the route guard's state; ``out`` updated (in_plan, changed, diff, dataplane). In check mode
     it only says so, as the real run will. ``out``: as for dataplane_only. The caller holds the
     route guard meanwhile."""
-    results, diffs = {}, []
-    for family in out['families']:
-        results[family] = _family(run, plan, family, out['lease'], check_mode=check_mode, diff=diff)
-        diffs.extend(dict(results[family][part]['diff'], before_header='%s %s' % (family, part),
-                          after_header='%s %s' % (family, part))
-                     for part in PARTS if results[family][part].get('changed') and results[family][part].get('diff'))
-    decision = _guard(plan, out, out['lease']['lease'], results)
+    results, diffs = families_results(run, plan, out['families'], out['lease'], check_mode, diff)
+    decision = guard_of(plan, out, out['lease']['lease'], results)
     if decision['differs'].get('state'):
         before = read_text(state_file)
         if not check_mode:
@@ -182,3 +192,4 @@ def converge(run, plan, out, state_file, check_mode=False, diff=False):
     if diff:
         out['diff'] = diffs
     return out
+

@@ -19,7 +19,12 @@ import shutil
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import converge, dataplane_only, node_plan
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import (
+    PARTS, converge, dataplane_only, families_results, guard_of, node_plan, subnet_view)
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.subnetnode import node_facts, write_env
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError, Lease
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import files_to_write
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import EXTRA_PATH, IPT_CHAINS
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.cli import guard_pids, read_pid
@@ -89,7 +94,8 @@ def node_check(run, params, check_mode=False, diff=False):
     """The look at the node and, with ``plan``, whether it is in plan (fastpath.node_plan); with
     ``plan['converge']`` a node whose dataplane alone differs is brought to plan here (in check mode:
     what that would change), the route guard held meanwhile (fastpath.converge). Then the hold for
-    the full path, unless check mode or the node is in plan."""
+    the full path, unless check mode or the node is in plan. With ``apply`` (the full path's last
+    call, the lease taken): the node brought to plan (apply_plan)."""
     families = [f for f in FAMILIES if f in (params.get('families') or [])]
     # a family that is off is removed: IPv4 always (its removal is cheap), IPv6 when it is there
     ipv6 = IPV6 in families or ipv6_state(run)
@@ -105,6 +111,8 @@ def node_check(run, params, check_mode=False, diff=False):
         found=[path for path in guard_files(params) if os.path.exists(path)],
         in_plan=False,
     )
+    if params.get('apply'):   # the full path's call after the lease: no look at the store
+        return apply_plan(run, params['plan'], look, params['apply'], params, check_mode, diff)
     if params.get('plan'):
         look.update(node_plan(run, params['plan'], look))
         if params['plan'].get('converge') and dataplane_only(look):
@@ -138,3 +146,78 @@ def write_files(run, params, check_mode=False, diff=False):
         if item.get('diff'):
             diffs.append(dict(before=before or '', after=content, before_header=path, after_header=path))
     return dict(changed=bool(written), written=written, diff=diffs)
+
+
+def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
+    """The full path's one call on a node whose lease is taken: everything the role's module tasks
+    did after the lease, by the same entry points - kubeasz's default CNI config removed, subnet.env
+    and the CNI config written (flannel_subnet's write_env), per family the device with its entries,
+    the routes and the rules, then the route guard's files written and the guard started or
+    restarted (route_guard_state's decision). ``given``: node_check's ``apply`` option (the lease
+    as flannel_subnet returned it, the peers' leases, the guard's texts and how it runs); ``look``:
+    node_check's look at the node; ``params``: node_check's. In check mode it changes nothing and
+    says what the real run will do. Returns the result's keys (``look`` updated)."""
+    lease_result = dict(given['lease'], peers=given['peers'])
+    lease = Lease.from_peer(lease_result['lease'], 'apply.lease.lease')
+    netconf = parse_net_conf(plan['network'])
+    diffs, changed = [], False
+    if look['default_cni_conf']:
+        before = read_text(params['default_cni_conf'])
+        if not check_mode:
+            remove_file(params['default_cni_conf'])
+        diffs.append(dict(before=before or '', after='', before_header=params['default_cni_conf'],
+                          after_header=params['default_cni_conf']))
+        changed = True
+    if look['old_layout']:   # the guard was a script beside a copy of module_utils
+        if not check_mode:
+            shutil.rmtree(os.path.join(params['guard_dir'], OLD_LAYOUT), ignore_errors=True)
+        changed = True
+    view = subnet_view(run, plan, check_mode)
+    facts = node_facts(view, netconf)[0]
+    env_changed, env_diffs, dummy = write_env(view, netconf, facts, dict(
+        (fam, part.subnet) for fam, part in lease.parts.items()))
+    diffs.extend(item for item in env_diffs if item.get('before') != item.get('after'))
+    results, family_diffs = families_results(run, plan, look['families'], lease_result, check_mode, diff)
+    diffs.extend(family_diffs)
+    decision = guard_of(plan, look, lease_result['lease'], results, given.get('lease_renewal'))
+    guard = start_guard(run, params, given, decision, check_mode, diff)
+    diffs.extend(guard.pop('diff'))
+    changed = bool(changed or env_changed or guard['changed']
+                   or any(results[f][part].get('changed') for f in look['families'] for part in PARTS))
+    look.update(guard, in_plan=True, applied=True, changed=changed, lease=lease_result, dataplane=results,
+                remove_guard=not plan['guard']['wanted'] and bool(look['found']))
+    if diff:
+        look['diff'] = diffs
+    return look
+
+
+def start_guard(run, params, given, decision, check_mode=False, diff=False):
+    """The route guard's files that differ written (guard, state, unit), then the guard started,
+    or restarted when its script or unit changed (route_guard.yml's work before). Removal is left to
+    the role (route_guard.yml). Returns ``changed``, ``written``, ``restart``, ``started`` and ``diff``."""
+    guard_file = os.path.join(params['guard_dir'], GUARD_FILE)
+    systemd = params['runner'] == 'systemd'
+    write = files_to_write(dict(guard_file=guard_file, guard_text=given.get('guard_text'),
+                                state_file=params['guard_state'], unit_file=params['guard_unit'] if systemd else None,
+                                unit_text=given.get('unit_text')), decision)
+    out = write_files(run, dict(write=write), check_mode, diff) if write else dict(changed=False, written=[], diff=[])
+    out['restart'] = bool(set(out['written']) & set([guard_file, params['guard_unit']]))
+    out['started'] = False
+    if not decision['differs'] or not (out['restart'] or decision['differs'].get('stopped')):
+        return out
+    out.update(changed=True, started=True)
+    if check_mode:
+        return out
+    if systemd:
+        steps = ([['systemctl', 'daemon-reload']] if params['guard_unit'] in out['written'] else []) + [
+            ['systemctl', 'enable', GUARD_UNIT], ['systemctl', 'restart' if out['restart'] else 'start', GUARD_UNIT]]
+    else:
+        steps = [[given['python'], guard_file, 'ensure', '--state', params['guard_state'], '--hold', params['hold'],
+                  '--interval', str(given['interval']), '--pid-file', params['guard_pid_file'],
+                  '--log-file', params['guard_log_file']] + (['--restart'] if out['restart'] else [])]
+    for argv in steps:
+        rc, stdout, stderr = run(argv)
+        if rc != 0:
+            raise DataplaneError('the route guard did not start: %s exited %d: %s'
+                                 % (' '.join(argv), rc, (stderr or stdout).strip()))
+    return out

@@ -184,6 +184,18 @@ def guard_decision(args):
     return {'todo': any(differs.values()), 'differs': differs, 'state': doc, 'state_text': text}
 
 
+def files_to_write(args, decision):
+    """route_guard_state's ``write`` list (node_check's apply writes the same): each file of the guard that differs and has a path."""
+    differs, out = decision['differs'], []
+    if differs.get('guard') and args['guard_file'] and args['guard_text'] is not None:
+        out.append(dict(path=args['guard_file'], content=args['guard_text'], mode='0644', diff=False))
+    if differs.get('state') and args['state_file']:
+        out.append(dict(path=args['state_file'], content=decision['state_text'], mode='0644', diff=True))
+    if differs.get('unit') and args['unit_file'] and args['unit_text'] is not None:
+        out.append(dict(path=args['unit_file'], content=args['unit_text'], mode='0644', diff=True))
+    return out
+
+
 def _load_part(doc, backend, family, where, ipv6=None):
     """One family's part of the state file -> GuardState (``where`` prefixes the keys in errors;
     the IPv6 part is there only for an IPv6 network, so it must name it)."""
