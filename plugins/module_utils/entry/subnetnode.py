@@ -22,9 +22,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.base.runner import
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay import addr_link, external_interface, link_ips
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, LeasePart, kept_vtep_mac, vtep_mac)
-from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import AddrDel, IprouteError, apply, observe, parse_json
-from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeStore
 from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
 from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env, subnet6_of_env, subnet_env_text, subnet_of_env
 from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import config_families
@@ -231,7 +229,10 @@ def remove(module):
 # ------------------------------------------------------------ stores the node talks to (etcd, kube)
 
 def open_store(params):
-    """The EtcdStore or KubeStore that the parameters describe."""
+    """The EtcdStore or KubeStore that the parameters describe (imported here: their HTTP clients
+    cost every other caller of this module a tenth of a second)."""
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdStore
+    from ansible_collections.kubeasz.network.plugins.module_utils.store.kubestore import KubeClient, KubeStore
     if params['store'] == 'etcd':
         client = EtcdClient(params['etcd_endpoints'], params['etcd_ca'], params['etcd_cert'], params['etcd_key'])
         return EtcdStore(client, params['etcd_prefix'], params['etcd_lease_ttl'])

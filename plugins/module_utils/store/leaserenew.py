@@ -34,7 +34,6 @@ import ssl
 import threading
 import time
 
-from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient, EtcdError
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import subnet_key
 
 try:   # the route guard carries no ansible: the standard library's HTTP client
@@ -122,10 +121,14 @@ class Renewer(object):
         self.last = None
 
     def client(self, config):
+        from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdClient
         opener = self.opener_factory(config.get('ca'), config.get('cert'), config.get('key'))
         return EtcdClient(config['endpoints'], opener=opener)
 
     def tick(self):
+        # etcd's client (ansible's urls) only in the guard process that renews: node_check and the
+        # modules import this module too, and pay for what they import on every call
+        from ansible_collections.kubeasz.network.plugins.module_utils.store.etcd import EtcdError
         config = load_config(self.state_file)
         if config is None:
             return CHECK_MAX
