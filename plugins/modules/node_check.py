@@ -199,6 +199,11 @@ in_plan:
   description: Whether the node is (now) what the role's module tasks would make of it (O(plan) given).
   returned: always
   type: bool
+config_pending:
+  description: Whether the lease file's config is this run's to write and was not written (the first play host is
+    not in plan), so that the node's lease task writes it.
+  returned: when it is so (O(plan), the file store)
+  type: bool
 store_stable:
   description: Whether the node's lease stays as the store holds it (no write to the store).
   returned: when O(plan) is given

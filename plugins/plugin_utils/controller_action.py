@@ -2,7 +2,7 @@
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The base of the collection's actions that run entirely on the controller and never connect
-to the host (flannel_config, route_guard_state)."""
+to the host (flannel_config)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

@@ -101,7 +101,7 @@ def node_plan(run, plan, look):
     """Whether the node is in plan: node_check's fast-path keys. ``look``: node_check's look at the
     node (its families, the route guard's files and process, kubeasz's default CNI config). A node
     that is not also gets the preflight's facts (net_probe's, with ``plan['probe']``): the full
-    path then reads the node once. ``out['guard_decision']``: route_guard_state's decision (internal)."""
+    path then reads the node once. ``out['guard_decision']``: the route guard's decision (internal)."""
     out = _node_plan(run, plan, look)
     if not out['in_plan'] and plan.get('probe'):
         try:

@@ -124,18 +124,18 @@ def node_check(run, params, check_mode=False, diff=False):
             finally:
                 if held:
                     remove_file(params['hold'])
-        look.pop('guard_decision', None)   # route_guard_state's decision: internal
+        look.pop('guard_decision', None)   # the route guard's decision: internal
     if params.get('hold') and not check_mode and not look['in_plan']:
         hold(params['hold'])
     return look
 
 
-def write_files(run, params, check_mode=False, diff=False):
-    """route_guard_state's node side: write each file of ``params['write']`` ({path, content, mode,
-    diff}) that differs, atomically, its directory made (not in check mode). Returns the result:
-    ``written`` (the paths) and the --diff of those with ``diff``."""
+def write_files(items, check_mode=False):
+    """Write each file of ``items`` ({path, content, mode, diff}) that differs, atomically, its
+    directory made (not in check mode). Returns ``changed``, ``written`` (the paths) and the --diff
+    of those with ``diff``."""
     written, diffs = [], []
-    for item in params['write']:
+    for item in items:
         path, content, mode = item['path'], item['content'], int(item.get('mode') or '0644', 8)
         if not needs_write(path, content, mode=mode):
             continue
@@ -153,7 +153,7 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
     did after the lease, by the same entry points - kubeasz's default CNI config removed, subnet.env
     and the CNI config written (flannel_subnet's write_env), per family the device with its entries,
     the routes and the rules, then the route guard's files written and the guard started or
-    restarted (route_guard_state's decision). ``given``: node_check's ``apply`` option (the lease
+    restarted (guard_decision). ``given``: node_check's ``apply`` option (the lease
     as flannel_subnet returned it, the peers' leases, the guard's texts and how it runs); ``look``:
     node_check's look at the node; ``params``: node_check's. In check mode it changes nothing and
     says what the real run will do. Returns the result's keys (``look`` updated)."""
@@ -180,7 +180,7 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
     results, family_diffs = families_results(run, plan, look['families'], lease_result, check_mode, diff)
     diffs.extend(family_diffs)
     decision = guard_of(plan, look, lease_result['lease'], results, given.get('lease_renewal'))
-    guard = start_guard(run, params, given, decision, check_mode, diff)
+    guard = start_guard(run, params, given, decision, check_mode)
     diffs.extend(guard.pop('diff'))
     changed = bool(changed or env_changed or guard['changed']
                    or any(results[f][part].get('changed') for f in look['families'] for part in PARTS))
@@ -191,16 +191,15 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
     return look
 
 
-def start_guard(run, params, given, decision, check_mode=False, diff=False):
+def start_guard(run, params, given, decision, check_mode=False):
     """The route guard's files that differ written (guard, state, unit), then the guard started,
-    or restarted when its script or unit changed (route_guard.yml's work before). Removal is left to
-    the role (route_guard.yml). Returns ``changed``, ``written``, ``restart``, ``started`` and ``diff``."""
+    or restarted when its script or unit changed. Removal is left to the role (route_guard.yml). Returns ``changed``, ``written``, ``restart``, ``started`` and ``diff``."""
     guard_file = os.path.join(params['guard_dir'], GUARD_FILE)
     systemd = params['runner'] == 'systemd'
     write = files_to_write(dict(guard_file=guard_file, guard_text=given.get('guard_text'),
                                 state_file=params['guard_state'], unit_file=params['guard_unit'] if systemd else None,
                                 unit_text=given.get('unit_text')), decision)
-    out = write_files(run, dict(write=write), check_mode, diff) if write else dict(changed=False, written=[], diff=[])
+    out = write_files(write, check_mode)
     out['restart'] = bool(set(out['written']) & set([guard_file, params['guard_unit']]))
     out['started'] = False
     if not decision['differs'] or not (out['restart'] or decision['differs'].get('stopped')):

@@ -161,8 +161,9 @@ def guard_parts(families, lease, results):
 
 
 def guard_decision(args):
-    """What of the route guard differs on the node (route_guard_state's result without changed):
-    ``args`` are route_guard_state's options, ``node`` node_check's look at the node."""
+    """What of the route guard differs on the node: ``args`` - ``wanted``, ``runner``, ``guard_sha1``,
+    ``unit_sha1``, ``backend``, ``families``, ``lease``, ``results`` (per family the dataplane's
+    link, routes and rules), ``store``, ``lease_renewal``; ``node`` node_check's look at the node."""
     node = args['node']
     if not args['wanted']:   # removed wherever a file of it is left
         return {'todo': bool(node.get('found')), 'differs': {}, 'state': None, 'state_text': ''}
@@ -185,7 +186,7 @@ def guard_decision(args):
 
 
 def files_to_write(args, decision):
-    """route_guard_state's ``write`` list (node_check's apply writes the same): each file of the guard that differs and has a path."""
+    """node_check's files to write for the guard (write_files): each file that differs and has a path."""
     differs, out = decision['differs'], []
     if differs.get('guard') and args['guard_file'] and args['guard_text'] is not None:
         out.append(dict(path=args['guard_file'], content=args['guard_text'], mode='0644', diff=False))

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) kubeasz.network contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The full path's last call (node_check's apply) without root: which of the route guard's files
+it writes and how it starts the guard, for each runner, in check mode too.
+tests/integration (test_route_guard, test_fast_path, test_add_del_node) run it on a real lab."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import start_guard
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
+
+
+class Runs(object):
+    """A node's run_command that records the commands and answers rc."""
+
+    def __init__(self, rc=0):
+        self.argvs, self.rc = [], rc
+
+    def __call__(self, argv, data=None):
+        self.argvs.append(list(argv))
+        return self.rc, 'started 42\n' if self.rc == 0 else '', 'boom' if self.rc else ''
+
+
+def params(tmp_path, runner='process'):
+    return dict(runner=runner, guard_dir=str(tmp_path / 'guard'), guard_state=str(tmp_path / 'routes.json'),
+                guard_unit=str(tmp_path / 'flannel-route-guard.service'), hold=str(tmp_path / 'hold'),
+                guard_pid_file=str(tmp_path / 'guard.pid'), guard_log_file=str(tmp_path / 'guard.log'))
+
+
+GIVEN = dict(guard_text='print("guard")\n', unit_text='[Service]\n', python='/usr/bin/python3', interval=10)
+
+
+def decision(**differs):
+    base = dict(guard=False, state=False, unit=False, stopped=False)
+    base.update(differs)
+    return dict(todo=any(base.values()), differs=base, state={}, state_text='{"routes": []}\n')
+
+
+def test_a_new_guard_is_written_and_started_once(tmp_path):
+    run, p = Runs(), params(tmp_path)
+    out = start_guard(run, p, GIVEN, decision(guard=True, state=True, stopped=True))
+    guard_file = os.path.join(p['guard_dir'], 'flannel-route-guard')
+    assert out['written'] == [guard_file, p['guard_state']] and out['changed'] and out['started']
+    assert open(guard_file).read() == GIVEN['guard_text']
+    # its script changed: the running guard (if any) is replaced
+    assert out['restart'] and run.argvs == [[
+        '/usr/bin/python3', guard_file, 'ensure', '--state', p['guard_state'], '--hold', p['hold'], '--interval', '10',
+        '--pid-file', p['guard_pid_file'], '--log-file', p['guard_log_file'], '--restart']]
+    # only the state's --diff is shown (the guard is 200 KB of module_utils)
+    assert [d['after_header'] for d in out['diff']] == [p['guard_state']]
+
+
+def test_a_new_state_alone_starts_nothing(tmp_path):
+    run = Runs()
+    out = start_guard(run, params(tmp_path), GIVEN, decision(state=True))
+    assert out['changed'] and not out['restart'] and not out['started'] and run.argvs == []
+
+
+def test_a_stopped_guard_is_started_without_a_restart(tmp_path):
+    run = Runs()
+    out = start_guard(run, params(tmp_path, 'systemd'), GIVEN, decision(stopped=True))
+    assert out['written'] == [] and out['started'] and not out['restart']
+    assert run.argvs == [['systemctl', 'enable', 'flannel-route-guard.service'],
+                         ['systemctl', 'start', 'flannel-route-guard.service']]
+
+
+def test_a_new_unit_is_reloaded_and_restarted(tmp_path):
+    run, p = Runs(), params(tmp_path, 'systemd')
+    out = start_guard(run, p, GIVEN, decision(unit=True))
+    assert out['written'] == [p['guard_unit']] and out['restart']
+    assert run.argvs == [['systemctl', 'daemon-reload'], ['systemctl', 'enable', 'flannel-route-guard.service'],
+                         ['systemctl', 'restart', 'flannel-route-guard.service']]
+
+
+def test_nothing_differs_nothing_runs(tmp_path):
+    run = Runs()
+    out = start_guard(run, params(tmp_path), GIVEN, decision())
+    assert not out['changed'] and out['written'] == [] and run.argvs == []
+
+
+def test_check_mode_says_what_the_run_will_do_and_changes_nothing(tmp_path):
+    run, p = Runs(), params(tmp_path)
+    out = start_guard(run, p, GIVEN, decision(guard=True, state=True, stopped=True), check_mode=True)
+    assert out['changed'] and out['started'] and out['restart'] and run.argvs == []
+    assert not os.path.exists(p['guard_dir']) and not os.path.exists(p['guard_state'])
+    assert out['diff'][0]['before'] == '' and out['diff'][0]['after'] == '{"routes": []}\n'
+
+
+def test_a_guard_that_does_not_start_fails_the_task_naming_the_command(tmp_path):
+    with pytest.raises(DataplaneError, match='the route guard did not start: systemctl enable .* exited 1: boom'):
+        start_guard(Runs(rc=1), params(tmp_path, 'systemd'), GIVEN, decision(stopped=True))
