@@ -192,4 +192,3 @@ def converge(run, plan, out, state_file, check_mode=False, diff=False):
     if diff:
         out['diff'] = diffs
     return out
-

@@ -193,12 +193,13 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
 
 def start_guard(run, params, given, decision, check_mode=False):
     """The route guard's files that differ written (guard, state, unit), then the guard started,
-    or restarted when its script or unit changed. Removal is left to the role (route_guard.yml). Returns ``changed``, ``written``, ``restart``, ``started`` and ``diff``."""
+    or restarted when its script or unit changed. Removal is left to the role (route_guard.yml).
+    Returns ``changed``, ``written``, ``restart``, ``started`` and ``diff``."""
     guard_file = os.path.join(params['guard_dir'], GUARD_FILE)
     systemd = params['runner'] == 'systemd'
-    write = files_to_write(dict(guard_file=guard_file, guard_text=given.get('guard_text'),
-                                state_file=params['guard_state'], unit_file=params['guard_unit'] if systemd else None,
-                                unit_text=given.get('unit_text')), decision)
+    write = files_to_write(dict(guard_file=guard_file, guard_text=given.get('guard_text'), state_file=params['guard_state'],
+                                unit_file=params['guard_unit'] if systemd else None, unit_text=given.get('unit_text')),
+                           decision)
     out = write_files(write, check_mode)
     out['restart'] = bool(set(out['written']) & set([guard_file, params['guard_unit']]))
     out['started'] = False
