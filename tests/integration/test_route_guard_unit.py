@@ -50,7 +50,7 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path):
 
 
 def test_the_installed_guard_runs_without_the_collection(tmp_path):
-    """What route_guard.yml installs: one file carrying the module_utils, run with python3 -S."""
+    """What the role installs (node_check's apply): one file carrying the module_utils, run with python3 -S."""
     render(tmp_path, "flannel-route-guard.j2", tmp_path / "flannel-route-guard")
     env = {"PATH": os.environ["PATH"]}  # no PYTHONPATH: nothing of the work tree
     proc = subprocess.run(["/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
