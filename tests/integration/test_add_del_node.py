@@ -108,6 +108,13 @@ def test_net_status_names_the_node_that_drifted(cluster, tmp_path):
     assert "nodes drifted from their plan: node3" in drift.stderr
     assert "+ neigh %s lladdr" % neigh in drift.stdout, drift.stdout
 
+    # a node file: subnet.env edited by hand (the full path's one call shows it, in check mode)
+    lab.exec("node1", ["sed", "-i", "s/^FLANNEL_MTU=.*/FLANNEL_MTU=1300/", "/run/flannel/subnet.env"])
+    drift = ezctl(cdir, "net", "status", cdir.name, check=False)
+    assert drift.returncode == 2 and "nodes drifted from their plan: node1, node3" in drift.stderr, drift.stderr
+    assert "- FLANNEL_MTU=1300  (present, not planned)" in drift.stdout, drift.stdout
+    assert "FLANNEL_MTU=1300" in lab.exec("node1", ["cat", "/run/flannel/subnet.env"]).stdout  # status changes nothing
+
 
 # ---------------------------------------------------------------- the same with the etcd store
 

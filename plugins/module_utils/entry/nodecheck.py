@@ -18,6 +18,7 @@ import shutil
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
 from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift_of_diffs
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import (
     PARTS, converge, dataplane_only, families_results, guard_of, node_plan, subnet_view)
@@ -177,6 +178,8 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
     env_changed, env_diffs, dummy = write_env(view, netconf, facts, dict(
         (fam, part.subnet) for fam, part in lease.parts.items()))
     diffs.extend(item for item in env_diffs if item.get('before') != item.get('after'))
+    if check_mode:   # `ezctl net status` reads the node's files' drift with the lease, as flannel_subnet gives it
+        lease_result['drift'] = list(lease_result.get('drift') or []) + drift_of_diffs(diffs)
     results, family_diffs = families_results(run, plan, look['families'], lease_result, check_mode, diff)
     diffs.extend(family_diffs)
     decision = guard_of(plan, look, lease_result['lease'], results, given.get('lease_renewal'))
