@@ -63,6 +63,32 @@ def write_atomic(path, text, mode=0o644, dir_mode=0o755):
     return True
 
 
+def file_diff(path, before, after):
+    """A file's --diff, headed by its path."""
+    return dict(before=before or '', after=after or '', before_header=path, after_header=path)
+
+
+def put(path, text, check_mode=False, mode=0o644):
+    """Write ``text`` to ``path`` when it differs (atomically, its directory made; not in check
+    mode): (changed, its --diff)."""
+    before = read_text(path)
+    if check_mode:
+        changed = needs_write(path, text, mode=mode)
+    else:
+        changed = write_atomic(path, text, mode=mode, dir_mode=0o755)
+    return changed, file_diff(path, before, text)
+
+
+def drop(path, check_mode=False):
+    """Remove ``path`` if it is there (not in check mode): (changed, its --diff or None)."""
+    before = read_text(path) if path else None
+    if before is None:
+        return False, None
+    if not check_mode:
+        remove_file(path)
+    return True, file_diff(path, before, '')
+
+
 def _fsync_dir(directory):
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -20,7 +20,7 @@ Standard library and ansible.module_utils only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import read_text, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import put, read_text
 from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift
 from ansible_collections.kubeasz.network.plugins.module_utils.check.probe import node_facts as probe_facts
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import IprouteError
@@ -183,11 +183,7 @@ def converge(run, plan, out, state_file, check_mode=False, diff=False):
     results, diffs = families_results(run, plan, out['families'], out['lease'], check_mode, diff)
     decision = guard_of(plan, out, out['lease']['lease'], results)
     if decision['differs'].get('state'):
-        before = read_text(state_file)
-        if not check_mode:
-            write_atomic(state_file, decision['state_text'], mode=0o644, dir_mode=0o755)
-        diffs.append(dict(before=before or '', after=decision['state_text'], before_header=state_file,
-                          after_header=state_file))
+        diffs.append(put(state_file, decision['state_text'], check_mode)[1])
     out.update(in_plan=True, changed=True, converged=True, dataplane=results, guard_decision=decision)
     if diff:
         out['diff'] = diffs

@@ -17,7 +17,7 @@ import os
 import shutil
 
 from ansible_collections.kubeasz.network.plugins.module_utils.base import iproute
-from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import drop, put, remove_file
 from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift_of_diffs
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import (
@@ -137,15 +137,11 @@ def write_files(items, check_mode=False):
     of those with ``diff``."""
     written, diffs = [], []
     for item in items:
-        path, content, mode = item['path'], item['content'], int(item.get('mode') or '0644', 8)
-        if not needs_write(path, content, mode=mode):
-            continue
-        before = read_text(path) if item.get('diff') else None
-        if not check_mode:
-            write_atomic(path, content, mode=mode, dir_mode=0o755)
-        written.append(path)
-        if item.get('diff'):
-            diffs.append(dict(before=before or '', after=content, before_header=path, after_header=path))
+        changed, diff = put(item['path'], item['content'], check_mode, int(item.get('mode') or '0644', 8))
+        if changed:
+            written.append(item['path'])
+            if item.get('diff'):
+                diffs.append(diff)
     return dict(changed=bool(written), written=written, diff=diffs)
 
 
@@ -161,14 +157,8 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
     lease_result = dict(given['lease'], peers=given['peers'])
     lease = Lease.from_peer(lease_result['lease'], 'apply.lease.lease')
     netconf = parse_net_conf(plan['network'])
-    diffs, changed = [], False
-    if look['default_cni_conf']:
-        before = read_text(params['default_cni_conf'])
-        if not check_mode:
-            remove_file(params['default_cni_conf'])
-        diffs.append(dict(before=before or '', after='', before_header=params['default_cni_conf'],
-                          after_header=params['default_cni_conf']))
-        changed = True
+    changed, cni_diff = drop(params['default_cni_conf'], check_mode)
+    diffs = [cni_diff] if changed else []
     if look['old_layout']:   # the guard was a script beside a copy of module_utils
         if not check_mode:
             shutil.rmtree(os.path.join(params['guard_dir'], OLD_LAYOUT), ignore_errors=True)

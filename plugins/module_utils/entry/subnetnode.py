@@ -23,7 +23,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.plan.underlay impo
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
     VXLAN_OVERHEAD, DataplaneError, Lease, LeaseError, LeasePart, kept_vtep_mac, vtep_mac)
 from ansible_collections.kubeasz.network.plugins.module_utils.base.iproute import AddrDel, IprouteError, apply, observe, parse_json
-from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import needs_write, read_text, remove_file, write_atomic
+from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import drop, put, read_text
 from ansible_collections.kubeasz.network.plugins.module_utils.model.subnetenv import parse_subnet_env, subnet6_of_env, subnet_env_text, subnet_of_env
 from ansible_collections.kubeasz.network.plugins.module_utils.store.allocation import config_families
 from ansible_collections.kubeasz.network.plugins.module_utils.store.state import lease_state
@@ -127,20 +127,6 @@ def node_facts(module, netconf, public_ip=None, public_ip6=None):
     return facts, text
 
 
-def file_diff(path, before, after):
-    return dict(before=before or '', after=after or '', before_header=path, after_header=path)
-
-
-def put(module, path, text):
-    """Write ``text`` to ``path`` (atomic, 0644, only if different); (changed, diff)."""
-    before = read_text(path)
-    if module.check_mode:
-        changed = needs_write(path, text, mode=0o644)
-    else:
-        changed = write_atomic(path, text, mode=0o644, dir_mode=0o755)
-    return changed, file_diff(path, before, text)
-
-
 def _check_fits(netconf, subnets):
     """The leased ``subnets`` ({Family: subnet}) are this network's (IPv4 and/or IPv6, as the
     network has them); those of the network's families, by family."""
@@ -199,10 +185,10 @@ def write_env(module, netconf, facts, subnets):
         (fam, LeasePart(subnet, facts.get(fam.public_ip_key), facts.get(fam.vtep_mac_key)))
         for fam, subnet in _check_fits(netconf, subnets).items()))
     env = subnet_env_text(netconf, lease, facts['mtu'], params['ip_masq'])
-    changed, diff = put(module, params['subnet_file'], env)
+    changed, diff = put(params['subnet_file'], env, module.check_mode)
     diffs = [diff]
     if params['cni_conf_file']:
-        cni_changed, diff = put(module, params['cni_conf_file'], dumps(delegate_conflist(parse_subnet_env(env))))
+        cni_changed, diff = put(params['cni_conf_file'], dumps(delegate_conflist(parse_subnet_env(env))), module.check_mode)
         changed = changed or cni_changed
         diffs.append(diff)
     bridge_changed, diff = clean_bridge(module, lease)
@@ -214,16 +200,8 @@ def write_env(module, netconf, facts, subnets):
 
 def remove(module):
     """state=absent: remove subnet.env (and the CNI conflist); (changed, diffs)."""
-    changed, diffs = False, []
-    for path in (module.params['subnet_file'], module.params['cni_conf_file']):
-        before = read_text(path) if path else None
-        if before is None:
-            continue
-        if not module.check_mode:
-            remove_file(path)
-        changed = True
-        diffs.append(file_diff(path, before, ''))
-    return changed, diffs
+    dropped = [drop(path, module.check_mode) for path in (module.params['subnet_file'], module.params['cni_conf_file'])]
+    return any(changed for changed, dummy in dropped), [diff for changed, diff in dropped if changed]
 
 
 # ------------------------------------------------------------ stores the node talks to (etcd, kube)
