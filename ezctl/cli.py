@@ -358,12 +358,19 @@ def main(argv=None, runner=None) -> int:
     args = parser.parse_args(argv)
     try:
         base = find_base(args.base) if args.needs_base else None
-        return args.func(args, base, runner or default_runner)
+        code = args.func(args, base, runner or default_runner)
+        sys.stdout.flush()  # a reader gone shows here, where it is handled
+        return code
     except (CliError, LabError) as exc:
         print(f"ezctl: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader stopped early (`ezctl net check c | head -1`): end quietly, as cat does; what
+        # is left in stdout's buffer goes to /dev/null, not to a second error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +59,20 @@ def test_new_without_example(tmp_path, capsys):
     (tmp_path / "playbooks").mkdir()
     assert cli.main(["--base", str(tmp_path), "new", "k1"], runner=FakeRunner()) == 1
     assert "template" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_ends_ezctl_quietly(base):
+    """`ezctl list | head -0`: no traceback, the exit code of a command killed by SIGPIPE."""
+    assert run(base, "new", "k1") == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before ezctl writes
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ezctl", "--base", str(base), "list"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, cwd=Path(cli.__file__).parents[1], timeout=60,
+                              check=False)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")
 
 
 def test_list_and_checkout(base, capsys):
