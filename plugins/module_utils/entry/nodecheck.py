@@ -12,6 +12,7 @@ Standard library only (runs on the managed node).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -91,12 +92,25 @@ def hold(path):
         handle.write(HOLD_TEXT)
 
 
+@contextlib.contextmanager
+def holding(params, check_mode):
+    """The route guard held while the node changes (not in check mode), and released after."""
+    held = params.get('hold') and not check_mode
+    if held:
+        hold(params['hold'])
+    try:
+        yield
+    finally:
+        if held:
+            remove_file(params['hold'])
+
+
 def node_check(run, params, check_mode=False, diff=False):
     """The look at the node and, with ``plan``, whether it is in plan (fastpath.node_plan); with
     ``plan['converge']`` a node whose dataplane alone differs is brought to plan here (in check mode:
     what that would change), the route guard held meanwhile (fastpath.converge). Then the hold for
     the full path, unless check mode or the node is in plan. With ``apply`` (the full path's last
-    call, the lease taken): the node brought to plan (apply_plan)."""
+    call, the lease taken): the node brought to plan (apply_plan), the route guard held meanwhile."""
     families = [f for f in FAMILIES if f in (params.get('families') or [])]
     # a family that is off is removed: IPv4 always (its removal is cheap), IPv6 when it is there
     ipv6 = IPV6 in families or ipv6_state(run)
@@ -113,18 +127,13 @@ def node_check(run, params, check_mode=False, diff=False):
         in_plan=False,
     )
     if params.get('apply'):   # the full path's call after the lease: no look at the store
-        return apply_plan(run, params['plan'], look, params['apply'], params, check_mode, diff)
+        with holding(params, check_mode):
+            return apply_plan(run, params['plan'], look, params['apply'], params, check_mode, diff)
     if params.get('plan'):
         look.update(node_plan(run, params['plan'], look))
         if params['plan'].get('converge') and dataplane_only(look):
-            held = params.get('hold') and not check_mode
-            if held:
-                hold(params['hold'])
-            try:
+            with holding(params, check_mode):
                 converge(run, params['plan'], look, params['guard_state'], check_mode, diff)
-            finally:
-                if held:
-                    remove_file(params['hold'])
         look.pop('guard_decision', None)   # the route guard's decision: internal
     if params.get('hold') and not check_mode and not look['in_plan']:
         hold(params['hold'])
@@ -177,8 +186,10 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
     diffs.extend(guard.pop('diff'))
     changed = bool(changed or env_changed or guard['changed']
                    or any(results[f][part].get('changed') for f in look['families'] for part in PARTS))
-    look.update(guard, in_plan=True, applied=True, changed=changed, lease=lease_result, dataplane=results,
-                remove_guard=not plan['guard']['wanted'] and bool(look['found']))
+    # in plan now, with the lease the store holds (add-node: the joining node beside its peers' looks)
+    look.update(guard, in_plan=True, store_stable=True, applied=True, changed=changed, lease=lease_result,
+                dataplane=results, remove_guard=not plan['guard']['wanted'] and bool(look['found']),
+                public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
     if diff:
         look['diff'] = diffs
     return look
