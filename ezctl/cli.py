@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import os
 import re
@@ -212,6 +211,7 @@ def version() -> str:
     galaxy = Path(__file__).resolve().parent.parent / "galaxy.yml"
     with contextlib.suppress(OSError, KeyError, TypeError, yaml.YAMLError):
         return str(yaml.safe_load(galaxy.read_text(encoding="utf-8"))["version"])
+    import importlib.metadata  # only here: 20 ms of every ezctl start
     try:
         return importlib.metadata.version("kubeasz-network")
     except importlib.metadata.PackageNotFoundError:

@@ -53,8 +53,10 @@ options:
       - With O(plan), brings the node to plan in this call, by the entry points the modules run - kubeasz's
         default CNI config removed, subnet.env and the CNI config written, per family the VXLAN device with
         its entries, the routes and the rules, the route guard's files written and the guard started, or
-        restarted when its script or unit changed (RV(applied)). The guard's removal is left to the role
-        (RV(remove_guard)).
+        restarted when its script or unit changed (RV(applied)), the route guard held meanwhile (O(hold)).
+        The guard's removal is left to the role.
+      - The role's add-node (C(flannel_add_node)) makes this call for the joining node in the round in which
+        every other node looks at itself and learns the new lease.
     type: dict
   hold:
     description: The route guard's hold file to write; unset, nothing is held.
@@ -191,10 +193,6 @@ started:
   description: Whether O(apply) started or restarted the route guard.
   returned: with O(apply)
   type: bool
-remove_guard:
-  description: Whether the route guard is not wanted and a file of it is left (the role removes it).
-  returned: with O(apply)
-  type: bool
 in_plan:
   description: Whether the node is (now) what the role's module tasks would make of it (O(plan) given).
   returned: always
@@ -205,7 +203,8 @@ config_pending:
   returned: when it is so (O(plan), the file store)
   type: bool
 store_stable:
-  description: Whether the node's lease stays as the store holds it (no write to the store).
+  description: Whether the node's lease stays as the store holds it (no write to the store); with O(apply), true
+    (the node is programmed with the lease the store holds).
   returned: when O(plan) is given
   type: bool
 public_ips:

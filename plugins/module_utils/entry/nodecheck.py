@@ -188,8 +188,7 @@ def apply_plan(run, plan, look, given, params, check_mode=False, diff=False):
                    or any(results[f][part].get('changed') for f in look['families'] for part in PARTS))
     # in plan now, with the lease the store holds (add-node: the joining node beside its peers' looks)
     look.update(guard, in_plan=True, store_stable=True, applied=True, changed=changed, lease=lease_result,
-                dataplane=results, remove_guard=not plan['guard']['wanted'] and bool(look['found']),
-                public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
+                dataplane=results, public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
     if diff:
         look['diff'] = diffs
     return look
