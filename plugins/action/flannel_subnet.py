@@ -89,6 +89,14 @@ class RunCopy(FileStore):
         return super(RunCopy, self).release(addresses, False)
 
 
+def lease_file_store(path, check_mode):
+    """The file store a task reads and writes: in a whole check-mode run, the run's copy."""
+    store = FileStore(path)
+    if check_mode and context.CLIARGS.get('check'):   # the whole run is a preview
+        store = RunCopy(store, os.getppid())
+    return store
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -200,9 +208,7 @@ class ActionModule(ActionBase):
                 res = self._module(args, state=state, **subnets)
                 results.append(res)
                 return bool(res.get('changed')), diffs_of(res), self._facts(res)
-            store = FileStore(args['lease_file'])
-            if check_mode and context.CLIARGS.get('check'):   # the whole run is a preview
-                store = RunCopy(store, os.getppid())
+            store = lease_file_store(args['lease_file'], check_mode)
             out = lease_state(store, state, netconf, facts, env, args['network'], check_mode)
         except _ModuleFailed as exc:
             return exc.result

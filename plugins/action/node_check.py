@@ -2,16 +2,17 @@
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of kubeasz.network.node_check: with a ``plan`` on the file store, the lease
-file is the controller's, so its text goes to the module with the plan (read under the store's
-lock, its config made this run's first); a node whose lease stays as it is keeps it, which is noted as renewed, as flannel_subnet
-notes it (the role then runs no lease task on the node)."""
+file is the controller's (in a whole --check run, the run's copy, which the run's lease tasks
+change), so its text goes to the module with the plan (read under the store's lock, its config
+made this run's first); a node whose lease stays as it is keeps it, which is noted as renewed, as
+flannel_subnet notes it (the role then runs no lease task on the node)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import subnet_key
-from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
+from ansible_collections.kubeasz.network.plugins.action.flannel_subnet import lease_file_store
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import load_renewals, record_renewal
 
 MODULE = 'kubeasz.network.node_check'
@@ -50,7 +51,8 @@ class ActionModule(ActionBase):
         args, store, new_config = dict(self._task.args), None, None
         plan = args.get('plan')
         if isinstance(plan, dict) and plan.get('store') == 'file' and plan.get('lease_file') and not args.get('apply'):
-            store = FileStore(plan['lease_file'])
+            # a whole --check run: the leases its lease tasks took too (add-node's new node's)
+            store = lease_file_store(plan['lease_file'], self._task.check_mode)
             text, new_config = self._lease_text(store, plan.get('network'))
             args['plan'] = dict(plan, lease_text=text)
         try:
@@ -66,9 +68,9 @@ class ActionModule(ActionBase):
             result['config_pending'] = True   # the node's lease task writes it
         lease = (result.get('lease') or {}).get('lease')
         if store is not None and lease and result['lease'].get('changed') is False:
-            key = subnet_key(lease['subnet'], lease.get('subnet6'))
+            key, real = subnet_key(lease['subnet'], lease.get('subnet6')), getattr(store, 'real', store)
             if not self._task.check_mode:
                 with store.locked(create=False):
                     record_renewal(store.path, key)
-            result['lease']['renewed'] = load_renewals(store.path).get(key)
+            result['lease']['renewed'] = load_renewals(real.path).get(key)
         return result

@@ -1,16 +1,18 @@
 """Nodes join and leave a lab cluster in the real kernel (ansible dataplane, file store):
-3 nodes -> `ezctl lab node add` + `ezctl add-node` -> every pair of pods pings and the old nodes
-change only the new peer's entries; `ezctl del-node` of a middle node -> no route, neighbour,
+3 nodes -> `ezctl lab node add`, the join previewed with --check --diff, `ezctl add-node` -> every
+pair of pods pings and the old nodes change only the new peer's entries, in one play; `ezctl del-node` of a middle node -> no route, neighbour,
 FDB entry or lease to it anywhere, the remaining pods ping, it left [kube_node]."""
 from __future__ import annotations
 
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
-from labplay import assert_ok, pods_ping, recap, run_06
+from ezctl import nodes
+from labplay import REPO, argv_06, assert_ok, env_06, pods_ping, recap, run_06
 from nodeplay import etcd_leases, ezctl, ezctl_lab, tables
 from test_etcd_leases import LAB_ETCD, start_lab_etcd, stop_lab_etcd
 
@@ -51,6 +53,21 @@ def test_add_node_teaches_every_node_the_new_peer(cluster):
     before = {n: tables(lab, n) for n in ("node1", "node2", "node3")}
     out = ezctl(cdir, "lab", "node", "add", lab.name).stdout.split()
     assert out == ["node4", "198.18.0.14"]
+    # previewed first (22.addnode.yml --check --diff, its line added by hand): the new node's lease
+    # is taken in the run's copy of the lease file, so every other node shows the new peer's entries
+    hosts = (cdir / "hosts").read_text()
+    (cdir / "hosts").write_text(nodes.add_host_line(hosts, "198.18.0.14 " + nodes.lab_line(lab, "198.18.0.14")))
+    argv = argv_06(cdir, "-e", "NODE_TO_ADD=198.18.0.14", "--check", "--diff")
+    argv[argv.index("playbooks/06.network.yml")] = "playbooks/22.addnode.yml"
+    preview = subprocess.run(argv, cwd=REPO, env=env_06(), capture_output=True, text=True, timeout=600, check=False)
+    (cdir / "hosts").write_text(hosts)
+    assert preview.returncode == 0, preview.stdout[-4000:] + preview.stderr
+    look = "kubeasz.network.flannel : Look at the node and bring its dataplane to plan"
+    assert all(changed_tasks(preview, node) == [look] for node in ("node1", "node2", "node3")), preview.stdout
+    assert preview.stdout.count("dev flannel.1 dst 198.18.0.14 self permanent") == 3, preview.stdout
+    assert "198.18.0.14" not in leases(cdir)
+    assert {n: tables(lab, n) for n in ("node1", "node2", "node3")} == before
+    assert lab.exec("node4", ["test", "-e", "/run/flannel/subnet.env"], check=False).returncode == 1
     bad = ezctl(cdir, "add-node", cdir.name, "198.18.0.300", check=False)
     assert bad.returncode == 1 and "invalid IP address '198.18.0.300'" in bad.stderr
     proc = ezctl(cdir, "add-node", cdir.name, "198.18.0.14")
@@ -59,12 +76,15 @@ def test_add_node_teaches_every_node_the_new_peer(cluster):
     again = ezctl(cdir, "add-node", cdir.name, "198.18.0.14", check=False)
     assert again.returncode == 1 and "already exists" in again.stderr
     subnet = leases(cdir)["198.18.0.14"]
+    # one play: the new node takes its lease first, then is programmed in its look's round, the
+    # round in which every other node learns the new lease (a call each, no full path)
+    assert proc.stdout.count("PLAY [") == 1, proc.stdout
+    assert changed_tasks(proc, "198.18.0.14") == ["kubeasz.network.flannel : Acquire the node's subnet lease", look]
+    assert "TASK [kubeasz.network.flannel : Program the node's dataplane" not in proc.stdout
     for node in ("node1", "node2", "node3"):
         # only the dataplane changed (node_check brings it to plan: no lease changes in this play),
         # and only by the new peer's entries
-        assert set(changed_tasks(proc, node)) <= {
-            "kubeasz.network.flannel : Look at the node and bring its dataplane to plan",
-            "kubeasz.network.flannel : Program the node's dataplane and keep it with the route guard"}, proc.stdout
+        assert changed_tasks(proc, node) == [look], proc.stdout
         added = set(tables(lab, node).splitlines()) - set(before[node].splitlines())
         removed = set(before[node].splitlines()) - set(tables(lab, node).splitlines())
         assert added and not removed

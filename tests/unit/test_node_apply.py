@@ -2,7 +2,8 @@
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The full path's last call (node_check's apply) without root: which of the route guard's files
-it writes and how it starts the guard, for each runner, in check mode too.
+it writes and how it starts the guard, for each runner, in check mode too; the guard held while
+the call changes the node.
 tests/integration (test_route_guard, test_fast_path, test_add_del_node) run it on a real lab."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -11,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import start_guard
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import holding, start_guard
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
 
@@ -94,3 +95,24 @@ def test_check_mode_says_what_the_run_will_do_and_changes_nothing(tmp_path):
 def test_a_guard_that_does_not_start_fails_the_task_naming_the_command(tmp_path):
     with pytest.raises(DataplaneError, match='the route guard did not start: systemctl enable .* exited 1: boom'):
         start_guard(Runs(rc=1), params(tmp_path, 'systemd'), GIVEN, decision(stopped=True))
+
+
+def test_the_guard_is_held_while_the_call_changes_the_node_and_released_after(tmp_path):
+    """The apply holds the guard itself: add-node's joining node makes its call outside the full
+    path's hold, and the full path's release after it is then not needed."""
+    p = params(tmp_path)
+    with holding(p, check_mode=False):
+        assert os.path.exists(p['hold'])
+    assert not os.path.exists(p['hold'])
+    with pytest.raises(DataplaneError):
+        with holding(p, check_mode=False):
+            raise DataplaneError('ip -batch failed')
+    assert not os.path.exists(p['hold'])   # a failed call releases it too
+
+
+def test_nothing_is_held_in_check_mode_or_without_a_guard(tmp_path):
+    p = params(tmp_path)
+    with holding(p, check_mode=True):
+        assert not os.path.exists(p['hold'])
+    with holding(dict(p, hold=None), check_mode=False):
+        assert os.listdir(str(tmp_path)) == []
