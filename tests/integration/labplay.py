@@ -32,12 +32,13 @@ def lab_cluster(tag: str, base: Path, nodes: int = 3, segments: int = 1, ipv6: b
         lab.down()
 
 
-def argv_06(cdir: Path, *extra: str, **config) -> list:
-    """Write config.yml (the ansible dataplane unless config says otherwise) and return 06's argv."""
+def argv_06(cdir: Path, *extra: str, book: str = "playbooks/06.network.yml", **config) -> list:
+    """Write config.yml (the ansible dataplane unless config says otherwise) and return 06's argv
+    (``book``: another playbook of the repository, e.g. 22.addnode.yml)."""
     dataplane = DATAPLANE_CONFIG[config.get("FLANNEL_DATAPLANE", "ansible")]
     (cdir / "config.yml").write_text(yaml.safe_dump({**BASE_CONFIG, **dataplane, **config}), encoding="utf-8")
     return [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(cdir / "hosts"),
-            "-e", f"@{cdir / 'config.yml'}", "playbooks/06.network.yml", *extra]
+            "-e", f"@{cdir / 'config.yml'}", book, *extra]
 
 
 def env_06() -> dict:
@@ -45,8 +46,8 @@ def env_06() -> dict:
                 ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
 
 
-def run_06(cdir: Path, *extra: str, **config) -> subprocess.CompletedProcess:
-    return subprocess.run(argv_06(cdir, *extra, **config), cwd=REPO, env=env_06(), capture_output=True,
+def run_06(cdir: Path, *extra: str, book: str = "playbooks/06.network.yml", **config) -> subprocess.CompletedProcess:
+    return subprocess.run(argv_06(cdir, *extra, book=book, **config), cwd=REPO, env=env_06(), capture_output=True,
                           text=True, timeout=600, check=False)
 
 

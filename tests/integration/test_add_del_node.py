@@ -1,18 +1,18 @@
 """Nodes join and leave a lab cluster in the real kernel (ansible dataplane, file store):
 3 nodes -> `ezctl lab node add`, the join previewed with --check --diff, `ezctl add-node` -> every
-pair of pods pings and the old nodes change only the new peer's entries, in one play; `ezctl del-node` of a middle node -> no route, neighbour,
-FDB entry or lease to it anywhere, the remaining pods ping, it left [kube_node]."""
+pair of pods pings and the old nodes change only the new peer's entries, in one play;
+`ezctl del-node` of a middle node -> no route, neighbour, FDB entry or lease to it anywhere, the
+remaining pods ping, it left [kube_node]."""
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
 from ezctl import nodes
-from labplay import REPO, argv_06, assert_ok, env_06, pods_ping, recap, run_06
+from labplay import assert_ok, pods_ping, recap, run_06
 from nodeplay import etcd_leases, ezctl, ezctl_lab, tables
 from test_etcd_leases import LAB_ETCD, start_lab_etcd, stop_lab_etcd
 
@@ -57,9 +57,7 @@ def test_add_node_teaches_every_node_the_new_peer(cluster):
     # is taken in the run's copy of the lease file, so every other node shows the new peer's entries
     hosts = (cdir / "hosts").read_text()
     (cdir / "hosts").write_text(nodes.add_host_line(hosts, "198.18.0.14 " + nodes.lab_line(lab, "198.18.0.14")))
-    argv = argv_06(cdir, "-e", "NODE_TO_ADD=198.18.0.14", "--check", "--diff")
-    argv[argv.index("playbooks/06.network.yml")] = "playbooks/22.addnode.yml"
-    preview = subprocess.run(argv, cwd=REPO, env=env_06(), capture_output=True, text=True, timeout=600, check=False)
+    preview = run_06(cdir, "-e", "NODE_TO_ADD=198.18.0.14", "--check", "--diff", book="playbooks/22.addnode.yml")
     (cdir / "hosts").write_text(hosts)
     assert preview.returncode == 0, preview.stdout[-4000:] + preview.stderr
     look = "kubeasz.network.flannel : Look at the node and bring its dataplane to plan"

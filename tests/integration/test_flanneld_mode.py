@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import fakebin
+from ezctl import nodes
 from ezctl.lab import Lab
 from labplay import assert_ok, assert_unchanged, recap, run_06
 
@@ -74,8 +75,10 @@ def kubectl_dir(cdir: Path) -> Path:
     return cdir.parents[1] / "bin"
 
 
-def run_flanneld_06(cdir: Path, tmp: Path, *extra: str, diff_rc: int | None = None, **config):
-    """Step 06 with the flanneld dataplane; diff_rc: what kubectl diff answers (None: the fake decides)."""
+def run_flanneld_06(cdir: Path, tmp: Path, *extra: str, diff_rc: int | None = None,
+                    book: str = "playbooks/06.network.yml", **config):
+    """Step 06 (or ``book``) with the flanneld dataplane; diff_rc: what kubectl diff answers (None:
+    the fake decides)."""
     rc_file = kubectl_dir(cdir) / "diff.rc"
     if diff_rc is None:
         rc_file.unlink(missing_ok=True)
@@ -84,7 +87,7 @@ def run_flanneld_06(cdir: Path, tmp: Path, *extra: str, diff_rc: int | None = No
     for log in (kubectl_dir(cdir) / "kubectl.calls", tmp / "bin" / "ctr.calls", tmp / "bin" / "docker.calls"):
         log.unlink(missing_ok=True)
     config = {"CONTAINER_RUNTIME": "containerd", **config}
-    return run_06(cdir, *extra, FLANNEL_DATAPLANE="flanneld", bin_dir=str(tmp / "bin"),
+    return run_06(cdir, *extra, book=book, FLANNEL_DATAPLANE="flanneld", bin_dir=str(tmp / "bin"),
                   flannel_image_dir=str(tmp / "images"), flannel_ready_timeout=2, **config)
 
 
@@ -237,6 +240,29 @@ def test_the_offline_images_are_imported_and_tagged_once(cluster, runtime, tarba
         for name in tarballs:
             (down / name).unlink()
         (tmp / "bin" / "images.node1.json").unlink(missing_ok=True)
+
+
+def test_add_node_looks_at_the_new_node_only(cluster):
+    """22.addnode.yml with flanneld: one play over every node (flannel_add_node), but only the new
+    node is looked at and waited for: flanneld teaches the others. node2 lacks subnet.env meanwhile,
+    so a wait on it would fail the run."""
+    lab, cdir, tmp = cluster
+    node, ip = lab.node_add()
+    good_node(lab, node, int(ip.rsplit(".", 1)[1]) - 10)
+    hosts = (cdir / "hosts").read_text(encoding="utf-8")
+    (cdir / "hosts").write_text(nodes.add_host_line(hosts, f"{ip} {nodes.lab_line(lab, ip)}"), encoding="utf-8")
+    lab.exec("node2", ["rm", "-f", "/run/flannel/subnet.env"])
+    try:
+        proc = run_flanneld_06(cdir, tmp, "-e", f"NODE_TO_ADD={ip}", book="playbooks/22.addnode.yml")
+    finally:
+        (cdir / "hosts").write_text(hosts, encoding="utf-8")
+        lab.exec("node2", ["sh", "-c", "cat > /run/flannel/subnet.env"], input=subnet_env(2))
+        lab.node_del(node)
+    assert_ok(proc)
+    for task in ("Look at the node and bring its dataplane to plan", "Wait until flannel wrote subnet.env on the node"):
+        ran = re.search(r"TASK \[kubeasz\.network\.flannel : %s[^\n]*\n(.*?)\n\n" % re.escape(task), proc.stdout, re.S)
+        assert ran and re.findall(r"^(?:ok|changed): \[([^\]]+)\]", ran.group(1), re.M) == [ip], proc.stdout
+    assert all(recap(proc)[n]["changed"] == 0 for n in ("node1", "node2", "node3")), proc.stdout
 
 
 def test_the_waits_fail_naming_the_nodes(cluster):

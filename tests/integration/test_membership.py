@@ -8,13 +8,12 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
 from ezctl import nodes
 from ezctl.lab import Lab
-from labplay import REPO, argv_06, assert_ok, assert_unchanged, env_06, run_06
+from labplay import REPO, assert_ok, assert_unchanged, run_06
 from nodeplay import ezctl, ezctl_lab, tables
 
 pytestmark = [
@@ -63,9 +62,7 @@ def test_a_refused_host_gw_join_changes_nothing(cluster):
     node, ip = ezctl(cdir, "lab", "node", "add", lab.name, "--segment", "2").stdout.split()
     line = " ".join([ip, nodes.lab_line(lab, ip)])
     (cdir / "hosts").write_text(nodes.add_host_line(before["hosts"], line))
-    argv = argv_06(cdir, "-e", f"NODE_TO_ADD={ip}", **HOST_GW)
-    argv[argv.index("playbooks/06.network.yml")] = "playbooks/22.addnode.yml"
-    proc = subprocess.run(argv, cwd=REPO, env=env_06(), capture_output=True, text=True, timeout=600, check=False)
+    proc = run_06(cdir, "-e", f"NODE_TO_ADD={ip}", book="playbooks/22.addnode.yml", **HOST_GW)
     assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr
     assert "host-gw" in proc.stdout and ip in proc.stdout, proc.stdout[-4000:]
     (cdir / "hosts").write_text(before["hosts"])
