@@ -93,3 +93,27 @@ def test_a_node_that_cannot_be_checked_is_not_in_plan(kw, reason):
     assert kernel.writes == []
     if 'network' not in kw:   # the facts were read before the store was looked at: the lease task takes them
         assert out['facts']['iface'] == 'eth0' and out['facts']['public_ip'] == NODE
+
+
+VXLAN = dict(type='vxlan', vni=1, port=0, mtu=0, gbp=False, learning=False, direct_routing=False)
+FAMILIES = {'ipv4': dict(family='ipv4', on=True, network='172.20.0.0/16', route_network='172.20.0.0/16', state='present',
+                         link_state='present', device='flannel.1',
+                         lease_keys=dict(subnet='subnet', public_ip='public_ip', vtep_mac='vtep_mac'))}
+
+
+def test_a_node_that_takes_a_lease_is_looked_at_without_its_dataplane(tmp_path):
+    """A cold node or add-node's new one: not in plan whatever its device, routes and rules hold,
+    which the full path's last call programs; its look reads its facts and its lease only."""
+    store = FileStore(str(tmp_path / 'flannel-leases.json'))
+    with store.locked():
+        store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart('198.18.0.12', vtep_mac('198.18.0.12', 1))}),
+                      config=NET_CONF)
+    kernel = FakeKernel(observed())
+    out = node_plan(kernel, plan(lease_file=store.path, lease_text=store.text(), backend=VXLAN, families=FAMILIES,
+                                 guard=dict(wanted=False, runner='process', guard_sha1='', unit_sha1='')), LOOK)
+    assert 'reason' not in out, out['reason']
+    assert out['in_plan'] is False and out['store_stable'] is False and out['dataplane'] == {}
+    assert out['lease']['lease']['subnet'] == '172.20.2.0/24' and out['public_ips'] == [NODE]
+    # the facts' reads (links, addresses, the default route), no device, entry, route or rule of flannel's
+    assert kernel.writes == [] and not [argv for argv in kernel.calls if set(argv) & {'neigh', 'fdb', 'vxlan'}
+                                         or 'proto' in argv or 'iptables-save' in argv[0] or 'nft' in argv[0]]

@@ -124,6 +124,9 @@ def _node_plan(run, plan, look):
         # the store's warnings (leases skipped as not this network's): the lease task may not run
         out.update(store_stable=not store_changed, lease=lease_result, warnings=lease_result.pop('warnings', []),
                    public_ips=[ip for ip in (lease_result.get('public_ip'), lease_result.get('public_ip6')) if ip])
+        if store_changed:   # it takes or changes its lease: not in plan, whatever its dataplane (the full path's)
+            out['drift'] = list(lease_result['drift'])
+            return out
         results = dict((family, _family(run, plan, family, lease_result)) for family in look['families'])
     except (DataplaneError, LeaseError, IprouteError, NetConfError, ValueError, KeyError, OSError) as exc:
         out['reason'] = str(exc)
