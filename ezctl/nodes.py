@@ -123,6 +123,12 @@ def cmd_add_node(args, base: Path, runner) -> int:
     if find_node(hosts, ip):
         raise CliError(f"node {ip} already exists in {cdir / 'hosts'}: "
                        f"remove it first with `ezctl del-node {args.cluster} {ip}`")
+    flags = [v for v in args.hostvars if v.startswith("-")]
+    if flags:
+        raise CliError(f"add-node takes no ansible-playbook arguments (got {' '.join(flags)}): check mode cannot "
+                       f"preview its change of {cdir / 'hosts'}; to preview a join, add the node's line there "
+                       f"yourself and run ansible-playbook -i {cdir / 'hosts'} -e @{cdir / 'config.yml'} "
+                       f"playbooks/22.addnode.yml -e NODE_TO_ADD={ip} --check --diff")
     bad = [repr(v) for v in args.hostvars if not HOSTVAR_RE.fullmatch(v)]
     if bad:
         raise CliError(f"host vars must be KEY=VALUE without spaces or newlines, got {' '.join(bad)}")
@@ -133,8 +139,7 @@ def cmd_add_node(args, base: Path, runner) -> int:
         words.append(connection)
     (cdir / "hosts").write_text(add_host_line(hosts, " ".join(words)), encoding="utf-8")
     print(f"added {ip} to [kube_node] in {cdir / 'hosts'}")
-    rc = _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}",
-                            *after_dashes(args.extra)), base, runner)
+    rc = _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}"), base, runner)
     if rc == 0:
         return rc
     return _roll_back_add(args.cluster, cdir, ip, hosts, rc, base, runner)
@@ -233,13 +238,14 @@ def add_parsers(sub, common, labsub, labopt) -> None:
     p = sub.add_parser("add-node", parents=[common], help="add a node to [kube_node] and run 22.addnode.yml",
                        description="Adds IP (with host vars KEY=VALUE) as the first host of "
                        "[kube_node] in clusters/C/hosts and runs playbooks/22.addnode.yml "
-                       "-e NODE_TO_ADD=IP; arguments after -- go to ansible-playbook.")
+                       "-e NODE_TO_ADD=IP; it takes no ansible-playbook arguments (check mode cannot "
+                       "preview the hosts file's change: see the README to preview a join).")
     p.add_argument("cluster", help=CLUSTER_HELP)
     p.add_argument("ip", help="the new node's address, as Ansible reaches it (its inventory name)")
     p.add_argument("hostvars", nargs="*", metavar="KEY=VALUE", help="host vars written on the node's line "
                    "(k8s_nodename=n5 ansible_port=2222 ...)")
     p.add_argument("--lab-root", **lab_root)
-    p.set_defaults(func=cmd_add_node, needs_base=True, extra=[])
+    p.set_defaults(func=cmd_add_node, needs_base=True)
     p = sub.add_parser("del-node", parents=[common], help="remove a node: run 32.delnode.yml",
                        description="Runs playbooks/32.delnode.yml -e NODE_TO_DEL=<node>: the "
                        "node's lease is released, every other node drops its routes and "

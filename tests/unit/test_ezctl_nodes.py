@@ -58,6 +58,12 @@ def test_add_node_checks_and_writes_the_line_first_in_kube_node(base, tmp_path, 
     assert cli.main(["--base", str(base), "add-node", "k1", "192.168.1.3"], runner=runner) == 1
     assert "already exists" in capsys.readouterr().err
     assert cli.main(["--base", str(base), "add-node", "k1", "192.168.1.4", "bad var"], runner=runner) == 1
+    # ansible-playbook's arguments: refused, naming the way to preview a join
+    assert cli.main(["--base", str(base), "add-node", "k1", "192.168.1.4", "--", "--check", "--diff"],
+                    runner=runner) == 1
+    err = capsys.readouterr().err
+    assert "add-node takes no ansible-playbook arguments (got --check --diff)" in err
+    assert "playbooks/22.addnode.yml -e NODE_TO_ADD=192.168.1.4 --check --diff" in err
     assert not runner.calls
     assert cli.main(["--base", str(base), "add-node", "--lab-root", str(tmp_path / "none"), "k1", "192.168.1.4",
                      "k8s_nodename=worker-02"], runner=runner) == 0
