@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import cli as routeguard_cli
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import holding, start_guard
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
 
@@ -42,16 +43,17 @@ def decision(**differs):
     return dict(todo=any(base.values()), differs=base, state={}, state_text='{"routes": []}\n')
 
 
-def test_a_new_guard_is_written_and_started_once(tmp_path):
+def test_a_new_guard_is_written_and_started_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(routeguard_cli, 'guard_pids', lambda: [])   # none runs in this namespace
     run, p = Runs(), params(tmp_path)
     out = start_guard(run, p, GIVEN, decision(guard=True, state=True, stopped=True))
     guard_file = os.path.join(p['guard_dir'], 'flannel-route-guard')
     assert out['written'] == [guard_file, p['guard_state']] and out['changed'] and out['started']
     assert open(guard_file).read() == GIVEN['guard_text']
-    # its script changed: the running guard (if any) is replaced
+    # its script changed: the running guard (if any) is stopped, one Python start serves in the background
     assert out['restart'] and run.argvs == [[
-        '/usr/bin/python3', guard_file, 'ensure', '--state', p['guard_state'], '--hold', p['hold'], '--interval', '10',
-        '--pid-file', p['guard_pid_file'], '--log-file', p['guard_log_file'], '--restart']]
+        '/usr/bin/python3', guard_file, 'serve', '--background', '--state', p['guard_state'], '--hold', p['hold'],
+        '--interval', '10', '--pid-file', p['guard_pid_file'], '--log-file', p['guard_log_file']]]
     # only the state's --diff is shown (the guard is 200 KB of module_utils)
     assert [d['after_header'] for d in out['diff']] == [p['guard_state']]
 
@@ -90,6 +92,12 @@ def test_check_mode_says_what_the_run_will_do_and_changes_nothing(tmp_path):
     assert out['changed'] and out['started'] and out['restart'] and run.argvs == []
     assert not os.path.exists(p['guard_dir']) and not os.path.exists(p['guard_state'])
     assert out['diff'][0]['before'] == '' and out['diff'][0]['after'] == '{"routes": []}\n'
+
+
+def test_a_background_guard_that_says_something_else_fails_the_task(tmp_path, monkeypatch):
+    monkeypatch.setattr(routeguard_cli, 'guard_pids', lambda: [])
+    with pytest.raises(DataplaneError, match="the route guard did not start: it said 'usage: ...'"):
+        start_guard(lambda argv, data=None: (0, 'usage: ...\n', ''), params(tmp_path), GIVEN, decision(stopped=True))
 
 
 def test_a_guard_that_does_not_start_fails_the_task_naming_the_command(tmp_path):

@@ -217,6 +217,27 @@ def test_status_of_a_missing_pid_file(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == 'not running'
 
 
+def test_ensure_keeps_the_one_running_guard(tmp_path, monkeypatch):
+    pid_file, started = str(tmp_path / 'guard.pid'), []
+    monkeypatch.setattr(routeguard_cli, 'guard_pids', lambda: [4242])
+    assert routeguard_cli.ensure(pid_file, False, lambda: started.append(1)) == ('running', 4242)
+    assert started == [] and routeguard_cli.read_pid(pid_file) == 4242   # its lost pid file written again
+
+
+@pytest.mark.parametrize('running, restart, said', [([], False, 'started'), ([1, 2], False, 'restarted'),
+                                                    ([4242], True, 'restarted')])
+def test_ensure_stops_every_other_guard_before_it_starts_one(tmp_path, monkeypatch, running, restart, said):
+    stopped = []
+    monkeypatch.setattr(routeguard_cli, 'guard_pids', lambda: list(running))
+    monkeypatch.setattr(routeguard_cli, 'stop', stopped.append)
+    assert routeguard_cli.ensure('/run/g.pid', restart, lambda: 77) == (said, 77) and stopped == ['/run/g.pid']
+
+
+def test_serve_in_the_background_needs_a_pid_file(capsys):
+    assert routeguard_cli.main(None, ['serve', '--background', '--pid-file', '']) == 1
+    assert 'serve --background needs --pid-file' in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------ traffic rules
 
 RULES = {'mode': 'iptables', 'network': NET, 'subnet': '172.20.1.0/24', 'ip_masq': True,

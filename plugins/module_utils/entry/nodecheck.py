@@ -29,7 +29,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf impo
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard import files_to_write
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.routes import ROUTE_PROTOCOL
 from ansible_collections.kubeasz.network.plugins.module_utils.plan.trafficrules import EXTRA_PATH, IPT_CHAINS
-from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.cli import guard_pids, read_pid
+from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.cli import ensure, guard_pids, read_pid
 
 GUARD_UNIT = 'flannel-route-guard.service'
 GUARD_FILE = 'flannel-route-guard'
@@ -211,16 +211,33 @@ def start_guard(run, params, given, decision, check_mode=False):
     out.update(changed=True, started=True)
     if check_mode:
         return out
-    if systemd:
-        steps = ([['systemctl', 'daemon-reload']] if params['guard_unit'] in out['written'] else []) + [
-            ['systemctl', 'enable', GUARD_UNIT], ['systemctl', 'restart' if out['restart'] else 'start', GUARD_UNIT]]
-    else:
-        steps = [[given['python'], guard_file, 'ensure', '--state', params['guard_state'], '--hold', params['hold'],
-                  '--interval', str(given['interval']), '--pid-file', params['guard_pid_file'],
-                  '--log-file', params['guard_log_file']] + (['--restart'] if out['restart'] else [])]
-    for argv in steps:
-        rc, stdout, stderr = run(argv)
-        if rc != 0:
-            raise DataplaneError('the route guard did not start: %s exited %d: %s'
-                                 % (' '.join(argv), rc, (stderr or stdout).strip()))
+    if not systemd:   # exactly one guard: one Python start, which forks once it is ready to serve
+        try:
+            ensure(params['guard_pid_file'], out['restart'], lambda: _started_pid(_run_guard(run, [
+                given['python'], guard_file, 'serve', '--background', '--state', params['guard_state'],
+                '--hold', params['hold'], '--interval', str(given['interval']), '--pid-file', params['guard_pid_file'],
+                '--log-file', params['guard_log_file']])))
+        except OSError as exc:   # stopping the guard that ran
+            raise DataplaneError('the route guard did not restart: %s' % exc)
+        return out
+    for argv in ([['systemctl', 'daemon-reload']] if params['guard_unit'] in out['written'] else []) + [
+            ['systemctl', 'enable', GUARD_UNIT], ['systemctl', 'restart' if out['restart'] else 'start', GUARD_UNIT]]:
+        _run_guard(run, argv)
     return out
+
+
+def _started_pid(text):
+    """The pid that ``serve --background`` printed ('started <pid>')."""
+    words = text.split()
+    if len(words) != 2 or words[0] != 'started' or not words[1].isdigit():
+        raise DataplaneError('the route guard did not start: it said %r' % text.strip())
+    return int(words[1])
+
+
+def _run_guard(run, argv):
+    """One step of starting the route guard; its output."""
+    rc, stdout, stderr = run(argv)
+    if rc != 0:
+        raise DataplaneError('the route guard did not start: %s exited %d: %s'
+                             % (' '.join(argv), rc, (stderr or stdout).strip()))
+    return stdout

@@ -3,6 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``flannel-route-guard`` command: serve (the event loop of ``routeguard.Guard``), and for
 nodes without systemd ensure/status/stop of a background guard with a pid file, plus ``once``.
+``serve --background`` forks once its imports are done, so a background guard costs one Python
+start (node_check starts it so); ``ensure`` starts ``serve`` as a process of its own.
 
 Standard library only (runs on the node, with or without Ansible).
 """
@@ -24,8 +26,9 @@ from ansible_collections.kubeasz.network.plugins.module_utils.routeguard.guard i
 PID_FILE = '/run/flannel/route-guard.pid'
 LOG_FILE = '/run/flannel/route-guard.log'
 # How the guard starts processes, given by its entry point (roles/flannel/files/flannel_route_guard.py):
-# run, a Runner (iproute); spawn(argv), a process whose stdout is read; detach(argv, log_fd).
-Processes = namedtuple('Processes', 'run spawn detach')
+# run, a Runner (iproute); spawn(argv), a process whose stdout is read; detach(argv, log_fd);
+# fork(log_fd), this process forked (0 in the child, in a session of its own, its output to log_fd).
+Processes = namedtuple('Processes', 'run spawn detach fork')
 
 
 def out(text, stream=None):
@@ -94,6 +97,17 @@ def _unlink(path):
         pass
 
 
+def _started(pid, exited, pid_file, log_file):
+    """Wait until the guard ``pid`` wrote its pid file (it is ready); ``exited()``: its exit code,
+    None while it runs."""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and exited() is None:
+        if read_pid(pid_file) == pid:
+            return pid
+        time.sleep(0.005)
+    raise RouteGuardError('the guard did not start (rc %s): see %s' % (exited(), log_file))
+
+
 def daemonize(argv, pid_file, log_file, detach):
     """Start ``argv`` detached (``detach``: new session, stdio to log_file); wait for its pid file."""
     _unlink(pid_file)
@@ -102,15 +116,41 @@ def daemonize(argv, pid_file, log_file, detach):
         proc = detach(argv + ['--pid-file', pid_file], log_fd)
     finally:
         os.close(log_fd)
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if read_pid(pid_file) == proc.pid:
-            return proc.pid
-        time.sleep(0.02)
-    raise RouteGuardError('the guard did not start (rc %s): see %s' % (proc.poll(), log_file))
+    return _started(proc.pid, proc.poll, pid_file, log_file)
+
+
+def _exit_code(pid):
+    """A forked child's exit code once it exited, else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        return None
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+
+
+def _background(args, processes):
+    """``serve --background``: fork; the child serves, the parent returns once it is ready."""
+    _unlink(args.pid_file)
+    log_fd = os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = processes.fork(log_fd)
+    finally:
+        os.close(log_fd)
+    if pid == 0:   # the guard; its output goes to the log file
+        code = 1
+        try:
+            code = _serve(args, processes)
+        except Exception as exc:   # the parent reports the exit, the log says why
+            out('%s: %s' % (PROG, exc), sys.stderr)
+        finally:
+            os._exit(code)
+    out('started %d' % _started(pid, lambda: _exit_code(pid), args.pid_file, args.log_file))
+    return 0
 
 
 def _serve(args, processes):
+    if args.background:
+        args.background = False
+        return _background(args, processes)
     guard = Guard(args.state, args.hold, processes.run, processes.spawn, interval=args.interval,
                   debounce=args.debounce, rules_interval=args.rules_interval)
 
@@ -118,6 +158,11 @@ def _serve(args, processes):
         guard.stopping = True
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # select() resumes after a handler until its timeout (PEP 475): a signal wakes it through a pipe,
+    # so a stop or restart waits milliseconds, not up to a second
+    guard.wake_fd, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
     if args.pid_file:
         _write_pid(args.pid_file, os.getpid())
     leaserenew.start(args.state, guard.log, lambda: guard.stopping)  # store=etcd: keep the lease alive
@@ -131,20 +176,24 @@ def _serve(args, processes):
     return 0
 
 
-def _ensure(args, script, processes):
-    """Keep exactly one guard running as a background process; --restart restarts it."""
+def ensure(pid_file, restart, start):
+    """Keep exactly one guard running as a background process (``restart``: a new one);
+    ``start()`` starts it and returns its pid. Returns ('running', 'started' or 'restarted', pid)."""
     running = guard_pids()
-    if len(running) == 1 and not args.restart:
-        if read_pid(args.pid_file) != running[0]:
-            _write_pid(args.pid_file, running[0])
-        out('running %d' % running[0])
-        return 0
-    stop(args.pid_file)
+    if len(running) == 1 and not restart:
+        if read_pid(pid_file) != running[0]:
+            _write_pid(pid_file, running[0])
+        return 'running', running[0]
+    stop(pid_file)
+    return 'restarted' if running else 'started', start()
+
+
+def _ensure(args, script, processes):
     argv = [sys.executable, script, 'serve', '--state', args.state, '--hold', args.hold,
             '--interval', str(args.interval), '--debounce', str(args.debounce),
             '--rules-interval', str(args.rules_interval)]
-    pid = daemonize(argv, args.pid_file, args.log_file, processes.detach)
-    out('%s %d' % ('restarted' if running else 'started', pid))
+    out('%s %d' % ensure(args.pid_file, args.restart,
+                         lambda: daemonize(argv, args.pid_file, args.log_file, processes.detach)))
     return 0
 
 
@@ -172,6 +221,9 @@ def parser():
         s.add_argument('--log-file', default=LOG_FILE)
         if name == 'ensure':
             s.add_argument('--restart', action='store_true')
+        if name == 'serve':
+            s.add_argument('--background', action='store_true',
+                           help='fork once ready to serve; needs --pid-file (the parent waits for it)')
     return p
 
 
@@ -182,6 +234,8 @@ def main(processes, argv=None, script=None):
     script = script or os.path.abspath(sys.argv[0])
     try:
         if args.command == 'serve':
+            if args.background and not args.pid_file:
+                raise RouteGuardError('serve --background needs --pid-file')
             return _serve(args, processes)
         if args.command == 'ensure':
             return _ensure(args, script, processes)

@@ -389,6 +389,7 @@ class Guard(object):
         self._stamp = None
         self._held = False
         self.stopping = False
+        self.wake_fd = None   # serve() wakes when it is readable (signal.set_wakeup_fd)
 
     def reload(self, force=False):
         """Read the state file when it changed; a broken file keeps nothing to guard."""
@@ -527,11 +528,14 @@ class Guard(object):
                     rules_due = now + self.rules_interval
                     self.heal_rules('rules check')
                 wake = min(x for x in (due, periodic, restart_at, rules_due, now + 1.0) if x is not None)
-                fds = [monitor.stdout] if monitor is not None else []
+                fds = ([monitor.stdout] if monitor is not None else []) + ([self.wake_fd] if self.wake_fd is not None else [])
                 try:
                     ready = select.select(fds, [], [], max(0.0, wake - self.clock()))[0]
                 except (OSError, ValueError, select.error):
                     ready = []
+                if self.wake_fd in ready:   # a signal: SIGTERM stops the guard now, not after the wait
+                    os.read(self.wake_fd, 512)
+                    continue
                 if not ready:
                     continue
                 chunk = os.read(monitor.stdout.fileno(), 65536)

@@ -30,16 +30,10 @@ __metaclass__ = type
 import ipaddress
 import json
 import os
-import ssl
 import threading
 import time
 
 from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import subnet_key
-
-try:   # the route guard carries no ansible: the standard library's HTTP client
-    from urllib.request import HTTPSHandler, Request, build_opener
-except ImportError:   # Python 2 is not a node OS of kubeasz 3.7; keep the import test quiet
-    HTTPSHandler = Request = build_opener = None
 
 RENEW_MARGIN = 3600     # flanneld: renew one hour before expiry
 CHECK_MAX = 60.0        # seconds between two looks at the lease, at most
@@ -58,7 +52,10 @@ def next_check(remaining, granted):
 
 
 def stdlib_opener(ca=None, cert=None, key=None, timeout=10):
-    """``open(method, url, data, headers)`` as etcd.tls_opener, with the standard library only."""
+    """``open(method, url, data, headers)`` as etcd.tls_opener, with the standard library only
+    (imported here: only a guard of the etcd store talks HTTP, and every other start stays light)."""
+    import ssl
+    from urllib.request import HTTPSHandler, Request, build_opener
     context = None
     if ca or cert:
         context = ssl.create_default_context(cafile=ca or None)

@@ -5,13 +5,14 @@
 
 The guard runs on the node outside Ansible (a systemd unit or a background process), so it
 cannot use ``AnsibleModule.run_command``; module_utils must not start processes themselves.
-This file gives them ``run``, ``spawn`` and ``detach``. The role bundles it with module_utils
+This file gives them ``run``, ``spawn``, ``detach`` and ``fork``. The role bundles it with module_utils
 into the one ``flannel-route-guard`` script (templates/flannel-route-guard.j2); the tests and
 the benchmark import ``subprocess_runner`` from here.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import subprocess
 import sys
 
@@ -38,9 +39,25 @@ def detach(argv, log_fd):
                             close_fds=True, cwd='/', start_new_session=True)
 
 
+def fork(log_fd):
+    """This process forked: in the child (0), a session of its own, its output to log_fd and its
+    input from /dev/null; in the parent, the child's pid (``serve --background``)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    os.setsid()
+    os.chdir('/')
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    return 0
+
+
 def main():
     from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import cli as routeguard_cli
-    return routeguard_cli.main(routeguard_cli.Processes(subprocess_runner(), spawn, detach))
+    return routeguard_cli.main(routeguard_cli.Processes(subprocess_runner(), spawn, detach, fork))
 
 
 if __name__ == '__main__':
