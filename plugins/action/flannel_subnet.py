@@ -97,6 +97,39 @@ def lease_file_store(path, check_mode):
     return store
 
 
+def with_backend(facts, netconf):
+    """The node's facts as the lease state machine takes them: with the backend's type and VNI."""
+    facts = dict(facts)
+    if netconf is not None:
+        backend = netconf.backend
+        facts.update(backend_type=backend.type, vni=backend.vni if backend.type == 'vxlan' else None)
+    return facts
+
+
+def finish_lease(store, state, out, check_mode):
+    """A file-store lease result as flannel_subnet returns it: the renewal noted (not in check mode)
+    and the lease's last renewal given (``renewed``); its ``warnings`` are left to the caller."""
+    for key in ('backend_type', 'vni'):
+        out.pop(key, None)
+    if state == 'query':
+        out.pop('diff', None)
+    lease = out.get('lease')
+    if not check_mode and state != 'query' and lease:
+        with store.locked(create=False):
+            record_renewal(store.path, subnet_key(lease['subnet'], lease.get('subnet6')), gone=state == 'absent')
+    if state != 'absent' and lease:
+        out['renewed'] = load_renewals(getattr(store, 'real', store).path).get(subnet_key(lease['subnet'], lease.get('subnet6')))
+    return out
+
+
+def take_lease(store, netconf, facts, network, check_mode):
+    """The node's lease taken on the file store (state present) from facts read on the node, its
+    node files left to the caller (node_check's join): flannel_subnet's result."""
+    out = lease_state(store, 'present', netconf, with_backend(facts, netconf), lambda lease: (False, [], {}),
+                      network, check_mode)
+    return finish_lease(store, 'present', out, check_mode)
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -195,9 +228,7 @@ class ActionModule(ActionBase):
                 else:
                     results.append(self._module(args, state='query'))
                     facts = self._facts(results[0])
-                if netconf is not None:
-                    backend = netconf.backend
-                    facts.update(backend_type=backend.type, vni=backend.vni if backend.type == 'vxlan' else None)
+                facts = with_backend(facts, netconf)
 
             def env(lease):
                 if state == 'query' or (state == 'present' and not args['node_files']):
@@ -212,23 +243,8 @@ class ActionModule(ActionBase):
             out = lease_state(store, state, netconf, facts, env, args['network'], check_mode)
         except _ModuleFailed as exc:
             return exc.result
-        for key in ('backend_type', 'vni'):
-            out.pop(key, None)
-        if state == 'query':
-            out.pop('diff', None)
-        self._renewal(store, state, out.get('lease'), check_mode)
-        if state != 'absent' and out.get('lease'):
-            renewals = load_renewals(getattr(store, 'real', store).path)
-            out['renewed'] = renewals.get(subnet_key(out['lease']['subnet'], out['lease'].get('subnet6')))
+        out = finish_lease(store, state, out, check_mode)
         return self._warn(out, out.pop('warnings'), *results)
-
-    @staticmethod
-    def _renewal(store, state, lease, check_mode):
-        """The file store notes when each lease was last renewed (taken or kept) or released."""
-        if check_mode or state == 'query' or not lease:
-            return
-        with store.locked(create=False):
-            record_renewal(store.path, subnet_key(lease['subnet'], lease.get('subnet6')), gone=state == 'absent')
 
     @staticmethod
     def _warn(out, warnings, *results):

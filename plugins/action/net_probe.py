@@ -19,18 +19,6 @@ from ansible_collections.kubeasz.network.plugins.modules.net_probe import ARGUME
 from ansible_collections.kubeasz.network.plugins.plugin_utils.controller_action import ControllerAction
 
 
-def preflight(args):
-    """Step 06's preflight: fails on duplicate public IPs and too few subnets, warns on the rest."""
-    findings = verdict.preflight(args['facts'], args['net_conf'], args['nodes'], stop_on_rules=False)
-    lines = ['%s %s: %s; fix: %s' % (f['severity'].upper(), f['layer'], f['cause'], f['fix']) for f in findings]
-    if any(f['severity'] == 'fail' for f in findings):
-        return {'failed': True, 'msg': 'preflight: ' + ' | '.join(lines), 'findings': findings}
-    result = {'findings': findings, 'text': '\n'.join(lines)}
-    if lines:
-        result['warnings'] = lines
-    return result
-
-
 def heard_of(args):
     """The listeners' results by node: ``heard`` when given (mode=listen jobs), else each probe's own."""
     if args['heard'] is not None:
@@ -56,7 +44,9 @@ class ActionModule(ControllerAction):
     REQUIRED_IF = REQUIRED_IF
 
     def decide(self, args, task_vars):
-        return preflight(args) if args['mode'] == 'preflight' else report(args)
+        if args['mode'] == 'preflight':
+            return verdict.preflight_result(args['facts'], args['net_conf'], args['nodes'])
+        return report(args)
 
     def run(self, tmp=None, task_vars=None):
         if self._task.args.get('mode') in CONTROLLER_MODES:

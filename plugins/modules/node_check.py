@@ -57,6 +57,23 @@ options:
         The guard's removal is left to the role.
       - The role's add-node (C(flannel_add_node)) makes this call for the joining node in the round in which
         every other node looks at itself and learns the new lease.
+      - With O(join), C(lease) and C(peers) are not given - the lease is the one the look plans.
+    type: dict
+  join:
+    description:
+      - add-node's joining node in one call, with O(plan) on the file store (internal to the role) - C(nodes)
+        (the inventory's node count, for the preflight's subnet capacity).
+      - When the node is not in plan, its lease is the one its look plans from the lease file (the lease its
+        lease task would take), the preflight's checks run on the node's facts (C(plan.probe); duplicate
+        public IPs or too few subnets fail the call before anything changes), and the node is brought to plan
+        with that lease as with O(apply) (RV(joined)). The action plugin then writes the lease to the file
+        (the run's copy in check mode) and, when another node took it meanwhile, calls again with O(apply)
+        and the lease it wrote.
+    type: dict
+  joined:
+    description:
+      - The joining node's result of its O(join) call in this run (internal to the role) - returned by the action
+        plugin as this task's result, unchanged, with no call to the node.
     type: dict
   hold:
     description: The route guard's hold file to write; unset, nothing is held.
@@ -109,7 +126,8 @@ attributes:
     details: Looks only, and shows what C(plan.converge) or O(apply) would change; the hold is not written.
   action:
     support: full
-    details: The action plugin reads the lease file on the controller and notes the lease's renewal when the node is in plan.
+    details: The action plugin reads the lease file on the controller and notes the lease's renewal when the node is in plan;
+      with O(join) it writes the joining node's lease.
   diff_mode:
     support: full
     details: What C(plan.converge) or O(apply) changed, as the modules show it.
@@ -179,6 +197,10 @@ converged:
 applied:
   description: Whether this call brought the node to plan after its lease (O(apply)).
   returned: with O(apply)
+  type: bool
+joined:
+  description: Whether this call brought the joining node to plan with the lease its look planned (O(join)).
+  returned: when it did
   type: bool
 written:
   description: The route guard's files that O(apply) wrote.
@@ -254,6 +276,8 @@ def main():
         argument_spec=dict(
             plan=dict(type='dict'),
             apply=dict(type='dict'),
+            join=dict(type='dict'),
+            joined=dict(type='dict'),
             hold=dict(type='path'),
             families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4']),
             default_cni_conf=dict(type='path', required=True),

@@ -99,6 +99,19 @@ def preflight(facts, net_conf, nodes, stop_on_rules=True):
     return public_ip_findings(facts) + capacity_findings(net_conf, nodes) + rules
 
 
+def preflight_result(facts, net_conf, nodes):
+    """Step 06's preflight as a task result: failed (its message naming every cause and fix) on
+    duplicate public IPs and too few subnets, else the findings with the others as warnings."""
+    findings = preflight(facts, net_conf, nodes, stop_on_rules=False)
+    lines = ['%s %s: %s; fix: %s' % (f['severity'].upper(), f['layer'], f['cause'], f['fix']) for f in findings]
+    if any(f['severity'] == FAIL for f in findings):
+        return {'failed': True, 'msg': 'preflight: ' + ' | '.join(lines), 'findings': findings}
+    result = {'findings': findings, 'text': '\n'.join(lines)}
+    if lines:
+        result['warnings'] = lines
+    return result
+
+
 # --------------------------------------------------------------------------- pairs
 
 def _directed(record, layer, heard, facts, params):

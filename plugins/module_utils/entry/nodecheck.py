@@ -21,6 +21,7 @@ from ansible_collections.kubeasz.network.plugins.module_utils.base import iprout
 from ansible_collections.kubeasz.network.plugins.module_utils.base.atomicfile import drop, put, remove_file
 from ansible_collections.kubeasz.network.plugins.module_utils.base.drift import drift_of_diffs
 from ansible_collections.kubeasz.network.plugins.module_utils.base.family import FAMILIES, IPV4, IPV6
+from ansible_collections.kubeasz.network.plugins.module_utils.check.verdict import preflight_result
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import (
     PARTS, converge, dataplane_only, families_results, guard_of, node_plan, subnet_view)
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.subnetnode import node_facts, write_env
@@ -126,11 +127,16 @@ def node_check(run, params, check_mode=False, diff=False):
         found=[path for path in guard_files(params) if os.path.exists(path)],
         in_plan=False,
     )
-    if params.get('apply'):   # the full path's call after the lease: no look at the store
+    if params.get('apply') and not params.get('join'):   # the full path's call after the lease: no look at the store
         with holding(params, check_mode):
             return apply_plan(run, params['plan'], look, params['apply'], params, check_mode, diff)
     if params.get('plan'):
         look.update(node_plan(run, params['plan'], look))
+        # add-node's joining node (the file store): programmed in this call, unless it is in plan or
+        # was not read whole (the role's path then takes its lease and reports what is wrong)
+        if (params.get('join') and not look['in_plan'] and look['lease'] and not look.get('reason')
+                and (look.get('probe') is not None or not params['plan'].get('probe'))):
+            return join(run, params, look, check_mode, diff)
         if params['plan'].get('converge') and dataplane_only(look):
             with holding(params, check_mode):
                 converge(run, params['plan'], look, params['guard_state'], check_mode, diff)
@@ -138,6 +144,25 @@ def node_check(run, params, check_mode=False, diff=False):
     if params.get('hold') and not check_mode and not look['in_plan']:
         hold(params['hold'])
     return look
+
+
+def join(run, params, look, check_mode=False, diff=False):
+    """add-node's joining node in one call (``join``, the file store): the lease its look planned
+    from the lease file (the lease its lease task would take), the preflight's checks of the node
+    (``plan['probe']``; a failure stops the call before anything changes), then apply_plan with
+    that lease, the route guard held meanwhile. The action plugin then writes the lease to the
+    file, and calls again with the lease it wrote if another node took that one meanwhile."""
+    plan, lease_result = params['plan'], look['lease']
+    if plan.get('probe'):
+        checked = preflight_result({plan['probe']['node']: look['probe']}, plan['network'], params['join']['nodes'])
+        if checked.get('failed'):
+            raise DataplaneError(checked['msg'])
+        look['warnings'] = list(look.get('warnings') or []) + list(checked.get('warnings') or [])
+    given = dict(params['apply'], lease=lease_result, peers=lease_result['peers'])
+    with holding(params, check_mode):
+        out = apply_plan(run, plan, look, given, params, check_mode, diff)
+    out['joined'] = True
+    return out
 
 
 def write_files(items, check_mode=False):
