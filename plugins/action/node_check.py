@@ -17,9 +17,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import subnet_key
 from ansible_collections.kubeasz.network.plugins.action.flannel_subnet import diffs_of, lease_file_store, take_lease
-from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import parse_net_conf
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import LeaseError, subnet_key
+from ansible_collections.kubeasz.network.plugins.module_utils.model.netconf import NetConfError, parse_net_conf
 from ansible_collections.kubeasz.network.plugins.module_utils.store.leaserenew import load_renewals, record_renewal
 
 MODULE = 'kubeasz.network.node_check'
@@ -56,7 +56,14 @@ class ActionModule(ActionBase):
         """The lease the joining node was programmed with, written to the file; the node programmed
         again with the lease written when that differs (another node took the planned one)."""
         plan = args['plan']
-        taken = take_lease(store, parse_net_conf(plan['network']), result['facts'], plan['network'], self._task.check_mode)
+        try:
+            taken = take_lease(store, parse_net_conf(plan['network']), result['facts'], plan['network'],
+                               self._task.check_mode)
+        except (LeaseError, NetConfError, OSError) as exc:
+            return dict(result, failed=True, msg=(
+                'the node was programmed with the lease %s but it could not be written to %s: %s; fix that, '
+                'then run add-node again (or del-node, which takes the node off)'
+                % (result['lease']['lease'].get('subnet') or result['lease']['lease'].get('subnet6'), store.label, exc)))
         warnings = list(taken.pop('warnings', None) or [])
         if taken['lease'] != result['lease']['lease']:
             again = dict(args, apply=dict(args['apply'], lease=taken, peers=taken['peers']))
@@ -77,7 +84,8 @@ class ActionModule(ActionBase):
         del tmp
         args, store, new_config = dict(self._task.args), None, None
         if args.get('joined'):   # the joining node's first call did it all: said, not done again
-            result.update((k, v) for k, v in args['joined'].items() if k not in ('diff', 'warnings', 'invocation'))
+            result.update((k, v) for k, v in args['joined'].items()
+                          if k not in ('diff', 'warnings', 'invocation') and not k.startswith('_ansible'))
             result['changed'] = False
             return result
         plan = args.get('plan')
