@@ -153,6 +153,7 @@ def join(run, params, look, check_mode=False, diff=False):
     that lease, the route guard held meanwhile. The action plugin then writes the lease to the
     file, and calls again with the lease it wrote if another node took that one meanwhile."""
     plan, lease_result = params['plan'], look['lease']
+    look.pop('guard_decision', None)   # apply_plan decides again, with what it programmed
     if plan.get('probe'):
         checked = preflight_result({plan['probe']['node']: look['probe']}, plan['network'], params['join']['nodes'])
         if checked.get('failed'):
