@@ -25,7 +25,7 @@ NOT_ON_NODES = ("test_ezctl_cli.py", "test_ezctl_nodes.py", "test_lab_ipv6.py", 
                 "test_ezctl_imports.py",  # ezctl
                 "test_layers.py",  # a look at the source tree (bench/architecture_stats.py)
                 "test_check_run.py", "test_roleconfig.py",  # the actions: the controller's, not the nodes'
-                "test_netcheck_action.py")
+                "test_netcheck_action.py", "test_node_join.py")
 
 
 def node_python() -> str:

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The full path's last call (node_check's apply) without root: which of the route guard's files
 it writes and how it starts the guard, for each runner, in check mode too; the guard held while
-the call changes the node.
+the call changes the node; add-node's join refused by the preflight before anything changes
+(test_node_join.py: what its action plugin does after).
 tests/integration (test_route_guard, test_fast_path, test_add_del_node) run it on a real lab."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -14,7 +15,15 @@ import pytest
 
 from ansible_collections.kubeasz.network.plugins.module_utils.routeguard import cli as routeguard_cli
 from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import holding, start_guard
-from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import DataplaneError
+from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import node_plan
+from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import join
+from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
+    Claim, DataplaneError, NodePart, vtep_mac)
+from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
+from ansible_collections.kubeasz.network.tests.unit.netstate import FakeKernel, observed
+from ansible_collections.kubeasz.network.tests.unit.test_fastpath import FAMILIES, LOOK, NET_CONF, NODE, VXLAN, plan
+from ansible_collections.kubeasz.network.tests.unit.test_leases import net_conf
 
 
 class Runs(object):
@@ -124,3 +133,36 @@ def test_nothing_is_held_in_check_mode_or_without_a_guard(tmp_path):
         assert not os.path.exists(p['hold'])
     with holding(dict(p, hold=None), check_mode=False):
         assert os.listdir(str(tmp_path)) == []
+
+
+# ------------------------------------------------------------------ add-node's join
+
+PEER = '198.18.0.12'
+
+
+def store_with(tmp_path, *ips):
+    store = FileStore(str(tmp_path / 'flannel-leases.json'))
+    for ip in ips:
+        with store.locked():
+            store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(ip, vtep_mac(ip, 1))}), config=NET_CONF)
+    return store
+
+
+def joining(tmp_path, store):
+    """The joining node's plan and its look (node_plan) against the lease file as it is now."""
+    the_plan = plan(lease_file=store.path, lease_text=store.text(), backend=VXLAN, families=FAMILIES,
+                    guard=dict(wanted=False, runner='process', guard_sha1='', unit_sha1=''),
+                    probe=dict(node='new', outside='', outside6=''))
+    look = dict(LOOK, **node_plan(FakeKernel(observed()), the_plan, LOOK))
+    return the_plan, look
+
+
+def test_a_preflight_that_fails_stops_the_join_before_anything_changes(tmp_path):
+    store = store_with(tmp_path, PEER)
+    the_plan, look = joining(tmp_path, store)
+    assert look['lease']['lease']['subnet'] == '172.20.2.0/24' and look['probe']['public_ip'] == NODE
+    kernel, hold = FakeKernel(observed()), str(tmp_path / 'hold')
+    params = dict(plan=the_plan, join=dict(nodes=1000), apply={}, hold=hold)   # 256 subnets for 1,000 nodes
+    with pytest.raises(DataplaneError, match='preflight: .*FAIL capacity: .* for 1000 nodes'):
+        join(kernel, params, look)
+    assert kernel.writes == [] and not os.path.exists(hold)

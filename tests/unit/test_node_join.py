@@ -1,58 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) kubeasz.network contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""add-node's joining node in one call (node_check's join) without root: the preflight refuses
-before anything changes, and the action plugin writes the lease the node was programmed with, or
-programs it again with the lease it wrote when another node took the planned one meanwhile.
-tests/integration/test_add_del_node.py joins real lab nodes."""
+"""add-node's joining node in one call (node_check's join), its action plugin on the controller:
+it writes the lease the node was programmed with, or programs it again with the lease it wrote
+when another node took the planned one meanwhile. Controller only (test_node_python skips it);
+the module's side is in test_node_apply.py, tests/integration/test_add_del_node.py joins real
+lab nodes."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
-
-import pytest
 
 from ansible_collections.kubeasz.network.plugins.action.node_check import ActionModule
-from ansible_collections.kubeasz.network.plugins.module_utils.base.family import IPV4
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.fastpath import node_plan
-from ansible_collections.kubeasz.network.plugins.module_utils.entry.nodecheck import join
-from ansible_collections.kubeasz.network.plugins.module_utils.model.lease import (
-    Claim, DataplaneError, NodePart, vtep_mac)
-from ansible_collections.kubeasz.network.plugins.module_utils.store.filestore import FileStore
-from ansible_collections.kubeasz.network.tests.unit.netstate import FakeKernel, observed
-from ansible_collections.kubeasz.network.tests.unit.test_fastpath import FAMILIES, LOOK, NET_CONF, NODE, VXLAN, plan
-from ansible_collections.kubeasz.network.tests.unit.test_leases import net_conf
-
-PEER = '198.18.0.12'
-
-
-def store_with(tmp_path, *ips):
-    store = FileStore(str(tmp_path / 'flannel-leases.json'))
-    for ip in ips:
-        with store.locked():
-            store.acquire(net_conf(), Claim('vxlan', 1, {IPV4: NodePart(ip, vtep_mac(ip, 1))}), config=NET_CONF)
-    return store
-
-
-def joining(tmp_path, store):
-    """The joining node's plan and its look (node_plan) against the lease file as it is now."""
-    the_plan = plan(lease_file=store.path, lease_text=store.text(), backend=VXLAN, families=FAMILIES,
-                    guard=dict(wanted=False, runner='process', guard_sha1='', unit_sha1=''),
-                    probe=dict(node='new', outside='', outside6=''))
-    look = dict(LOOK, **node_plan(FakeKernel(observed()), the_plan, LOOK))
-    return the_plan, look
-
-
-def test_a_preflight_that_fails_stops_the_join_before_anything_changes(tmp_path):
-    store = store_with(tmp_path, PEER)
-    the_plan, look = joining(tmp_path, store)
-    assert look['lease']['lease']['subnet'] == '172.20.2.0/24' and look['probe']['public_ip'] == NODE
-    kernel, hold = FakeKernel(observed()), str(tmp_path / 'hold')
-    params = dict(plan=the_plan, join=dict(nodes=1000), apply={}, hold=hold)   # 256 subnets for 1,000 nodes
-    with pytest.raises(DataplaneError, match='preflight: .*FAIL capacity: .* for 1000 nodes'):
-        join(kernel, params, look)
-    assert kernel.writes == [] and not os.path.exists(hold)
+from ansible_collections.kubeasz.network.tests.unit.test_node_apply import PEER, joining, store_with
 
 
 class Task(object):
