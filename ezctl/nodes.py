@@ -32,6 +32,9 @@ PLAYBOOKS = {"add": "playbooks/22.addnode.yml", "del": "playbooks/32.delnode.yml
 # Every pattern that checks a whole argument is used with fullmatch: "$" would also match before
 # a final newline ($'k8s_nodename=n5\n' wrote the connection vars on a line of their own).
 HOSTVAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
+# the cluster's settings (config.yml, hosts [all:vars]): the role reads them once per run, from the
+# play's first host, which add-node makes the new node - a host var there would change every node
+CLUSTER_KEY_RE = re.compile(r"(FLANNEL_\w+|CLUSTER_\w+|SERVICE_CIDR|PROXY_MODE|DIRECT_ROUTING|NODE_CIDR_LEN\w*)=")
 NODE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 GROUP_RE = re.compile(r"^\[([^\]]+)\]\s*$")
 
@@ -42,6 +45,15 @@ def check_ip(value: str) -> str:
     except ValueError:
         raise CliError(f"invalid IP address {value!r}: give the node's IPv4 address, "
                        "for example 192.168.1.5") from None
+
+
+def check_node_ip(value: str) -> str:
+    """check_ip, and an address a node can have (not loopback, multicast, reserved or unspecified)."""
+    ip = ipaddress.IPv4Address(check_ip(value))
+    if ip.is_loopback or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        raise CliError(f"{ip} is not a node's address (loopback, multicast, reserved or unspecified): "
+                       "give the IPv4 address the other nodes reach it at")
+    return str(ip)
 
 
 def inventory_hosts(text: str) -> dict:
@@ -117,7 +129,7 @@ def lab_line(lab: labmod.Lab, ip: str) -> str | None:
 def cmd_add_node(args, base: Path, runner) -> int:
     """Add the node's line, run 22.addnode.yml; a refused or failed run is rolled back (the node
     is taken off again by 32.delnode.yml: its lease, its files, the others' entries, its line)."""
-    ip = check_ip(args.ip)
+    ip = check_node_ip(args.ip)
     cdir = playbook_files(base, args.cluster, PLAYBOOKS["add"])
     hosts = (cdir / "hosts").read_text(encoding="utf-8")
     if find_node(hosts, ip):
@@ -132,6 +144,11 @@ def cmd_add_node(args, base: Path, runner) -> int:
     bad = [repr(v) for v in args.hostvars if not HOSTVAR_RE.fullmatch(v)]
     if bad:
         raise CliError(f"host vars must be KEY=VALUE without spaces or newlines, got {' '.join(bad)}")
+    cluster_keys = [v.split("=", 1)[0] for v in args.hostvars if CLUSTER_KEY_RE.match(v)]
+    if cluster_keys:
+        raise CliError(f"{', '.join(cluster_keys)}: a cluster setting, not a host var (the role reads it once per "
+                       f"run, so on the new node it would change every node); set it in {cdir / 'config.yml'} "
+                       "and run `ezctl setup " + args.cluster + " 06`")
     words = [ip, *args.hostvars]
     lab = labmod.Lab(args.cluster, root=args.lab_root)
     connection = lab_line(lab, ip)
@@ -142,11 +159,12 @@ def cmd_add_node(args, base: Path, runner) -> int:
     rc = _run(playbook_argv(args.cluster, PLAYBOOKS["add"], "-e", f"NODE_TO_ADD={ip}"), base, runner)
     if rc == 0:
         return rc
-    return _roll_back_add(args.cluster, cdir, ip, hosts, rc, base, runner)
+    return _roll_back_add(args.cluster, cdir, ip, rc, base, runner)
 
 
-def _roll_back_add(cluster: str, cdir: Path, ip: str, hosts: str, rc: int, base: Path, runner) -> int:
-    """Take a node whose add-node failed off again; the hosts file gets its old text back."""
+def _roll_back_add(cluster: str, cdir: Path, ip: str, rc: int, base: Path, runner) -> int:
+    """Take a node whose add-node failed off again; its line leaves the hosts file (32.delnode.yml
+    removes it; only that line: another add-node may have added its own meanwhile)."""
     print(f"add-node of {ip} failed (rc {rc}): rolling back with {PLAYBOOKS['del']}", flush=True)
     undo = _run(playbook_argv(cluster, PLAYBOOKS["del"], "-e", f"NODE_TO_DEL={ip}", "-e", f"CLUSTER={cluster}",
                               "-e", "FLANNEL_ROLLBACK=true"), base, runner)
@@ -154,7 +172,9 @@ def _roll_back_add(cluster: str, cdir: Path, ip: str, hosts: str, rc: int, base:
         raise CliError(f"add-node of {ip} failed (rc {rc}) and so did its rollback (rc {undo}): the node "
                        f"stays in [kube_node] of {cdir / 'hosts'}; once the cause is fixed, run "
                        f"`ezctl del-node {cluster} {ip}` to take it off, or `ezctl setup {cluster} 06`")
-    (cdir / "hosts").write_text(hosts, encoding="utf-8")
+    now = (cdir / "hosts").read_text(encoding="utf-8")
+    if find_node(now, ip):
+        (cdir / "hosts").write_text(remove_host_line(now, ip), encoding="utf-8")
     print(f"add-node of {ip} failed (rc {rc}); rolled back: {ip} is not in {cdir / 'hosts'}, holds no lease, "
           "and the other nodes do not know it", file=sys.stderr)
     return rc

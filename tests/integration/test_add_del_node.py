@@ -93,6 +93,24 @@ def test_add_node_teaches_every_node_the_new_peer(cluster):
     pods_ping(lab)
 
 
+def test_a_node_added_again_under_a_second_address_is_refused_and_left_as_it_is(cluster):
+    """A line for 198.18.0.98 that reaches node3 (a second NIC of it, here its namespace): the
+    preflight refuses the duplicate public IP before anything changes, and the rollback takes the
+    line off without taking flannel off node3 (it used to reset node3 and release its lease)."""
+    lab, cdir = cluster
+    def node3():   # its routes, its device's entries and its route guard
+        return [lab.exec("node3", argv).stdout for argv in (["ip", "route", "show"], ["bridge", "fdb", "show", "dev", "flannel.1"],
+                                                            ["ip", "neigh", "show", "dev", "flannel.1"], ["cat", "/run/flannel/route-guard.pid"])]
+    hosts, held, before = (cdir / "hosts").read_text(), leases(cdir), node3()
+    line = nodes.lab_line(lab, "198.18.0.13").replace("kubeasz_node_ip=198.18.0.13", "kubeasz_node_ip=198.18.0.98")
+    proc = ezctl(cdir, "add-node", cdir.name, "198.18.0.98", *line.split(), check=False)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr
+    assert "all use the public IP 198.18.0.13" in proc.stdout and "rolled back" in proc.stderr
+    assert (cdir / "hosts").read_text() == hosts and leases(cdir) == held
+    assert node3() == before
+    pods_ping(lab)
+
+
 def test_del_node_of_a_middle_node(cluster):
     lab, cdir = cluster
     gone = ezctl(cdir, "del-node", cdir.name, "198.18.0.99", check=False)

@@ -33,9 +33,12 @@ class FakeRunner:
     def __init__(self):
         self.calls = []
         self.rc = []   # the exit codes of the calls, in order (0 when exhausted)
+        self.meanwhile = None   # what else happens while a playbook runs: f(argv)
 
     def __call__(self, argv, cwd):
         self.calls.append(list(argv))
+        if self.meanwhile:
+            self.meanwhile(argv)
         return self.rc.pop(0) if self.rc else 0
 
 
@@ -111,6 +114,35 @@ def test_a_failed_add_node_is_rolled_back(base, capsys):
     assert runner.calls[1][-6:] == ["-e", "NODE_TO_DEL=192.168.1.4", "-e", "CLUSTER=k1", "-e", "FLANNEL_ROLLBACK=true"]
     assert (base / "clusters" / "k1" / "hosts").read_text() == HOSTS
     assert "rolled back" in capsys.readouterr().err
+
+
+def test_a_rollback_takes_off_only_its_own_line(base, capsys):
+    """Another add-node wrote its line while this one ran: the rollback removes this node's line
+    only (it used to write back the whole text it read first)."""
+    runner, hosts = FakeRunner(), base / "clusters" / "k1" / "hosts"
+
+    def other_add_node(argv):
+        if argv[5] == "playbooks/22.addnode.yml":
+            hosts.write_text(nodes.add_host_line(hosts.read_text(), "192.168.1.9"))
+    runner.meanwhile = other_add_node
+    runner.rc = [2, 0]
+    assert cli.main(["--base", str(base), "add-node", "--lab-root", str(base / "none"), "k1", "192.168.1.4"],
+                    runner=runner) == 2
+    assert hosts.read_text() == nodes.add_host_line(HOSTS, "192.168.1.9")
+
+
+def test_add_node_refuses_cluster_settings_and_addresses_no_node_has(base, capsys):
+    """A cluster setting as a host var of the new node would change every node (the role reads the
+    config from the play's first host, the new node) or be ignored; refused before anything runs."""
+    runner = FakeRunner()
+    assert cli.main(["--base", str(base), "add-node", "k1", "192.168.1.4", "FLANNEL_VNI=2", "k8s_nodename=w4"],
+                    runner=runner) == 1
+    err = capsys.readouterr().err
+    assert "FLANNEL_VNI: a cluster setting, not a host var" in err and "config.yml" in err
+    for ip in ("127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255"):
+        assert cli.main(["--base", str(base), "add-node", "k1", ip], runner=runner) == 1
+        assert "is not a node's address" in capsys.readouterr().err
+    assert not runner.calls and (base / "clusters" / "k1" / "hosts").read_text() == HOSTS
 
 
 def test_a_failed_rollback_keeps_the_line_and_says_what_to_do(base, capsys):
