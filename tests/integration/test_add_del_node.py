@@ -98,6 +98,7 @@ def test_a_node_added_again_under_a_second_address_is_refused_and_left_as_it_is(
     preflight refuses the duplicate public IP before anything changes, and the rollback takes the
     line off without taking flannel off node3 (it used to reset node3 and release its lease)."""
     lab, cdir = cluster
+
     def node3():   # its routes, its device's entries and its route guard
         return [lab.exec("node3", argv).stdout for argv in (["ip", "route", "show"], ["bridge", "fdb", "show", "dev", "flannel.1"],
                                                             ["ip", "neigh", "show", "dev", "flannel.1"], ["cat", "/run/flannel/route-guard.pid"])]
