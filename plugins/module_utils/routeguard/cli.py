@@ -148,9 +148,6 @@ def _background(args, processes):
 
 
 def _serve(args, processes):
-    if args.background:
-        args.background = False
-        return _background(args, processes)
     guard = Guard(args.state, args.hold, processes.run, processes.spawn, interval=args.interval,
                   debounce=args.debounce, rules_interval=args.rules_interval)
 
@@ -236,7 +233,7 @@ def main(processes, argv=None, script=None):
         if args.command == 'serve':
             if args.background and not args.pid_file:
                 raise RouteGuardError('serve --background needs --pid-file')
-            return _serve(args, processes)
+            return _background(args, processes) if args.background else _serve(args, processes)
         if args.command == 'ensure':
             return _ensure(args, script, processes)
         if args.command == 'once':
