@@ -233,6 +233,20 @@ def test_ensure_stops_every_other_guard_before_it_starts_one(tmp_path, monkeypat
     assert routeguard_cli.ensure('/run/g.pid', restart, lambda: 77) == (said, 77) and stopped == ['/run/g.pid']
 
 
+def test_a_background_guard_that_exits_at_once_is_reported_with_its_exit_code(tmp_path, capsys):
+    """The child is reaped once: the parent's report still names its exit code and log."""
+    def fork(log_fd):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(3)
+        return pid
+    processes = routeguard_cli.Processes(None, None, None, fork)
+    log = str(tmp_path / 'guard.log')
+    argv = ['serve', '--background', '--pid-file', str(tmp_path / 'guard.pid'), '--log-file', log]
+    assert routeguard_cli.main(processes, argv) == 1
+    assert 'the guard did not start (rc 3): see %s' % log in capsys.readouterr().err
+
+
 def test_serve_in_the_background_needs_a_pid_file(capsys):
     assert routeguard_cli.main(None, ['serve', '--background', '--pid-file', '']) == 1
     assert 'serve --background needs --pid-file' in capsys.readouterr().err

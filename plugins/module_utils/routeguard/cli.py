@@ -120,11 +120,18 @@ def daemonize(argv, pid_file, log_file, detach):
 
 
 def _exit_code(pid):
-    """A forked child's exit code once it exited, else None."""
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if not done:
-        return None
-    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    """exited() of a forked child for _started: its exit code once it exited, else None (kept: a
+    child is reaped once)."""
+    codes = []
+
+    def exited():
+        if not codes:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                return None
+            codes.append(os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+        return codes[0]
+    return exited
 
 
 def _background(args, processes):
@@ -143,7 +150,7 @@ def _background(args, processes):
             out('%s: %s' % (PROG, exc), sys.stderr)
         finally:
             os._exit(code)
-    out('started %d' % _started(pid, lambda: _exit_code(pid), args.pid_file, args.log_file))
+    out('started %d' % _started(pid, _exit_code(pid), args.pid_file, args.log_file))
     return 0
 
 
